@@ -1,0 +1,60 @@
+# Paved: `make run` serves the portal with demo data; `make test` runs the whole suite. See README.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+# `make test` runs against the machine's PostgreSQL and Redis (trust auth on 127.0.0.1).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/paved
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run install test lint typecheck pytest services chromium bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	@mkdir -p var
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
+	@echo
+	@echo "  Paved is starting at http://127.0.0.1:$(PORT)  (web + worker + beat; Ctrl-C stops all)"
+	@echo "  Database: $${DATABASE_URL:-SQLite in var/paved.sqlite3}   Broker: $${REDIS_URL:-SQLite (server-less) in var/}"
+	@echo
+	DEBUG=$${DEBUG:-1} PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho -f Procfile start
+
+services:
+	./scripts/ensure-services.sh
+
+chromium:
+	./scripts/ensure-chromium.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	DEBUG=1 $(BIN)/mypy .
+
+pytest: install services chromium
+	DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m bench
+
+clean:
+	rm -rf var test-artifacts .mypy_cache .ruff_cache .pytest_cache

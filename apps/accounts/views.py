@@ -1,0 +1,92 @@
+"""Login, logout, team switching and personal tokens. Thin: every write goes through accounts.services."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from apps.accounts import selectors, services
+from apps.accounts.forms import ApiTokenForm
+from apps.accounts.selectors import authenticated
+from apps.core.errors import ApplicationError
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        services.log_in(self.request, authenticated(form.get_user()))
+        return HttpResponseRedirect(self.get_success_url())
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        services.record_failed_login(self.request, self.request.POST.get("username", ""))
+        return self.render_to_response(self.get_context_data(form=form), status=422)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    services.log_out(request)
+    messages.info(request, "You are signed out.")
+    return redirect("accounts:login")
+
+
+@require_POST
+@login_required
+def switch_team_view(request: HttpRequest) -> HttpResponse:
+    try:
+        team = services.switch_team(request, request.POST.get("team", ""))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Now working in team {team.name}.")
+    target = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = "/"
+    return redirect(target)
+
+
+@login_required
+def tokens_view(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST or None)
+    created_secret = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                token, created_secret = services.create_api_token(
+                    authenticated(request.user), request=request, **form.cleaned_data
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+                status = 422
+            else:
+                messages.success(request, f"Token '{token.name}' created. Copy it now: it is shown only once.")
+                form = ApiTokenForm()
+        else:
+            status = 422
+    context = {"form": form, "tokens": selectors.tokens_for(request.user), "created_secret": created_secret}
+    return render(request, "accounts/tokens.html", context, status=status)
+
+
+@require_POST
+@login_required
+def revoke_token_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    try:
+        token = services.revoke_api_token(authenticated(request.user), token_id=token_id, request=request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Token '{token.name}' revoked.")
+    return redirect("accounts:tokens")
+
+
+@login_required
+def profile_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/profile.html", {"memberships": selectors.memberships_for(request.user)})

@@ -1,0 +1,45 @@
+"""Domain errors. Services raise these; the API handler and views turn them into problem details or form errors.
+
+Each subclass carries a stable machine-readable `code` (clients switch on it) and an HTTP status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApplicationError(Exception):
+    code = "application_error"
+    status = 400
+    title = "Request could not be completed"
+
+    def __init__(self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.extra = extra or {}
+
+
+class ValidationFailed(ApplicationError):
+    code = "validation_failed"
+    status = 400
+    title = "Invalid input"
+
+
+class PermissionDenied(ApplicationError):
+    code = "permission_denied"
+    status = 403
+    title = "Permission denied"
+
+
+class NotFound(ApplicationError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(ApplicationError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"

@@ -1,0 +1,27 @@
+"""The /api/v1/ router. Every list/detail resource is registered here, which is what lets the tenancy test
+walk all of them automatically."""
+
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
+from apps.audit.api import AuditEventViewSet
+
+
+class OptionalSlashRouter(DefaultRouter):
+    """Accept `/api/v1/tokens` and `/api/v1/tokens/` alike: scripts should not get a 301 on a POST."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("teams", TeamViewSet, basename="team")
+router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+
+urlpatterns = [
+    path("me", MeView.as_view(), name="me"),
+    *router.urls,
+]

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.accounts.models import ApiToken
+from apps.accounts.services import create_api_token, hash_token, revoke_api_token
+from apps.audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(raw: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def test_token_is_stored_only_as_a_digest(alice: Any) -> None:
+    token, raw = create_api_token(alice, name="ci")
+
+    assert raw.startswith("pvd_")
+    stored = ApiToken.objects.get(pk=token.pk)
+    assert stored.digest == hash_token(raw)
+    assert raw not in {stored.digest, stored.prefix, stored.name}
+    assert raw.startswith(stored.prefix)
+
+
+def test_bearer_token_authenticates_api_calls(alice: Any) -> None:
+    _, raw = create_api_token(alice, name="ci")
+
+    response = bearer(raw).get("/api/v1/me")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["username"] == "alice"
+    assert body["memberships"] == [{"team": "vision", "username": "alice", "role": "member"}]
+    assert ApiToken.objects.get(user=alice).last_used_at is not None
+
+
+def test_revoked_token_is_refused(alice: Any) -> None:
+    token, raw = create_api_token(alice, name="ci")
+    revoke_api_token(alice, token_id=token.pk)
+
+    response = bearer(raw).get("/api/v1/me")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+def test_expired_token_is_refused(alice: Any) -> None:
+    token, raw = create_api_token(alice, name="ci", expires_at=timezone.now() + timedelta(minutes=5))
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert bearer(raw).get("/api/v1/me").status_code == 401
+
+
+def test_token_of_a_deactivated_user_is_refused(alice: Any) -> None:
+    _, raw = create_api_token(alice, name="ci")
+    alice.is_active = False
+    alice.save()
+
+    assert bearer(raw).get("/api/v1/me").status_code == 401
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "Bearer pvd_unknown"])
+def test_malformed_or_unknown_bearer_header_is_refused(db: None, header: str) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.get("/api/v1/me")
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_token_creation_and_revocation_are_audited(alice: Any) -> None:
+    token, _ = create_api_token(alice, name="laptop")
+    revoke_api_token(alice, token_id=token.pk)
+
+    verbs = list(AuditEvent.objects.filter(actor=alice).order_by("id").values_list("verb", flat=True))
+    assert verbs == ["token.created", "token.revoked"]
+    assert AuditEvent.objects.get(verb="token.created").target_id == str(token.pk)
+
+
+def test_api_returns_the_secret_once_and_lists_without_it(api: APIClient, alice: Any) -> None:
+    api.force_authenticate(alice)
+
+    created = api.post("/api/v1/tokens/", {"name": "script"}, format="json")
+    listed = api.get("/api/v1/tokens/")
+
+    assert created.status_code == 201
+    raw = created.json()["token"]
+    assert bearer(raw).get("/api/v1/me").status_code == 200
+    assert "token" not in listed.json()["results"][0]
+    assert raw not in listed.content.decode()
+
+
+def test_user_cannot_revoke_someone_elses_token(api: APIClient, alice: Any, bob: Any) -> None:
+    token, raw = create_api_token(bob, name="bobs")
+    api.force_authenticate(alice)
+
+    response = api.post(f"/api/v1/tokens/{token.pk}/revoke")
+
+    assert response.status_code == 404
+    assert bearer(raw).get("/api/v1/me").status_code == 200
+
+
+def test_tokens_page_shows_a_new_secret_once(client: Client, alice: Any) -> None:
+    client.force_login(alice)
+
+    created = client.post(reverse("accounts:tokens"), {"name": "notebook"})
+    again = client.get(reverse("accounts:tokens"))
+
+    token = ApiToken.objects.get(user=alice)
+    assert created.status_code == 200
+    secret = created.context["created_secret"]
+    assert secret.startswith(token.prefix)
+    assert secret.encode() in created.content
+    assert secret.encode() not in again.content
+
+
+def test_tokens_page_rejects_an_empty_name_with_a_form_error(client: Client, alice: Any) -> None:
+    client.force_login(alice)
+    response = client.post(reverse("accounts:tokens"), {"name": ""})
+    assert response.status_code == 422
+    assert b"This field is required" in response.content
+    assert not ApiToken.objects.exists()
+
+
+def test_revoke_from_the_tokens_page(client: Client, alice: Any) -> None:
+    token, raw = create_api_token(alice, name="old")
+    client.force_login(alice)
+
+    client.post(reverse("accounts:revoke-token", args=[token.pk]))
+
+    assert ApiToken.objects.get(pk=token.pk).is_revoked
+    assert bearer(raw).get("/api/v1/me").status_code == 401
+
+
+def test_create_token_command_prints_a_working_token(alice: Any) -> None:
+    out = StringIO()
+    call_command("create_token", "alice", "--name", "shell", stdout=out)
+    raw = out.getvalue().strip()
+
+    assert bearer(raw).get("/api/v1/me").json()["username"] == "alice"
+    assert ApiToken.objects.get(user=alice).name == "shell"
+
+
+def test_create_token_command_explains_an_unknown_user(db: None) -> None:
+    with pytest.raises(CommandError, match="No active user named 'ghost'"):
+        call_command("create_token", "ghost")

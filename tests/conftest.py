@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.accounts.models import Role, Team
+from tests.factories import TeamFactory, member
+
+# Playwright's sync API runs an event loop in the test thread; Django would otherwise refuse ORM calls there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytest_plugins = ["tests.fixtures.worker", "tests.fixtures.browser"]
+
+
+@pytest.fixture
+def vision(db: None) -> Team:
+    return TeamFactory(slug="vision", name="Vision")
+
+
+@pytest.fixture
+def nlp(db: None) -> Team:
+    return TeamFactory(slug="nlp", name="NLP")
+
+
+@pytest.fixture
+def alice(vision: Team) -> Any:
+    return member(vision, Role.MEMBER, username="alice", first_name="Alice")
+
+
+@pytest.fixture
+def bob(nlp: Team) -> Any:
+    return member(nlp, Role.MEMBER, username="bob")
+
+
+@pytest.fixture
+def mark(vision: Team, nlp: Team) -> Any:
+    user = member(vision, Role.MANAGER, username="mark")
+    from tests.factories import MembershipFactory
+
+    MembershipFactory(user=user, team=nlp, role=Role.MANAGER)
+    return user
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
