@@ -26,10 +26,10 @@ run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
 	@echo
-	@echo "  Paved is starting at http://127.0.0.1:$(PORT)  (web + worker + beat; Ctrl-C stops all)"
+	@echo "  Paved: http://127.0.0.1:$(PORT)  (web + worker + beat; Ctrl-C stops all)"
 	@echo "  Database: $${DATABASE_URL:-SQLite in var/paved.sqlite3}   Broker: $${REDIS_URL:-SQLite (server-less) in var/}"
 	@echo
-	DEBUG=$${DEBUG:-1} PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho -f Procfile start
+	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_stack --port $(PORT) || [ $$? -eq 130 ]
 
 services:
 	./scripts/ensure-services.sh

@@ -6,6 +6,10 @@ from apps.ops import metrics
 from apps.ops import views as ops_views
 from portal import views
 
+admin.site.site_header = "Paved administration"
+admin.site.site_title = "Paved admin"
+admin.site.index_title = "Platform data"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("apps.accounts.urls")),

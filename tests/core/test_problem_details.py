@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.test import Client
+
 PROBLEM = "application/problem+json"
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 
@@ -84,3 +86,13 @@ def test_manager_may_open_the_page_a_member_may_not(client: Any, mark: Any) -> N
     response = client.get("/audit/")
 
     assert response.status_code == 200
+
+
+def test_session_authenticated_api_writes_require_csrf(alice: Any) -> None:
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+
+    response = browser.post("/api/v1/tokens/", {"name": "from-a-forged-form"})
+
+    body = assert_problem(response, 403, "permission_denied")
+    assert "CSRF" in body["detail"]
