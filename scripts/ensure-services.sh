@@ -31,3 +31,9 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
 wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+
+# The development database `make run` uses with DATABASE_URL=postgres://postgres@127.0.0.1:5432/paved; the test
+# suite creates its own test_paved next to it.
+if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'paved'" | grep -q 1; then
+  createdb -h 127.0.0.1 -U postgres paved && echo "created database paved"
+fi
