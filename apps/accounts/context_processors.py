@@ -4,24 +4,20 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from apps.accounts.selectors import default_team_for, is_team_overseer, role_in, teams_for
+from apps.accounts.models import OVERSIGHT_ROLES
+from apps.accounts.selectors import memberships_for, pick_current_membership
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 
 
-def current_team(request: HttpRequest) -> Any:
-    """The team the browser session works in (picked in the switcher, else the user's first team)."""
-    if not request.user.is_authenticated:
-        return None
-    return default_team_for(request.user, request.session.get(CURRENT_TEAM_SESSION_KEY))
-
-
 def teams(request: HttpRequest) -> dict[str, Any]:
+    """Header data for every page, from a single membership query: teams, the current team and role."""
     if not request.user.is_authenticated:
         return {}
-    team = current_team(request)
+    memberships = list(memberships_for(request.user))
+    current = pick_current_membership(memberships, request.session.get(CURRENT_TEAM_SESSION_KEY))
     return {
-        "my_teams": list(teams_for(request.user)),
-        "current_team": team,
-        "current_role": role_in(request.user, team) if team else None,
-        "is_overseer": is_team_overseer(request.user),
+        "my_teams": [membership.team for membership in memberships],
+        "current_team": current.team if current else None,
+        "current_role": current.role if current else None,
+        "is_overseer": any(membership.role in OVERSIGHT_ROLES for membership in memberships),
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -69,14 +69,15 @@ def team_members(user: AnyUser) -> QuerySet[Membership]:
     return scope_to_teams(Membership.objects.select_related("team", "user"), user)
 
 
+def pick_current_membership(memberships: Sequence[Membership], preferred_team_id: int | None) -> Membership | None:
+    """The membership a user works in: the team they picked if still a member, else their first team."""
+    picked = next((m for m in memberships if m.team_id == preferred_team_id), None)
+    return picked or (memberships[0] if memberships else None)
+
+
 def default_team_for(user: AnyUser, preferred_team_id: int | None = None) -> Team | None:
-    """The team a user is working in: the one they picked if still a member, else their first team."""
-    teams = teams_for(user)
-    if preferred_team_id is not None:
-        picked = teams.filter(pk=preferred_team_id).first()
-        if picked is not None:
-            return picked
-    return teams.first()
+    current = pick_current_membership(list(memberships_for(user)), preferred_team_id)
+    return current.team if current else None
 
 
 def is_team_overseer(user: AnyUser) -> bool:
