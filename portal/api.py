@@ -6,6 +6,8 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
 from apps.audit.api import AuditEventViewSet
+from apps.catalog.api import BackstageImportView, EstimateView, LaunchTemplateView, TemplateViewSet
+from apps.runs.api import RunViewSet, WorkspaceViewSet
 
 
 class OptionalSlashRouter(DefaultRouter):
@@ -20,8 +22,14 @@ router = OptionalSlashRouter()
 router.register("teams", TeamViewSet, basename="team")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("templates", TemplateViewSet, basename="template")
+router.register("workspaces", WorkspaceViewSet, basename="workspace")
+router.register("runs", RunViewSet, basename="run")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
+    path("templates/import-backstage", BackstageImportView.as_view(), name="template-import-backstage"),
+    path("templates/<slug:slug>/launch", LaunchTemplateView.as_view(), name="template-launch"),
+    path("templates/<slug:slug>/estimate", EstimateView.as_view(), name="template-estimate"),
     *router.urls,
 ]

@@ -83,6 +83,9 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.audit",
     "apps.ops",
+    "apps.catalog",
+    "apps.runs",
+    "apps.costs",
 ]
 
 MIDDLEWARE = [
@@ -223,6 +226,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "TemplateKindEnum": "apps.catalog.models.TemplateKind",
+        "RunKindEnum": "apps.runs.models.RunKind",
+        "RunStateEnum": "apps.runs.models.RunState",
+        "WorkspaceStatusEnum": "apps.runs.models.WorkspaceStatus",
+        "LifecycleEnum": "apps.catalog.models.Lifecycle",
+        "ApprovalPolicyEnum": "apps.catalog.models.ApprovalPolicy",
+    },
 }
 
 # --- Logging: text for humans, JSON lines for log shippers (LOG_FORMAT=json) -----------------------------

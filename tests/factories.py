@@ -14,6 +14,8 @@ from django.utils import timezone
 from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.services import hash_token
 from apps.audit.models import AuditEvent
+from apps.catalog.models import Lifecycle, Template, TemplateVersion
+from apps.runs.models import Run, Workspace
 
 User = get_user_model()
 PASSWORD = "correct-horse-battery"
@@ -73,6 +75,81 @@ class AuditEventFactory(factory.django.DjangoModelFactory):
     actor_label = "someone"
 
 
+# A small schema in the shape of the shipped golden paths, for tests that need a launchable version.
+SIMPLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["experiment_name"],
+    "properties": {
+        "experiment_name": {"type": "string", "pattern": "^[a-z][a-z0-9-]{2,39}$", "maxLength": 40},
+        "framework": {"type": "string", "enum": ["pytorch", "jax"], "default": "pytorch"},
+        "gpu_count": {"type": "integer", "minimum": 0, "maximum": 8, "default": 1},
+        "notes": {"type": "string", "maxLength": 500},
+    },
+}
+SIMPLE_PRICE: dict[str, Any] = {
+    "currency": "USD",
+    "base_hourly": "0.10",
+    "components": [{"label": "GPUs", "parameter": "gpu_count", "hourly_per_unit": "1.50"}],
+}
+
+
+class TemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Template
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"template-{n}")
+    name = factory.LazyAttribute(lambda t: t.slug.replace("-", " ").title())
+    summary = "A template for tests."
+    description = "# Heading\n\nSome *markdown*."
+
+
+class TemplateVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TemplateVersion
+
+    template = factory.SubFactory(TemplateFactory)
+    version = "1.0.0"
+    lifecycle = Lifecycle.PUBLISHED
+    parameters_schema = factory.LazyFunction(lambda: dict(SIMPLE_SCHEMA))
+    price_model = factory.LazyFunction(lambda: dict(SIMPLE_PRICE))
+    module_path = "infra/templates/sandbox-experiment"
+    default_ttl_hours = 24
+    max_ttl_hours = 72
+    published_at = factory.LazyFunction(timezone.now)
+
+
+class WorkspaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Workspace
+
+    team = factory.SubFactory(TeamFactory)
+    name = factory.Sequence(lambda n: f"workspace-{n}")
+    template_version = factory.SubFactory(TemplateVersionFactory)
+    parameters = factory.LazyFunction(lambda: {"experiment_name": "exp-one", "framework": "pytorch", "gpu_count": 1})
+    created_by = factory.SubFactory(UserFactory)
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Run
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    team = factory.LazyAttribute(lambda run: run.workspace.team)
+    template_version = factory.LazyAttribute(lambda run: run.workspace.template_version)
+    parameters = factory.LazyAttribute(lambda run: run.workspace.parameters)
+    created_by = factory.LazyAttribute(lambda run: run.workspace.created_by)
+
+
+def team_only_template(team: Team) -> Template:
+    """A template shared with `team` only, with one published version."""
+    template = TemplateFactory(visible_to_all=False)
+    template.visible_to.set([team])
+    TemplateVersionFactory(template=template)
+    return template
+
+
 def member(team: Team, role: Role = Role.MEMBER, **user_fields: Any) -> Any:
     """A user who belongs to `team` with `role`."""
     user = UserFactory(**user_fields)
@@ -86,4 +163,7 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     Team: lambda team, owner: team,
     ApiToken: lambda team, owner: ApiTokenFactory(user=owner),
     AuditEvent: lambda team, owner: AuditEventFactory(team=team),
+    Template: lambda team, owner: team_only_template(team),
+    Workspace: lambda team, owner: WorkspaceFactory(team=team, created_by=owner),
+    Run: lambda team, owner: RunFactory(workspace=WorkspaceFactory(team=team, created_by=owner)),
 }

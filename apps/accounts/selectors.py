@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from apps.accounts.models import ApiToken, Membership, Role, Team
 
@@ -35,12 +35,23 @@ def team_ids_for(user: AnyUser, *, roles: Iterable[str] | None = None) -> list[i
 
 
 def scope_to_teams(
-    queryset: QuerySet[M], user: AnyUser, *, field: str = "team", roles: Iterable[str] | None = None
+    queryset: QuerySet[M],
+    user: AnyUser,
+    *,
+    field: str = "team",
+    roles: Iterable[str] | None = None,
+    also: Q | None = None,
 ) -> QuerySet[M]:
     """Restrict `queryset` to rows whose `field` (a Team foreign key path, or "pk" for Team itself) is one of
-    the user's teams. The only place tenancy is enforced: selectors call this, views never filter by team."""
+    the user's teams; `also` ORs in rows visible to everyone (e.g. templates shared with all teams). The only
+    place tenancy is enforced: selectors call this, views never filter by team."""
+    if not user.is_authenticated or not user.is_active:
+        return queryset.none()
     lookup = "pk__in" if field == "pk" else f"{field}__in"
-    return queryset.filter(**{lookup: team_ids_for(user, roles=roles)})
+    condition = Q(**{lookup: team_ids_for(user, roles=roles)})
+    if also is not None:
+        return queryset.filter(condition | also).distinct()
+    return queryset.filter(condition)
 
 
 def teams_for(user: AnyUser) -> QuerySet[Team]:

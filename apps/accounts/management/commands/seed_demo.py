@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import Role
@@ -47,6 +48,7 @@ class Command(BaseCommand):
             )
             for team_slug, role in roles:
                 ensure_membership(user=user, team=teams[team_slug], role=role)
+        call_command("sync_templates", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Log in as:"))
         for username, *_ in PEOPLE:
             self.stdout.write(f"  {username:<6} / {password:<12} ({DESCRIPTIONS[username]})")

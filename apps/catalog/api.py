@@ -1,0 +1,288 @@
+"""Catalog API. Reads are team-scoped by selectors; curation and launch go through the same services (and
+the same JSON Schema validator) as the browser, so both give the same answers and the same errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Team
+from apps.accounts.selectors import authenticated, teams_for
+from apps.catalog import selectors, services
+from apps.catalog.backstage import import_backstage_template
+from apps.catalog.errors import TemplateNotFound, VersionNotFound
+from apps.catalog.models import ICONS, ApprovalPolicy, Tag, Template, TemplateKind, TemplateVersion
+from apps.costs.estimates import Estimate
+from apps.runs.api import RunSerializer, WorkspaceSerializer
+
+
+class TemplateVersionSerializer(serializers.ModelSerializer[TemplateVersion]):
+    template = serializers.CharField(source="template.slug", read_only=True)
+
+    class Meta:
+        model = TemplateVersion
+        fields = [
+            "template", "version", "lifecycle", "parameters_schema", "ui_schema", "module_path", "price_model",
+            "default_ttl_hours", "max_ttl_hours", "approval_policy", "approval_threshold", "changelog", "source",
+            "import_report", "created_at", "published_at", "deprecated_at", "retired_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class TemplateSerializer(serializers.ModelSerializer[Template]):
+    tags: serializers.SlugRelatedField[Tag] = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    owner_team = serializers.CharField(source="owner_team.slug", read_only=True, default=None)
+    visible_to: serializers.SlugRelatedField[Team] = serializers.SlugRelatedField(
+        slug_field="slug", many=True, read_only=True
+    )
+    launch_count = serializers.IntegerField(read_only=True)
+    latest_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Template
+        fields = [
+            "slug", "name", "summary", "description", "kind", "icon", "tags", "owner_team", "visible_to_all",
+            "visible_to", "launch_count", "latest_version", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_latest_version(self, template: Template) -> str | None:
+        latest = selectors.latest_published(template)
+        return latest.version if latest else None
+
+
+class TemplateCreateSerializer(serializers.Serializer[Any]):
+    slug = serializers.SlugField(max_length=63)
+    name = serializers.CharField(max_length=100)
+    summary = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    kind = serializers.ChoiceField(choices=TemplateKind.choices, default=TemplateKind.TERRAFORM)
+    icon = serializers.ChoiceField(choices=ICONS, default="flask")
+    tags = serializers.ListField(child=serializers.SlugField(max_length=40), required=False, default=list)
+    owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False)
+    visible_to = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), many=True, required=False)
+    version = serializers.RegexField(r"^\d+\.\d+\.\d+$", default="0.1.0")
+    parameters_schema = serializers.DictField()
+    ui_schema = serializers.DictField(required=False, default=dict)
+    module_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
+    price_model = serializers.DictField(required=False)
+    default_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    max_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    approval_policy = serializers.ChoiceField(choices=ApprovalPolicy.choices, default=ApprovalPolicy.NEVER)
+    approval_threshold = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, allow_null=True)
+    changelog = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class EstimateSerializer(serializers.Serializer[Any]):
+    currency = serializers.CharField()
+    hourly = serializers.DecimalField(max_digits=14, decimal_places=4)
+    monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    lines = serializers.ListField(child=serializers.DictField())
+
+
+def estimate_data(estimate: Estimate) -> dict[str, Any]:
+    return {
+        "currency": estimate.currency,
+        "hourly": estimate.hourly,
+        "monthly": estimate.monthly,
+        "lines": [{"label": line.label, "hourly": str(line.hourly)} for line in estimate.lines],
+    }
+
+
+def _template(request: Request, slug: str) -> Template:
+    template = selectors.template_for(request.user, slug)
+    if template is None:
+        raise TemplateNotFound(f"No template '{slug}' in your catalog.")
+    return template
+
+
+def _version(request: Request, template: Template, version: str | None) -> TemplateVersion:
+    found = selectors.version_for(request.user, template, version) if version else selectors.latest_published(template)
+    if found is None:
+        wanted = f"version {version}" if version else "a published version"
+        raise VersionNotFound(f"Template '{template.slug}' has no {wanted} you can use.")
+    return found
+
+
+class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Template]):
+    """Golden-path templates you may see. Admins create templates (with a first draft) and move versions
+    through draft -> published -> deprecated -> retired."""
+
+    serializer_class = TemplateSerializer
+    lookup_field = "slug"
+    search_fields = ["slug", "name", "summary", "tags__name"]
+    ordering_fields = ["name", "created_at", "launch_count"]
+    filterset_fields = ["kind"]
+
+    def get_queryset(self) -> QuerySet[Template]:
+        return selectors.catalog_templates(
+            self.request.user, include_drafts=selectors.is_catalog_admin(self.request.user)
+        ).select_related("owner_team")
+
+    @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateVersionSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = TemplateCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        template = services.TemplateData(
+            slug=data["slug"], name=data["name"], summary=data["summary"], description=data["description"],
+            kind=data["kind"], icon=data["icon"], tags=data["tags"], owner_team=data.get("owner_team"),
+            visible_to=data.get("visible_to") or None,
+        )  # fmt: skip
+        defaults = services.VersionData()
+        version = services.VersionData(
+            version=data["version"], parameters_schema=data["parameters_schema"], ui_schema=data["ui_schema"],
+            module_path=data["module_path"], price_model=data.get("price_model") or defaults.price_model,
+            default_ttl_hours=data.get("default_ttl_hours"), max_ttl_hours=data.get("max_ttl_hours"),
+            approval_policy=data["approval_policy"], approval_threshold=data.get("approval_threshold"),
+            changelog=data["changelog"],
+        )  # fmt: skip
+        draft = services.create_template(
+            authenticated(request.user), template=template, version=version, request=request._request
+        )
+        return Response(TemplateVersionSerializer(draft).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=TemplateVersionSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, slug: str) -> Response:
+        template = _template(request, slug)
+        return Response(TemplateVersionSerializer(selectors.versions_for(request.user, template), many=True).data)
+
+    @extend_schema(responses=TemplateVersionSerializer)
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version>\d+\.\d+\.\d+)")
+    def version(self, request: Request, slug: str, version: str) -> Response:
+        found = _version(request, _template(request, slug), version)
+        return Response(TemplateVersionSerializer(found).data)
+
+    @extend_schema(
+        request=None,
+        responses=TemplateVersionSerializer,
+        parameters=[OpenApiParameter("move", str, "path", enum=["publish", "deprecate", "retire"])],
+        summary="Publish, deprecate or retire a version (admins)",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"versions/(?P<version>\d+\.\d+\.\d+)/(?P<move>publish|deprecate|retire)",
+    )
+    def move_version(self, request: Request, slug: str, version: str, move: str) -> Response:
+        found = _version(request, _template(request, slug), version)
+        actions = {
+            "publish": services.publish_version,
+            "deprecate": services.deprecate_version,
+            "retire": services.retire_version,
+        }
+        moved = actions[move](authenticated(request.user), found, request=request._request)
+        return Response(TemplateVersionSerializer(moved).data)
+
+
+class LaunchInputSerializer(serializers.Serializer[Any]):
+    team = serializers.SlugField(help_text="Slug of one of your teams.")
+    name = serializers.CharField(max_length=40, help_text="Workspace name, unique in the team.")
+    parameters = serializers.JSONField(help_text="Values for the version's JSON Schema.")
+    version = serializers.RegexField(r"^\d+\.\d+\.\d+$", required=False, help_text="Default: newest published.")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+    ttl_hours = serializers.IntegerField(required=False, allow_null=True)
+
+
+class LaunchOutputSerializer(serializers.Serializer[Any]):
+    workspace = WorkspaceSerializer()
+    run = RunSerializer()
+    estimate = EstimateSerializer()
+
+
+class LaunchTemplateView(APIView):
+    @extend_schema(
+        request=LaunchInputSerializer,
+        responses={201: LaunchOutputSerializer},
+        summary="Launch a template: validate, create the workspace and queue its first run",
+        examples=[
+            OpenApiExample(
+                "Sandbox experiment",
+                request_only=True,
+                value={
+                    "team": "vision",
+                    "name": "resnet-sweep",
+                    "parameters": {"experiment_name": "resnet-sweep", "framework": "pytorch", "gpu_count": 1},
+                    "reason": "Trying a new augmentation",
+                },
+            ),
+            OpenApiExample(
+                "Invalid parameters",
+                response_only=True,
+                status_codes=["400"],
+                value={
+                    "type": "https://paved.dev/problems/invalid_parameters",
+                    "title": "Invalid input",
+                    "status": 400,
+                    "detail": "Some parameters are invalid; see `errors`.",
+                    "code": "invalid_parameters",
+                    "errors": {"gpu_count": ["Must be at most 8."]},
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        payload = LaunchInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        template = _template(request, slug)
+        version = _version(request, template, data.get("version"))
+        team = get_object_or_404(teams_for(request.user), slug=data["team"])
+        result = services.launch_template(
+            authenticated(request.user), team, version, data["parameters"], data["name"],
+            reason=data["reason"], ttl_hours=data.get("ttl_hours"), request=request._request,
+        )  # fmt: skip
+        body = {
+            "workspace": WorkspaceSerializer(result.workspace).data,
+            "run": RunSerializer(result.run).data,
+            "estimate": EstimateSerializer(estimate_data(result.estimate)).data,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class EstimateInputSerializer(serializers.Serializer[Any]):
+    parameters = serializers.JSONField()
+    version = serializers.RegexField(r"^\d+\.\d+\.\d+$", required=False)
+
+
+class EstimateView(APIView):
+    @extend_schema(request=EstimateInputSerializer, responses=EstimateSerializer, summary="Price parameters")
+    def post(self, request: Request, slug: str) -> Response:
+        payload = EstimateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        version = _version(request, _template(request, slug), payload.validated_data.get("version"))
+        estimate = services.estimate_launch(version, payload.validated_data["parameters"])
+        return Response(EstimateSerializer(estimate_data(estimate)).data)
+
+
+class BackstageImportInputSerializer(serializers.Serializer[Any]):
+    content = serializers.CharField(max_length=256 * 1024, help_text="The Backstage template.yaml text.")
+    owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False)
+
+
+class BackstageImportView(APIView):
+    @extend_schema(
+        request=BackstageImportInputSerializer,
+        responses={201: TemplateVersionSerializer},
+        summary="Import a Backstage software template as a draft (admins)",
+    )
+    def post(self, request: Request) -> Response:
+        payload = BackstageImportInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        imported = import_backstage_template(payload.validated_data["content"])
+        draft = services.create_template_from_backstage(
+            authenticated(request.user),
+            imported,
+            owner_team=payload.validated_data.get("owner_team"),
+            request=request._request,
+        )
+        return Response(TemplateVersionSerializer(draft).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,629 @@
+"""Import a Backstage software template (scaffolder.backstage.io/v1beta3) as the content of a draft Paved template.
+
+Backstage spreads parameters over form pages and runs scaffolder steps; a Paved template version has one JSON Schema
+whose properties become Terraform variables, and runs a Terraform module. This module converts the first into the
+second and lists, as plain sentences, everything it changed or could not carry over, so the admin reviewing the draft
+knows what to fix. It only parses and converts; the curation service decides what is stored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import yaml
+
+from apps.core.errors import ValidationFailed
+
+API_VERSION = "scaffolder.backstage.io/v1beta3"
+MAX_TEMPLATE_BYTES = 256 * 1024
+MAX_STRING_LENGTH = 1024
+SUMMARY_LENGTH = 200
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+PARAMETER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+SUPPORTED_WIDGETS = frozenset({"textarea", "password", "radio", "select", "checkboxes", "hidden"})
+# Terraform refuses these as variable names (they are meta-arguments of a module block).
+TERRAFORM_RESERVED = frozenset({"source", "version", "providers", "count", "for_each", "lifecycle", "depends_on"})
+
+# A 256 KB file can still expand into billions of nodes through YAML anchors; stop long before that.
+_MAX_NODES = 100_000
+_MAX_DEPTH = 64
+_STEP_NOTE = "Paved runs the template version's Terraform module instead; attach a module to the draft."
+_SPEC_KEYS = frozenset({"parameters", "steps", "output", "owner", "type"})
+_METADATA_KEYS = frozenset({"name", "title", "description", "tags", "uid", "etag", "namespace"})
+_DOCUMENT_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec", "relations", "status"})
+_PAGE_KEYS = frozenset(
+    {"title", "description", "type", "$schema", "properties", "required", "dependencies"}
+    | {"if", "then", "else", "allOf", "anyOf", "oneOf", "not"}
+)
+_STRING_BOUNDS = frozenset({"enum", "const", "pattern", "format", "maxLength"})
+# JSON Schema keywords whose value is a schema, a list of schemas, or a mapping of names to schemas.
+_SUBSCHEMA = frozenset({"items", "additionalItems", "additionalProperties", "contains", "propertyNames"})
+_SUBSCHEMA |= frozenset({"if", "then", "else", "not"})
+_SUBSCHEMA_LISTS = frozenset({"items", "allOf", "anyOf", "oneOf"})
+_SUBSCHEMA_MAPS = frozenset({"properties", "patternProperties", "definitions"})
+
+
+class BackstageImportError(ValidationFailed):
+    code = "invalid_backstage_template"
+
+
+@dataclass(frozen=True)
+class BackstageImport:
+    """What a Backstage template becomes in Paved, plus the sentences the admin must read before publishing."""
+
+    slug: str
+    name: str
+    summary: str
+    description: str
+    tags: tuple[str, ...]
+    owner: str | None
+    template_type: str
+    parameters: dict[str, Any]
+    ui: dict[str, Any]
+    steps: tuple[dict[str, str], ...]
+    unsupported: tuple[str, ...]
+    pages: tuple[str, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """Backstage reads YAML 1.2, where `yes`, `on` and `2024-01-01` stay strings; PyYAML's 1.1 rules would not."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def import_backstage_template(text: str) -> BackstageImport:
+    """Parse a Backstage template and convert it; raise BackstageImportError saying what to fix when it can't."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEMPLATE_BYTES:
+        raise BackstageImportError(
+            f"The template is {size // 1024} KB; templates up to {MAX_TEMPLATE_BYTES // 1024} KB can be imported. "
+            "Remove unrelated documents from the file and import again."
+        )
+    document = _template_document(text)
+    conv = _Converter()
+    metadata = document.get("metadata")
+    if not isinstance(metadata, dict) or not _text(metadata.get("name"), "metadata.name"):
+        raise BackstageImportError(
+            "metadata.name is missing; a Backstage template needs metadata.name (it becomes the Paved slug)."
+        )
+    spec = document.get("spec")
+    if not isinstance(spec, dict):
+        raise BackstageImportError(
+            f"spec is {_kind(spec)}; expected a mapping with the template's owner, type, parameters and steps."
+        )
+    raw_name = _text(metadata["name"], "metadata.name")
+    slug = _slug(raw_name)
+    if slug != raw_name:
+        conv.note(
+            f"Slug is '{slug}' (from metadata.name '{raw_name}'; Paved slugs are lowercase letters, digits and dashes)."
+        )
+    description = _text(metadata.get("description"), "metadata.description")
+    _note_unknown_keys(conv, document, _DOCUMENT_KEYS, "")
+    _note_unknown_keys(conv, metadata, _METADATA_KEYS, "metadata.")
+    if metadata.get("namespace") not in (None, "default"):
+        conv.note(f"metadata.namespace '{metadata['namespace']}' was not imported: Paved has no catalog namespaces.")
+    _note_unknown_keys(conv, spec, _SPEC_KEYS, "spec.")
+
+    parameters, ui, pages = _merge_pages(_pages(spec.get("parameters")), conv)
+    steps = _steps(spec.get("steps"), conv)
+    if spec.get("output") is not None:
+        conv.note(_output_note(spec["output"]))
+    _check_schema(parameters)
+    return BackstageImport(
+        slug=slug,
+        name=_text(metadata.get("title"), "metadata.title") or raw_name,
+        summary=_summary(description),
+        description=description,
+        tags=_tags(metadata.get("tags")),
+        owner=_text(spec.get("owner"), "spec.owner") or None,
+        template_type=_text(spec.get("type"), "spec.type"),
+        parameters=parameters,
+        ui=ui,
+        steps=steps,
+        unsupported=tuple(conv.notes),
+        pages=pages,
+    )
+
+
+class _Converter:
+    """What one import learns on the way: renames, UI hints, properties defined only in branches, and the notes."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.ui: dict[str, dict[str, str]] = {}
+        self.originals: dict[str, str] = {}
+        self.branch_properties: dict[str, list[Any]] = {}
+
+    def note(self, sentence: str) -> None:
+        if sentence not in self.notes:
+            self.notes.append(sentence)
+
+    def rename(self, name: Any) -> Any:
+        """References (required, dependencies, ui:order) follow the definitions' rule, so they keep pointing home."""
+        if not isinstance(name, str) or (PARAMETER_NAME.match(name) and name not in TERRAFORM_RESERVED):
+            return name
+        snake = _snake_case(name)
+        return f"{snake}_value" if snake in TERRAFORM_RESERVED else snake
+
+    def define(self, name: str) -> str:
+        new = self.rename(name)
+        if not PARAMETER_NAME.match(new):
+            raise BackstageImportError(
+                f"Parameter '{name}' cannot become a Terraform variable name; expected a name made of letters, digits "
+                "and underscores that starts with a letter, such as 'instance_type'."
+            )
+        first = self.originals.setdefault(new, name)
+        if first != name:
+            raise BackstageImportError(
+                f"Parameters '{first}' and '{name}' would both become '{new}' as Terraform variable names; "
+                "rename one of them in the template and import again."
+            )
+        if new != name:
+            snake = _snake_case(name)
+            reason = f"'{snake}' is reserved by Terraform" if snake in TERRAFORM_RESERVED else None
+            reason = reason or "Terraform variable names are snake_case"
+            self.note(f"Renamed parameter '{name}' to '{new}' ({reason}).")
+        return new
+
+    def convert_object(self, schema: Any, where: str, *, top: bool) -> Any:
+        """Convert a schema that applies to the whole parameter object, whose property names are variables."""
+        if isinstance(schema, bool):
+            return schema
+        if not isinstance(schema, dict):
+            raise BackstageImportError(f"A schema on {where} is {_kind(schema)}; expected a JSON Schema mapping.")
+        out: dict[str, Any] = {}
+        for key, value in schema.items():
+            if key == "properties":
+                out[key] = self.convert_properties(value, where, top=top)
+            elif key == "required" and isinstance(value, list):
+                out[key] = [self.rename(name) for name in value]
+            elif key == "dependencies" and isinstance(value, dict):
+                out[key] = {
+                    self.rename(name): [self.rename(n) for n in dependency]
+                    if isinstance(dependency, list)
+                    else self.convert_object(dependency, where, top=False)
+                    for name, dependency in value.items()
+                }
+            elif key in {"if", "then", "else", "not"}:
+                out[key] = self.convert_object(value, where, top=False)
+            elif key in {"allOf", "anyOf", "oneOf"} and isinstance(value, list):
+                out[key] = [self.convert_object(item, where, top=False) for item in value]
+            elif key.startswith(("ui:", "backstage:")):
+                self.note(f"{where[:1].upper()}{where[1:]}: dropped {key} (Paved's form has no equivalent).")
+            else:
+                out[key] = value
+        return out
+
+    def convert_properties(self, properties: Any, where: str, *, top: bool) -> dict[str, Any]:
+        if not isinstance(properties, dict):
+            raise BackstageImportError(
+                f"properties on {where} is {_kind(properties)}; expected a mapping of parameter names to schemas."
+            )
+        out: dict[str, Any] = {}
+        for name, schema in properties.items():
+            new = self.define(name)
+            out[new] = self.convert_property(new, schema, hints=True)
+            if not top:
+                self.branch_properties.setdefault(new, []).append(out[new])
+        return out
+
+    def convert_property(self, path: str, schema: Any, *, hints: bool) -> Any:
+        """Move `ui:*` keys into Paved's ui hints (top-level parameters only) and drop what cannot run in Paved."""
+        if isinstance(schema, bool):
+            return schema
+        if not isinstance(schema, dict):
+            raise BackstageImportError(
+                f"Parameter '{path}' is {_kind(schema)}; expected a JSON Schema mapping such as {{type: string}}."
+            )
+        out: dict[str, Any] = {}
+        ui: dict[str, str] = {}
+        dropped: list[str] = []
+        field: str | None = None
+        for key, value in schema.items():
+            if key == "ui:field":
+                field = str(value)
+            elif key.startswith("ui:"):
+                self._take_hint(path, key, value, ui if hints else None, dropped)
+            elif key.startswith("backstage:"):
+                dropped.append(key)
+            elif key == "default" and _has_expression(value):
+                self.note(
+                    f"Default of '{path}' was dropped: it uses a Backstage template expression ({_short(value)}), "
+                    "which Paved does not evaluate."
+                )
+            elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+                out[key] = {n: self.convert_property(f"{path}.{n}", s, hints=False) for n, s in value.items()}
+            elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+                out[key] = [self.convert_property(path, s, hints=False) for s in value]
+            elif key in _SUBSCHEMA and isinstance(value, dict):
+                out[key] = self.convert_property(path, value, hints=False)
+            elif key == "dependencies" and isinstance(value, dict):
+                out[key] = {
+                    n: self.convert_property(path, d, hints=False) if isinstance(d, dict) else d
+                    for n, d in value.items()
+                }
+            else:
+                out[key] = value
+        if field is not None:
+            kind = out.setdefault("type", "string")
+            if field == "Secret" and hints:
+                ui["ui:widget"] = "password"
+                now = "a password field now, but its value is stored with the run's parameters"
+            elif isinstance(kind, str):
+                now = f"a plain {'text' if kind == 'string' else kind} field now"
+            else:
+                now = "an ordinary field now"
+            self.note(f"Field '{path}' used ui:field {field}, which Paved does not support; it is {now}.")
+        if out.get("type") == "string" and not _STRING_BOUNDS & out.keys():
+            out["maxLength"] = MAX_STRING_LENGTH
+        if dropped:
+            self.note(f"Field '{path}': dropped {', '.join(dropped)} (Paved's form has no equivalent).")
+        for key, hint in ui.items():
+            self.ui.setdefault(path, {}).setdefault(key, hint)
+        return out
+
+    def _take_hint(self, path: str, key: str, value: Any, ui: dict[str, str] | None, dropped: list[str]) -> None:
+        if ui is None:
+            dropped.append(key)
+        elif (key in {"ui:help", "ui:placeholder"} and isinstance(value, str | int | float)) or (
+            key == "ui:widget" and value in SUPPORTED_WIDGETS
+        ):
+            ui[key] = str(value)
+        elif key == "ui:widget":
+            self.note(
+                f"Field '{path}' used ui:widget {value}, which Paved does not support; it uses the default input now."
+            )
+        elif key == "ui:options" and isinstance(value, dict):
+            for option, setting in value.items():
+                if option == "placeholder" and isinstance(setting, str):
+                    ui.setdefault("ui:placeholder", setting)
+                else:
+                    dropped.append(f"ui:options.{option}")
+        else:
+            dropped.append(key)
+
+
+def _template_document(text: str) -> dict[str, Any]:
+    """The first document with kind Template, as plain JSON data, with its apiVersion checked."""
+    loader = _Loader(text)
+    documents: list[Any] = []
+    try:
+        while loader.check_data():
+            documents.append(loader.get_data())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise BackstageImportError(
+            f"The template is not valid YAML: {exc.problem or exc.context}{where}. Fix the YAML and import again."
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise BackstageImportError(f"The template is not valid YAML: {exc}. Fix the YAML and import again.") from exc
+    except RecursionError as exc:
+        raise BackstageImportError(
+            f"The template is nested too deeply to read; expected at most {_MAX_DEPTH} levels of lists and mappings."
+        ) from exc
+    finally:
+        loader.dispose()
+    templates = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Template"]
+    if not templates:
+        kinds = sorted({str(d.get("kind")) for d in documents if isinstance(d, dict)})
+        found = f"found kind {', '.join(kinds)}" if kinds else "found no YAML mapping"
+        raise BackstageImportError(
+            f"No document has kind: Template ({found}); expected a Backstage software template with "
+            f"apiVersion: {API_VERSION} and kind: Template."
+        )
+    document: dict[str, Any] = _plain(templates[0], 0, [_MAX_NODES])
+    if document.get("apiVersion") != API_VERSION:
+        raise BackstageImportError(
+            f"apiVersion is {document.get('apiVersion')!r}; expected {API_VERSION!r}. Older Template versions "
+            "(backstage.io/v1beta2, backstage.io/v1alpha1) use another parameter syntax: migrate to v1beta3 first."
+        )
+    return document
+
+
+def _plain(value: Any, depth: int, budget: list[int]) -> Any:
+    """Copy YAML data into JSON data, so the result can be stored and anchors cannot multiply the work."""
+    budget[0] -= 1
+    if budget[0] < 0 or depth > _MAX_DEPTH:
+        raise BackstageImportError(
+            f"The template is nested deeper than {_MAX_DEPTH} levels or has more than {_MAX_NODES} values once "
+            "YAML anchors are expanded; expected an ordinary software template."
+        )
+    if isinstance(value, dict):
+        return {_key(k): _plain(v, depth + 1, budget) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, depth + 1, budget) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BackstageImportError(f"The template contains the number {value}, which JSON cannot hold; remove it.")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise BackstageImportError(
+        f"The template contains a YAML value of type {type(value).__name__} ({_short(value)}); expected text, numbers, "
+        "booleans, lists and mappings only."
+    )
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, int | float | bool):
+        return json.dumps(key)
+    raise BackstageImportError(f"The template uses {_short(key)} as a mapping key; expected text keys only.")
+
+
+def _pages(parameters: Any) -> list[Any]:
+    if parameters is None:
+        return []
+    if isinstance(parameters, dict):
+        return [parameters]
+    if isinstance(parameters, list):
+        return parameters
+    raise BackstageImportError(
+        f"spec.parameters is {_kind(parameters)}; expected a list of form pages (each a JSON Schema object with "
+        "title and properties) or a single such object."
+    )
+
+
+def _merge_pages(pages: list[Any], conv: _Converter) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+    """Fold Backstage's form pages into one object schema, because a Terraform module takes one set of variables."""
+    properties: dict[str, Any] = {}
+    page_of: dict[str, str] = {}
+    required: list[str] = []
+    dependencies: dict[str, Any] = {}
+    conditions: list[dict[str, Any]] = []
+    all_of: list[Any] = []
+    order: list[str] = []
+    titles: list[str] = []
+    for index, page in enumerate(pages, start=1):
+        if not isinstance(page, dict):
+            raise BackstageImportError(
+                f"spec.parameters page {index} is {_kind(page)}; expected a JSON Schema object with title and "
+                "properties."
+            )
+        title = _text(page.get("title"), f"The title of page {index}") or f"Page {index}"
+        titles.append(title)
+        schema, ui_order = _page_schema(page, title, conv)
+        branch_start = len(conv.branch_properties)
+        converted = conv.convert_object(schema, f"page '{title}'", top=True)
+        page_properties: dict[str, Any] = converted.get("properties", {})
+        for name in page_properties:
+            if name in properties:
+                raise BackstageImportError(
+                    f"Parameter '{conv.originals[name]}' is defined on page '{page_of[name]}' and again on page "
+                    f"'{title}'; Paved merges all pages into one form, so each parameter must be defined once."
+                )
+            page_of[name] = title
+        properties.update(page_properties)
+        required += [name for name in converted.get("required", []) if name not in required]
+        for name, dependency in converted.get("dependencies", {}).items():
+            if name in dependencies:
+                all_of.append({"dependencies": {name: dependency}})
+            else:
+                dependencies[name] = dependency
+        condition = {key: converted[key] for key in ("if", "then", "else") if key in converted}
+        if condition:
+            conditions.append(condition)
+        all_of += converted.get("allOf", [])
+        all_of += [{key: converted[key]} for key in ("anyOf", "oneOf", "not") if key in converted]
+        order += _page_order(list(page_properties), [name if name == "*" else conv.rename(name) for name in ui_order])
+        order += list(conv.branch_properties)[branch_start:]
+    for name, definitions in conv.branch_properties.items():
+        if name not in properties:
+            properties[name] = _common_schema(definitions)
+
+    parameters: dict[str, Any] = {"$schema": DRAFT_07, "type": "object", "properties": properties}
+    if required:
+        parameters["required"] = required
+    parameters["additionalProperties"] = False
+    if dependencies:
+        parameters["dependencies"] = dependencies
+    if len(conditions) == 1:
+        parameters.update(conditions[0])
+    else:
+        all_of += conditions
+    if all_of:
+        parameters["allOf"] = all_of
+    order = list(dict.fromkeys(name for name in order if name in properties))
+    ui: dict[str, Any] = {"ui:order": order}
+    ui.update((name, conv.ui[name]) for name in order if name in conv.ui)
+    return parameters, ui, tuple(titles)
+
+
+def _page_schema(page: dict[str, Any], title: str, conv: _Converter) -> tuple[dict[str, Any], list[str]]:
+    """Split a page into its schema keywords and its ui:order, reporting what a single Paved form cannot show."""
+    schema: dict[str, Any] = {}
+    ui_order: list[str] = []
+    dropped: list[str] = []
+    for key, value in page.items():
+        if key == "ui:order" and isinstance(value, list):
+            ui_order = [str(name) for name in value]
+        elif key in _PAGE_KEYS:
+            schema[key] = value
+        else:
+            dropped.append(key)
+    if page.get("type", "object") != "object":
+        raise BackstageImportError(f"Page '{title}' has type {page['type']!r}; expected type: object (or no type).")
+    if not isinstance(page.get("required", []), list):
+        raise BackstageImportError(f"required on page '{title}' is {_kind(page['required'])}; expected a list.")
+    if not isinstance(page.get("dependencies", {}), dict):
+        raise BackstageImportError(
+            f"dependencies on page '{title}' is {_kind(page['dependencies'])}; expected a mapping."
+        )
+    if not isinstance(page.get("allOf", []), list):
+        raise BackstageImportError(f"allOf on page '{title}' is {_kind(page['allOf'])}; expected a list.")
+    if page.get("description"):
+        conv.note(f"The description of page '{title}' was not imported: Paved shows all parameters on one form.")
+    if dropped:
+        conv.note(f"Page '{title}': dropped {', '.join(dropped)} (Paved's form has no equivalent).")
+    return schema, ui_order
+
+
+def _page_order(names: list[str], ui_order: list[str]) -> list[str]:
+    """Apply a page's RJSF ui:order, where '*' stands for every property it does not name."""
+    if not ui_order:
+        return names
+    rest = [name for name in names if name not in ui_order]
+    star = ui_order.index("*") if "*" in ui_order else len(ui_order)
+    before = [name for name in ui_order[:star] if name in names]
+    after = [name for name in ui_order[star + 1 :] if name in names]
+    return before + rest + after
+
+
+def _common_schema(definitions: list[Any]) -> dict[str, Any]:
+    """A parameter defined only inside dependencies or if/then still needs a top-level entry: with
+    additionalProperties false, draft-07 would otherwise reject it. Keep what all branches agree on, minus const."""
+    first = definitions[0] if isinstance(definitions[0], dict) else {}
+    return {
+        key: copy.deepcopy(value)
+        for key, value in first.items()
+        if key != "const" and all(isinstance(d, dict) and d.get(key) == value for d in definitions[1:])
+    }
+
+
+def _steps(value: Any, conv: _Converter) -> tuple[dict[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise BackstageImportError(f"spec.steps is {_kind(value)}; expected a list of steps with id, name and action.")
+    steps: list[dict[str, str]] = []
+    for index, step in enumerate(value, start=1):
+        if not isinstance(step, dict):
+            raise BackstageImportError(
+                f"Step {index} in spec.steps is {_kind(step)}; expected a mapping with id, name and action."
+            )
+        entry = {key: _text(step.get(key), f"The {key} of step {index}") for key in ("id", "name", "action")}
+        label = entry["id"] or entry["name"] or f"#{index}"
+        conv.note(f"Step '{label}' ({entry['action'] or 'no action'}) was not imported: {_STEP_NOTE}")
+        steps.append(entry)
+    return tuple(steps)
+
+
+def _output_note(output: Any) -> str:
+    parts: list[str] = []
+    if isinstance(output, dict):
+        for key, value in output.items():
+            if key == "links" and isinstance(value, list):
+                titles = [str(link.get("title") or link.get("url") or "") for link in value if isinstance(link, dict)]
+                parts.append("links " + ", ".join(f"'{title}'" for title in titles))
+            else:
+                parts.append(str(key))
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return f"spec.output{detail} was not imported: the run page shows the Terraform module's outputs instead."
+
+
+def _note_unknown_keys(conv: _Converter, mapping: dict[str, Any], known: frozenset[str], prefix: str) -> None:
+    for key in mapping:
+        if key not in known:
+            conv.note(f"{prefix}{key} was not imported: Paved templates have no equivalent.")
+
+
+def _check_schema(parameters: dict[str, Any]) -> None:
+    """The catalog validates every launch against this schema, so a broken one must stop the import here."""
+    try:
+        jsonschema.Draft7Validator.check_schema(parameters)
+    except jsonschema.SchemaError as exc:
+        location = "/".join(str(part) for part in exc.path) or "the top level"
+        raise BackstageImportError(
+            f"The merged parameters are not a valid JSON Schema (draft-07): {exc.message} (at {location}). "
+            "Fix that part of spec.parameters and import again."
+        ) from exc
+
+
+def _snake_case(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", ascii_name)
+    words = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", words)
+    snake = re.sub(r"[^A-Za-z0-9]+", "_", words).strip("_").lower()
+    if snake and not snake[0].isalpha():
+        snake = f"p_{snake}"
+    return snake[:63].rstrip("_")
+
+
+def _slug(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")
+    if slug and not slug[0].isalpha():
+        slug = f"t-{slug}"
+    slug = slug[:63].rstrip("-")
+    if not SLUG.match(slug):
+        raise BackstageImportError(
+            f"metadata.name {name!r} cannot become a Paved slug; expected at least two letters or digits starting "
+            "with a letter, such as 'train-model'."
+        )
+    return slug
+
+
+def _summary(description: str) -> str:
+    """The first sentence of the first line of text, because catalog cards show one short line."""
+    for line in description.splitlines():
+        text = re.sub(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+)", "", line.strip()).strip()
+        if text:
+            break
+    else:
+        return ""
+    sentence = re.split(r"(?<=[.!?])\s+", text, maxsplit=1)[0]
+    if len(sentence) <= SUMMARY_LENGTH:
+        return sentence
+    return sentence[: SUMMARY_LENGTH - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise BackstageImportError(f"metadata.tags is {_kind(value)}; expected a list of tags.")
+    tags = (_text(tag, "A tag in metadata.tags").lower() for tag in value)
+    return tuple(dict.fromkeys(tag for tag in tags if tag))
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float):
+        return str(value)
+    raise BackstageImportError(f"{what} is {_kind(value)}; expected text.")
+
+
+def _has_expression(value: Any) -> bool:
+    if isinstance(value, str):
+        return "${{" in value
+    if isinstance(value, dict):
+        return any(_has_expression(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_expression(v) for v in value)
+    return False
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

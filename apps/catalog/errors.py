@@ -1,0 +1,51 @@
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+
+
+class TemplateNotFound(NotFound):
+    code = "template_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class VersionNotLaunchable(ApplicationError):
+    code = "version_not_launchable"
+    status = 400
+    title = "This version cannot be launched"
+
+
+class TemplateNotVisible(PermissionDenied):
+    code = "template_not_visible"
+
+
+class CurationDenied(PermissionDenied):
+    code = "curation_denied"
+
+
+class InvalidWorkspaceName(ValidationFailed):
+    code = "invalid_workspace_name"
+
+
+class WorkspaceNameTaken(Conflict):
+    code = "workspace_name_taken"
+
+
+class InvalidTtl(ValidationFailed):
+    code = "invalid_ttl"
+
+
+class InvalidTemplate(ValidationFailed):
+    code = "invalid_template"
+
+
+class LifecycleError(Conflict):
+    code = "invalid_lifecycle_transition"
+
+
+class VersionValidationFailed(ValidationFailed):
+    code = "version_validation_failed"
+
+
+class ModuleArchiveRejected(ValidationFailed):
+    code = "module_archive_rejected"

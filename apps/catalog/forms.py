@@ -1,0 +1,190 @@
+"""Forms of the catalog pages. The parameter part of the launch form is generated from the version's JSON
+Schema by `schema_forms`; these are the fixed fields around it and the curation forms."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from django import forms
+from django.conf import settings
+from django.db.models import QuerySet
+
+from apps.accounts.models import Team
+from apps.catalog.models import ICONS, ApprovalPolicy, Template, TemplateKind, TemplateVersion
+from apps.catalog.services import WORKSPACE_NAME, TemplateData, VersionData
+
+MAX_IMPORT_BYTES = 256 * 1024
+
+
+class LaunchForm(forms.Form):
+    name = forms.CharField(
+        label="Workspace name",
+        max_length=40,
+        help_text="3-40 lowercase letters, digits or dashes; unique in the team.",
+        widget=forms.TextInput(attrs={"pattern": WORKSPACE_NAME.pattern, "autocomplete": "off"}),
+    )
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), to_field_name="slug", empty_label=None)
+    ttl_hours = forms.IntegerField(label="Time to live (hours)", required=False, min_value=1)
+    reason = forms.CharField(
+        required=False, max_length=300, help_text="Optional: why you need it (shown to approvers)."
+    )
+
+    def __init__(self, *args: Any, teams: QuerySet[Team], version: TemplateVersion, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        team_field = cast(forms.ModelChoiceField, self.fields["team"])
+        team_field.queryset = teams
+        ttl = cast(forms.IntegerField, self.fields["ttl_hours"])
+        ttl.initial = version.default_ttl_hours
+        if version.max_ttl_hours:
+            ttl.max_value = version.max_ttl_hours
+            ttl.widget.attrs["max"] = version.max_ttl_hours
+            ttl.help_text = f"Destroyed automatically when it expires; at most {version.max_ttl_hours} hours."
+        else:
+            ttl.help_text = "Leave empty to keep it until you destroy it."
+
+
+class TemplateForm(forms.Form):
+    slug = forms.SlugField(max_length=63, help_text="Lowercase letters, digits and dashes; never changes.")
+    name = forms.CharField(max_length=100)
+    summary = forms.CharField(max_length=200, help_text="One line shown on catalog cards.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 8}), help_text="Markdown.")
+    kind = forms.ChoiceField(choices=TemplateKind.choices)
+    icon = forms.ChoiceField(choices=[(icon, icon) for icon in ICONS])
+    tags = forms.CharField(required=False, help_text="Comma-separated, e.g. gpu, training.")
+    owner_team = forms.ModelChoiceField(
+        queryset=Team.objects.all(), to_field_name="slug", required=False, help_text="Empty: platform-owned."
+    )
+    visible_to = forms.ModelMultipleChoiceField(
+        queryset=Team.objects.all(),
+        to_field_name="slug",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to share it with every team.",
+    )
+
+    @classmethod
+    def initial_for(cls, template: Template) -> dict[str, Any]:
+        return {
+            "slug": template.slug,
+            "name": template.name,
+            "summary": template.summary,
+            "description": template.description,
+            "kind": template.kind,
+            "icon": template.icon,
+            "tags": ", ".join(template.tags.values_list("name", flat=True)),
+            "owner_team": template.owner_team.slug if template.owner_team else None,
+            "visible_to": list(template.visible_to.values_list("slug", flat=True)),
+        }
+
+    def to_data(self) -> TemplateData:
+        data = self.cleaned_data
+        teams = list(data["visible_to"])
+        return TemplateData(
+            slug=data["slug"],
+            name=data["name"],
+            summary=data["summary"],
+            description=data["description"],
+            kind=data["kind"],
+            icon=data["icon"],
+            tags=[tag.strip() for tag in data["tags"].split(",") if tag.strip()],
+            owner_team=data["owner_team"],
+            visible_to=teams or None,
+        )
+
+
+class JsonField(forms.CharField):
+    """A textarea holding a JSON object."""
+
+    widget = forms.Textarea(attrs={"rows": 14, "class": "code", "spellcheck": "false"})
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        if not text:
+            return {}
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError("Must be a JSON object ({...}).")
+        return parsed
+
+    def prepare_value(self, value: Any) -> Any:
+        return value if isinstance(value, str) else json.dumps(value, indent=2)
+
+
+def module_choices() -> list[tuple[str, str]]:
+    root = settings.BASE_DIR / "infra" / "templates"
+    folders = sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+    choices = [("", "— none —")]
+    choices += [(str(path.relative_to(settings.BASE_DIR)), path.name) for path in folders]
+    return choices
+
+
+class VersionForm(forms.Form):
+    version = forms.RegexField(regex=r"^\d+\.\d+\.\d+$", max_length=32, help_text="Semantic version, e.g. 1.2.0.")
+    changelog = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    parameters_schema = JsonField(label="Parameters (JSON Schema)")
+    ui_schema = JsonField(label="UI hints", required=False)
+    price_model = JsonField(label="Price model", required=False)
+    module_path = forms.ChoiceField(label="Terraform module", required=False, choices=module_choices)
+    module_archive = forms.FileField(
+        label="…or upload a module archive", required=False, help_text=".zip or .tar.gz of .tf files, at most 5 MB."
+    )
+    default_ttl_hours = forms.IntegerField(required=False, min_value=1)
+    max_ttl_hours = forms.IntegerField(required=False, min_value=1)
+    approval_policy = forms.ChoiceField(choices=ApprovalPolicy.choices)
+    approval_threshold = forms.DecimalField(
+        required=False, min_value=0, decimal_places=2, max_digits=12, help_text="Hourly estimate above which to ask."
+    )
+
+    def __init__(self, *args: Any, current_module: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        module = cast(forms.ChoiceField, self.fields["module_path"])
+        choices = module_choices()
+        if current_module and current_module not in dict(choices):
+            module.choices = [*choices, (current_module, f"uploaded ({current_module})")]
+
+    @classmethod
+    def initial_for(cls, version: TemplateVersion) -> dict[str, Any]:
+        return {name: getattr(version, name) for name in version.content()}
+
+    def to_data(self) -> VersionData:
+        data = self.cleaned_data
+        return VersionData(
+            version=data["version"],
+            parameters_schema=data["parameters_schema"],
+            ui_schema=data["ui_schema"] or {},
+            module_path=data["module_path"] or "",
+            price_model=data["price_model"] or {"currency": "USD", "base_hourly": "0", "components": []},
+            default_ttl_hours=data["default_ttl_hours"],
+            max_ttl_hours=data["max_ttl_hours"],
+            approval_policy=data["approval_policy"],
+            approval_threshold=data["approval_threshold"],
+            changelog=data["changelog"],
+        )
+
+
+class BackstageImportForm(forms.Form):
+    content = forms.CharField(
+        label="Backstage template.yaml",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 16, "class": "code", "spellcheck": "false"}),
+        help_text="Paste a scaffolder.backstage.io/v1beta3 Template, or upload the file below.",
+    )
+    file = forms.FileField(required=False)
+    owner_team = forms.ModelChoiceField(
+        queryset=Team.objects.all(), to_field_name="slug", required=False, help_text="Empty: platform-owned."
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size > MAX_IMPORT_BYTES:
+                raise forms.ValidationError("The file is larger than 256 KB.")
+            data["content"] = upload.read().decode("utf-8", errors="replace")
+        if not data.get("content"):
+            raise forms.ValidationError("Paste the template or upload its file.")
+        return data

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.catalog.manifests import ManifestError, discover_manifests
+from apps.catalog.services import sync_templates
+
+
+class Command(BaseCommand):
+    help = "Load the golden paths in infra/templates/ into the catalog (idempotent)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--root", default=str(Path(settings.BASE_DIR) / "infra" / "templates"))
+
+    def handle(self, *args: Any, root: str, **options: Any) -> None:
+        try:
+            manifests = discover_manifests(Path(root))
+        except ManifestError as exc:
+            raise CommandError(str(exc)) from exc
+        report = sync_templates(manifests)
+        for label in report.created:
+            self.stdout.write(f"  published {label}")
+        for slug in report.updated_metadata:
+            self.stdout.write(f"  updated metadata of {slug}")
+        for conflict in report.conflicts:
+            self.stderr.write(self.style.WARNING(f"  {conflict}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Catalog synced: {len(report.created)} new, {len(report.unchanged)} unchanged, "
+                f"{len(report.conflicts)} conflicts."
+            )
+        )

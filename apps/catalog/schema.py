@@ -1,0 +1,625 @@
+"""The one JSON Schema validator for template parameters.
+
+The browser form, the inline htmx validation and the REST API all call `parameter_errors` /
+`validate_parameters`, so the browser and the API can never disagree about what a launch may contain.
+Parameters end up in `terraform.tfvars.json`, so on top of the template's own schema a few hard guards apply
+to every string whatever the schema says: a length cap, no Terraform template sequences, no control characters.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from jsonschema import Draft7Validator, FormatChecker
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from apps.core.errors import ValidationFailed
+
+MAX_STRING_LENGTH = 1024
+MAX_PARAMETERS_BYTES = 16_384
+MAX_ARRAY_ITEMS = 100
+
+ROOT = "__all__"
+PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SUPPORTED_TYPES = ("string", "integer", "number", "boolean", "array")
+SCALAR_TYPES = ("string", "integer", "number", "boolean")
+DRAFT_07_URIS = {"http://json-schema.org/draft-07/schema", "https://json-schema.org/draft-07/schema"}
+
+REQUIRED_MESSAGE = "This parameter is required."
+TEMPLATE_SEQUENCE_MESSAGE = "Terraform template sequences (${ or %{) are not allowed."
+CONTROL_CHARACTER_MESSAGE = "Control characters are not allowed."
+TOO_LONG_MESSAGE = f"Longer than the {MAX_STRING_LENGTH}-character limit."
+TOO_MANY_ITEMS_MESSAGE = f"No more than {MAX_ARRAY_ITEMS} items are allowed."
+NOT_AN_OBJECT_MESSAGE = "Parameters must be a JSON object."
+NOT_JSON_MESSAGE = "Parameters must contain only JSON values: strings, numbers, booleans and lists."
+TOO_LARGE_MESSAGE = f"Parameters are larger than the {MAX_PARAMETERS_BYTES}-byte limit."
+
+TYPE_MESSAGES = {
+    "string": "Must be a string.",
+    "integer": "Must be a whole number.",
+    "number": "Must be a number.",
+    "boolean": "Must be true or false (a boolean).",
+    "array": "Must be a list.",
+    "object": "Must be an object.",
+    "null": "Must be null.",
+}
+FORMAT_NAMES = {
+    "email": "email address",
+    "idn-email": "email address",
+    "uri": "URI (such as https://example.com/path)",
+    "date": "date (YYYY-MM-DD)",
+    "date-time": "date and time (such as 2025-01-31T12:00:00Z)",
+    "time": "time (such as 12:00:00Z)",
+    "ipv4": "IPv4 address",
+    "ipv6": "IPv6 address",
+    "hostname": "hostname",
+    "regex": "regular expression",
+}
+
+# jsonschema only checks `uri` and `hostname` when optional packages are installed; we always check them.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+FORMAT_CHECKER = FormatChecker()
+
+
+@FORMAT_CHECKER.checks("uri")
+def _is_uri(instance: object) -> bool:
+    return not isinstance(instance, str) or bool(_URI.match(instance))
+
+
+@FORMAT_CHECKER.checks("hostname")
+def _is_hostname(instance: object) -> bool:
+    return not isinstance(instance, str) or bool(_HOSTNAME.match(instance))
+
+
+class InvalidParameters(ValidationFailed):
+    """Raised by `validate_parameters`; `extra["errors"]` maps parameter names to messages for the client."""
+
+    code = "invalid_parameters"
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("Some parameters are invalid; see `errors`.", extra={"errors": errors})
+        self.errors = errors
+
+
+# --- Conditional properties -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A conditional part of the schema (if/then/else, dependencies, oneOf/anyOf arm) that declares properties.
+
+    `condition` is a JSON Schema that holds exactly when the branch applies, so the validator and the form
+    decide activeness the same way; `rule` is the same condition for the browser's show/hide (None when it
+    cannot be expressed simply)."""
+
+    condition: dict[str, Any]
+    rule: dict[str, Any] | None
+    properties: dict[str, Any]
+    required: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConditionalProperty:
+    """A parameter declared only inside conditional branches: it applies only while one of them is active."""
+
+    name: str
+    schema: dict[str, Any]
+    required: bool
+    branches: tuple[Branch, ...] = field(default_factory=tuple)
+
+    @property
+    def show_when(self) -> dict[str, Any] | None:
+        rules = [branch.rule for branch in self.branches]
+        if not rules or any(rule is None for rule in rules):
+            return None
+        unique: list[dict[str, Any]] = []
+        for rule in rules:
+            if rule is not None and rule not in unique:
+                unique.append(rule)
+        return unique[0] if len(unique) == 1 else {"any": unique}
+
+    @cached_property
+    def _conditions(self) -> tuple[Draft7Validator, ...]:
+        return tuple(_validator(branch.condition) for branch in self.branches)
+
+    def applies_to(self, params: object) -> bool:
+        return any(condition.is_valid(params) for condition in self._conditions)
+
+    def describe(self) -> str:
+        """The condition in words, for the error when the parameter is sent while it does not apply."""
+        rule = self.show_when
+        words = _describe_rule(rule) if rule else None
+        return f"Only allowed when {words}." if words else "Not used with the other values given; remove it."
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _top_properties(schema: object) -> dict[str, Any]:
+    return _as_dict(_as_dict(schema).get("properties"))
+
+
+def _rule_from_condition(condition: object, top: dict[str, Any]) -> dict[str, Any] | None:
+    """Translate a simple condition (`properties: {G: {const|enum}}`, `required: [G]`, `not`) into a rule."""
+    if not isinstance(condition, dict):
+        return None
+    rules: list[dict[str, Any]] = []
+    for key, value in condition.items():
+        if key == "properties" and isinstance(value, dict):
+            for name, spec in value.items():
+                if not isinstance(spec, dict):
+                    return None
+                if "const" in spec:
+                    rules.append({"field": name, "equals": spec["const"]})
+                elif isinstance(spec.get("enum"), list) and len(spec["enum"]) == 1:
+                    rules.append({"field": name, "equals": spec["enum"][0]})
+                elif isinstance(spec.get("enum"), list) and spec["enum"]:
+                    rules.append({"field": name, "in": list(spec["enum"])})
+                elif not {k for k in spec if k not in ("type", "title", "description")}:
+                    continue
+                else:
+                    return None
+        elif key == "required" and isinstance(value, list):
+            rules.extend({"field": name, "truthy": True} for name in value if isinstance(name, str))
+        elif key == "not":
+            inner = _rule_from_condition(value, top)
+            if inner is None:
+                return None
+            rules.append({"not": inner})
+        elif key == "allOf" and isinstance(value, list):
+            for item in value:
+                inner = _rule_from_condition(item, top)
+                if inner is None:
+                    return None
+                rules.append(inner)
+        elif key not in ("type", "title", "description", "$comment"):
+            return None
+    return _combine_rules(rules)
+
+
+def _combine_rules(rules: Iterable[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """AND the rules together; `truthy` on a field that also must equal a value adds nothing and is dropped."""
+    flat: list[dict[str, Any]] = []
+    for rule in rules:
+        if rule is None:
+            return None
+        for part in rule.get("all", [rule]):
+            if part not in flat:
+                flat.append(part)
+    compared = {rule["field"] for rule in flat if "equals" in rule or "in" in rule}
+    flat = [rule for rule in flat if not (rule.get("truthy") and rule["field"] in compared)]
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else {"all": flat}
+
+
+def _selector(arm: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """The part of a oneOf/anyOf arm that picks it: its constraints on top-level (always present) properties."""
+    props = {name: spec for name, spec in _as_dict(arm.get("properties")).items() if name in top}
+    selector: dict[str, Any] = {"properties": props} if props else {}
+    required = [name for name in arm.get("required", []) if isinstance(name, str) and name in top]
+    if required:
+        selector["required"] = required
+    return selector
+
+
+def _branches(
+    node: object, top: dict[str, Any], conditions: list[dict[str, Any]], rules: list[dict[str, Any] | None]
+) -> Iterator[Branch]:
+    if not isinstance(node, dict):
+        return
+    if conditions:
+        props = _as_dict(node.get("properties"))
+        required = tuple(name for name in node.get("required", []) if isinstance(name, str))
+        if props or required:
+            condition = conditions[0] if len(conditions) == 1 else {"allOf": list(conditions)}
+            yield Branch(condition, _combine_rules(rules), props, required)
+    if isinstance(node.get("if"), dict | bool):
+        test = node["if"]
+        rule = _rule_from_condition(test, top) if isinstance(test, dict) else None
+        negated = {"not": rule} if rule else None
+        yield from _branches(node.get("then"), top, [*conditions, _as_condition(test)], [*rules, rule])
+        yield from _branches(node.get("else"), top, [*conditions, {"not": _as_condition(test)}], [*rules, negated])
+    for item in node.get("allOf", []) if isinstance(node.get("allOf"), list) else []:
+        yield from _branches(item, top, conditions, rules)
+    for keyword in ("oneOf", "anyOf"):
+        for arm in node.get(keyword, []) if isinstance(node.get(keyword), list) else []:
+            if isinstance(arm, dict):
+                selector = _selector(arm, top)
+                yield from _branches(arm, top, [*conditions, selector], [*rules, _rule_from_condition(selector, top)])
+    for trigger, dependency in _as_dict(node.get("dependencies")).items():
+        if isinstance(dependency, dict):
+            present = {"required": [trigger]}
+            yield from _branches(dependency, top, [*conditions, present], [*rules, {"field": trigger, "truthy": True}])
+
+
+def _as_condition(test: object) -> dict[str, Any]:
+    if isinstance(test, dict):
+        return test
+    return {} if test else {"not": {}}
+
+
+def conditional_properties(schema: object) -> dict[str, ConditionalProperty]:
+    """Parameters declared only in if/then/else, dependencies or oneOf/anyOf arms, with when they apply.
+
+    The form gives each one a field with a show/hide rule; the validator accepts one only while a branch that
+    declares it is active (so the API refuses what the form would have hidden)."""
+    top = _top_properties(schema)
+    found: dict[str, list[Branch]] = {}
+    schemas: dict[str, dict[str, Any]] = {}
+    required: set[str] = set()
+    for branch in _branches(schema, top, [], []):
+        for name, spec in branch.properties.items():
+            if name in top:
+                continue
+            found.setdefault(name, []).append(branch)
+            if isinstance(spec, dict) and (name not in schemas or ("type" in spec and "type" not in schemas[name])):
+                schemas[name] = spec
+            if name in branch.required:
+                required.add(name)
+    return {
+        name: ConditionalProperty(name, schemas.get(name, {}), name in required, tuple(branches))
+        for name, branches in found.items()
+    }
+
+
+def _describe_rule(rule: dict[str, Any]) -> str | None:
+    if "equals" in rule:
+        return f"'{rule['field']}' is {_format_value(rule['equals'])}"
+    if "in" in rule:
+        return f"'{rule['field']}' is one of {', '.join(_format_value(v) for v in rule['in'])}"
+    if rule.get("truthy"):
+        return f"'{rule['field']}' is set"
+    for key, joiner in (("all", " and "), ("any", " or ")):
+        if key in rule:
+            parts = [_describe_rule(part) for part in rule[key]]
+            words = [part for part in parts if part]
+            return joiner.join(words) if len(words) == len(parts) else None
+    return None
+
+
+# --- Messages ------------------------------------------------------------------------------------------------
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _plural(count: object, noun: str) -> str:
+    return f"{_format_value(count)} {noun}{'' if count == 1 else 's'}"
+
+
+def _type_message(expected: object) -> str:
+    if isinstance(expected, str):
+        return TYPE_MESSAGES.get(expected, f"Must be of type {expected}.")
+    names = ", ".join(str(name) for name in expected) if isinstance(expected, list) else str(expected)
+    return f"Must be one of these types: {names}."
+
+
+def _keyword_message(error: ValidationError) -> str:
+    """A sentence that says what is allowed, for one failed keyword."""
+    keyword, value = error.validator, _validator_value(error)
+    messages = {
+        "type": lambda: _type_message(value),
+        "enum": lambda: f"Must be one of: {', '.join(_format_value(v) for v in value)}.",
+        "const": lambda: f"Must be {_format_value(value)}.",
+        "minimum": lambda: f"Must be at least {_format_value(value)}.",
+        "maximum": lambda: f"Must be at most {_format_value(value)}.",
+        "exclusiveMinimum": lambda: f"Must be greater than {_format_value(value)}.",
+        "exclusiveMaximum": lambda: f"Must be less than {_format_value(value)}.",
+        "multipleOf": lambda: f"Must be a multiple of {_format_value(value)}.",
+        "minLength": lambda: f"Must be at least {_plural(value, 'character')}.",
+        "maxLength": lambda: f"Must be at most {_plural(value, 'character')}.",
+        "pattern": lambda: f"Must match the pattern {value}.",
+        "format": lambda: f"Must be a valid {FORMAT_NAMES.get(str(value), str(value))}.",
+        "minItems": lambda: f"Must have at least {_plural(value, 'item')}.",
+        "maxItems": lambda: f"Must have at most {_plural(value, 'item')}.",
+        "uniqueItems": lambda: "Must not contain the same item twice.",
+        "contains": lambda: "Must contain at least one allowed item.",
+        "not": lambda: "This value is not allowed.",
+        "minProperties": lambda: f"Must have at least {_plural(value, 'entry')}.",
+        "maxProperties": lambda: f"Must have at most {_plural(value, 'entry')}.",
+        "propertyNames": lambda: "Has a name that is not allowed.",
+    }
+    if keyword is None:  # a `false` schema
+        return "Not allowed here."
+    make = messages.get(str(keyword))
+    return make() if make else "Not allowed by the template's parameter schema."
+
+
+class _Errors:
+    """Messages per key, deduplicated, in the order they were found."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, list[str]] = {}
+
+    def add(self, path: Iterable[object], message: str) -> None:
+        key = ".".join(str(part) for part in path) or ROOT
+        messages = self.by_key.setdefault(key, [])
+        if message not in messages:
+            messages.append(message)
+
+
+def _validator_value(error: ValidationError) -> Any:
+    """The failed keyword's value (typed as `Any | Unset` by the stubs; always set on errors we iterate)."""
+    return error.validator_value
+
+
+def _collect(error: ValidationError, out: _Errors, top: dict[str, Any]) -> None:
+    path = list(error.absolute_path)
+    instance, value = error.instance, _validator_value(error)
+    if error.validator == "required":
+        for name in value:
+            if isinstance(instance, dict) and name not in instance:
+                out.add([*path, name], REQUIRED_MESSAGE)
+    elif error.validator == "dependencies":
+        for trigger, needed in value.items():
+            if isinstance(needed, list) and isinstance(instance, dict) and trigger in instance:
+                for name in needed:
+                    if name not in instance:
+                        out.add([*path, name], f"This parameter is required when '{trigger}' is set.")
+    elif error.validator == "additionalProperties":
+        declared = list(_as_dict(error.schema.get("properties")) if isinstance(error.schema, dict) else {})
+        allowed = f"Allowed: {', '.join(declared)}." if declared else "This template takes no parameters."
+        for name in instance if isinstance(instance, dict) else []:
+            if name not in declared:
+                out.add([*path, name], f"Unknown parameter '{name}'. {allowed}")
+    elif error.validator in ("oneOf", "anyOf"):
+        _collect_alternatives(error, out, top)
+    else:
+        out.add(path, _keyword_message(error))
+
+
+def _collect_alternatives(error: ValidationError, out: _Errors, top: dict[str, Any]) -> None:
+    """Report the errors of the arm the user picked (by its top-level selector), not of every arm."""
+    path = list(error.absolute_path)
+    if not error.context:
+        out.add(path, "Matches more than one of the allowed combinations; check the related parameters.")
+        return
+    arms = _validator_value(error)
+    arms = arms if isinstance(arms, list) else []
+    if isinstance(error.instance, dict):
+        selectors = {index: _selector(arm, top) for index, arm in enumerate(arms) if isinstance(arm, dict)}
+        chosen = {
+            index for index, selector in selectors.items() if selector and _validator(selector).is_valid(error.instance)
+        }
+        chosen = chosen or {index for index, selector in selectors.items() if not selector}
+        if chosen:
+            for sub in error.context:
+                if sub.relative_schema_path and sub.relative_schema_path[0] in chosen:
+                    _collect(sub, out, top)
+            return
+        out.add(path, "These values do not fit any of the allowed combinations.")
+        return
+    out.add(path, "Does not match any of the allowed forms.")
+
+
+def _guard_strings(params: object, out: _Errors) -> None:
+    """The hard guards, on every string and list anywhere in the parameters (iterative: no recursion limit)."""
+    stack: list[tuple[list[object], object]] = [([], params)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if len(value) > MAX_STRING_LENGTH:
+                out.add(path, TOO_LONG_MESSAGE)
+            if "${" in value or "%{" in value:
+                out.add(path, TEMPLATE_SEQUENCE_MESSAGE)
+            if any(ord(char) < 32 and char not in "\n\t" for char in value):
+                out.add(path, CONTROL_CHARACTER_MESSAGE)
+        elif isinstance(value, list):
+            if len(value) > MAX_ARRAY_ITEMS:
+                out.add(path, TOO_MANY_ITEMS_MESSAGE)
+            stack.extend(([*path, index], item) for index, item in enumerate(value))
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                if not isinstance(name, str):
+                    out.add([], "Parameter names must be strings.")
+                stack.append(([*path, name], item))
+
+
+def _validator(schema: dict[str, Any] | bool) -> Draft7Validator:
+    return Draft7Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+def _effective_schema(schema: dict[str, Any], conditional: dict[str, ConditionalProperty]) -> dict[str, Any]:
+    """Root properties plus the conditional ones, so `additionalProperties: false` does not refuse a parameter
+    that its active branch declares (the branch itself validates it)."""
+    if not conditional:
+        return schema
+    properties = {**_top_properties(schema), **{name: {} for name in conditional}}
+    return {**schema, "properties": properties}
+
+
+# --- Public API ---------------------------------------------------------------------------------------------
+
+
+def parameter_errors(schema: dict[str, Any], params: object) -> dict[str, list[str]]:
+    """Every problem with `params`, keyed by parameter name (dotted for list items) or `__all__`; never raises
+    for bad parameters. An empty dict means the parameters may go to Terraform."""
+    if not isinstance(params, dict):
+        return {ROOT: [NOT_AN_OBJECT_MESSAGE]}
+    try:
+        encoded = json.dumps(params, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return {ROOT: [NOT_JSON_MESSAGE]}
+    if len(encoded.encode()) > MAX_PARAMETERS_BYTES:
+        return {ROOT: [TOO_LARGE_MESSAGE]}
+    out = _Errors()
+    top = _top_properties(schema)
+    conditional = conditional_properties(schema)
+    for error in _validator(_effective_schema(schema, conditional)).iter_errors(params):
+        _collect(error, out, top)
+    _guard_strings(params, out)
+    for name, prop in conditional.items():
+        if name in params and not prop.applies_to(params):
+            out.add([name], prop.describe())
+    return out.by_key
+
+
+def apply_defaults(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `params` with the top-level defaults filled in, so what Terraform gets is explicit."""
+    filled = dict(params)
+    for name, spec in _top_properties(schema).items():
+        if isinstance(spec, dict) and "default" in spec and name not in filled:
+            filled[name] = copy.deepcopy(spec["default"])
+    return filled
+
+
+def validate_parameters(schema: dict[str, Any], params: object) -> dict[str, Any]:
+    """The parameters with defaults, ready for `terraform.tfvars.json`; raises InvalidParameters otherwise."""
+    if isinstance(params, dict):
+        params = apply_defaults(schema, params)
+    errors = parameter_errors(schema, params)
+    if errors or not isinstance(params, dict):
+        raise InvalidParameters(errors or {ROOT: [NOT_AN_OBJECT_MESSAGE]})
+    return params
+
+
+# --- Checks on a template's schema (curation) ---------------------------------------------------------------
+
+
+def _value_errors(spec: dict[str, Any], value: object) -> list[str]:
+    out = _Errors()
+    for error in _validator(spec).iter_errors(value):
+        _collect(error, out, {})
+    _guard_strings(value, out)
+    return [message for messages in out.by_key.values() for message in messages]
+
+
+def _property_problems(name: str, spec: object) -> list[str]:
+    problems: list[str] = []
+    if not PROPERTY_NAME.match(name):
+        problems.append(
+            f"Parameter name '{name}' must start with a lowercase letter and use only a-z, 0-9 and _ "
+            "(at most 63 characters): it becomes a Terraform variable name."
+        )
+    if not isinstance(spec, dict):
+        return [*problems, f"Parameter '{name}' must be described by a schema object with a type."]
+    kind = spec.get("type")
+    if kind is None:
+        problems.append(f"Parameter '{name}' must declare a type: one of {', '.join(SUPPORTED_TYPES)}.")
+    elif isinstance(kind, list):
+        problems.append(f"Parameter '{name}' must have a single type, not a list of types.")
+    elif kind == "object":
+        problems.append(
+            f"Parameter '{name}' is an object; nested objects are not supported yet, so split it into "
+            "separate top-level parameters."
+        )
+    elif kind not in SUPPORTED_TYPES:
+        problems.append(f"Parameter '{name}' has unsupported type '{kind}'; use one of {', '.join(SUPPORTED_TYPES)}.")
+    elif kind == "array":
+        items = spec.get("items")
+        if not isinstance(items, dict):
+            problems.append(
+                f'Array parameter \'{name}\' must describe its items with one schema, such as {{"type": "string"}}.'
+            )
+        elif items.get("type") not in SCALAR_TYPES:
+            problems.append(
+                f"Items of array parameter '{name}' must be strings, integers, numbers or booleans "
+                "(declare their type)."
+            )
+    if isinstance(kind, str) and kind in SUPPORTED_TYPES:
+        for value in spec.get("enum", []) if isinstance(spec.get("enum"), list) else []:
+            if not _validator({"type": kind}).is_valid(value):
+                problems.append(f"Allowed value {_format_value(value)} of '{name}' is not of type {kind}.")
+    if "default" in spec:
+        problems += [f"Default of '{name}' is invalid: {message}" for message in _value_errors(spec, spec["default"])]
+    return problems
+
+
+def check_schema(schema: object) -> list[str]:
+    """Problems with a template's parameter schema, as sentences for the curator; empty when publishable."""
+    if not isinstance(schema, dict):
+        return ["The parameter schema must be a JSON object."]
+    try:
+        Draft7Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        return [f"Not a valid draft-07 JSON Schema: {exc.message}{f' (at {where})' if where else ''}."]
+    problems: list[str] = []
+    dialect = schema.get("$schema")
+    if isinstance(dialect, str) and dialect.rstrip("#") not in DRAFT_07_URIS:
+        problems.append(f"Only draft-07 schemas are supported, not {dialect}.")
+    if schema.get("type") != "object":
+        problems.append('The top-level "type" must be "object".')
+    if schema.get("additionalProperties") is not False:
+        problems.append('Set "additionalProperties": false so unknown parameters are refused.')
+    if "patternProperties" in schema:
+        problems.append("patternProperties is not supported: every parameter needs a fixed name.")
+    top = _top_properties(schema)
+    conditional = conditional_properties(schema)
+    for name, spec in top.items():
+        problems += _property_problems(name, spec)
+    for name, prop in conditional.items():
+        problems += _property_problems(name, prop.schema)
+    for name in schema.get("required", []):
+        if name not in top:
+            problems.append(f"Parameter '{name}' is required but not declared in properties.")
+    return problems
+
+
+def schema_warnings(schema: object) -> list[str]:
+    """Things that are allowed but risky, shown to the curator before publishing."""
+    if not isinstance(schema, dict):
+        return []
+    warnings: list[str] = []
+    top = _top_properties(schema)
+    every = {**top, **{name: prop.schema for name, prop in conditional_properties(schema).items()}}
+    for name, spec in every.items():
+        if not isinstance(spec, dict):
+            continue
+        items = _as_dict(spec.get("items"))
+        if spec.get("type") == "string" and _is_free_text(spec):
+            warnings.append(
+                f"'{name}' is free text (no enum, pattern or format): it reaches Terraform as-is; "
+                "add a pattern if you can."
+            )
+        if spec.get("type") == "array" and items.get("type") == "string" and _is_free_text(items):
+            warnings.append(
+                f"Items of '{name}' are free text (no enum, pattern or format): they reach Terraform as-is."
+            )
+        if isinstance(spec.get("maxLength"), int) and spec["maxLength"] > MAX_STRING_LENGTH:
+            warnings.append(
+                f"maxLength of '{name}' is above the {MAX_STRING_LENGTH}-character cap, which applies anyway."
+            )
+    required = set(schema.get("required", [])) if isinstance(schema.get("required"), list) else set()
+    for test in _if_conditions(schema):
+        test_required = set(test.get("required", [])) if isinstance(test.get("required"), list) else set()
+        for name in _as_dict(test.get("properties")):
+            if name not in required and name not in test_required:
+                warnings.append(
+                    f"The if condition on '{name}' also holds when '{name}' is missing; "
+                    f'add "required": ["{name}"] to the if.'
+                )
+    for trigger in _as_dict(schema.get("dependencies")):
+        if _as_dict(top.get(trigger)).get("type") == "boolean":
+            warnings.append(
+                f"The dependency on boolean '{trigger}' applies whenever it is sent, even when false; "
+                f"use if/then with const: true instead."
+            )
+    return warnings
+
+
+def _is_free_text(spec: dict[str, Any]) -> bool:
+    return not any(key in spec for key in ("enum", "const", "pattern", "format"))
+
+
+def _if_conditions(node: object) -> Iterator[dict[str, Any]]:
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get("if"), dict):
+        yield node["if"]
+    for item in node.get("allOf", []) if isinstance(node.get("allOf"), list) else []:
+        yield from _if_conditions(item)

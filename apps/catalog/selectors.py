@@ -1,0 +1,133 @@
+"""Reads of the catalog, already scoped to what the caller may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from apps.accounts.models import Role, Team
+from apps.accounts.selectors import AnyUser, scope_to_teams, team_ids_for
+from apps.catalog.models import Lifecycle, Template, TemplateVersion
+from apps.catalog.schema import apply_defaults
+
+SORTS = {"popular": ("-launch_count", "name"), "name": ("name",), "newest": ("-created_at",)}
+
+
+def is_catalog_admin(user: AnyUser) -> bool:
+    """Platform admins (superusers) and team admins curate templates."""
+    if not user.is_authenticated:
+        return False
+    return bool(getattr(user, "is_superuser", False)) or bool(team_ids_for(user, roles=[Role.ADMIN]))
+
+
+def can_curate(user: AnyUser, template: Template | None) -> bool:
+    """Superusers curate everything; a team admin curates the templates their team owns."""
+    if not user.is_authenticated:
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    if template is None or template.owner_team_id is None:
+        return False
+    return template.owner_team_id in team_ids_for(user, roles=[Role.ADMIN])
+
+
+def visible_templates(user: AnyUser) -> QuerySet[Template]:
+    """Templates shared with all teams or with one of the user's teams, with their launch counts."""
+    templates = scope_to_teams(Template.objects.all(), user, field="visible_to", also=Q(visible_to_all=True))
+    return Template.objects.filter(pk__in=templates.values("pk")).annotate(
+        launch_count=Count("versions__workspaces", distinct=True)
+    )
+
+
+def catalog_templates(
+    user: AnyUser,
+    *,
+    query: str = "",
+    kind: str = "",
+    tag: str = "",
+    sort: str = "popular",
+    include_drafts: bool = False,
+) -> QuerySet[Template]:
+    """What the catalog page lists: launchable templates (curators may include drafts), searched and sorted."""
+    templates = visible_templates(user).prefetch_related("tags")
+    if not include_drafts:
+        published = TemplateVersion.objects.filter(template=OuterRef("pk"), lifecycle=Lifecycle.PUBLISHED)
+        templates = templates.filter(Exists(published))
+    if query:
+        templates = templates.filter(
+            Q(name__icontains=query)
+            | Q(summary__icontains=query)
+            | Q(description__icontains=query)
+            | Q(slug__icontains=query)
+            | Q(tags__name__iexact=query)
+        ).distinct()
+    if kind:
+        templates = templates.filter(kind=kind)
+    if tag:
+        templates = templates.filter(tags__name=tag)
+    return templates.order_by(*SORTS.get(sort, SORTS["popular"]))
+
+
+def template_for(user: AnyUser, slug: str) -> Template | None:
+    return visible_templates(user).filter(slug=slug).select_related("owner_team").first()
+
+
+def versions_for(user: AnyUser, template: Template) -> QuerySet[TemplateVersion]:
+    """Curators see every version; everyone else sees published and deprecated ones."""
+    versions = template.versions.select_related("template", "created_by").order_by("-created_at")
+    if can_curate(user, template):
+        return versions
+    return versions.filter(lifecycle__in=[Lifecycle.PUBLISHED, Lifecycle.DEPRECATED])
+
+
+def latest_published(template: Template) -> TemplateVersion | None:
+    return template.versions.filter(lifecycle=Lifecycle.PUBLISHED).order_by("-published_at", "-created_at").first()
+
+
+def version_for(user: AnyUser, template: Template, version: str) -> TemplateVersion | None:
+    return versions_for(user, template).filter(version=version).first()
+
+
+def previous_version(version: TemplateVersion) -> TemplateVersion | None:
+    """The version created just before this one, for diffs."""
+    return version.template.versions.filter(created_at__lt=version.created_at).order_by("-created_at").first()
+
+
+def launch_teams(user: AnyUser, template: Template) -> QuerySet[Team]:
+    """The user's teams that may launch this template."""
+    teams = scope_to_teams(Team.objects.all(), user, field="pk")
+    if template.visible_to_all:
+        return teams
+    return teams.filter(pk__in=template.visible_to.values("pk"))
+
+
+def schema_defaults(version: TemplateVersion) -> dict[str, Any]:
+    """The parameters a launch gets when the user changes nothing (for the default estimate)."""
+    return apply_defaults(version.parameters_schema, {})
+
+
+def parameter_rows(version: TemplateVersion) -> list[dict[str, Any]]:
+    """The parameters table of a template page: name, title, type, required, default, allowed values."""
+    schema = version.parameters_schema
+    required = set(schema.get("required", []))
+    rows = []
+    for name, spec in schema.get("properties", {}).items():
+        allowed = spec.get("enum") or spec.get("items", {}).get("enum")
+        bounds = [f"{label} {spec[key]}" for key, label in (("minimum", "≥"), ("maximum", "≤")) if key in spec]
+        rows.append(
+            {
+                "name": name,
+                "title": spec.get("title", name.replace("_", " ").capitalize()),
+                "type": spec.get("type", ""),
+                "required": name in required,
+                "default": spec.get("default"),
+                "description": spec.get("description", ""),
+                "allowed": ", ".join(str(value) for value in allowed) if allowed else " ".join(bounds),
+            }
+        )
+    return rows
+
+
+def all_tags(user: AnyUser) -> list[str]:
+    return sorted(set(visible_templates(user).values_list("tags__name", flat=True)) - {None})

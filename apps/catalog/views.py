@@ -1,0 +1,311 @@
+"""Catalog pages: browse, template detail, launch (with inline validation and live estimates) and curation.
+
+Views parse input, call one service or selector and render; htmx requests get only the partial they target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.accounts.selectors import authenticated, default_team_for
+from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
+from apps.catalog import selectors, services
+from apps.catalog.backstage import BackstageImportError, import_backstage_template
+from apps.catalog.forms import BackstageImportForm, LaunchForm, TemplateForm, VersionForm
+from apps.catalog.models import Template, TemplateKind, TemplateVersion
+from apps.catalog.schema import InvalidParameters
+from apps.catalog.schema_forms import ParametersForm, build_parameters_form
+from apps.core.errors import ApplicationError
+from apps.core.htmx import htmx_partial
+from apps.costs.estimates import estimate_hourly
+
+
+def _template_or_404(request: HttpRequest, slug: str) -> Template:
+    template = selectors.template_for(request.user, slug)
+    if template is None:
+        raise Http404("No such template in your catalog.")
+    return template
+
+
+def _version_or_404(request: HttpRequest, template: Template, version: str) -> TemplateVersion:
+    found = selectors.version_for(request.user, template, version)
+    if found is None:
+        raise Http404("No such version.")
+    return found
+
+
+def _require_curator(request: HttpRequest, template: Template | None) -> None:
+    if not selectors.can_curate(request.user, template):
+        raise PermissionDenied("Only platform admins and admins of the owning team may curate templates.")
+
+
+@login_required
+def catalog_list_view(request: HttpRequest) -> HttpResponse:
+    is_admin = selectors.is_catalog_admin(request.user)
+    filters: dict[str, Any] = {
+        "query": request.GET.get("q", "").strip()[:100],
+        "kind": request.GET.get("kind", ""),
+        "tag": request.GET.get("tag", ""),
+        "sort": request.GET.get("sort", "popular"),
+        "include_drafts": is_admin and request.GET.get("drafts") == "1",
+    }
+    templates = selectors.catalog_templates(request.user, **filters)
+    context = {
+        "templates": templates,
+        "filters": filters,
+        "kinds": TemplateKind.choices,
+        "tags": selectors.all_tags(request.user),
+        "is_catalog_admin": is_admin,
+    }
+    partial = "catalog/partials/template_grid.html" if htmx_partial(request) else "catalog/template_list.html"
+    return render(request, partial, context)
+
+
+def _estimate_context(version: TemplateVersion, params: dict[str, Any]) -> dict[str, Any]:
+    return {"estimate": estimate_hourly(version.price_model, params), "version": version}
+
+
+@login_required
+def template_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
+    template = _template_or_404(request, slug)
+    versions = selectors.versions_for(request.user, template)
+    latest = selectors.latest_published(template)
+    context: dict[str, Any] = {
+        "template": template,
+        "versions": versions,
+        "latest": latest,
+        "can_curate": selectors.can_curate(request.user, template),
+    }
+    if latest is not None:
+        defaults = selectors.schema_defaults(latest)
+        context.update(_estimate_context(latest, defaults))
+        context["parameters"] = selectors.parameter_rows(latest)
+    return render(request, "catalog/template_detail.html", context)
+
+
+def _launch_version(request: HttpRequest, template: Template) -> TemplateVersion:
+    wanted = request.GET.get("version") or request.POST.get("version")
+    version = _version_or_404(request, template, wanted) if wanted else selectors.latest_published(template)
+    if version is None:
+        raise Http404("This template has no published version to launch.")
+    return version
+
+
+def _launch_forms(
+    request: HttpRequest, template: Template, version: TemplateVersion, data: Any = None
+) -> tuple[LaunchForm, ParametersForm]:
+    teams = selectors.launch_teams(request.user, template)
+    current = default_team_for(request.user, request.session.get(CURRENT_TEAM_SESSION_KEY))
+    meta = LaunchForm(data, teams=teams, version=version, initial={"team": current.slug if current else None})
+    validate_url = reverse("catalog:launch-validate", args=[template.slug])
+    params = build_parameters_form(version.parameters_schema, version.ui_schema, data=data, validate_url=validate_url)
+    return meta, params
+
+
+@login_required
+def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
+    template = _template_or_404(request, slug)
+    version = _launch_version(request, template)
+    meta, params = _launch_forms(request, template, version, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if meta.is_valid() and params.is_valid():
+            try:
+                result = services.launch_template(
+                    authenticated(request.user),
+                    meta.cleaned_data["team"],
+                    version,
+                    params.parameters,
+                    meta.cleaned_data["name"],
+                    reason=meta.cleaned_data["reason"],
+                    ttl_hours=meta.cleaned_data["ttl_hours"],
+                    request=request,
+                )
+            except InvalidParameters as exc:
+                for field, problems in exc.extra["errors"].items():
+                    for problem in problems:
+                        params.add_error(field if field in params.fields else None, problem)
+            except ApplicationError as exc:
+                field = {"workspace_name_taken": "name", "invalid_workspace_name": "name", "invalid_ttl": "ttl_hours"}
+                meta.add_error(field.get(exc.code), exc.message)
+            else:
+                messages.success(request, f"Workspace {result.workspace.name} launched; its first run is queued.")
+                return redirect("runs:workspace-detail", workspace_id=result.workspace.pk)
+        status = 422
+    defaults = selectors.schema_defaults(version)
+    context = {
+        "template": template,
+        "version": version,
+        "meta": meta,
+        "params": params,
+        **_estimate_context(version, params.parameters if params.is_bound and params.is_valid() else defaults),
+    }
+    return render(request, "catalog/launch.html", context, status=status)
+
+
+@require_POST
+@login_required
+def launch_validate_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Inline validation of one field as the user types; the estimate is refreshed out of band."""
+    template = _template_or_404(request, slug)
+    version = _launch_version(request, template)
+    _, params = _launch_forms(request, template, version, request.POST)
+    valid = params.is_valid()
+    context = {
+        "problems": params.field_errors(request.POST.get("_field", "")),
+        "version": version,
+        "estimate": estimate_hourly(version.price_model, params.parameters) if valid else None,
+    }
+    return render(request, "catalog/partials/field_errors.html", context)
+
+
+@require_POST
+@login_required
+def estimate_view(request: HttpRequest, slug: str) -> HttpResponse:
+    template = _template_or_404(request, slug)
+    version = _launch_version(request, template)
+    _, params = _launch_forms(request, template, version, request.POST)
+    estimate = estimate_hourly(version.price_model, params.parameters) if params.is_valid() else None
+    return render(request, "catalog/partials/estimate.html", {"estimate": estimate, "version": version})
+
+
+# --- Curation ----------------------------------------------------------------------------------------------
+
+
+@login_required
+def template_create_view(request: HttpRequest) -> HttpResponse:
+    if not selectors.is_catalog_admin(request.user):
+        raise PermissionDenied("Only admins curate templates.")
+    form = TemplateForm(request.POST or None)
+    version_form = VersionForm(request.POST or None, request.FILES or None, prefix="v", initial={"version": "0.1.0"})
+    if request.method == "POST" and form.is_valid() and version_form.is_valid():
+        try:
+            draft = services.create_template(
+                authenticated(request.user), template=form.to_data(), version=version_form.to_data(), request=request
+            )
+            _attach_upload(request, draft, version_form)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Draft {draft} created. Validate it, then publish.")
+            return redirect("catalog:version-detail", slug=draft.template.slug, version=draft.version)
+    status = 422 if request.method == "POST" else 200
+    return render(request, "catalog/template_form.html", {"form": form, "version_form": version_form}, status=status)
+
+
+def _attach_upload(request: HttpRequest, version: TemplateVersion, form: VersionForm) -> None:
+    upload = form.cleaned_data.get("module_archive")
+    if upload:
+        services.attach_module_archive(
+            authenticated(request.user), version, name=upload.name, data=upload.read(), request=request
+        )
+
+
+@login_required
+def backstage_import_view(request: HttpRequest) -> HttpResponse:
+    if not selectors.is_catalog_admin(request.user):
+        raise PermissionDenied("Only admins curate templates.")
+    form = BackstageImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            imported = import_backstage_template(form.cleaned_data["content"])
+            draft = services.create_template_from_backstage(
+                authenticated(request.user), imported, owner_team=form.cleaned_data["owner_team"], request=request
+            )
+        except (BackstageImportError, ApplicationError) as exc:
+            form.add_error("content", exc.message)
+        else:
+            messages.success(request, f"Imported {draft} as a draft. Review what could not be carried over.")
+            return redirect("catalog:version-detail", slug=draft.template.slug, version=draft.version)
+    status = 422 if request.method == "POST" else 200
+    return render(request, "catalog/backstage_import.html", {"form": form}, status=status)
+
+
+@login_required
+def version_detail_view(request: HttpRequest, slug: str, version: str) -> HttpResponse:
+    template = _template_or_404(request, slug)
+    found = _version_or_404(request, template, version)
+    can_curate = selectors.can_curate(request.user, template)
+    context: dict[str, Any] = {"template": template, "version": found, "can_curate": can_curate}
+    if can_curate:
+        context["report"] = services.validate_version(found)
+        context["previous"] = selectors.previous_version(found)
+        context["diff"] = services.diff_versions(context["previous"], found)
+    return render(request, "catalog/version_detail.html", context)
+
+
+@login_required
+def version_edit_view(request: HttpRequest, slug: str, version: str) -> HttpResponse:
+    template = _template_or_404(request, slug)
+    found = _version_or_404(request, template, version)
+    _require_curator(request, template)
+    template_form = TemplateForm(request.POST or None, initial=TemplateForm.initial_for(template))
+    template_form.fields["slug"].disabled = True
+    form = VersionForm(
+        request.POST or None,
+        request.FILES or None,
+        prefix="v",
+        initial=VersionForm.initial_for(found),
+        current_module=found.module_path,
+    )
+    if request.method == "POST" and template_form.is_valid() and form.is_valid():
+        actor = authenticated(request.user)
+        try:
+            services.update_template(actor, template, template_form.to_data(), request=request)
+            found = services.update_draft(actor, found, form.to_data(), request=request)
+            _attach_upload(request, found, form)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Draft {found} saved.")
+            return redirect("catalog:version-detail", slug=template.slug, version=found.version)
+    status = 422 if request.method == "POST" else 200
+    context = {"template": template, "version": found, "form": form, "template_form": template_form}
+    return render(request, "catalog/version_form.html", context, status=status)
+
+
+@require_POST
+@login_required
+def version_create_view(request: HttpRequest, slug: str) -> HttpResponse:
+    template = _template_or_404(request, slug)
+    _require_curator(request, template)
+    try:
+        draft = services.create_draft_version(authenticated(request.user), template, request=request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("catalog:detail", slug=template.slug)
+    messages.success(request, f"Draft {draft} created from the newest version.")
+    return redirect("catalog:version-edit", slug=template.slug, version=draft.version)
+
+
+LIFECYCLE_ACTIONS = {
+    "publish": services.publish_version,
+    "deprecate": services.deprecate_version,
+    "retire": services.retire_version,
+}
+
+
+@require_POST
+@login_required
+def version_action_view(request: HttpRequest, slug: str, version: str, action: str) -> HttpResponse:
+    template = _template_or_404(request, slug)
+    found = _version_or_404(request, template, version)
+    _require_curator(request, template)
+    move = LIFECYCLE_ACTIONS.get(action)
+    if move is None:
+        raise Http404("Unknown action.")
+    try:
+        moved = move(authenticated(request.user), found, request=request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{moved} is now {moved.get_lifecycle_display().lower()}.")
+    return redirect("catalog:version-detail", slug=template.slug, version=found.version)

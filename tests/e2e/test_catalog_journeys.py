@@ -1,0 +1,102 @@
+"""Browser journeys of the catalog: a data scientist launches a golden path; an admin imports and publishes
+a Backstage template that the data scientist then sees."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from apps.accounts.models import Role, Team
+from apps.runs.models import Run, Workspace
+from tests.factories import PASSWORD, UserFactory, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+FIXTURE = Path(__file__).parent / "fixtures" / "quick-experiment.yaml"
+
+
+@pytest.fixture
+def catalog(db: None) -> None:
+    call_command("sync_templates", stdout=io.StringIO())
+
+
+def log_in(page: Any, live_server: Any, username: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=current-user]")
+
+
+def test_alice_finds_fills_fixes_and_launches_a_sandbox(
+    live_server: Any, page: Any, alice: Any, catalog: None, screenshot: Any
+) -> None:
+    log_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/catalog/")
+    page.fill("[data-testid=catalog-search]", "sandbox")
+    page.wait_for_function("!document.querySelector('[data-testid=template-card-model-endpoint]')")
+    page.click("[data-testid=template-card-sandbox-experiment]")
+    page.click("[data-testid=launch]")
+
+    page.fill("#id_name", "alice-first-sweep")
+    page.fill("#id_p-experiment_name", "resnet-baseline")
+    page.fill("#id_p-gpu_count", "99")
+    page.locator("#id_p-gpu_count").blur()
+    errors = page.locator("#p-gpu_count-errors")
+    errors.get_by_text("Must be at most 8.").wait_for()
+    screenshot("alice-launch-inline-error")
+
+    page.fill("#id_p-gpu_count", "2")
+    page.locator("#id_p-gpu_count").blur()
+    page.wait_for_function("document.querySelector('#p-gpu_count-errors').innerText.trim() === ''")
+    estimate = page.locator("[data-testid=estimate]")
+    estimate.get_by_text(re.compile(r"0\.5\d USD")).wait_for()
+    screenshot("alice-launch-estimate")
+
+    page.click("[data-testid=submit-launch]")
+    page.wait_for_selector("[data-testid=workspace-name]")
+    assert "alice-first-sweep" in page.locator("[data-testid=workspace-name]").inner_text()
+    assert page.locator("[data-testid=runs]").locator(".badge-queued").inner_text() == "Queued"
+    workspace = Workspace.objects.get(name="alice-first-sweep")
+    assert workspace.parameters["gpu_count"] == 2
+    assert Run.objects.filter(workspace=workspace).count() == 1
+    screenshot("alice-workspace")
+
+
+def test_ada_imports_a_backstage_template_publishes_it_and_alice_sees_it(
+    live_server: Any, page: Any, alice: Any, vision: Team, catalog: None, screenshot: Any
+) -> None:
+    UserFactory(username="ada", is_superuser=True, is_staff=True)
+    member(vision, Role.ADMIN, username="ada")
+    log_in(page, live_server, "ada")
+    page.goto(f"{live_server.url}/catalog/import/")
+    page.fill("#id_content", FIXTURE.read_text())
+    page.click("main button:has-text('Import as draft')")
+
+    page.wait_for_selector("[data-testid=import-report]")
+    report = page.locator("[data-testid=import-report]").inner_text()
+    assert "fetch:template" in report
+    assert "experiment_name" in report
+    assert "Draft" in page.locator("[data-testid=lifecycle]").inner_text()
+    screenshot("ada-imported-draft")
+
+    page.click("text=Edit draft")
+    page.select_option("#id_v-module_path", label="sandbox-experiment")
+    page.click("main button:has-text('Save draft')")
+    page.wait_for_selector("[data-testid=validation] .ok")
+    page.click("main button:has-text('Publish')")
+    page.wait_for_function("document.querySelector('[data-testid=lifecycle]').innerText.includes('Published')")
+    screenshot("ada-published")
+
+    page.click("text=Sign out")
+    log_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/catalog/?q=quick")
+    page.wait_for_selector("[data-testid=template-card-quick-experiment]")
+    page.click("[data-testid=template-card-quick-experiment]")
+    page.wait_for_selector("[data-testid=launch]")
+    screenshot("alice-sees-imported")
