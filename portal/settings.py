@@ -187,11 +187,16 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2)
 BROKER_POLLING_INTERVAL = float(env_str("BROKER_POLLING_INTERVAL", "0.1"))
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 30)
+DRIFT_CHECK_SECONDS = env_int("DRIFT_CHECK_SECONDS", 6 * 3600)
 CELERY_BEAT_SCHEDULE = {
     "record-worker-heartbeat": {
         "task": "apps.ops.tasks.record_worker_heartbeat",
         "schedule": float(WORKER_HEARTBEAT_SECONDS),
     },
+    "sweep-runs": {"task": "apps.runs.tasks.sweep_runs", "schedule": 30.0},
+    "expire-approvals": {"task": "apps.runs.tasks.expire_approvals", "schedule": 300.0},
+    "destroy-expired-workspaces": {"task": "apps.runs.tasks.destroy_expired_workspaces", "schedule": 60.0},
+    "check-drift": {"task": "apps.runs.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)},
 }
 READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
 
@@ -255,4 +260,11 @@ LOGGING = {
 
 # --- Paved ------------------------------------------------------------------------------------------------
 API_TOKEN_PREFIX = "pvd_"
+TERRAFORM_BIN = env_str("TERRAFORM_BIN")
+RUNS_DIR = DATA_DIR / "runs"
+TERRAFORM_STATE_DIR = DATA_DIR / "state"
+PLAN_TIMEOUT_SECONDS = env_int("PLAN_TIMEOUT_SECONDS", 900)
+APPLY_TIMEOUT_SECONDS = env_int("APPLY_TIMEOUT_SECONDS", 3600)
+APPROVAL_EXPIRY_HOURS = env_int("APPROVAL_EXPIRY_HOURS", 72)
+RUN_HEARTBEAT_STALE_SECONDS = env_int("RUN_HEARTBEAT_STALE_SECONDS", 120)
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "paved-demo")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from apps.accounts.models import Role, Team
@@ -79,6 +81,14 @@ def versions_for(user: AnyUser, template: Template) -> QuerySet[TemplateVersion]
     if can_curate(user, template):
         return versions
     return versions.filter(lifecycle__in=[Lifecycle.PUBLISHED, Lifecycle.DEPRECATED])
+
+
+def module_dir(version: TemplateVersion) -> Path | None:
+    """Absolute folder of a version's Terraform module (shipped paths are relative to the repository)."""
+    if not version.module_path:
+        return None
+    path = Path(version.module_path)
+    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
 def latest_published(template: Template) -> TemplateVersion | None:

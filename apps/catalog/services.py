@@ -43,9 +43,10 @@ from apps.catalog.models import (
 )
 from apps.catalog.modules import ModuleError, check_module_against_schema, inspect_module
 from apps.catalog.schema import check_schema, schema_warnings, validate_parameters
-from apps.catalog.selectors import can_curate, launch_teams
+from apps.catalog.selectors import can_curate, launch_teams, module_dir
 from apps.costs.estimates import Estimate, check_price_model, estimate_hourly
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.services import dispatch_run
 
 SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -63,13 +64,6 @@ def semver_key(version: str) -> tuple[int, int, int]:
     if not match:
         raise errors.InvalidTemplate(f"Version {version!r} is not a semantic version such as 1.2.0.")
     return int(match[1]), int(match[2]), int(match[3])
-
-
-def module_dir(version: TemplateVersion) -> Path | None:
-    if not version.module_path:
-        return None
-    path = Path(version.module_path)
-    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
 # --- Validation ---------------------------------------------------------------------------------------------
@@ -498,7 +492,9 @@ def launch_template(
         parameters=parameters,
         reason=reason[:300],
         created_by=actor,
+        estimated_hourly_cost=estimate.hourly,
     )
+    dispatch_run(run)
     record(
         actor,
         team,

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from rest_framework import serializers, viewsets
+from typing import Any
 
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.selectors import authenticated
+from apps.runs import services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
-from apps.runs.models import Run, Workspace
-from apps.runs.selectors import runs_for, workspaces_for
+from apps.runs.models import Run, RunKind, Workspace
+from apps.runs.selectors import log_chunks_after, masked_outputs, runs_for, workspaces_for
 
 
 class RunSerializer(serializers.ModelSerializer[Run]):
@@ -18,7 +26,8 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         model = Run
         fields = [
             "id", "workspace", "team", "kind", "state", "state_reason", "template", "version", "parameters",
-            "reason", "created_by", "queued_at", "started_at", "finished_at",
+            "reason", "created_by", "queued_at", "started_at", "finished_at", "plan_summary",
+            "estimated_hourly_cost", "needs_approval", "log_lines", "retry_of",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -28,14 +37,35 @@ class WorkspaceSerializer(serializers.ModelSerializer[Workspace]):
     template = serializers.CharField(source="template_version.template.slug", read_only=True)
     version = serializers.CharField(source="template_version.version", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
+    outputs = serializers.SerializerMethodField(help_text="Sensitive values are masked.")
 
     class Meta:
         model = Workspace
         fields = [
             "id", "team", "name", "template", "version", "parameters", "status", "created_by", "created_at",
-            "expires_at", "estimated_hourly_cost", "currency",
+            "expires_at", "estimated_hourly_cost", "currency", "outputs",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_outputs(self, workspace: Workspace) -> dict[str, Any]:
+        return masked_outputs(workspace)
+
+
+class RunRequestSerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=[RunKind.APPLY, RunKind.DESTROY])
+    confirm = serializers.CharField(required=False, allow_blank=True, help_text="Destroy: the workspace name.")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+
+
+class DecisionSerializer(serializers.Serializer[Any]):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class LogSerializer(serializers.Serializer[Any]):
+    after = serializers.IntegerField()
+    next = serializers.IntegerField(help_text="Pass as `after` to get the following lines.")
+    lines = serializers.ListField(child=serializers.CharField())
+    complete = serializers.BooleanField(help_text="True when the run is over and every line was returned.")
 
 
 class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
@@ -49,6 +79,26 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
     def get_queryset(self) -> QuerySet[Workspace]:
         return workspaces_for(self.request.user)
 
+    @extend_schema(
+        request=RunRequestSerializer, responses={201: RunSerializer}, summary="Queue a plan-and-apply or destroy"
+    )
+    @action(detail=True, methods=["post"])
+    def runs(self, request: Request, pk: str) -> Response:
+        workspace = self.get_object()
+        payload = RunRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        actor = authenticated(request.user)
+        data = payload.validated_data
+        if data["kind"] == RunKind.DESTROY:
+            run = services.request_destroy(
+                actor, workspace, confirm_name=data.get("confirm", ""), request=request._request
+            )
+        else:
+            run = services.queue_run(
+                actor, workspace, kind=RunKind.APPLY, reason=data["reason"], request=request._request
+            )
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
     """Runs of your teams' workspaces, newest first."""
@@ -60,3 +110,55 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
 
     def get_queryset(self) -> QuerySet[Run]:
         return runs_for(self.request.user)
+
+    def _act(self, request: Request, act: Any) -> Response:
+        run = self.get_object()
+        payload = DecisionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        act(authenticated(request.user), run, payload.validated_data["comment"], request._request)
+        run.refresh_from_db()
+        return Response(RunSerializer(run).data)
+
+    @extend_schema(request=DecisionSerializer, responses=RunSerializer, summary="Approve a planned run (managers)")
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        return self._act(request, lambda a, r, c, q: services.approve_run(a, r, comment=c, request=q))
+
+    @extend_schema(request=DecisionSerializer, responses=RunSerializer, summary="Reject a planned run (managers)")
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str) -> Response:
+        return self._act(request, lambda a, r, c, q: services.reject_run(a, r, comment=c, request=q))
+
+    @extend_schema(request=None, responses=RunSerializer, summary="Cancel a queued or running run")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        return self._act(request, lambda a, r, c, q: services.cancel_run(a, r, request=q))
+
+    @extend_schema(request=None, responses={201: RunSerializer}, summary="Retry a failed, errored or cancelled run")
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        retry = services.retry_run(authenticated(request.user), self.get_object(), request=request._request)
+        return Response(RunSerializer(retry).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses=LogSerializer,
+        parameters=[OpenApiParameter("after", int, description="Return lines after this line number (default 0).")],
+        summary="Terraform output, from a line offset",
+    )
+    @action(detail=True, methods=["get"])
+    def log(self, request: Request, pk: str) -> Response:
+        run = self.get_object()
+        after = (
+            int(request.query_params.get("after", "0") or 0)
+            if str(request.query_params.get("after", "0")).isdigit()
+            else 0
+        )
+        lines = [line for chunk in log_chunks_after(run, after) for line in chunk.text.split("\n")]
+        next_line = after + len(lines)
+        body = {
+            "after": after,
+            "next": next_line,
+            "lines": lines,
+            "complete": run.is_terminal and next_line >= run.log_lines,
+        }
+        return Response(LogSerializer(body).data)

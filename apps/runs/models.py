@@ -45,6 +45,11 @@ TERMINAL_STATES = frozenset(
     {RunState.APPLIED, RunState.FAILED, RunState.ERRORED, RunState.CANCELLED, RunState.REJECTED, RunState.DISCARDED}
 )
 
+CANCELLABLE_STATES = frozenset(
+    {RunState.QUEUED, RunState.PLANNING, RunState.PLANNED, RunState.AWAITING_APPROVAL, RunState.APPLYING}
+)
+RETRYABLE_STATES = frozenset({RunState.FAILED, RunState.ERRORED, RunState.CANCELLED})
+
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     RunState.QUEUED: frozenset({RunState.PLANNING, RunState.CANCELLED, RunState.ERRORED, RunState.DISCARDED}),
     RunState.PLANNING: frozenset({RunState.PLANNED, RunState.FAILED, RunState.ERRORED, RunState.CANCELLED}),
@@ -69,6 +74,16 @@ class Workspace(BaseModel):
     expires_at = models.DateTimeField(null=True, blank=True)
     estimated_hourly_cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
     currency = models.CharField(max_length=3, default="USD")
+    outputs = models.JSONField(default=dict, blank=True, help_text="Terraform outputs: {name: {value, sensitive}}.")
+    locked_by = models.ForeignKey(
+        "runs.Run",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Run holding the lock.",
+    )
+    locked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -92,6 +107,13 @@ class Run(BaseModel):
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    plan_summary = models.JSONField(default=dict, blank=True)
+    estimated_hourly_cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    needs_approval = models.BooleanField(default=False)
+    log_lines = models.PositiveIntegerField(default=0)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
 
     class Meta:
         ordering = ["-created_at"]
@@ -103,3 +125,57 @@ class Run(BaseModel):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def is_cancellable(self) -> bool:
+        return self.state in CANCELLABLE_STATES
+
+    @property
+    def is_retryable(self) -> bool:
+        return self.state in RETRYABLE_STATES
+
+
+class RunLogChunk(models.Model):
+    """Terraform output, appended in chunks of many lines (about one row a second), never a row per line."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_chunks")
+    seq = models.PositiveIntegerField()
+    first_line = models.PositiveIntegerField(help_text="Line number (from 1) of the chunk's first line.")
+    line_count = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="unique_log_chunk_seq")]
+
+    def __str__(self) -> str:
+        return f"run #{self.run_id} chunk {self.seq}"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+
+class Approval(BaseModel):
+    """A request to apply a planned run. Decided by a manager or admin of the run's team, never the requester."""
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="approval")
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="approvals")
+    status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    why_needed = models.CharField(max_length=300)
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"approval of {self.run} ({self.status})"

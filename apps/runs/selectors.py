@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.accounts.selectors import AnyUser, scope_to_teams
-from apps.runs.models import Run, Workspace
+from apps.accounts.models import OVERSIGHT_ROLES
+from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
+from apps.runs.models import Approval, ApprovalStatus, Run, RunLogChunk, Workspace
 
 
 def workspaces_for(user: AnyUser) -> QuerySet[Workspace]:
@@ -20,3 +21,64 @@ def runs_for(user: AnyUser) -> QuerySet[Run]:
 
 def workspace_for(user: AnyUser, workspace_id: int) -> Workspace | None:
     return workspaces_for(user).filter(pk=workspace_id).first()
+
+
+def run_for(user: AnyUser, run_id: int) -> Run | None:
+    return runs_for(user).filter(pk=run_id).first()
+
+
+def can_approve(user: AnyUser, run: Run) -> bool:
+    """Managers and admins of the run's team may decide it, except the person who requested it."""
+    return role_in(user, run.team) in OVERSIGHT_ROLES and user.pk != run.created_by_id
+
+
+def pending_approvals_for(user: AnyUser) -> QuerySet[Approval]:
+    approvals = Approval.objects.select_related("run__workspace", "run__created_by", "team")
+    return scope_to_teams(approvals, user, roles=OVERSIGHT_ROLES).filter(status=ApprovalStatus.PENDING)
+
+
+def log_chunks_after(run: Run, after_line: int, *, limit_lines: int = 2000) -> list[RunLogChunk]:
+    """Chunks holding lines after `after_line`, oldest first, up to about `limit_lines` lines."""
+    chunks = []
+    total = 0
+    for chunk in run.log_chunks.filter(first_line__gt=after_line).order_by("seq"):
+        chunks.append(chunk)
+        total += chunk.line_count
+        if total >= limit_lines:
+            break
+    return chunks
+
+
+def log_tail(run: Run, *, lines: int = 500) -> list[RunLogChunk]:
+    """The last chunks of the log covering at least `lines` lines (older ones load on demand)."""
+    chunks: list[RunLogChunk] = []
+    total = 0
+    for chunk in run.log_chunks.order_by("-seq"):
+        chunks.insert(0, chunk)
+        total += chunk.line_count
+        if total >= lines:
+            break
+    return chunks
+
+
+def log_chunks_before(run: Run, before_line: int, *, limit_lines: int = 2000) -> list[RunLogChunk]:
+    chunks: list[RunLogChunk] = []
+    total = 0
+    for chunk in run.log_chunks.filter(first_line__lt=before_line).order_by("-seq"):
+        chunks.insert(0, chunk)
+        total += chunk.line_count
+        if total >= limit_lines:
+            break
+    return chunks
+
+
+SENSITIVE_MASK = "•••••• (sensitive)"
+
+
+def masked_outputs(workspace: Workspace) -> dict[str, object]:
+    """Outputs for pages and the API: values Terraform marks sensitive are never shown."""
+    shown: dict[str, object] = {}
+    for name, output in (workspace.outputs or {}).items():
+        sensitive = isinstance(output, dict) and output.get("sensitive")
+        shown[name] = SENSITIVE_MASK if sensitive else (output.get("value") if isinstance(output, dict) else output)
+    return shown

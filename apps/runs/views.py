@@ -1,20 +1,43 @@
+"""Workspace and run pages. The run page follows Terraform's output live: htmx polls `?after=<line>` and
+appends new lines; polling stops when the run is terminal. Actions post to one service each."""
+
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from apps.accounts.selectors import authenticated
+from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
+from apps.runs import selectors, services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
-from apps.runs.selectors import runs_for, workspace_for, workspaces_for
+from apps.runs.models import Run, RunKind, Workspace
+from apps.runs.services.logs import iter_log_text
 
 PAGE_SIZE = 50
 
 
+def _workspace_or_404(request: HttpRequest, workspace_id: int) -> Workspace:
+    workspace = selectors.workspace_for(request.user, workspace_id)
+    if workspace is None:
+        raise Http404("No such workspace in your teams.")
+    return workspace
+
+
+def _run_or_404(request: HttpRequest, run_id: int) -> Run:
+    run = selectors.run_for(request.user, run_id)
+    if run is None:
+        raise Http404("No such run in your teams.")
+    return run
+
+
 @login_required
 def workspace_list_view(request: HttpRequest) -> HttpResponse:
-    filterset = WorkspaceFilterSet(request.GET or None, queryset=workspaces_for(request.user))
+    filterset = WorkspaceFilterSet(request.GET or None, queryset=selectors.workspaces_for(request.user))
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "runs/partials/workspace_table.html" if htmx_partial(request) else "runs/workspace_list.html"
     return render(request, template, {"filterset": filterset, "page": page})
@@ -22,15 +45,113 @@ def workspace_list_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpResponse:
-    workspace = workspace_for(request.user, workspace_id)
-    if workspace is None:
-        raise Http404("No such workspace in your teams.")
-    runs = runs_for(request.user).filter(workspace=workspace)
-    return render(request, "runs/workspace_detail.html", {"workspace": workspace, "runs": runs})
+    workspace = _workspace_or_404(request, workspace_id)
+    context = {
+        "workspace": workspace,
+        "runs": selectors.runs_for(request.user).filter(workspace=workspace),
+        "outputs": selectors.masked_outputs(workspace),
+    }
+    return render(request, "runs/workspace_detail.html", context)
 
 
 @login_required
 def run_list_view(request: HttpRequest) -> HttpResponse:
-    filterset = RunFilterSet(request.GET or None, queryset=runs_for(request.user))
+    filterset = RunFilterSet(request.GET or None, queryset=selectors.runs_for(request.user))
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "runs/run_list.html", {"filterset": filterset, "page": page})
+
+
+def _run_context(request: HttpRequest, run: Run) -> dict[str, object]:
+    return {
+        "run": run,
+        "approval": getattr(run, "approval", None),
+        "can_approve": selectors.can_approve(request.user, run),
+    }
+
+
+@login_required
+def run_detail_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _run_or_404(request, run_id)
+    chunks = selectors.log_tail(run)
+    context = {**_run_context(request, run), "chunks": chunks, "first_line": chunks[0].first_line if chunks else 1}
+    return render(request, "runs/run_detail.html", context)
+
+
+@login_required
+def run_status_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The run header (state, stage, elapsed time, approval box), refreshed by htmx while the run is live."""
+    run = _run_or_404(request, run_id)
+    return render(request, "runs/partials/run_status.html", _run_context(request, run))
+
+
+@login_required
+def run_log_view(request: HttpRequest, run_id: int) -> HttpResponse:
+    """New lines after `?after=N` (appended by the poller), or older lines before `?before=N` (on demand)."""
+    run = _run_or_404(request, run_id)
+    before = request.GET.get("before")
+    if before is not None and before.isdigit():
+        chunks = selectors.log_chunks_before(run, int(before))
+        return render(request, "runs/partials/log_older.html", {"run": run, "chunks": chunks})
+    after = request.GET.get("after", "0")
+    chunks = selectors.log_chunks_after(run, int(after) if after.isdigit() else 0)
+    last_line = chunks[-1].first_line + chunks[-1].line_count - 1 if chunks else int(after or 0)
+    return render(request, "runs/partials/log_lines.html", {"run": run, "chunks": chunks, "last_line": last_line})
+
+
+@login_required
+def run_log_download_view(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
+    run = _run_or_404(request, run_id)
+    response = StreamingHttpResponse(iter_log_text(run), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.log"'
+    return response
+
+
+def _act(request: HttpRequest, action: str, run: Run) -> None:
+    actor = authenticated(request.user)
+    comment = request.POST.get("comment", "")
+    try:
+        if action == "approve":
+            services.approve_run(actor, run, comment=comment, request=request)
+            messages.success(request, f"Run #{run.pk} approved; it is being applied.")
+        elif action == "reject":
+            services.reject_run(actor, run, comment=comment, request=request)
+            messages.success(request, f"Run #{run.pk} rejected; nothing was applied.")
+        elif action == "cancel":
+            services.cancel_run(actor, run, request=request)
+            messages.success(request, f"Run #{run.pk} is being cancelled.")
+        elif action == "retry":
+            retry = services.retry_run(actor, run, request=request)
+            messages.success(request, f"Run #{retry.pk} queued as a retry of #{run.pk}.")
+        else:
+            raise Http404("Unknown action.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+
+
+@require_POST
+@login_required
+def run_action_view(request: HttpRequest, run_id: int, action: str) -> HttpResponse:
+    run = _run_or_404(request, run_id)
+    _act(request, action, run)
+    return redirect("runs:run-detail", run_id=run.pk)
+
+
+@require_POST
+@login_required
+def workspace_action_view(request: HttpRequest, workspace_id: int, action: str) -> HttpResponse:
+    workspace = _workspace_or_404(request, workspace_id)
+    actor = authenticated(request.user)
+    try:
+        if action == "destroy":
+            run = services.request_destroy(
+                actor, workspace, confirm_name=request.POST.get("confirm", ""), request=request
+            )
+        elif action == "plan":
+            run = services.queue_run(actor, workspace, kind=RunKind.APPLY, reason="Re-plan requested.", request=request)
+        else:
+            raise Http404("Unknown action.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("runs:workspace-detail", workspace_id=workspace.pk)
+    messages.success(request, f"Run #{run.pk} queued.")
+    return redirect("runs:run-detail", run_id=run.pk)

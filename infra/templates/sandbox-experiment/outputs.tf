@@ -26,3 +26,9 @@ output "resources" {
     framework       = var.framework
   }
 }
+
+output "tracking_token" {
+  description = "API token for the tracking server. Sensitive: Paved masks it in pages and the API."
+  value       = sha256("${var.paved_team}/${var.paved_workspace}/${var.experiment_name}/tracking-token")
+  sensitive   = true
+}

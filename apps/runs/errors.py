@@ -1,0 +1,31 @@
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_run_transition"
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+
+
+class NotAnApprover(PermissionDenied):
+    code = "not_an_approver"
+
+
+class ApprovalNotPending(Conflict):
+    code = "approval_not_pending"
+
+
+class ConfirmationMismatch(ValidationFailed):
+    code = "confirmation_mismatch"
+
+
+class WorkspaceBusy(Conflict):
+    code = "workspace_busy"
+
+
+class NothingToRetry(ApplicationError):
+    code = "nothing_to_retry"
+    status = 409
+    title = "This run cannot be retried"

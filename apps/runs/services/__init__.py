@@ -1,0 +1,32 @@
+"""Run engine services. Split by concern: transitions (the state machine), execution (Terraform work on a
+worker), approvals, lifecycle (queue, destroy, cancel, retry) and logs."""
+
+from apps.runs.services.approvals import approve_run, expire_approvals, reject_run
+from apps.runs.services.execution import apply_approved_run, dispatch_run, execute_run
+from apps.runs.services.lifecycle import (
+    cancel_run,
+    check_drift,
+    destroy_expired_workspaces,
+    queue_run,
+    request_destroy,
+    retry_run,
+)
+from apps.runs.services.recovery import sweep_runs
+from apps.runs.services.transitions import run_transition
+
+__all__ = [
+    "apply_approved_run",
+    "approve_run",
+    "cancel_run",
+    "check_drift",
+    "destroy_expired_workspaces",
+    "dispatch_run",
+    "execute_run",
+    "expire_approvals",
+    "queue_run",
+    "reject_run",
+    "request_destroy",
+    "retry_run",
+    "run_transition",
+    "sweep_runs",
+]

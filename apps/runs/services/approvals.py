@@ -1,0 +1,66 @@
+"""Approving or rejecting a planned run. Approvers are managers and admins of the run's team, never the
+person who requested the run."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.audit.services import record
+from apps.runs.errors import ApprovalNotPending, NotAnApprover
+from apps.runs.models import Approval, ApprovalStatus, Run, RunState
+from apps.runs.selectors import can_approve
+from apps.runs.services.execution import dispatch_apply, release_workspace_lock
+from apps.runs.services.transitions import run_transition
+
+
+def _decide(actor: User, run: Run, status: str, comment: str, request: HttpRequest | None) -> Approval:
+    approval = Approval.objects.select_for_update().select_related("run").get(run=run)
+    if not can_approve(actor, run):
+        raise NotAnApprover("Only a manager or admin of the team, other than the requester, may decide this run.")
+    if approval.status != ApprovalStatus.PENDING:
+        raise ApprovalNotPending(f"This approval is already {approval.status}.")
+    if approval.expires_at <= timezone.now():
+        raise ApprovalNotPending("This approval request has expired; plan again.")
+    approval.status = status
+    approval.decided_by = actor
+    approval.decided_at = timezone.now()
+    approval.comment = comment[:500]
+    approval.save(update_fields=["status", "decided_by", "decided_at", "comment", "updated_at"])
+    record(actor, run.team, f"approval.{status}", run, {"comment": comment[:500]}, request)
+    return approval
+
+
+@transaction.atomic
+def approve_run(actor: User, run: Run, *, comment: str = "", request: HttpRequest | None = None) -> Approval:
+    """Approve the exact saved plan; a worker applies it."""
+    approval = _decide(actor, run, ApprovalStatus.APPROVED, comment, request)
+    Run.objects.filter(pk=run.pk).update(state_reason=f"Approved by {actor.username}; waiting for a worker.")
+    dispatch_apply(run)
+    return approval
+
+
+@transaction.atomic
+def reject_run(actor: User, run: Run, *, comment: str = "", request: HttpRequest | None = None) -> Approval:
+    """Reject: nothing is applied, the plan is thrown away and the workspace is freed."""
+    approval = _decide(actor, run, ApprovalStatus.REJECTED, comment, request)
+    run_transition(run=run, to=RunState.REJECTED, actor=actor, reason=f"Rejected by {actor.username}: {comment}")
+    release_workspace_lock(run)
+    return approval
+
+
+@transaction.atomic
+def expire_approvals() -> int:
+    """Beat task: pending approvals past their deadline expire and their runs are discarded."""
+    expired = 0
+    for approval in Approval.objects.select_for_update().filter(
+        status=ApprovalStatus.PENDING, expires_at__lte=timezone.now()
+    ):
+        approval.status = ApprovalStatus.EXPIRED
+        approval.save(update_fields=["status", "updated_at"])
+        run_transition(run=approval.run, to=RunState.DISCARDED, reason="The approval request expired.")
+        release_workspace_lock(approval.run)
+        expired += 1
+    return expired

@@ -1,0 +1,301 @@
+"""Running Terraform for a run: lock the workspace, lay out a work dir, init -> plan -> [approval] -> apply.
+
+Tasks call `execute_run` and `apply_approved_run`; both re-check the run's state first, so a task delivered
+twice (acks_late, broker redelivery) does nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.catalog.selectors import module_dir
+from apps.runs.errors import IllegalTransition
+from apps.runs.models import Approval, Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.services.logs import RunLogWriter
+from apps.runs.services.transitions import run_transition
+from apps.runs.terraform import (
+    PlanSummary,
+    TerraformCancelled,
+    TerraformError,
+    TerraformRunner,
+    TerraformTimedOut,
+    summarize_plan,
+)
+
+PLAN_FILE = "plan.tfplan"
+VAR_FILE = "terraform.tfvars.json"
+
+
+# --- Dispatch and the per-workspace lock -----------------------------------------------------------------
+
+
+def dispatch_run(run: Run) -> None:
+    """Hand the run to a worker once the surrounding transaction commits (never before: the worker must see it)."""
+    run_pk = run.pk
+
+    def send() -> None:
+        from apps.runs.tasks import execute_run
+
+        result = execute_run.apply_async(args=[run_pk])
+        Run.objects.filter(pk=run_pk).update(celery_task_id=result.id)
+
+    transaction.on_commit(send)
+
+
+def dispatch_apply(run: Run) -> None:
+    run_pk = run.pk
+
+    def send() -> None:
+        from apps.runs.tasks import apply_approved_run
+
+        result = apply_approved_run.apply_async(args=[run_pk])
+        Run.objects.filter(pk=run_pk).update(celery_task_id=result.id)
+
+    transaction.on_commit(send)
+
+
+@transaction.atomic
+def claim_run(run: Run) -> bool:
+    """Take the workspace for `run` and move it to planning, FIFO. False (and the run says why) while another
+    run holds the workspace or an older run is queued ahead; False too when the run is no longer queued, which
+    makes a redelivered task a no-op."""
+    workspace = Workspace.objects.select_for_update().get(pk=run.workspace_id)
+    if Run.objects.select_for_update().filter(pk=run.pk, state=RunState.QUEUED).first() is None:
+        return False
+    holder = workspace.locked_by
+    if holder is not None and holder.pk != run.pk and not holder.is_terminal:
+        Run.objects.filter(pk=run.pk).update(state_reason=f"Waiting for run #{holder.pk} to finish.")
+        return False
+    ahead = workspace.runs.filter(state=RunState.QUEUED, pk__lt=run.pk).order_by("pk").first()
+    if ahead is not None:
+        Run.objects.filter(pk=run.pk).update(state_reason=f"Queued behind run #{ahead.pk}.")
+        dispatch_run(ahead)
+        return False
+    workspace.locked_by = run
+    workspace.locked_at = timezone.now()
+    workspace.save(update_fields=["locked_by", "locked_at", "updated_at"])
+    run_transition(run=run, to=RunState.PLANNING, reason="Running terraform init and plan.")
+    return True
+
+
+@transaction.atomic
+def release_workspace_lock(run: Run) -> None:
+    """Free the workspace if `run` holds it, and start the next queued run of the workspace, if any."""
+    workspace = Workspace.objects.select_for_update().get(pk=run.workspace_id)
+    if workspace.locked_by_id == run.pk:
+        workspace.locked_by = None
+        workspace.locked_at = None
+        workspace.save(update_fields=["locked_by", "locked_at", "updated_at"])
+    following = workspace.runs.filter(state=RunState.QUEUED).order_by("pk").first()
+    if following is not None:
+        dispatch_run(following)
+
+
+# --- Work directory ---------------------------------------------------------------------------------------
+
+
+def run_dir(run: Run) -> Path:
+    return Path(settings.RUNS_DIR) / str(run.pk)
+
+
+def backend_config(workspace: Workspace) -> tuple[str, dict[str, str]]:
+    """State per Paved workspace: a PostgreSQL schema of its own (pg backend, with its own locking) when the
+    portal runs on PostgreSQL, else a local state file under the data dir. Never shared between workspaces."""
+    db = settings.DATABASES["default"]
+    if settings.USING_POSTGRES:
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+        conn = f"postgres://{db.get('USER') or 'postgres'}{password}@{host}/{db['NAME']}"
+        sslmode = (db.get("OPTIONS") or {}).get("sslmode", "disable")
+        return "pg", {"conn_str": f"{conn}?sslmode={sslmode}", "schema_name": f"paved_ws_{workspace.pk}"}
+    path = Path(settings.TERRAFORM_STATE_DIR) / str(workspace.pk) / "terraform.tfstate"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return "local", {"path": str(path)}
+
+
+def prepare_workdir(run: Run) -> tuple[Path, dict[str, str]]:
+    """Copy the pinned module, write the JSON var file and the backend block. Parameters reach Terraform only
+    as JSON values (never string-built HCL), and the module itself is never modified."""
+    source = module_dir(run.template_version)
+    if source is None or not source.is_dir():
+        raise TerraformError(f"The module of {run.template_version} is missing ({run.template_version.module_path}).")
+    workdir = run_dir(run)
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.copytree(source, workdir, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
+    workspace = run.workspace
+    variables = {
+        **run.parameters,
+        "paved_team": workspace.team.slug,
+        "paved_workspace": workspace.name,
+        "paved_template": f"{run.template_version.template.slug}@{run.template_version.version}",
+    }
+    (workdir / VAR_FILE).write_text(json.dumps(variables, indent=2))
+    backend, config = backend_config(workspace)
+    (workdir / "paved_backend.tf").write_text(f'terraform {{\n  backend "{backend}" {{}}\n}}\n')
+    return workdir, config
+
+
+def _cancel_probe(run: Run) -> Callable[[], bool]:
+    """Once a second: heartbeat (so the sweeper knows this worker is alive even while Terraform is silent)
+    and check for a cancel request."""
+    state = {"checked": 0.0, "cancel": False}
+
+    def should_cancel() -> bool:
+        now = time.monotonic()
+        if now - state["checked"] >= 1.0:
+            state["checked"] = now
+            Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+            state["cancel"] = Run.objects.filter(pk=run.pk, cancel_requested=True).exists()
+        return bool(state["cancel"])
+
+    return should_cancel
+
+
+def _runner(run: Run, workdir: Path, log: RunLogWriter, timeout: int) -> TerraformRunner:
+    return TerraformRunner(workdir, on_line=log.write, should_cancel=_cancel_probe(run), timeout=timeout)
+
+
+# --- Plan and apply ---------------------------------------------------------------------------------------
+
+
+def approval_reason(run: Run) -> str:
+    """Why this run needs an approval, or "" when it does not (template version policy)."""
+    version = run.template_version
+    if run.kind == RunKind.DESTROY:
+        return ""
+    if version.approval_policy == "always":
+        return f"{version.template.name} always needs a manager's approval."
+    if version.approval_policy == "cost_above" and run.estimated_hourly_cost > version.approval_threshold_or_zero():
+        return (
+            f"Estimated {run.estimated_hourly_cost:.2f} {run.workspace.currency}/h is above the "
+            f"{version.approval_threshold} threshold."
+        )
+    return ""
+
+
+def _finish_with_outputs(run: Run, runner: TerraformRunner) -> None:
+    outputs: dict[str, Any] = {} if run.kind == RunKind.DESTROY else runner.outputs()
+    Workspace.objects.filter(pk=run.workspace_id).update(outputs=outputs)
+    run_transition(run=run, to=RunState.APPLIED, reason="Applied." if run.kind != RunKind.DESTROY else "Destroyed.")
+
+
+def _finish_drift_check(run: Run, drifted: bool, summary: PlanSummary) -> None:
+    """A drift check only plans: real infrastructure that no longer matches the state marks the workspace."""
+    status = WorkspaceStatus.DRIFTED if drifted else WorkspaceStatus.READY
+    Workspace.objects.filter(pk=run.workspace_id).update(status=status, updated_at=timezone.now())
+    reason = (
+        f"Drift detected: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy."
+        if drifted
+        else "No drift: infrastructure matches the state."
+    )
+    run_transition(run=run, to=RunState.DISCARDED, reason=reason)
+
+
+def _fail(run: Run, exc: Exception) -> None:
+    run.refresh_from_db()
+    if run.is_terminal:
+        return
+    if isinstance(exc, TerraformCancelled):
+        run_transition(run=run, to=RunState.CANCELLED, reason="Cancelled; Terraform was interrupted safely.")
+    elif isinstance(exc, TerraformTimedOut):
+        run_transition(run=run, to=RunState.FAILED, reason=f"Timed out: {exc}")
+    elif isinstance(exc, TerraformError):
+        run_transition(run=run, to=RunState.FAILED, reason=str(exc)[:300])
+    else:
+        run_transition(run=run, to=RunState.ERRORED, reason=f"Internal error: {type(exc).__name__}: {exc}"[:300])
+
+
+def execute_run(run_pk: int) -> None:
+    """Plan a queued run and apply it, or stop at awaiting_approval when its policy says so."""
+    run = Run.objects.select_related("workspace__team", "template_version__template", "team").filter(pk=run_pk).first()
+    if run is None or run.state != RunState.QUEUED:
+        return
+    if run.cancel_requested:
+        run_transition(run=run, to=RunState.CANCELLED, reason="Cancelled before it started.")
+        return
+    if not claim_run(run):
+        return
+    log = RunLogWriter(run)
+    try:
+        workdir, config = prepare_workdir(run)
+        runner = _runner(run, workdir, log, settings.PLAN_TIMEOUT_SECONDS)
+        runner.init(backend_config=config)
+        has_changes = runner.plan(out=PLAN_FILE, destroy=run.kind == RunKind.DESTROY)
+        summary: PlanSummary = summarize_plan(runner.show_plan(PLAN_FILE))
+        log.flush()
+        run_transition(
+            run=run,
+            to=RunState.PLANNED,
+            reason=f"Plan: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy.",
+            plan_summary=summary.__dict__,
+        )
+        if run.kind == RunKind.DRIFT_CHECK:
+            log.flush()
+            _finish_drift_check(run, has_changes, summary)
+            return
+        if not has_changes:
+            log.flush()
+            _finish_with_outputs(run, runner)
+            return
+        why = approval_reason(run)
+        if why:
+            request_approval(run, why)
+            return
+        run_transition(run=run, to=RunState.APPLYING, reason="Applying the plan.")
+        _runner(run, workdir, log, settings.APPLY_TIMEOUT_SECONDS).apply(PLAN_FILE)
+        log.flush()
+        _finish_with_outputs(run, runner)
+    except Exception as exc:  # noqa: BLE001 - every failure must end the run in a terminal state, not stuck
+        log.write(f"Error: {exc}")
+        log.flush()
+        _fail(run, exc)
+    finally:
+        log.flush()
+        run.refresh_from_db()
+        if run.is_terminal:
+            release_workspace_lock(run)
+
+
+def apply_approved_run(run_pk: int) -> None:
+    """Apply exactly the plan that was approved."""
+    run = Run.objects.select_related("workspace__team", "template_version__template", "team").filter(pk=run_pk).first()
+    if run is None:
+        return
+    try:  # the transition is the claim: a redelivered task finds the run already applying and stops here
+        run_transition(run=run, to=RunState.APPLYING, reason="Applying the approved plan.")
+    except IllegalTransition:
+        return
+    log = RunLogWriter(run)
+    try:
+        workdir = run_dir(run)
+        runner = _runner(run, workdir, log, settings.APPLY_TIMEOUT_SECONDS)
+        runner.apply(PLAN_FILE)
+        log.flush()
+        _finish_with_outputs(run, runner)
+    except Exception as exc:  # noqa: BLE001
+        log.write(f"Error: {exc}")
+        log.flush()
+        _fail(run, exc)
+    finally:
+        log.flush()
+        run.refresh_from_db()
+        if run.is_terminal:
+            release_workspace_lock(run)
+
+
+@transaction.atomic
+def request_approval(run: Run, why: str) -> Approval:
+    expires = timezone.now() + timedelta(hours=settings.APPROVAL_EXPIRY_HOURS)
+    approval = Approval.objects.create(run=run, team=run.team, why_needed=why[:300], expires_at=expires)
+    run_transition(run=run, to=RunState.AWAITING_APPROVAL, reason=why, needs_approval=True)
+    return approval

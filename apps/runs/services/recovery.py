@@ -1,0 +1,47 @@
+"""The beat sweeper: no run stays "in progress" forever because a worker died, and no queued run is lost
+between the database commit and the broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.runs.models import Run, RunState
+from apps.runs.services.execution import dispatch_run, release_workspace_lock
+from apps.runs.services.transitions import run_transition
+
+REDISPATCH_AFTER = timedelta(seconds=30)
+
+
+@dataclass
+class SweepReport:
+    errored: list[int] = field(default_factory=list)
+    redispatched: list[int] = field(default_factory=list)
+
+
+def sweep_runs() -> SweepReport:
+    """Runs whose worker stopped heartbeating become errored (their lock is freed so a retry can start);
+    queued runs that no worker has claimed for a while are sent to the broker again (claiming is idempotent)."""
+    report = SweepReport()
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.RUN_HEARTBEAT_STALE_SECONDS)
+    live = [RunState.PLANNING, RunState.APPLYING]
+    dead = Run.objects.filter(state__in=live).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    )
+    for run in dead:
+        run_transition(
+            run=run,
+            to=RunState.ERRORED,
+            reason="The worker running this stopped responding; the workspace was unlocked. Retry the run.",
+        )
+        release_workspace_lock(run)
+        report.errored.append(run.pk)
+    for run in Run.objects.filter(state=RunState.QUEUED, queued_at__lt=now - REDISPATCH_AFTER):
+        dispatch_run(run)
+        report.redispatched.append(run.pk)
+    return report

@@ -1,0 +1,52 @@
+"""The one way a run changes state, and how a workspace's status follows its runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import record
+from apps.runs.errors import IllegalTransition
+from apps.runs.models import ALLOWED_TRANSITIONS, TERMINAL_STATES, Run, RunKind, RunState, Workspace, WorkspaceStatus
+
+# (run kind, new run state) -> workspace status. Missing pairs leave the workspace as it is.
+WORKSPACE_STATUS = {
+    (RunKind.APPLY, RunState.APPLIED): WorkspaceStatus.READY,
+    (RunKind.APPLY, RunState.FAILED): WorkspaceStatus.FAILED,
+    (RunKind.APPLY, RunState.ERRORED): WorkspaceStatus.FAILED,
+    (RunKind.DESTROY, RunState.PLANNING): WorkspaceStatus.DESTROYING,
+    (RunKind.DESTROY, RunState.APPLIED): WorkspaceStatus.DESTROYED,
+    (RunKind.DESTROY, RunState.FAILED): WorkspaceStatus.FAILED,
+    (RunKind.DESTROY, RunState.ERRORED): WorkspaceStatus.FAILED,
+}
+
+
+@transaction.atomic
+def run_transition(*, run: Run, to: str, actor: User | None = None, reason: str = "", **fields: Any) -> Run:
+    """Move `run` to `to` if ALLOWED_TRANSITIONS permits it; stamp times, audit, and update the workspace."""
+    locked = Run.objects.select_for_update().select_related("workspace", "team").get(pk=run.pk)
+    if to not in ALLOWED_TRANSITIONS[RunState(locked.state)]:
+        raise IllegalTransition(f"Run #{locked.pk} is {locked.state}; it cannot become {to}.")
+    previous = locked.state
+    now = timezone.now()
+    locked.state = to
+    locked.state_reason = reason[:300]
+    updated = {"state", "state_reason", "updated_at", *fields}
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    if to == RunState.PLANNING and locked.started_at is None:
+        locked.started_at = now
+        updated.add("started_at")
+    if to in TERMINAL_STATES:
+        locked.finished_at = now
+        updated.add("finished_at")
+    locked.save(update_fields=sorted(updated))
+    status = WORKSPACE_STATUS.get((RunKind(locked.kind), RunState(to)))
+    if status is not None:
+        Workspace.objects.filter(pk=locked.workspace_id).update(status=status, updated_at=now)
+    record(actor, locked.team, f"run.{to}", locked, {"from": previous, "reason": reason[:300]})
+    run.__dict__.update({name: getattr(locked, name) for name in updated})
+    return locked
