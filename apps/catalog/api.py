@@ -31,7 +31,8 @@ class TemplateVersionSerializer(serializers.ModelSerializer[TemplateVersion]):
         model = TemplateVersion
         fields = [
             "template", "version", "lifecycle", "parameters_schema", "ui_schema", "module_path", "price_model",
-            "default_ttl_hours", "max_ttl_hours", "approval_policy", "approval_threshold", "changelog", "source",
+            "default_ttl_hours", "max_ttl_hours", "approval_policy", "approval_threshold", "plan_timeout_seconds",
+            "apply_timeout_seconds", "changelog", "source",
             "import_report", "created_at", "published_at", "deprecated_at", "retired_at",
         ]  # fmt: skip
         read_only_fields = fields
@@ -78,6 +79,8 @@ class TemplateCreateSerializer(serializers.Serializer[Any]):
     max_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     approval_policy = serializers.ChoiceField(choices=ApprovalPolicy.choices, default=ApprovalPolicy.NEVER)
     approval_threshold = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, allow_null=True)
+    plan_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
+    apply_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
     changelog = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -143,7 +146,8 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
             module_path=data["module_path"], price_model=data.get("price_model") or defaults.price_model,
             default_ttl_hours=data.get("default_ttl_hours"), max_ttl_hours=data.get("max_ttl_hours"),
             approval_policy=data["approval_policy"], approval_threshold=data.get("approval_threshold"),
-            changelog=data["changelog"],
+            plan_timeout_seconds=data.get("plan_timeout_seconds"),
+            apply_timeout_seconds=data.get("apply_timeout_seconds"), changelog=data["changelog"],
         )  # fmt: skip
         draft = services.create_template(
             authenticated(request.user), template=template, version=version, request=request._request

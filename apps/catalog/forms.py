@@ -138,6 +138,8 @@ class VersionForm(forms.Form):
     approval_threshold = forms.DecimalField(
         required=False, min_value=0, decimal_places=2, max_digits=12, help_text="Hourly estimate above which to ask."
     )
+    plan_timeout_seconds = forms.IntegerField(required=False, min_value=10, help_text="Empty: platform default.")
+    apply_timeout_seconds = forms.IntegerField(required=False, min_value=10, help_text="Empty: platform default.")
 
     def __init__(self, *args: Any, current_module: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -162,6 +164,8 @@ class VersionForm(forms.Form):
             max_ttl_hours=data["max_ttl_hours"],
             approval_policy=data["approval_policy"],
             approval_threshold=data["approval_threshold"],
+            plan_timeout_seconds=data["plan_timeout_seconds"],
+            apply_timeout_seconds=data["apply_timeout_seconds"],
             changelog=data["changelog"],
         )
 

@@ -51,6 +51,8 @@ VERSION_CONTENT_FIELDS = (
     "max_ttl_hours",
     "approval_policy",
     "approval_threshold",
+    "plan_timeout_seconds",
+    "apply_timeout_seconds",
     "changelog",
 )
 
@@ -100,6 +102,12 @@ class TemplateVersion(BaseModel):
     max_ttl_hours = models.PositiveIntegerField(null=True, blank=True)
     approval_policy = models.CharField(max_length=16, choices=ApprovalPolicy.choices, default=ApprovalPolicy.NEVER)
     approval_threshold = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    plan_timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the platform default (PLAN_TIMEOUT_SECONDS)."
+    )
+    apply_timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the platform default (APPLY_TIMEOUT_SECONDS)."
+    )
     changelog = models.TextField(blank=True)
     source = models.CharField(max_length=32, default="portal", help_text="portal, infra (sync_templates), backstage")
     import_report = models.JSONField(default=list, blank=True, help_text="What an import could not carry over.")

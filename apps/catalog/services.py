@@ -149,6 +149,8 @@ class VersionData:
     max_ttl_hours: int | None = None
     approval_policy: str = ApprovalPolicy.NEVER
     approval_threshold: Decimal | None = None
+    plan_timeout_seconds: int | None = None
+    apply_timeout_seconds: int | None = None
     changelog: str = ""
 
 

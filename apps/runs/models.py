@@ -179,3 +179,18 @@ class Approval(BaseModel):
 
     def __str__(self) -> str:
         return f"approval of {self.run} ({self.status})"
+
+
+class ChangeFreeze(BaseModel):
+    """The platform-wide change freeze. While the newest row is active, queued runs are held (not lost) and
+    start when it is lifted. A row per switch keeps the history."""
+
+    active = models.BooleanField(default=True)
+    reason = models.CharField(max_length=300)
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"change freeze {'on' if self.active else 'off'}: {self.reason}"

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from apps.accounts.models import OVERSIGHT_ROLES
 from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
-from apps.runs.models import Approval, ApprovalStatus, Run, RunLogChunk, Workspace
+from apps.runs.models import Approval, ApprovalStatus, ChangeFreeze, Run, RunLogChunk, Workspace
 
 
 def workspaces_for(user: AnyUser) -> QuerySet[Workspace]:
@@ -82,3 +82,9 @@ def masked_outputs(workspace: Workspace) -> dict[str, object]:
         sensitive = isinstance(output, dict) and output.get("sensitive")
         shown[name] = SENSITIVE_MASK if sensitive else (output.get("value") if isinstance(output, dict) else output)
     return shown
+
+
+def active_freeze() -> ChangeFreeze | None:
+    """The change freeze in force, if the newest switch turned it on."""
+    latest = ChangeFreeze.objects.order_by("-created_at", "-id").first()
+    return latest if latest is not None and latest.active else None

@@ -14,4 +14,5 @@ urlpatterns = [
     path("runs/<int:run_id>/log/", views.run_log_view, name="run-log"),
     path("runs/<int:run_id>/log.txt", views.run_log_download_view, name="run-log-download"),
     path("runs/<int:run_id>/<str:action>/", views.run_action_view, name="run-action"),
+    path("platform/change-freeze/", views.change_freeze_view, name="change-freeze"),
 ]

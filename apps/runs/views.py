@@ -58,7 +58,8 @@ def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpRespon
 def run_list_view(request: HttpRequest) -> HttpResponse:
     filterset = RunFilterSet(request.GET or None, queryset=selectors.runs_for(request.user))
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "runs/run_list.html", {"filterset": filterset, "page": page})
+    approvals = selectors.pending_approvals_for(request.user).exclude(run__created_by_id=request.user.pk)
+    return render(request, "runs/run_list.html", {"filterset": filterset, "page": page, "approvals": approvals})
 
 
 def _run_context(request: HttpRequest, run: Run) -> dict[str, object]:
@@ -155,3 +156,20 @@ def workspace_action_view(request: HttpRequest, workspace_id: int, action: str) 
         return redirect("runs:workspace-detail", workspace_id=workspace.pk)
     messages.success(request, f"Run #{run.pk} queued.")
     return redirect("runs:run-detail", run_id=run.pk)
+
+
+@require_POST
+@login_required
+def change_freeze_view(request: HttpRequest) -> HttpResponse:
+    try:
+        freeze = services.set_change_freeze(
+            authenticated(request.user),
+            active=request.POST.get("active") == "1",
+            reason=request.POST.get("reason", ""),
+            request=request,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, str(freeze).capitalize() + ".")
+    return redirect("admin:index")

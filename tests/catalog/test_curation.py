@@ -29,9 +29,8 @@ SANDBOX = ROOT / "infra" / "templates" / "sandbox-experiment"
 
 @pytest.fixture
 def ada(vision: Team, nlp: Team) -> Any:
-    user = UserFactory(username="ada", is_superuser=True, is_staff=True)
-    member(vision, Role.ADMIN, username="ada")
-    return user
+    UserFactory(username="ada", is_superuser=True, is_staff=True)
+    return member(vision, Role.ADMIN, username="ada")  # the saved user, with its final password hash
 
 
 @pytest.fixture

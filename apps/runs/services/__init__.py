@@ -3,6 +3,7 @@ worker), approvals, lifecycle (queue, destroy, cancel, retry) and logs."""
 
 from apps.runs.services.approvals import approve_run, expire_approvals, reject_run
 from apps.runs.services.execution import apply_approved_run, dispatch_run, execute_run
+from apps.runs.services.freeze import set_change_freeze
 from apps.runs.services.lifecycle import (
     cancel_run,
     check_drift,
@@ -28,5 +29,6 @@ __all__ = [
     "request_destroy",
     "retry_run",
     "run_transition",
+    "set_change_freeze",
     "sweep_runs",
 ]

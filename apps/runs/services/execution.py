@@ -21,6 +21,7 @@ from django.utils import timezone
 from apps.catalog.selectors import module_dir
 from apps.runs.errors import IllegalTransition
 from apps.runs.models import Approval, Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.selectors import active_freeze
 from apps.runs.services.logs import RunLogWriter
 from apps.runs.services.transitions import run_transition
 from apps.runs.terraform import (
@@ -71,6 +72,10 @@ def claim_run(run: Run) -> bool:
     makes a redelivered task a no-op."""
     workspace = Workspace.objects.select_for_update().get(pk=run.workspace_id)
     if Run.objects.select_for_update().filter(pk=run.pk, state=RunState.QUEUED).first() is None:
+        return False
+    freeze = active_freeze()
+    if freeze is not None and run.kind != RunKind.DRIFT_CHECK:
+        Run.objects.filter(pk=run.pk).update(state_reason=f"Held by the change freeze: {freeze.reason}")
         return False
     holder = workspace.locked_by
     if holder is not None and holder.pk != run.pk and not holder.is_terminal:
@@ -161,6 +166,14 @@ def _cancel_probe(run: Run) -> Callable[[], bool]:
     return should_cancel
 
 
+def plan_timeout(run: Run) -> int:
+    return run.template_version.plan_timeout_seconds or settings.PLAN_TIMEOUT_SECONDS
+
+
+def apply_timeout(run: Run) -> int:
+    return run.template_version.apply_timeout_seconds or settings.APPLY_TIMEOUT_SECONDS
+
+
 def _runner(run: Run, workdir: Path, log: RunLogWriter, timeout: int) -> TerraformRunner:
     return TerraformRunner(workdir, on_line=log.write, should_cancel=_cancel_probe(run), timeout=timeout)
 
@@ -228,7 +241,7 @@ def execute_run(run_pk: int) -> None:
     log = RunLogWriter(run)
     try:
         workdir, config = prepare_workdir(run)
-        runner = _runner(run, workdir, log, settings.PLAN_TIMEOUT_SECONDS)
+        runner = _runner(run, workdir, log, plan_timeout(run))
         runner.init(backend_config=config)
         has_changes = runner.plan(out=PLAN_FILE, destroy=run.kind == RunKind.DESTROY)
         summary: PlanSummary = summarize_plan(runner.show_plan(PLAN_FILE))
@@ -252,7 +265,7 @@ def execute_run(run_pk: int) -> None:
             request_approval(run, why)
             return
         run_transition(run=run, to=RunState.APPLYING, reason="Applying the plan.")
-        _runner(run, workdir, log, settings.APPLY_TIMEOUT_SECONDS).apply(PLAN_FILE)
+        _runner(run, workdir, log, apply_timeout(run)).apply(PLAN_FILE)
         log.flush()
         _finish_with_outputs(run, runner)
     except Exception as exc:  # noqa: BLE001 - every failure must end the run in a terminal state, not stuck
@@ -278,7 +291,7 @@ def apply_approved_run(run_pk: int) -> None:
     log = RunLogWriter(run)
     try:
         workdir = run_dir(run)
-        runner = _runner(run, workdir, log, settings.APPLY_TIMEOUT_SECONDS)
+        runner = _runner(run, workdir, log, apply_timeout(run))
         runner.apply(PLAN_FILE)
         log.flush()
         _finish_with_outputs(run, runner)

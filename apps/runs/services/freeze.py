@@ -1,0 +1,40 @@
+"""The change freeze: platform admins stop new Terraform work across all teams (release weekends, incidents).
+Queued runs are held, never dropped, and start when the freeze is lifted."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.http import HttpRequest
+
+from apps.audit.services import record
+from apps.runs.errors import NotAnApprover
+from apps.runs.models import ChangeFreeze, Run, RunState
+from apps.runs.selectors import active_freeze
+from apps.runs.services.execution import dispatch_run
+
+
+@transaction.atomic
+def set_change_freeze(
+    actor: User, *, active: bool, reason: str = "", request: HttpRequest | None = None
+) -> ChangeFreeze:
+    if not actor.is_superuser:
+        raise NotAnApprover("Only platform admins may start or lift a change freeze.", code="not_a_platform_admin")
+    reason = reason.strip() or ("Change freeze." if active else "Change freeze lifted.")
+    freeze = ChangeFreeze.objects.create(active=active, reason=reason[:300], set_by=actor)
+    record(
+        actor,
+        None,
+        "platform.change_freeze_" + ("started" if active else "lifted"),
+        freeze,
+        {"reason": reason},
+        request,
+    )
+    if not active:
+        for run in Run.objects.filter(state=RunState.QUEUED).order_by("pk"):
+            dispatch_run(run)
+    return freeze
+
+
+def is_frozen() -> bool:
+    return active_freeze() is not None
