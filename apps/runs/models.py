@@ -194,3 +194,17 @@ class ChangeFreeze(BaseModel):
 
     def __str__(self) -> str:
         return f"change freeze {'on' if self.active else 'off'}: {self.reason}"
+
+
+class ApprovalRule(BaseModel):
+    """A team's own approval rule, on top of each template version's policy: stricter, never looser."""
+
+    team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE, related_name="approval_rule")
+    hourly_threshold = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="Runs estimated above this hourly cost need approval whatever the template says.",
+    )  # fmt: skip
+    require_for_destroy = models.BooleanField(default=False, help_text="Destroys need approval too.")
+
+    def __str__(self) -> str:
+        return f"approval rule of {self.team}"

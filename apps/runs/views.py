@@ -15,7 +15,7 @@ from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
 from apps.runs import selectors, services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
-from apps.runs.models import Run, RunKind, Workspace
+from apps.runs.models import Run, RunKind, RunLogChunk, Workspace
 from apps.runs.services.logs import iter_log_text
 
 PAGE_SIZE = 50
@@ -70,11 +70,23 @@ def _run_context(request: HttpRequest, run: Run) -> dict[str, object]:
     }
 
 
+def _last_line(chunks: list[RunLogChunk], default: int) -> int:
+    """Number of the last line in `chunks`, or `default` when there are none."""
+    return chunks[-1].first_line + chunks[-1].line_count - 1 if chunks else default
+
+
 @login_required
 def run_detail_view(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _run_or_404(request, run_id)
     chunks = selectors.log_tail(run)
-    context = {**_run_context(request, run), "chunks": chunks, "first_line": chunks[0].first_line if chunks else 1}
+    context = {
+        **_run_context(request, run),
+        "chunks": chunks,
+        "first_line": chunks[0].first_line if chunks else 1,
+        # The poller continues after the last line shown, not after `run.log_lines`: the writer stores a chunk
+        # before it bumps that counter, so the counter can lag the chunks this page just rendered.
+        "last_line": _last_line(chunks, 0),
+    }
     return render(request, "runs/run_detail.html", context)
 
 
@@ -93,10 +105,11 @@ def run_log_view(request: HttpRequest, run_id: int) -> HttpResponse:
     if before is not None and before.isdigit():
         chunks = selectors.log_chunks_before(run, int(before))
         return render(request, "runs/partials/log_older.html", {"run": run, "chunks": chunks})
-    after = request.GET.get("after", "0")
-    chunks = selectors.log_chunks_after(run, int(after) if after.isdigit() else 0)
-    last_line = chunks[-1].first_line + chunks[-1].line_count - 1 if chunks else int(after or 0)
-    return render(request, "runs/partials/log_lines.html", {"run": run, "chunks": chunks, "last_line": last_line})
+    raw_after = request.GET.get("after", "0")
+    after = int(raw_after) if raw_after.isdigit() else 0
+    chunks = selectors.log_chunks_after(run, after)
+    context = {"run": run, "chunks": chunks, "last_line": _last_line(chunks, after)}
+    return render(request, "runs/partials/log_lines.html", context)
 
 
 @login_required

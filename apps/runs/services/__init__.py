@@ -1,7 +1,7 @@
 """Run engine services. Split by concern: transitions (the state machine), execution (Terraform work on a
 worker), approvals, lifecycle (queue, destroy, cancel, retry) and logs."""
 
-from apps.runs.services.approvals import approve_run, expire_approvals, reject_run
+from apps.runs.services.approvals import approve_run, expire_approvals, reject_run, set_approval_rule
 from apps.runs.services.execution import apply_approved_run, dispatch_run, execute_run
 from apps.runs.services.freeze import set_change_freeze
 from apps.runs.services.lifecycle import (
@@ -29,6 +29,7 @@ __all__ = [
     "request_destroy",
     "retry_run",
     "run_transition",
+    "set_approval_rule",
     "set_change_freeze",
     "sweep_runs",
 ]

@@ -3,14 +3,18 @@ person who requested the run."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from apps.accounts.models import Role, Team
+from apps.accounts.selectors import role_in
 from apps.audit.services import record
 from apps.runs.errors import ApprovalNotPending, NotAnApprover
-from apps.runs.models import Approval, ApprovalStatus, Run, RunState
+from apps.runs.models import Approval, ApprovalRule, ApprovalStatus, Run, RunState
 from apps.runs.selectors import can_approve
 from apps.runs.services.execution import dispatch_apply, release_workspace_lock
 from apps.runs.services.transitions import run_transition
@@ -64,3 +68,29 @@ def expire_approvals() -> int:
         release_workspace_lock(approval.run)
         expired += 1
     return expired
+
+
+@transaction.atomic
+def set_approval_rule(
+    actor: User,
+    team: Team,
+    *,
+    hourly_threshold: Decimal | None,
+    require_for_destroy: bool,
+    request: HttpRequest | None = None,
+) -> ApprovalRule:
+    """Admins set a team's approval rule (also from Django admin, which calls this so it is audited)."""
+    if not actor.is_superuser and role_in(actor, team) != Role.ADMIN:
+        raise NotAnApprover("Only admins of the team or platform admins set its approval rule.", code="not_an_admin")
+    rule, _ = ApprovalRule.objects.update_or_create(
+        team=team, defaults={"hourly_threshold": hourly_threshold, "require_for_destroy": require_for_destroy}
+    )
+    record(
+        actor,
+        team,
+        "approval_rule.updated",
+        rule,
+        {"hourly_threshold": hourly_threshold, "require_for_destroy": require_for_destroy},
+        request,
+    )
+    return rule

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.catalog.selectors import module_dir
 from apps.runs.errors import IllegalTransition
-from apps.runs.models import Approval, Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.models import Approval, ApprovalRule, Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.selectors import active_freeze
 from apps.runs.services.logs import RunLogWriter
 from apps.runs.services.transitions import run_transition
@@ -182,10 +182,14 @@ def _runner(run: Run, workdir: Path, log: RunLogWriter, timeout: int) -> Terrafo
 
 
 def approval_reason(run: Run) -> str:
-    """Why this run needs an approval, or "" when it does not (template version policy)."""
+    """Why this run needs an approval, or "" when it does not: the template version's policy, then the team's
+    own rule (which can only add approvals)."""
     version = run.template_version
+    rule = ApprovalRule.objects.filter(team_id=run.team_id).first()
     if run.kind == RunKind.DESTROY:
-        return ""
+        return "Team rule: destroys need a manager's approval." if rule and rule.require_for_destroy else ""
+    if rule and rule.hourly_threshold is not None and run.estimated_hourly_cost > rule.hourly_threshold:
+        return f"Team rule: estimates above {rule.hourly_threshold}/h need a manager's approval."
     if version.approval_policy == "always":
         return f"{version.template.name} always needs a manager's approval."
     if version.approval_policy == "cost_above" and run.estimated_hourly_cost > version.approval_threshold_or_zero():
