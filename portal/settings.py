@@ -188,6 +188,7 @@ CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2)
 BROKER_POLLING_INTERVAL = float(env_str("BROKER_POLLING_INTERVAL", "0.1"))
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 30)
 DRIFT_CHECK_SECONDS = env_int("DRIFT_CHECK_SECONDS", 6 * 3600)
+TTL_WARNING_HOURS = env_int("TTL_WARNING_HOURS", 2)
 CELERY_BEAT_SCHEDULE = {
     "record-worker-heartbeat": {
         "task": "apps.ops.tasks.record_worker_heartbeat",
@@ -196,6 +197,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "apps.runs.tasks.sweep_runs", "schedule": 30.0},
     "expire-approvals": {"task": "apps.runs.tasks.expire_approvals", "schedule": 300.0},
     "destroy-expired-workspaces": {"task": "apps.runs.tasks.destroy_expired_workspaces", "schedule": 60.0},
+    "warn-expiring-workspaces": {"task": "apps.runs.tasks.warn_expiring_workspaces", "schedule": 300.0},
     "check-drift": {"task": "apps.runs.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)},
 }
 READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
@@ -257,6 +259,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- E-mail (TTL warnings, approvals): printed to the console unless an SMTP server is configured --------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "paved@localhost")
 
 # --- Paved ------------------------------------------------------------------------------------------------
 API_TOKEN_PREFIX = "pvd_"

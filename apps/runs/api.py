@@ -52,9 +52,13 @@ class WorkspaceSerializer(serializers.ModelSerializer[Workspace]):
 
 
 class RunRequestSerializer(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(choices=[RunKind.APPLY, RunKind.DESTROY])
+    kind = serializers.ChoiceField(choices=[RunKind.APPLY, RunKind.DESTROY, RunKind.DRIFT_CHECK])
     confirm = serializers.CharField(required=False, allow_blank=True, help_text="Destroy: the workspace name.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+
+
+class ExtendSerializer(serializers.Serializer[Any]):
+    hours = serializers.IntegerField(help_text="New time to live from now, at most the template's maximum.")
 
 
 class DecisionSerializer(serializers.Serializer[Any]):
@@ -95,9 +99,22 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
             )
         else:
             run = services.queue_run(
-                actor, workspace, kind=RunKind.APPLY, reason=data["reason"], request=request._request
+                actor, workspace, kind=data["kind"], reason=data["reason"], request=request._request
             )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ExtendSerializer, responses=WorkspaceSerializer, summary="Extend the time to live")
+    @action(detail=True, methods=["post"])
+    def extend(self, request: Request, pk: str) -> Response:
+        payload = ExtendSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        workspace = services.extend_ttl(
+            authenticated(request.user),
+            self.get_object(),
+            hours=payload.validated_data["hours"],
+            request=request._request,
+        )
+        return Response(WorkspaceSerializer(workspace).data)
 
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):

@@ -29,3 +29,7 @@ class NothingToRetry(ApplicationError):
     code = "nothing_to_retry"
     status = 409
     title = "This run cannot be retried"
+
+
+class InvalidExtension(ValidationFailed):
+    code = "invalid_extension"

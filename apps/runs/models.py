@@ -72,6 +72,7 @@ class Workspace(BaseModel):
     status = models.CharField(max_length=16, choices=WorkspaceStatus.choices, default=WorkspaceStatus.PROVISIONING)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     expires_at = models.DateTimeField(null=True, blank=True)
+    expiry_warned_at = models.DateTimeField(null=True, blank=True)
     estimated_hourly_cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
     currency = models.CharField(max_length=3, default="USD")
     outputs = models.JSONField(default=dict, blank=True, help_text="Terraform outputs: {name: {value, sensitive}}.")

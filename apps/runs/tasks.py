@@ -35,3 +35,8 @@ def destroy_expired_workspaces() -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def check_drift() -> None:
     services.check_drift()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def warn_expiring_workspaces() -> None:
+    services.warn_expiring_workspaces()

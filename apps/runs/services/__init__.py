@@ -8,9 +8,11 @@ from apps.runs.services.lifecycle import (
     cancel_run,
     check_drift,
     destroy_expired_workspaces,
+    extend_ttl,
     queue_run,
     request_destroy,
     retry_run,
+    warn_expiring_workspaces,
 )
 from apps.runs.services.recovery import sweep_runs
 from apps.runs.services.transitions import run_transition
@@ -21,6 +23,7 @@ __all__ = [
     "cancel_run",
     "check_drift",
     "destroy_expired_workspaces",
+    "extend_ttl",
     "dispatch_run",
     "execute_run",
     "expire_approvals",
@@ -32,4 +35,5 @@ __all__ = [
     "set_approval_rule",
     "set_change_freeze",
     "sweep_runs",
+    "warn_expiring_workspaces",
 ]

@@ -7,6 +7,7 @@ twice (acks_late, broker redelivery) does nothing the second time.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.catalog.selectors import module_dir
 from apps.runs.errors import IllegalTransition
@@ -33,6 +35,8 @@ from apps.runs.terraform import (
     summarize_plan,
 )
 
+logger = logging.getLogger(__name__)
+
 PLAN_FILE = "plan.tfplan"
 VAR_FILE = "terraform.tfvars.json"
 
@@ -40,29 +44,35 @@ VAR_FILE = "terraform.tfvars.json"
 # --- Dispatch and the per-workspace lock -----------------------------------------------------------------
 
 
-def dispatch_run(run: Run) -> None:
-    """Hand the run to a worker once the surrounding transaction commits (never before: the worker must see it)."""
-    run_pk = run.pk
+def _send_on_commit(task_name: str, run_pk: int) -> None:
+    """Send `task_name` for the run once the surrounding transaction commits (never before: the worker must see
+    the row). A broker that cannot be reached is logged, not raised: the request that queued the run has already
+    committed, so raising would report a failure for work that was recorded; the run keeps waiting and the
+    sweeper (`sweep_runs`) sends it again."""
 
     def send() -> None:
-        from apps.runs.tasks import execute_run
+        from apps.runs import tasks
 
-        result = execute_run.apply_async(args=[run_pk])
+        try:
+            result = getattr(tasks, task_name).apply_async(args=[run_pk])
+        except BrokerUnavailable as exc:
+            logger.warning(
+                "Broker unreachable (%s): %s of run #%s not sent; the sweeper retries.", exc, task_name, run_pk
+            )
+            return
         Run.objects.filter(pk=run_pk).update(celery_task_id=result.id)
 
     transaction.on_commit(send)
+
+
+def dispatch_run(run: Run) -> None:
+    """Hand the queued run to a worker (after commit)."""
+    _send_on_commit("execute_run", run.pk)
 
 
 def dispatch_apply(run: Run) -> None:
-    run_pk = run.pk
-
-    def send() -> None:
-        from apps.runs.tasks import apply_approved_run
-
-        result = apply_approved_run.apply_async(args=[run_pk])
-        Run.objects.filter(pk=run_pk).update(celery_task_id=result.id)
-
-    transaction.on_commit(send)
+    """Hand the approved run to a worker (after commit)."""
+    _send_on_commit("apply_approved_run", run.pk)
 
 
 @transaction.atomic

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.selectors import team_ids_for
+from apps.accounts.models import OVERSIGHT_ROLES
+from apps.accounts.selectors import role_in, team_ids_for
 from apps.audit.services import record
-from apps.runs.errors import ConfirmationMismatch, NothingToRetry, WorkspaceBusy
+from apps.runs.errors import ConfirmationMismatch, InvalidExtension, NothingToRetry, WorkspaceBusy
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.services.execution import dispatch_run, release_workspace_lock
 from apps.runs.services.transitions import run_transition
@@ -126,3 +131,52 @@ def check_drift() -> list[int]:
         runs__state__in=ACTIVE_STATES
     )
     return [_system_run(workspace, RunKind.DRIFT_CHECK, "Scheduled drift check.").pk for workspace in ready]
+
+
+@transaction.atomic
+def extend_ttl(actor: User, workspace: Workspace, *, hours: int, request: HttpRequest | None = None) -> Workspace:
+    """Push the expiry out to `hours` from now. Never beyond the template's maximum TTL from now: an owner can
+    keep a workspace alive by extending it, but nothing outlives its maximum unattended."""
+    _require_member(actor, workspace)
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    if actor.pk != workspace.created_by_id and role_in(actor, workspace.team) not in OVERSIGHT_ROLES:
+        raise WorkspaceBusy("Only the workspace's owner or a team manager may extend it.", code="not_the_owner")
+    if workspace.status in {WorkspaceStatus.DESTROYED, WorkspaceStatus.DESTROYING}:
+        raise WorkspaceBusy(f"{workspace.name} is {workspace.status}; it cannot be extended.")
+    maximum = workspace.template_version.max_ttl_hours
+    if hours < 1 or (maximum is not None and hours > maximum):
+        raise InvalidExtension(f"Extend by 1 to {maximum or 'any number of'} hours for this template.")
+    previous = workspace.expires_at
+    workspace.expires_at = timezone.now() + timedelta(hours=hours)
+    workspace.expiry_warned_at = None
+    workspace.save(update_fields=["expires_at", "expiry_warned_at", "updated_at"])
+    record(
+        actor, workspace.team, "workspace.extended", workspace, {"from": previous, "to": workspace.expires_at}, request
+    )
+    return workspace
+
+
+def warn_expiring_workspaces() -> list[int]:
+    """Beat task: e-mail owners once when their workspace will be destroyed within TTL_WARNING_HOURS."""
+    horizon = timezone.now() + timedelta(hours=settings.TTL_WARNING_HOURS)
+    warned = []
+    for workspace in Workspace.objects.select_related("created_by").filter(
+        expires_at__lte=horizon,
+        expiry_warned_at__isnull=True,
+        status__in=[WorkspaceStatus.READY, WorkspaceStatus.DRIFTED],
+    ):
+        send_mail(
+            subject=f"[Paved] {workspace.name} will be destroyed at {workspace.expires_at:%Y-%m-%d %H:%M} UTC",
+            message=(
+                f"Your workspace {workspace.name} ({workspace.team.slug}) reaches the end of its time to live at "
+                f"{workspace.expires_at:%Y-%m-%d %H:%M} UTC and will then be destroyed.\n"
+                "Extend it from its page in Paved if you still need it."
+            ),
+            from_email=None,
+            recipient_list=[workspace.created_by.email] if workspace.created_by.email else [],
+            fail_silently=True,
+        )
+        Workspace.objects.filter(pk=workspace.pk).update(expiry_warned_at=timezone.now())
+        record(None, workspace.team, "workspace.expiry_warning", workspace, {"expires_at": workspace.expires_at})
+        warned.append(workspace.pk)
+    return warned
