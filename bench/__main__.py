@@ -26,6 +26,7 @@ BENCH_DB_NAME = "paved_bench"
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "api": ("bench.api_overhead", "in-process request overhead of the API and the home page"),
     "broker": ("bench.broker_latency", "enqueue -> task-start latency, Redis vs the server-less SQLite broker"),
+    "run_engine": ("bench.run_engine", "run engine through a real worker and Terraform vs Terraform run directly"),
 }
 POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
 

@@ -170,7 +170,10 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
             if str(request.query_params.get("after", "0")).isdigit()
             else 0
         )
-        lines = [line for chunk in log_chunks_after(run, after) for line in chunk.text.split("\n")]
+        chunks = log_chunks_after(run, after)
+        lines = [line for chunk in chunks for line in chunk.text.split("\n")]
+        if chunks:  # the first chunk may start before the offset
+            lines = lines[max(0, after + 1 - chunks[0].first_line) :]
         next_line = after + len(lines)
         body = {
             "after": after,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from apps.accounts.models import OVERSIGHT_ROLES
 from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
@@ -38,10 +38,12 @@ def pending_approvals_for(user: AnyUser) -> QuerySet[Approval]:
 
 
 def log_chunks_after(run: Run, after_line: int, *, limit_lines: int = 2000) -> list[RunLogChunk]:
-    """Chunks holding lines after `after_line`, oldest first, up to about `limit_lines` lines."""
-    chunks = []
+    """Chunks holding lines after `after_line` (the first may start before it), oldest first, up to about
+    `limit_lines` lines. Rows are read lazily, so a 20,000-line log is never loaded whole."""
+    chunks: list[RunLogChunk] = []
     total = 0
-    for chunk in run.log_chunks.filter(first_line__gt=after_line).order_by("seq"):
+    ends_after = run.log_chunks.annotate(end=F("first_line") + F("line_count")).filter(end__gt=after_line + 1)
+    for chunk in ends_after.order_by("seq").iterator(chunk_size=50):
         chunks.append(chunk)
         total += chunk.line_count
         if total >= limit_lines:
@@ -53,7 +55,7 @@ def log_tail(run: Run, *, lines: int = 500) -> list[RunLogChunk]:
     """The last chunks of the log covering at least `lines` lines (older ones load on demand)."""
     chunks: list[RunLogChunk] = []
     total = 0
-    for chunk in run.log_chunks.order_by("-seq"):
+    for chunk in run.log_chunks.order_by("-seq").iterator(chunk_size=50):
         chunks.insert(0, chunk)
         total += chunk.line_count
         if total >= lines:
@@ -64,7 +66,7 @@ def log_tail(run: Run, *, lines: int = 500) -> list[RunLogChunk]:
 def log_chunks_before(run: Run, before_line: int, *, limit_lines: int = 2000) -> list[RunLogChunk]:
     chunks: list[RunLogChunk] = []
     total = 0
-    for chunk in run.log_chunks.filter(first_line__lt=before_line).order_by("-seq"):
+    for chunk in run.log_chunks.filter(first_line__lt=before_line).order_by("-seq").iterator(chunk_size=50):
         chunks.insert(0, chunk)
         total += chunk.line_count
         if total >= limit_lines:

@@ -30,6 +30,7 @@ def workspace(vision: Team, alice: Any) -> Workspace:
 
 def test_owner_extends_within_the_template_maximum(workspace: Workspace, alice: Any) -> None:
     extended = extend_ttl(alice, workspace, hours=48)
+    assert extended.expires_at is not None
     assert timedelta(hours=47) < extended.expires_at - timezone.now() <= timedelta(hours=48)
     assert AuditEvent.objects.filter(verb="workspace.extended", actor=alice).exists()
 
@@ -47,7 +48,11 @@ def test_other_members_cannot_extend_but_managers_can(workspace: Workspace, visi
     colleague = member(vision)
     with pytest.raises(WorkspaceBusy):
         extend_ttl(colleague, workspace, hours=2)
-    assert extend_ttl(mark, workspace, hours=2).expires_at > workspace.expires_at
+    before = workspace.expires_at
+    assert before is not None
+    after = extend_ttl(mark, workspace, hours=2).expires_at
+    assert after is not None
+    assert after > before
 
 
 def test_another_teams_member_cannot_extend(workspace: Workspace, bob: Any) -> None:

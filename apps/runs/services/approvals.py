@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.accounts.models import Role, Team
 from apps.accounts.selectors import role_in
 from apps.audit.services import record
-from apps.runs.errors import ApprovalNotPending, NotAnApprover
+from apps.runs.errors import ApprovalNotPending, IllegalTransition, NotAnApprover
 from apps.runs.models import Approval, ApprovalRule, ApprovalStatus, Run, RunState
 from apps.runs.selectors import can_approve
 from apps.runs.services.execution import dispatch_apply, release_workspace_lock
@@ -26,6 +26,8 @@ def _decide(actor: User, run: Run, status: str, comment: str, request: HttpReque
         raise NotAnApprover("Only a manager or admin of the team, other than the requester, may decide this run.")
     if approval.status != ApprovalStatus.PENDING:
         raise ApprovalNotPending(f"This approval is already {approval.status}.")
+    if approval.run.state != RunState.AWAITING_APPROVAL:  # cancelled while waiting: nothing left to decide
+        raise ApprovalNotPending(f"Run #{run.pk} is {approval.run.state}; there is nothing to decide.")
     if approval.expires_at <= timezone.now():
         raise ApprovalNotPending("This approval request has expired; plan again.")
     approval.status = status
@@ -64,9 +66,12 @@ def expire_approvals() -> int:
     ):
         approval.status = ApprovalStatus.EXPIRED
         approval.save(update_fields=["status", "updated_at"])
-        run_transition(run=approval.run, to=RunState.DISCARDED, reason="The approval request expired.")
-        release_workspace_lock(approval.run)
         expired += 1
+        try:
+            run_transition(run=approval.run, to=RunState.DISCARDED, reason="The approval request expired.")
+        except IllegalTransition:  # the run was cancelled while it waited: only its request lapses
+            continue
+        release_workspace_lock(approval.run)
     return expired
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -119,8 +120,15 @@ def release_workspace_lock(run: Run) -> None:
 # --- Work directory ---------------------------------------------------------------------------------------
 
 
+def _database_key() -> str:
+    """Run dirs and local state are keyed by database as well as by primary key, so two databases sharing one
+    data dir (a dev portal and a test run, say) never overwrite each other's work."""
+    name = str(connection.settings_dict["NAME"])
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(name).name) or "default"
+
+
 def run_dir(run: Run) -> Path:
-    return Path(settings.RUNS_DIR) / str(run.pk)
+    return Path(settings.RUNS_DIR) / _database_key() / str(run.pk)
 
 
 def backend_config(workspace: Workspace) -> tuple[str, dict[str, str]]:
@@ -133,7 +141,7 @@ def backend_config(workspace: Workspace) -> tuple[str, dict[str, str]]:
         conn = f"postgres://{db.get('USER') or 'postgres'}{password}@{host}/{db['NAME']}"
         sslmode = (db.get("OPTIONS") or {}).get("sslmode", "disable")
         return "pg", {"conn_str": f"{conn}?sslmode={sslmode}", "schema_name": f"paved_ws_{workspace.pk}"}
-    path = Path(settings.TERRAFORM_STATE_DIR) / str(workspace.pk) / "terraform.tfstate"
+    path = Path(settings.TERRAFORM_STATE_DIR) / _database_key() / str(workspace.pk) / "terraform.tfstate"
     path.parent.mkdir(parents=True, exist_ok=True)
     return "local", {"path": str(path)}
 
@@ -160,16 +168,17 @@ def prepare_workdir(run: Run) -> tuple[Path, dict[str, str]]:
     return workdir, config
 
 
-def _cancel_probe(run: Run) -> Callable[[], bool]:
-    """Once a second: heartbeat (so the sweeper knows this worker is alive even while Terraform is silent)
-    and check for a cancel request."""
+def _cancel_probe(run: Run, log: RunLogWriter) -> Callable[[], bool]:
+    """Once a second: flush buffered output, which also heartbeats (so the page shows the last lines and the
+    sweeper knows this worker is alive even while Terraform is silent: the writer itself flushes only when a new
+    line arrives, and a provisioner can be quiet for minutes), and check for a cancel request."""
     state = {"checked": 0.0, "cancel": False}
 
     def should_cancel() -> bool:
         now = time.monotonic()
         if now - state["checked"] >= 1.0:
             state["checked"] = now
-            Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+            log.flush()
             state["cancel"] = Run.objects.filter(pk=run.pk, cancel_requested=True).exists()
         return bool(state["cancel"])
 
@@ -185,7 +194,7 @@ def apply_timeout(run: Run) -> int:
 
 
 def _runner(run: Run, workdir: Path, log: RunLogWriter, timeout: int) -> TerraformRunner:
-    return TerraformRunner(workdir, on_line=log.write, should_cancel=_cancel_probe(run), timeout=timeout)
+    return TerraformRunner(workdir, on_line=log.write, should_cancel=_cancel_probe(run, log), timeout=timeout)
 
 
 # --- Plan and apply ---------------------------------------------------------------------------------------

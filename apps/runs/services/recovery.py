@@ -1,5 +1,5 @@
-"""The beat sweeper: no run stays "in progress" forever because a worker died, and no queued run is lost
-between the database commit and the broker."""
+"""The beat sweeper: no run stays "in progress" forever because a worker died, and no queued or approved run is
+lost between the database commit and the broker."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.runs.models import Run, RunState
-from apps.runs.services.execution import dispatch_run, release_workspace_lock
+from apps.runs.models import ApprovalStatus, Run, RunState
+from apps.runs.services.execution import dispatch_apply, dispatch_run, release_workspace_lock
 from apps.runs.services.transitions import run_transition
 
 REDISPATCH_AFTER = timedelta(seconds=30)
@@ -25,7 +25,8 @@ class SweepReport:
 
 def sweep_runs() -> SweepReport:
     """Runs whose worker stopped heartbeating become errored (their lock is freed so a retry can start);
-    queued runs that no worker has claimed for a while are sent to the broker again (claiming is idempotent)."""
+    queued runs that no worker has claimed for a while, and approved runs that no worker started applying, are
+    sent to the broker again (claiming is idempotent)."""
     report = SweepReport()
     now = timezone.now()
     stale = now - timedelta(seconds=settings.RUN_HEARTBEAT_STALE_SECONDS)
@@ -43,5 +44,14 @@ def sweep_runs() -> SweepReport:
         report.errored.append(run.pk)
     for run in Run.objects.filter(state=RunState.QUEUED, queued_at__lt=now - REDISPATCH_AFTER):
         dispatch_run(run)
+        report.redispatched.append(run.pk)
+    # Approved, but its apply never reached a worker (broker down when the approval was given): send it again.
+    # The apply claims the run with its transition to applying, so a second delivery does nothing.
+    for run in Run.objects.filter(
+        state=RunState.AWAITING_APPROVAL,
+        approval__status=ApprovalStatus.APPROVED,
+        approval__decided_at__lt=now - REDISPATCH_AFTER,
+    ):
+        dispatch_apply(run)
         report.redispatched.append(run.pk)
     return report
