@@ -6,7 +6,7 @@ from django.db.models import F, QuerySet
 
 from apps.accounts.models import OVERSIGHT_ROLES
 from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
-from apps.runs.models import Approval, ApprovalStatus, ChangeFreeze, Run, RunLogChunk, Workspace
+from apps.runs.models import Approval, ApprovalStatus, ChangeFreeze, Run, RunLogChunk, RunState, Workspace
 
 
 def workspaces_for(user: AnyUser) -> QuerySet[Workspace]:
@@ -34,7 +34,9 @@ def can_approve(user: AnyUser, run: Run) -> bool:
 
 def pending_approvals_for(user: AnyUser) -> QuerySet[Approval]:
     approvals = Approval.objects.select_related("run__workspace", "run__created_by", "team")
-    return scope_to_teams(approvals, user, roles=OVERSIGHT_ROLES).filter(status=ApprovalStatus.PENDING)
+    return scope_to_teams(approvals, user, roles=OVERSIGHT_ROLES).filter(
+        status=ApprovalStatus.PENDING, run__state=RunState.AWAITING_APPROVAL
+    )
 
 
 def log_chunks_after(run: Run, after_line: int, *, limit_lines: int = 2000) -> list[RunLogChunk]:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.runs.errors import IllegalTransition
 from apps.runs.models import ApprovalStatus, Run, RunState
 from apps.runs.services.execution import dispatch_apply, dispatch_run, release_workspace_lock
 from apps.runs.services.transitions import run_transition
@@ -35,11 +36,14 @@ def sweep_runs() -> SweepReport:
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
     )
     for run in dead:
-        run_transition(
-            run=run,
-            to=RunState.ERRORED,
-            reason="The worker running this stopped responding; the workspace was unlocked. Retry the run.",
-        )
+        try:
+            run_transition(
+                run=run,
+                to=RunState.ERRORED,
+                reason="The worker running this stopped responding; the workspace was unlocked. Retry the run.",
+            )
+        except IllegalTransition:  # it finished between the query and now: nothing to recover
+            continue
         release_workspace_lock(run)
         report.errored.append(run.pk)
     for run in Run.objects.filter(state=RunState.QUEUED, queued_at__lt=now - REDISPATCH_AFTER):

@@ -47,6 +47,11 @@ def run_transition(*, run: Run, to: str, actor: User | None = None, reason: str 
     status = WORKSPACE_STATUS.get((RunKind(locked.kind), RunState(to)))
     if status is not None:
         Workspace.objects.filter(pk=locked.workspace_id).update(status=status, updated_at=now)
+    elif locked.kind == RunKind.APPLY and to in {RunState.REJECTED, RunState.CANCELLED, RunState.DISCARDED}:
+        # A first launch that never applied leaves nothing provisioned: say so instead of "provisioning" forever.
+        Workspace.objects.filter(pk=locked.workspace_id, status=WorkspaceStatus.PROVISIONING).update(
+            status=WorkspaceStatus.FAILED, updated_at=now
+        )
     record(actor, locked.team, f"run.{to}", locked, {"from": previous, "reason": reason[:300]})
     run.__dict__.update({name: getattr(locked, name) for name in updated})
     return locked
