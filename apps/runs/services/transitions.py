@@ -43,6 +43,8 @@ def run_transition(*, run: Run, to: str, actor: User | None = None, reason: str 
     if to in TERMINAL_STATES:
         locked.finished_at = now
         updated.add("finished_at")
+        # Free the workspace in the same transaction: nobody may ever see a finished run still holding it.
+        Workspace.objects.filter(pk=locked.workspace_id, locked_by=locked).update(locked_by=None, locked_at=None)
     locked.save(update_fields=sorted(updated))
     status = WORKSPACE_STATUS.get((RunKind(locked.kind), RunState(to)))
     if status is not None:
