@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import F, QuerySet
+from decimal import Decimal
+
+from django.db.models import F, QuerySet, Sum
 
 from apps.accounts.models import OVERSIGHT_ROLES
 from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
@@ -92,3 +94,13 @@ def active_freeze() -> ChangeFreeze | None:
     """The change freeze in force, if the newest switch turned it on."""
     latest = ChangeFreeze.objects.order_by("-created_at", "-id").first()
     return latest if latest is not None and latest.active else None
+
+
+def team_footprint(team_id: int, *, excluding_workspace: int | None = None) -> dict[str, object]:
+    """What a team runs now (live workspaces and their estimated hourly cost), for an approver to weigh a
+    request against; GPU quotas join this when clusters arrive."""
+    live = Workspace.objects.filter(team_id=team_id).exclude(status__in=["destroyed", "failed"])
+    if excluding_workspace is not None:
+        live = live.exclude(pk=excluding_workspace)
+    hourly = live.aggregate(total=Sum("estimated_hourly_cost"))["total"] or Decimal("0")
+    return {"workspaces": live.count(), "hourly": hourly}

@@ -63,10 +63,13 @@ def run_list_view(request: HttpRequest) -> HttpResponse:
 
 
 def _run_context(request: HttpRequest, run: Run) -> dict[str, object]:
+    approval = getattr(run, "approval", None)
+    footprint = selectors.team_footprint(run.team_id, excluding_workspace=run.workspace_id) if approval is not None else None
     return {
         "run": run,
-        "approval": getattr(run, "approval", None),
+        "approval": approval,
         "can_approve": selectors.can_approve(request.user, run),
+        "footprint": footprint,
     }
 
 

@@ -60,3 +60,19 @@ def test_only_admins_set_a_teams_rule_and_it_is_audited(vision: Team, alice: Any
     set_approval_rule(admin, vision, hourly_threshold=Decimal("2.50"), require_for_destroy=True)
     event = AuditEvent.objects.get(verb="approval_rule.updated")
     assert (event.actor, event.team, event.data["hourly_threshold"]) == (admin, vision, "2.50")
+
+
+def test_approval_box_shows_the_teams_current_footprint(client: Any, vision: Team, mark: Any, alice: Any) -> None:
+    from apps.runs.models import Approval, RunState, WorkspaceStatus
+
+    WorkspaceFactory(team=vision, status=WorkspaceStatus.READY, estimated_hourly_cost=Decimal("2.00"))
+    WorkspaceFactory(team=vision, status=WorkspaceStatus.DESTROYED, estimated_hourly_cost=Decimal("50.00"))
+    run = run_for(vision, hourly="3.10")
+    run.state = RunState.AWAITING_APPROVAL
+    run.save()
+    Approval.objects.create(run=run, team=vision, why_needed="Always.", expires_at=run.queued_at.replace(year=2100))
+    client.force_login(mark)
+
+    body = client.get(f"/runs/{run.pk}/").content.decode()
+
+    assert "runs 1 live workspace at about 2.00 USD/h; this run adds about 3.10 USD/h" in body
