@@ -64,7 +64,9 @@ def run_list_view(request: HttpRequest) -> HttpResponse:
 
 def _run_context(request: HttpRequest, run: Run) -> dict[str, object]:
     approval = getattr(run, "approval", None)
-    footprint = selectors.team_footprint(run.team_id, excluding_workspace=run.workspace_id) if approval is not None else None
+    footprint = None
+    if approval is not None:
+        footprint = selectors.team_footprint(run.team_id, excluding_workspace=run.workspace_id)
     return {
         "run": run,
         "approval": approval,

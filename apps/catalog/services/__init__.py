@@ -1,0 +1,49 @@
+"""Catalog services, by concern: curation (drafts, validation, lifecycle), sync (shipped golden paths),
+launch, archives (uploaded modules) and backstage_import. Import them from here."""
+
+from apps.catalog.services.archives import attach_module_archive
+from apps.catalog.services.backstage_import import create_template_from_backstage
+from apps.catalog.services.curation import (
+    SEMVER,
+    TemplateData,
+    VersionData,
+    VersionReport,
+    create_draft_version,
+    create_template,
+    deprecate_version,
+    diff_versions,
+    publish_version,
+    retire_version,
+    semver_key,
+    update_draft,
+    update_template,
+    validate_version,
+)
+from apps.catalog.services.launch import WORKSPACE_NAME, LaunchResult, estimate_launch, launch_template
+from apps.catalog.services.sync import SyncReport, sync_manifest, sync_templates
+
+__all__ = [
+    "SEMVER",
+    "WORKSPACE_NAME",
+    "LaunchResult",
+    "SyncReport",
+    "TemplateData",
+    "VersionData",
+    "VersionReport",
+    "attach_module_archive",
+    "create_draft_version",
+    "create_template",
+    "create_template_from_backstage",
+    "deprecate_version",
+    "diff_versions",
+    "estimate_launch",
+    "launch_template",
+    "publish_version",
+    "retire_version",
+    "semver_key",
+    "sync_manifest",
+    "sync_templates",
+    "update_draft",
+    "update_template",
+    "validate_version",
+]

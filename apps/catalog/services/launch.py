@@ -1,0 +1,132 @@
+"""Launching a template: validate everything, then create the workspace and its first run, or nothing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.accounts.models import Team
+from apps.audit.services import record
+from apps.catalog import errors
+from apps.catalog.models import (
+    Lifecycle,
+    TemplateVersion,
+)
+from apps.catalog.schema import validate_parameters
+from apps.catalog.selectors import launch_teams
+from apps.costs.estimates import Estimate, estimate_hourly
+from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.services import dispatch_run
+
+WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
+
+
+# --- Launch -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    workspace: Workspace
+    run: Run
+    estimate: Estimate
+
+
+def estimate_launch(version: TemplateVersion, params: Any) -> Estimate:
+    """Validate `params` as a launch would and price them."""
+    return estimate_hourly(version.price_model, validate_parameters(version.parameters_schema, params))
+
+
+def _check_launchable(version: TemplateVersion) -> None:
+    if version.lifecycle == Lifecycle.PUBLISHED:
+        return
+    newer = version.template.versions.filter(lifecycle=Lifecycle.PUBLISHED).order_by("-published_at").first()
+    hint = f" Launch version {newer.version} instead." if newer else ""
+    raise errors.VersionNotLaunchable(f"{version} is {version.lifecycle} and cannot be launched.{hint}")
+
+
+def _expiry(version: TemplateVersion, ttl_hours: int | None) -> Any:
+    hours = ttl_hours if ttl_hours is not None else version.default_ttl_hours
+    if hours is None:
+        return None
+    if hours < 1:
+        raise errors.InvalidTtl("The TTL must be at least 1 hour.")
+    if version.max_ttl_hours is not None and hours > version.max_ttl_hours:
+        raise errors.InvalidTtl(f"The TTL may be at most {version.max_ttl_hours} hours for this template.")
+    return timezone.now() + timedelta(hours=hours)
+
+
+@transaction.atomic
+def launch_template(
+    actor: User,
+    team: Team,
+    version: TemplateVersion,
+    params: Any,
+    name: str,
+    *,
+    reason: str = "",
+    ttl_hours: int | None = None,
+    request: HttpRequest | None = None,
+) -> LaunchResult:
+    """Validate everything, then create the Workspace and its first Run (queued) together, or nothing at all."""
+    _check_launchable(version)
+    if not launch_teams(actor, version.template).filter(pk=team.pk).exists():
+        raise errors.TemplateNotVisible(
+            f"Team '{team.slug}' cannot launch {version.template.slug}: you are not a member, "
+            "or the template is not shared with that team."
+        )
+    if not WORKSPACE_NAME.match(name or ""):
+        raise errors.InvalidWorkspaceName(
+            "Workspace names are 3-40 lowercase letters, digits or dashes, starting with a letter "
+            "(e.g. 'bert-finetune')."
+        )
+    parameters = validate_parameters(version.parameters_schema, params)
+    expires_at = _expiry(version, ttl_hours)
+    estimate = estimate_hourly(version.price_model, parameters)
+    if Workspace.objects.filter(team=team, name=name).exists():
+        raise errors.WorkspaceNameTaken(
+            f"Team '{team.slug}' already has a workspace named '{name}'. Pick another name."
+        )
+    try:
+        with transaction.atomic():
+            workspace = Workspace.objects.create(
+                team=team,
+                name=name,
+                template_version=version,
+                parameters=parameters,
+                status=WorkspaceStatus.PROVISIONING,
+                created_by=actor,
+                expires_at=expires_at,
+                estimated_hourly_cost=estimate.hourly,
+                currency=estimate.currency,
+            )
+    except IntegrityError as exc:  # a concurrent launch took the name between the check and the insert
+        raise errors.WorkspaceNameTaken(f"Team '{team.slug}' already has a workspace named '{name}'.") from exc
+    run = Run.objects.create(
+        workspace=workspace,
+        team=team,
+        kind=RunKind.APPLY,
+        state=RunState.QUEUED,
+        state_reason="Waiting for a worker to pick it up.",
+        template_version=version,
+        parameters=parameters,
+        reason=reason[:300],
+        created_by=actor,
+        estimated_hourly_cost=estimate.hourly,
+    )
+    dispatch_run(run)
+    record(
+        actor,
+        team,
+        "workspace.launched",
+        workspace,
+        {"template": version.template.slug, "version": version.version, "run": run.pk, "hourly": estimate.hourly},
+        request,
+    )
+    return LaunchResult(workspace=workspace, run=run, estimate=estimate)

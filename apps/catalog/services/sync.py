@@ -1,0 +1,105 @@
+"""Syncing the golden paths shipped in infra/templates/ into the catalog (idempotent)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import Team
+from apps.audit.services import record
+from apps.catalog.manifests import TemplateManifest
+from apps.catalog.models import (
+    Lifecycle,
+    Template,
+    TemplateVersion,
+)
+from apps.catalog.services.curation import TemplateData, VersionData, apply_template_data, apply_version_data
+
+# --- Shipped golden paths ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    updated_metadata: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _manifest_version_data(manifest: TemplateManifest) -> VersionData:
+    module_path = manifest.module_dir
+    with contextlib.suppress(ValueError):
+        module_path = module_path.relative_to(settings.BASE_DIR)
+    return VersionData(
+        version=manifest.version,
+        parameters_schema=manifest.parameters,
+        ui_schema=manifest.ui,
+        module_path=str(module_path),
+        price_model=manifest.price,
+        default_ttl_hours=manifest.default_ttl_hours,
+        max_ttl_hours=manifest.max_ttl_hours,
+        approval_policy=manifest.approval_policy,
+        approval_threshold=manifest.approval_threshold,
+        changelog=manifest.changelog,
+    )
+
+
+@transaction.atomic
+def sync_manifest(manifest: TemplateManifest, report: SyncReport) -> None:
+    """Make the catalog match one shipped template.yaml: metadata follows the file; a version is created
+    published the first time it is seen, and never rewritten afterwards (bump the version to change it)."""
+    owner = Team.objects.filter(slug=manifest.owner_team).first() if manifest.owner_team else None
+    visible = list(Team.objects.filter(slug__in=manifest.visibility)) if manifest.visibility is not None else None
+    data = TemplateData(
+        slug=manifest.slug,
+        name=manifest.name,
+        summary=manifest.summary,
+        description=manifest.description,
+        kind=manifest.kind,
+        icon=manifest.icon,
+        tags=list(manifest.tags),
+        owner_team=owner,
+        visible_to=visible,
+    )
+    template = Template.objects.filter(slug=manifest.slug).first()
+    if template is None:
+        template = Template(slug=manifest.slug)
+        apply_template_data(template, data)
+    elif (template.name, template.summary, template.description, template.kind, template.icon) != (
+        data.name, data.summary, data.description, data.kind, data.icon
+    ) or sorted(template.tags.values_list("name", flat=True)) != sorted(data.tags):  # fmt: skip
+        apply_template_data(template, data)
+        report.updated_metadata.append(manifest.slug)
+    wanted = _manifest_version_data(manifest)
+    existing = template.versions.filter(version=manifest.version).first()
+    label = f"{manifest.slug}@{manifest.version}"
+    if existing is None:
+        version = TemplateVersion(template=template, source="infra", lifecycle=Lifecycle.PUBLISHED)
+        apply_version_data(version, wanted)
+        version.published_at = timezone.now()
+        version.save()
+        record(None, owner, "template.synced", version, {"path": str(manifest.path)})
+        report.created.append(label)
+        return
+    probe = TemplateVersion()
+    apply_version_data(probe, wanted)
+    if json.dumps(probe.content(), sort_keys=True, default=str) == json.dumps(
+        existing.content(), sort_keys=True, default=str
+    ):
+        report.unchanged.append(label)
+    else:
+        report.conflicts.append(
+            f"{label} differs from the catalog's copy; bump `version` in {manifest.path} to ship it."
+        )
+
+
+def sync_templates(manifests: list[TemplateManifest]) -> SyncReport:
+    report = SyncReport()
+    for manifest in manifests:
+        sync_manifest(manifest, report)
+    return report
