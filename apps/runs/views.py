@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -160,6 +161,8 @@ def run_action_view(request: HttpRequest, run_id: int, action: str) -> HttpRespo
 def workspace_action_view(request: HttpRequest, workspace_id: int, action: str) -> HttpResponse:
     workspace = _workspace_or_404(request, workspace_id)
     actor = authenticated(request.user)
+    if action == "extend":
+        return _extend(request, actor, workspace)
     try:
         if action == "destroy":
             run = services.request_destroy(
@@ -174,6 +177,17 @@ def workspace_action_view(request: HttpRequest, workspace_id: int, action: str) 
         return redirect("runs:workspace-detail", workspace_id=workspace.pk)
     messages.success(request, f"Run #{run.pk} queued.")
     return redirect("runs:run-detail", run_id=run.pk)
+
+
+def _extend(request: HttpRequest, actor: User, workspace: Workspace) -> HttpResponse:
+    hours = request.POST.get("hours", "")
+    try:
+        extended = services.extend_ttl(actor, workspace, hours=int(hours) if hours.isdigit() else 0, request=request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{extended.name} now expires at {extended.expires_at:%Y-%m-%d %H:%M} UTC.")
+    return redirect("runs:workspace-detail", workspace_id=workspace.pk)
 
 
 @require_POST

@@ -87,3 +87,18 @@ def test_api_extend(api: Any, workspace: Workspace, alice: Any) -> None:
     assert ok.status_code == 200
     assert too_long.status_code == 400
     assert too_long.json()["code"] == "invalid_extension"
+
+
+def test_workspace_page_extends_and_explains_refusals(client: Any, workspace: Workspace, alice: Any) -> None:
+    client.force_login(alice)
+    page = client.get(f"/workspaces/{workspace.pk}/").content.decode()
+    assert 'data-testid="extend"' in page
+
+    ok = client.post(f"/workspaces/{workspace.pk}/extend/", {"hours": "24"}, follow=True)
+    refused = client.post(f"/workspaces/{workspace.pk}/extend/", {"hours": "500"}, follow=True)
+
+    assert "now expires at" in ok.content.decode()
+    assert "Extend by 1 to 72 hours" in refused.content.decode()
+    expires_at = Workspace.objects.get(pk=workspace.pk).expires_at
+    assert expires_at is not None
+    assert expires_at - timezone.now() > timedelta(hours=23)
