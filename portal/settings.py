@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.runs",
     "apps.costs",
+    "apps.clusters",
 ]
 
 MIDDLEWARE = [

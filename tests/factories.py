@@ -15,6 +15,8 @@ from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.services import hash_token
 from apps.audit.models import AuditEvent
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
+from apps.clusters.models import Cluster, Node, PurchaseOption
+from apps.clusters.services import new_node_token
 from apps.runs.models import Run, Workspace
 
 User = get_user_model()
@@ -140,6 +142,36 @@ class RunFactory(factory.django.DjangoModelFactory):
     template_version = factory.LazyAttribute(lambda run: run.workspace.template_version)
     parameters = factory.LazyAttribute(lambda run: run.workspace.parameters)
     created_by = factory.LazyAttribute(lambda run: run.workspace.created_by)
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cluster
+
+    team = factory.SubFactory(TeamFactory)
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"cluster-{n}")
+    region = "us-east-1"
+    instance_type = "g5.xlarge"
+    node_count = 1
+    gpus_per_node = 1
+    purchase_option = PurchaseOption.ON_DEMAND
+
+
+class NodeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Node
+
+    cluster = factory.SubFactory(ClusterFactory)
+    instance_id = factory.Sequence(lambda n: f"i-{n:017x}")
+    gpu_count = 1
+    token_digest = factory.LazyFunction(lambda: new_node_token()[1])
+
+
+def node_with_token(**fields: Any) -> tuple[Node, str]:
+    """A node and the raw token its agent would hold."""
+    raw, digest = new_node_token()
+    return NodeFactory(token_digest=digest, **fields), raw
 
 
 def team_only_template(team: Team) -> Template:
