@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
 from apps.audit.api import AuditEventViewSet
 from apps.catalog.api import BackstageImportView, EstimateView, LaunchTemplateView, TemplateViewSet
-from apps.clusters.api import TelemetryIngestView
+from apps.clusters.api import ClusterViewSet, TelemetryIngestView
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
 
@@ -26,6 +26,7 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("templates", TemplateViewSet, basename="template")
 router.register("workspaces", WorkspaceViewSet, basename="workspace")
 router.register("runs", RunViewSet, basename="run")
+router.register("clusters", ClusterViewSet, basename="cluster")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

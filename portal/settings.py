@@ -199,6 +199,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-approvals": {"task": "apps.runs.tasks.expire_approvals", "schedule": 300.0},
     "destroy-expired-workspaces": {"task": "apps.runs.tasks.destroy_expired_workspaces", "schedule": 60.0},
     "warn-expiring-workspaces": {"task": "apps.runs.tasks.warn_expiring_workspaces", "schedule": 300.0},
+    "stop-idle-clusters": {"task": "apps.clusters.tasks.stop_idle_clusters", "schedule": 60.0},
+    "reconcile-clusters": {"task": "apps.clusters.tasks.reconcile_clusters", "schedule": 300.0},
     "check-drift": {"task": "apps.runs.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)},
 }
 READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
@@ -276,4 +278,15 @@ PLAN_TIMEOUT_SECONDS = env_int("PLAN_TIMEOUT_SECONDS", 900)
 APPLY_TIMEOUT_SECONDS = env_int("APPLY_TIMEOUT_SECONDS", 3600)
 APPROVAL_EXPIRY_HOURS = env_int("APPROVAL_EXPIRY_HOURS", 72)
 RUN_HEARTBEAT_STALE_SECONDS = env_int("RUN_HEARTBEAT_STALE_SECONDS", 120)
+
+# --- GPU clusters ----------------------------------------------------------------------------------------------
+AWS_REGION = env_str("AWS_REGION", "us-east-1")
+# Empty: real AWS with the environment's credentials. `make run` points it at a local moto server ("sandbox cloud").
+AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL")
+DEFAULT_GPU_QUOTA = env_int("DEFAULT_GPU_QUOTA", 16)
+DEFAULT_MAX_CLUSTER_HOURS = env_int("DEFAULT_MAX_CLUSTER_HOURS", 72)
+IDLE_THRESHOLD_PCT = float(env_str("IDLE_THRESHOLD_PCT", "5"))
+IDLE_WINDOW_MINUTES = env_int("IDLE_WINDOW_MINUTES", 30)
+MAX_IDLE_WINDOW_MINUTES = env_int("MAX_IDLE_WINDOW_MINUTES", 120)
+MAX_SNOOZE_MINUTES = env_int("MAX_SNOOZE_MINUTES", 60)
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "paved-demo")

@@ -198,4 +198,5 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     Template: lambda team, owner: team_only_template(team),
     Workspace: lambda team, owner: WorkspaceFactory(team=team, created_by=owner),
     Run: lambda team, owner: RunFactory(workspace=WorkspaceFactory(team=team, created_by=owner)),
+    Cluster: lambda team, owner: ClusterFactory(team=team, owner=owner),
 }

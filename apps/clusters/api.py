@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers, status, viewsets
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +15,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from apps.clusters.authentication import NodeTokenAuthentication
-from apps.clusters.models import Node
+from apps.clusters.models import Cluster, Node
+from apps.clusters.selectors import clusters_for, running_cost
 from apps.clusters.services import ingest_telemetry
 
 MAX_BATCHES = 360  # an hour of 10 s samples buffered by an agent during an outage
@@ -79,3 +82,43 @@ class TelemetryIngestView(APIView):
         assert isinstance(node, Node)  # noqa: S101 - guaranteed by IsNode
         result = ingest_telemetry(node, list(batches))
         return Response(IngestResultSerializer(result.__dict__).data, status=status.HTTP_202_ACCEPTED)
+
+
+class NodeSerializer(serializers.ModelSerializer[Node]):
+    class Meta:
+        model = Node
+        fields = ["instance_id", "private_ip", "gpu_count", "state", "last_sample_at"]
+        read_only_fields = fields
+
+
+class ClusterSerializer(serializers.ModelSerializer[Cluster]):
+    team = serializers.CharField(source="team.slug", read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    nodes = NodeSerializer(many=True, read_only=True)
+    cost_so_far = serializers.SerializerMethodField(help_text="Hourly price × running time, USD.")
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "id", "team", "owner", "name", "region", "instance_type", "node_count", "gpus_per_node",
+            "purchase_option", "purchase_option_used", "state", "state_reason", "hourly_price", "cost_so_far",
+            "max_hours", "running_since", "idle_threshold_pct", "idle_window_minutes", "idle_warned_at",
+            "snoozed_until", "nodes", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_cost_so_far(self, cluster: Cluster) -> str:
+        return str(running_cost(cluster).quantize(Decimal("0.01")))
+
+
+class ClusterViewSet(viewsets.ReadOnlyModelViewSet[Cluster]):
+    """GPU clusters of your teams, with their nodes and cost so far."""
+
+    serializer_class = ClusterSerializer
+    lookup_value_regex = r"\d+"
+    search_fields = ["name", "instance_type"]
+    ordering_fields = ["created_at", "name"]
+    filterset_fields = ["state", "instance_type", "region"]
+
+    def get_queryset(self) -> QuerySet[Cluster]:
+        return clusters_for(self.request.user).select_related("team", "owner").prefetch_related("nodes")

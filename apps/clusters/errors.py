@@ -11,3 +11,69 @@ class TelemetryRejected(ValidationFailed):
 
 class WrongNode(PermissionDenied):
     code = "wrong_node"
+
+
+class ClusterNameTaken(Conflict):
+    code = "cluster_name_taken"
+
+
+class InvalidClusterName(ValidationFailed):
+    code = "invalid_cluster_name"
+
+
+class UnknownClusterInstanceType(ValidationFailed):
+    code = "unknown_instance_type"
+
+
+class RegionNotOfferedForType(ValidationFailed):
+    code = "region_not_offered"
+
+
+class InvalidPurchaseOption(ValidationFailed):
+    code = "invalid_purchase_option"
+
+
+class InvalidNodeCount(ValidationFailed):
+    code = "invalid_node_count"
+
+
+class InvalidMaxHours(ValidationFailed):
+    code = "invalid_max_hours"
+
+
+class QuotaExceeded(Conflict):
+    code = "quota_exceeded"
+    title = "GPU quota exceeded"
+
+
+class InstanceTypeLimitExceeded(QuotaExceeded):
+    code = "instance_type_limit_exceeded"
+    title = "Instance type limit exceeded"
+
+
+class InvalidQuota(ValidationFailed):
+    code = "invalid_quota"
+
+
+class NotAPlatformAdmin(PermissionDenied):
+    code = "not_a_platform_admin"
+
+
+class SnoozeUsed(Conflict):
+    code = "snooze_already_used"
+
+
+class InvalidSnooze(ValidationFailed):
+    code = "invalid_snooze"
+
+
+class SnoozeForbidden(PermissionDenied):
+    code = "snooze_forbidden"
+
+
+class AutostopOverrideForbidden(PermissionDenied):
+    code = "autostop_override_forbidden"
+
+
+class InvalidAutostopOverride(ValidationFailed):
+    code = "invalid_autostop_override"

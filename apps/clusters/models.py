@@ -50,6 +50,19 @@ class Cluster(BaseModel):
     state = models.CharField(max_length=16, choices=ClusterState.choices, default=ClusterState.REQUESTED)
     state_reason = models.CharField(max_length=300, blank=True)
     hourly_price = models.DecimalField(max_digits=12, decimal_places=4, default=0, help_text="Whole cluster, USD.")
+    purchase_option_used = models.CharField(max_length=24, blank=True, help_text="What the cloud actually gave.")
+    max_hours = models.PositiveIntegerField(null=True, blank=True, help_text="Terminated after this many hours.")
+    running_since = models.DateTimeField(null=True, blank=True)
+    running_seconds = models.PositiveBigIntegerField(default=0, help_text="Accumulated over earlier runs.")
+    idle_threshold_pct = models.FloatField(default=5.0)
+    idle_window_minutes = models.PositiveIntegerField(default=30)
+    idle_warned_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snooze_reason = models.CharField(max_length=300, blank=True)
+    snooze_used = models.BooleanField(default=False)
+    autostop_override_until = models.DateTimeField(
+        null=True, blank=True, help_text="An admin's audited override: no idle auto-stop until then."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -105,3 +118,42 @@ class GpuSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node.instance_id} gpu{self.gpu_index} @ {self.sampled_at:%H:%M:%S}"
+
+
+class TeamQuota(BaseModel):
+    """A team's GPU guardrails. No row means the platform defaults (settings.DEFAULT_GPU_QUOTA...)."""
+
+    team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE, related_name="gpu_quota")
+    max_gpus = models.PositiveIntegerField(help_text="GPUs running or provisioning at once, all clusters.")
+    max_cluster_hours = models.PositiveIntegerField(help_text="A cluster is terminated after this many hours.")
+
+    def __str__(self) -> str:
+        return f"quota of {self.team}: {self.max_gpus} GPUs"
+
+
+class InstanceTypeLimit(BaseModel):
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="instance_type_limits")
+    instance_type = models.CharField(max_length=32)
+    max_nodes = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "instance_type"], name="unique_type_limit")]
+
+    def __str__(self) -> str:
+        return f"{self.team}: at most {self.max_nodes} x {self.instance_type}"
+
+
+class QuotaException(BaseModel):
+    """Extra GPUs granted by an admin for a bounded time (a deadline, a paper), audited."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="quota_exceptions")
+    extra_gpus = models.PositiveIntegerField()
+    reason = models.CharField(max_length=300)
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-expires_at"]
+
+    def __str__(self) -> str:
+        return f"+{self.extra_gpus} GPUs for {self.team} until {self.expires_at:%Y-%m-%d}"

@@ -1,5 +1,4 @@
-"""Cluster writes: the state machine, node tokens and telemetry ingest. Provisioning through EC2
-(`apps.clusters.cloud`), quotas and idle auto-stop build on these."""
+"""Node tokens and telemetry ingest from node agents."""
 
 from __future__ import annotations
 
@@ -9,34 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.audit.services import record
-from apps.clusters.errors import IllegalClusterTransition, TelemetryRejected, WrongNode
-from apps.clusters.models import ALLOWED_CLUSTER_TRANSITIONS, Cluster, ClusterState, GpuSample, Node
+from apps.clusters.errors import TelemetryRejected, WrongNode
+from apps.clusters.models import GpuSample, Node
 
 NODE_TOKEN_PREFIX = "pvn_"  # noqa: S105 - a prefix, not a secret
 # Samples stamped further ahead than this are refused: the node's clock is wrong, and idle detection would
 # trust the future.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_SAMPLE_AGE = timedelta(days=7)
-
-
-@transaction.atomic
-def cluster_transition(*, cluster: Cluster, to: str, actor: User | None = None, reason: str = "") -> Cluster:
-    locked = Cluster.objects.select_for_update().select_related("team").get(pk=cluster.pk)
-    if to not in ALLOWED_CLUSTER_TRANSITIONS[ClusterState(locked.state)]:
-        raise IllegalClusterTransition(f"Cluster {locked} is {locked.state}; it cannot become {to}.")
-    previous = locked.state
-    locked.state = to
-    locked.state_reason = reason[:300]
-    locked.save(update_fields=["state", "state_reason", "updated_at"])
-    record(actor, locked.team, f"cluster.{to}", locked, {"from": previous, "reason": reason[:300]})
-    cluster.state, cluster.state_reason = locked.state, locked.state_reason
-    return locked
 
 
 def hash_node_token(raw: str) -> str:

@@ -1,0 +1,90 @@
+"""Reads about GPU clusters and quotas. Team scoping goes through `scope_to_teams`, never a view's own filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import F, QuerySet, Sum
+from django.utils import timezone
+
+from apps.accounts.models import Team
+from apps.accounts.selectors import AnyUser, scope_to_teams
+from apps.clusters.models import Cluster, ClusterState, InstanceTypeLimit, QuotaException, TeamQuota
+
+# Clusters that hold (or are about to hold) GPUs. Stopped, terminated and failed clusters free their quota.
+GPU_HOLDING_STATES: frozenset[str] = frozenset(
+    {ClusterState.REQUESTED, ClusterState.PROVISIONING, ClusterState.RUNNING, ClusterState.STOPPING}
+)
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Quota:
+    max_gpus: int  # base quota plus every unexpired exception
+    max_cluster_hours: int
+    extra_gpus_until: datetime | None  # when the first active exception expires; None without exceptions
+    extra_gpus: int = 0
+
+
+def clusters_for(user: AnyUser) -> QuerySet[Cluster]:
+    return scope_to_teams(Cluster.objects.select_related("team", "owner"), user)
+
+
+def cluster_for(user: AnyUser, pk: int) -> Cluster | None:
+    return clusters_for(user).filter(pk=pk).first()
+
+
+def _holding(team: Team) -> QuerySet[Cluster]:
+    return Cluster.objects.filter(team=team, state__in=GPU_HOLDING_STATES)
+
+
+def team_gpu_usage(team: Team) -> int:
+    total = _holding(team).aggregate(gpus=Sum(F("node_count") * F("gpus_per_node")))["gpus"]
+    return int(total or 0)
+
+
+def team_nodes_of_type(team: Team, instance_type: str) -> int:
+    total = _holding(team).filter(instance_type=instance_type).aggregate(nodes=Sum("node_count"))["nodes"]
+    return int(total or 0)
+
+
+def instance_type_limit(team: Team, instance_type: str) -> int | None:
+    return (
+        InstanceTypeLimit.objects.filter(team=team, instance_type=instance_type)
+        .values_list("max_nodes", flat=True)
+        .first()
+    )
+
+
+def active_quota_exceptions(team: Team) -> QuerySet[QuotaException]:
+    return QuotaException.objects.filter(team=team, expires_at__gt=timezone.now())
+
+
+def effective_quota(team: Team) -> Quota:
+    base = TeamQuota.objects.filter(team=team).first()
+    max_gpus = base.max_gpus if base else settings.DEFAULT_GPU_QUOTA
+    max_hours = base.max_cluster_hours if base else settings.DEFAULT_MAX_CLUSTER_HOURS
+    exceptions = list(active_quota_exceptions(team))
+    extra = sum(exception.extra_gpus for exception in exceptions)
+    until = min((exception.expires_at for exception in exceptions), default=None)
+    return Quota(max_gpus=max_gpus + extra, max_cluster_hours=max_hours, extra_gpus_until=until, extra_gpus=extra)
+
+
+def remaining_gpus(team: Team) -> int:
+    return max(0, effective_quota(team).max_gpus - team_gpu_usage(team))
+
+
+def running_seconds(cluster: Cluster, now: datetime | None = None) -> int:
+    """Seconds the cluster has run, over all its runs (a stopped cluster keeps what it accumulated)."""
+    seconds = cluster.running_seconds
+    if cluster.running_since is not None:
+        seconds += max(0, int(((now or timezone.now()) - cluster.running_since).total_seconds()))
+    return seconds
+
+
+def running_cost(cluster: Cluster, now: datetime | None = None) -> Decimal:
+    """What the cluster has cost so far at its recorded hourly price, in USD (cents)."""
+    return (Decimal(cluster.hourly_price) * Decimal(running_seconds(cluster, now)) / Decimal(3600)).quantize(CENT)

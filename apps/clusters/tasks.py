@@ -1,0 +1,31 @@
+"""Celery tasks for GPU clusters: each takes a primary key (or nothing) and calls one service; safe to run twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from apps.clusters import services
+from apps.clusters.cloud import CloudThrottled
+
+PROVISION_MAX_RETRIES = 5
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=PROVISION_MAX_RETRIES)
+def provision_cluster(self: Any, cluster_pk: int) -> None:
+    """EC2 throttling is retried with exponential backoff; on the last attempt the service fails the cluster."""
+    try:
+        services.provision_cluster(cluster_pk, may_retry=self.request.retries < PROVISION_MAX_RETRIES)
+    except CloudThrottled as exc:
+        raise self.retry(exc=exc, countdown=min(600, 30 * 2**self.request.retries)) from exc
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def reconcile_clusters() -> None:
+    services.reconcile_clusters()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def stop_idle_clusters() -> None:
+    services.warn_or_stop_idle_clusters()
