@@ -21,6 +21,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# With no AWS credentials and no endpoint, GPU clusters go to a local moto server ("sandbox cloud") that
+# `run_stack` starts; with real credentials (and no AWS_ENDPOINT_URL) they go to AWS.
+ifeq ($(AWS_ACCESS_KEY_ID)$(AWS_ENDPOINT_URL)$(AWS_PROFILE),)
+run: export AWS_ENDPOINT_URL = http://127.0.0.1:5055
+run: export AWS_ACCESS_KEY_ID = sandbox
+run: export AWS_SECRET_ACCESS_KEY = sandbox
+endif
+
 run: install
 	@mkdir -p var
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
@@ -28,6 +36,7 @@ run: install
 	@echo
 	@echo "  Paved: http://127.0.0.1:$(PORT)  (web + worker + beat; Ctrl-C stops all)"
 	@echo "  Database: $${DATABASE_URL:-SQLite in var/paved.sqlite3}   Broker: $${REDIS_URL:-SQLite (server-less) in var/}"
+	@echo "  Cloud: $${AWS_ENDPOINT_URL:-AWS (your credentials)}"
 	@echo
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_stack --port $(PORT) || [ $$? -eq 130 ]
 

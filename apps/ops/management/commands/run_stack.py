@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from typing import IO, Any
+from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         schedule = str(settings.DATA_DIR / "celerybeat-schedule")
         celery = [python, "-m", "celery", "-A", "portal"]
         commands = {
+            **self._sandbox_cloud(python),
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
             "worker": [*celery, "worker", "--loglevel=INFO", f"--concurrency={settings.CELERY_WORKER_CONCURRENCY}"],
             "beat": [*celery, "beat", "--loglevel=INFO", f"--schedule={schedule}"],
@@ -85,8 +87,16 @@ class Command(BaseCommand):
         if exit_code:
             sys.exit(exit_code)
 
+    def _sandbox_cloud(self, python: str) -> dict[str, list[str]]:
+        """A local moto server standing in for AWS when AWS_ENDPOINT_URL points at this machine, so GPU
+        clusters can be launched in the demo without a cloud account."""
+        endpoint = urlparse(settings.AWS_ENDPOINT_URL or "")
+        if endpoint.hostname not in {"127.0.0.1", "localhost"} or not endpoint.port:
+            return {}
+        return {"cloud": [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(endpoint.port)]}
+
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
-        self.stdout.write("\nStopping web, worker and beat…")
+        self.stdout.write(f"\nStopping {', '.join(children)}…")
         for process in children.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

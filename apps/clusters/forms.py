@@ -1,0 +1,68 @@
+"""Forms of the cluster pages. They check shape only (choices, ranges); the catalog, quota and name rules are
+`request_cluster`'s, and its domain errors are put back onto these forms by the view."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+from django.db.models import QuerySet
+
+from apps.accounts.models import Team
+from apps.clusters.instance_catalog import InstanceType
+from apps.clusters.models import PurchaseOption
+from apps.clusters.services.provisioning import CLUSTER_NAME, MAX_NODES, MIN_NODES
+
+# Which form field a domain error of `request_cluster` belongs to; codes not listed are non-field errors.
+ERROR_FIELDS: dict[str, str] = {
+    "cluster_name_taken": "name",
+    "invalid_cluster_name": "name",
+    "unknown_instance_type": "instance_type",
+    "region_not_offered": "region",
+    "invalid_purchase_option": "purchase_option",
+    "invalid_node_count": "node_count",
+    "invalid_max_hours": "max_hours",
+    "not_a_team_member": "team",
+}
+
+
+def instance_type_label(instance: InstanceType) -> str:
+    cheapest = min(price.on_demand_hourly for price in instance.prices.values())
+    return f"{instance.type} ({instance.gpus} x {instance.gpu_model}, from ${cheapest}/h on-demand)"
+
+
+class ClusterRequestForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), to_field_name="slug", empty_label=None)
+    name = forms.CharField(
+        max_length=40,
+        help_text="1-40 lowercase letters, digits or hyphens; unique in the team.",
+        widget=forms.TextInput(attrs={"pattern": CLUSTER_NAME.pattern, "autocomplete": "off"}),
+    )
+    region = forms.ChoiceField()
+    instance_type = forms.ChoiceField(label="Instance type")
+    node_count = forms.IntegerField(label="Nodes", min_value=MIN_NODES, max_value=MAX_NODES, initial=1)
+    purchase_option = forms.ChoiceField(
+        label="Purchase option", choices=PurchaseOption.choices, initial=PurchaseOption.ON_DEMAND
+    )
+    max_hours = forms.IntegerField(
+        label="Maximum hours",
+        required=False,
+        min_value=1,
+        help_text="Terminated after this many hours. Empty: the team's limit.",
+    )
+
+    def __init__(self, *args: Any, teams: QuerySet[Team], catalog: dict[str, InstanceType], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ModelChoiceField, self.fields["team"]).queryset = teams
+        regions = sorted({region for instance in catalog.values() for region in instance.regions})
+        cast(forms.ChoiceField, self.fields["region"]).choices = [(region, region) for region in regions]
+        cast(forms.ChoiceField, self.fields["instance_type"]).choices = [
+            (instance.type, instance_type_label(instance)) for instance in catalog.values()
+        ]
+
+
+class SnoozeForm(forms.Form):
+    """Parses the snooze box; the bounds and the once-only rule are `snooze_idle_stop`'s, with its messages."""
+
+    minutes = forms.IntegerField()
+    reason = forms.CharField(required=False, max_length=300)
