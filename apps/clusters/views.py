@@ -1,0 +1,313 @@
+"""GPU cluster pages: list, request form, detail (live telemetry refreshed by htmx) and the lifecycle actions.
+
+Views parse input, call one service or selector and render; htmx requests get only the partial they target.
+Another team's cluster is a 404 everywhere, through `selectors.cluster_for`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.paginator import Paginator
+from django.db.models import F
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import Team
+from apps.accounts.selectors import authenticated, default_team_for, team_for, teams_for
+from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
+from apps.clusters import selectors, services
+from apps.clusters.forms import ERROR_FIELDS, ClusterRequestForm, SnoozeForm
+from apps.clusters.instance_catalog import InstanceType, load_catalog, price_for
+from apps.clusters.models import Cluster, ClusterState, GpuSample, PurchaseOption
+from apps.clusters.services.idle import STOP_GRACE
+from apps.core.errors import ApplicationError
+from apps.core.htmx import htmx_partial
+
+PAGE_SIZE = 50
+# The detail page polls while the cluster may still change on its own (a worker or the idle check moves it).
+POLLING_STATES = frozenset(
+    {
+        ClusterState.REQUESTED,
+        ClusterState.PROVISIONING,
+        ClusterState.RUNNING,
+        ClusterState.STOPPING,
+        ClusterState.TERMINATING,
+    }
+)
+# "Latest sample" of a GPU: its newest one within this long of its node's newest (a GPU silent longer is dropped).
+LATEST_WINDOW = timedelta(minutes=2)
+SPARKLINE_SPAN = timedelta(hours=1)
+SPARKLINE_WIDTH, SPARKLINE_HEIGHT = 120, 28
+SPARKLINE_MAX_POINTS = 180
+
+
+def _cluster_or_404(request: HttpRequest, cluster_id: int) -> Cluster:
+    cluster = selectors.cluster_for(request.user, cluster_id)
+    if cluster is None:
+        raise Http404("No such cluster in your teams.")
+    return cluster
+
+
+def _latest_samples(cluster_ids: Iterable[int]) -> list[GpuSample]:
+    """The newest sample of each GPU of these clusters. Portable (SQLite for `make run`, PostgreSQL): read the
+    few samples near each node's newest one and keep the newest per GPU in Python."""
+    recent = (
+        GpuSample.objects.filter(
+            node__cluster_id__in=list(cluster_ids),
+            sampled_at__gte=F("node__last_sample_at") - LATEST_WINDOW,
+        )
+        .select_related("node")
+        .order_by("node_id", "gpu_index", "-sampled_at")
+    )
+    newest: dict[tuple[int, int], GpuSample] = {}
+    for sample in recent:
+        newest.setdefault((sample.node_id, sample.gpu_index), sample)
+    return list(newest.values())
+
+
+def _utilization_at_a_glance(samples: Iterable[GpuSample]) -> dict[int, dict[str, Any]]:
+    """cluster id -> average utilization of its GPUs' latest samples and how many GPUs reported."""
+    by_cluster: dict[int, list[float]] = defaultdict(list)
+    for sample in samples:
+        by_cluster[sample.node.cluster_id].append(sample.utilization_pct)
+    return {
+        cluster_id: {"avg_pct": sum(values) / len(values), "gpus": len(values)}
+        for cluster_id, values in by_cluster.items()
+    }
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    if hours >= 24:
+        return f"{hours // 24} d {hours % 24} h"
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+@login_required
+def cluster_list_view(request: HttpRequest) -> HttpResponse:
+    show_all = request.GET.get("show") == "all"
+    clusters = selectors.clusters_for(request.user)
+    if not show_all:
+        clusters = clusters.exclude(state=ClusterState.TERMINATED)
+    page = Paginator(clusters, PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    glance = _utilization_at_a_glance(_latest_samples(cluster.pk for cluster in page))
+    rows = [
+        {"cluster": cluster, "cost": selectors.running_cost(cluster, now), "glance": glance.get(cluster.pk)}
+        for cluster in page
+    ]
+    return render(request, "clusters/cluster_list.html", {"page": page, "rows": rows, "show_all": show_all})
+
+
+# -- request ---------------------------------------------------------------------------------------------------
+
+
+def _parse_count(raw: object) -> int:
+    text = str(raw or "")
+    return int(text) if text.isdigit() and len(text) < 4 else 1
+
+
+def _request_summary(
+    request: HttpRequest, values: Mapping[str, Any], default_team: Team | None, catalog: Mapping[str, InstanceType]
+) -> dict[str, Any]:
+    """The side panel of the request form: the chosen team's remaining GPUs and the hourly estimate."""
+    team = team_for(request.user, str(values.get("team") or "")) or default_team
+    instance = catalog.get(str(values.get("instance_type") or ""))
+    node_count = _parse_count(values.get("node_count"))
+    summary: dict[str, Any] = {"summary_team": team, "instance": instance, "node_count": node_count}
+    if team is not None:
+        summary["quota"] = selectors.effective_quota(team)
+        summary["remaining_gpus"] = selectors.remaining_gpus(team)
+        summary["gpus_in_use"] = selectors.team_gpu_usage(team)
+    if instance is not None:
+        summary["requested_gpus"] = instance.gpus * node_count
+        try:
+            unit = price_for(
+                instance.type,
+                str(values.get("region") or ""),
+                str(values.get("purchase_option") or PurchaseOption.ON_DEMAND),
+                catalog=catalog,
+            )
+        except ApplicationError as exc:
+            summary["estimate_problem"] = exc.message
+        else:
+            summary["estimate_hourly"] = unit * node_count
+    return summary
+
+
+@login_required
+def cluster_create_view(request: HttpRequest) -> HttpResponse:
+    catalog = load_catalog()
+    current = default_team_for(request.user, request.session.get(CURRENT_TEAM_SESSION_KEY))
+    defaults: dict[str, Any] = {
+        "team": current.slug if current else "",
+        "instance_type": next(iter(catalog), ""),
+        "region": "us-east-1",
+        "purchase_option": PurchaseOption.ON_DEMAND,
+        "node_count": "1",
+    }
+    if request.method == "POST":
+        values: Mapping[str, Any] = request.POST
+    else:
+        values = {**defaults, **request.GET.dict()}
+    if request.method == "GET" and htmx_partial(request):
+        summary = _request_summary(request, values, current, catalog)
+        return render(request, "clusters/partials/request_summary.html", summary)
+    form = ClusterRequestForm(
+        request.POST if request.method == "POST" else None,
+        teams=teams_for(request.user),
+        catalog=dict(catalog),
+        initial=values,
+    )
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                cluster = services.request_cluster(
+                    authenticated(request.user),
+                    data["team"],
+                    name=data["name"],
+                    region=data["region"],
+                    instance_type=data["instance_type"],
+                    node_count=data["node_count"],
+                    purchase_option=data["purchase_option"],
+                    max_hours=data["max_hours"],
+                )
+            except ApplicationError as exc:
+                form.add_error(ERROR_FIELDS.get(exc.code), exc.message)
+            else:
+                messages.success(request, f"Cluster {cluster.name} requested; its nodes are being launched.")
+                return redirect("clusters:detail", cluster_id=cluster.pk)
+        status = 422
+    context = {"form": form, **_request_summary(request, values, current, catalog)}
+    return render(request, "clusters/cluster_form.html", context, status=status)
+
+
+# -- detail ----------------------------------------------------------------------------------------------------
+
+
+def _points(series: list[tuple[float, float]]) -> str:
+    """SVG polyline points for (x in 0..1, percent) pairs, thinned to at most SPARKLINE_MAX_POINTS."""
+    step = max(1, -(-len(series) // SPARKLINE_MAX_POINTS))
+    thinned = series[::step]
+    if series and thinned[-1] is not series[-1]:
+        thinned.append(series[-1])
+    return " ".join(
+        f"{x * SPARKLINE_WIDTH:.1f},{SPARKLINE_HEIGHT - min(max(pct, 0.0), 100.0) / 100 * SPARKLINE_HEIGHT:.1f}"
+        for x, pct in thinned
+    )
+
+
+def _sparklines(cluster: Cluster, now: datetime) -> list[dict[str, Any]]:
+    """Per GPU, the last hour of utilization and memory use as SVG polyline points (x: time, y: percent)."""
+    since = now - SPARKLINE_SPAN
+    rows = (
+        GpuSample.objects.filter(node__cluster=cluster, sampled_at__gte=since)
+        .order_by("sampled_at")
+        .values_list(
+            "node__instance_id", "gpu_index", "sampled_at", "utilization_pct", "memory_used_mib", "memory_total_mib"
+        )
+    )
+    utilization: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
+    memory: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
+    span = SPARKLINE_SPAN.total_seconds()
+    for instance_id, gpu_index, sampled_at, util, used, total in rows:
+        x = min(1.0, (sampled_at - since).total_seconds() / span)
+        utilization[(instance_id, gpu_index)].append((x, util))
+        memory[(instance_id, gpu_index)].append((x, used / total * 100 if total else 0.0))
+    return [
+        {
+            "node": instance_id,
+            "gpu": gpu_index,
+            "utilization_points": _points(utilization[(instance_id, gpu_index)]),
+            "memory_points": _points(memory[(instance_id, gpu_index)]),
+            "utilization_last": utilization[(instance_id, gpu_index)][-1][1],
+            "memory_last": memory[(instance_id, gpu_index)][-1][1],
+            "samples": len(utilization[(instance_id, gpu_index)]),
+        }
+        for instance_id, gpu_index in sorted(utilization)
+    ]
+
+
+def _live_context(cluster: Cluster) -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "cluster": cluster,
+        "polling": cluster.state in POLLING_STATES,
+        "uptime": _duration(selectors.running_seconds(cluster, now)),
+        "cost": selectors.running_cost(cluster, now),
+        "nodes": list(cluster.nodes.all()),
+        "latest": _latest_samples([cluster.pk]),
+        "sparklines": _sparklines(cluster, now),
+        "sparkline_width": SPARKLINE_WIDTH,
+        "sparkline_height": SPARKLINE_HEIGHT,
+    }
+
+
+@login_required
+def cluster_detail_view(request: HttpRequest, cluster_id: int) -> HttpResponse:
+    cluster = _cluster_or_404(request, cluster_id)
+    context = _live_context(cluster)
+    if htmx_partial(request):
+        return render(request, "clusters/partials/cluster_live.html", context)
+    context.update(
+        {
+            "stops_at": cluster.idle_warned_at + STOP_GRACE if cluster.idle_warned_at else None,
+            "snooze_form": SnoozeForm(),
+            "hourly_estimate": Decimal(cluster.hourly_price),
+        }
+    )
+    return render(request, "clusters/cluster_detail.html", context)
+
+
+# -- actions ---------------------------------------------------------------------------------------------------
+
+
+def _act(request: HttpRequest, actor: User, cluster: Cluster, action: str) -> None:
+    if action == "stop":
+        services.stop_cluster(actor, cluster)
+        messages.success(request, f"Cluster {cluster.name} stopped; its disks are kept and its GPUs released.")
+    elif action == "start":
+        services.start_cluster(actor, cluster)
+        messages.success(request, f"Cluster {cluster.name} is starting.")
+    elif action == "terminate":
+        if request.POST.get("confirm", "").strip() != cluster.name:
+            messages.error(request, f"Type the cluster name {cluster.name} to confirm termination; nothing was done.")
+            return
+        services.terminate_cluster(actor, cluster)
+        messages.success(request, f"Cluster {cluster.name} terminated.")
+    elif action == "snooze":
+        form = SnoozeForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Give the snooze length in whole minutes and a reason; nothing was snoozed.")
+            return
+        snoozed = services.snooze_idle_stop(
+            actor, cluster, minutes=form.cleaned_data["minutes"], reason=form.cleaned_data["reason"]
+        )
+        until = timezone.localtime(snoozed.snoozed_until) if snoozed.snoozed_until else None
+        messages.success(request, f"Idle auto-stop of {cluster.name} snoozed until {until:%H:%M}.")
+    else:
+        raise Http404("Unknown action.")
+
+
+@require_POST
+@login_required
+def cluster_action_view(request: HttpRequest, cluster_id: int, action: str) -> HttpResponse:
+    cluster = _cluster_or_404(request, cluster_id)
+    try:
+        _act(request, authenticated(request.user), cluster, action)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("clusters:detail", cluster_id=cluster.pk)
