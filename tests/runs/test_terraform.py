@@ -104,6 +104,17 @@ def processes_running(*argv: str) -> list[int]:
     return found
 
 
+def no_process_left(*argv: str, timeout: float = 5.0) -> bool:
+    """True once no process runs `argv`. A SIGKILLed process lingers briefly until it is reaped, so wait a
+    little instead of sampling /proc at one instant (which made this check flaky on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while processes_running(*argv):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def planned_runner(
     tmp_path: Path, main_tf: str, **runner_options: Any
 ) -> tuple[TerraformRunner, Recorder, Callable[..., TerraformRunner]]:
@@ -227,7 +238,7 @@ def test_a_terraform_that_ignores_the_interrupt_is_killed(
 
     assert time.monotonic() - start < 5
     assert "Terraform did not stop within 1 s of the interrupt; killing it." in log.text
-    assert processes_running("sleep", seconds) == []
+    assert no_process_left("sleep", seconds)
 
 
 def test_a_leftover_child_holding_the_pipes_does_not_hang_the_runner(
@@ -243,7 +254,7 @@ def test_a_leftover_child_holding_the_pipes_does_not_hang_the_runner(
 
     assert time.monotonic() - start < 5
     assert "applied" in log.text
-    assert processes_running("sleep", seconds) == []
+    assert no_process_left("sleep", seconds)
 
 
 def test_an_error_in_on_line_stops_terraform(settings: Any, tmp_path: Path) -> None:
@@ -257,7 +268,7 @@ def test_an_error_in_on_line_stops_terraform(settings: Any, tmp_path: Path) -> N
     with pytest.raises(RuntimeError, match="log storage is down"):
         TerraformRunner(workdir, on_line=on_line).plan()
 
-    assert processes_running("sleep", seconds) == []
+    assert no_process_left("sleep", seconds)
 
 
 def test_cancel_before_start_runs_nothing(settings: Any, tmp_path: Path) -> None:
@@ -435,7 +446,7 @@ def test_cancel_interrupts_terraform_gracefully_and_releases_the_lock(tmp_path: 
     assert lock_probe == ["terraform plan failed: Error acquiring the state lock"]
     assert "Interrupt received." in log.text  # Terraform handled SIGINT itself: a graceful stop
     assert "Gracefully shutting down..." in log.text
-    assert processes_running("sleep", seconds) == []  # the provisioner's child went with it
+    assert no_process_left("sleep", seconds)  # the provisioner's child went with it
     assert more().plan(lock_timeout="0s") is True  # the lock was released: no force-unlock needed
 
 
