@@ -245,10 +245,14 @@ class LaunchTemplateView(APIView):
             authenticated(request.user), team, version, data["parameters"], data["name"],
             reason=data["reason"], ttl_hours=data.get("ttl_hours"), request=request._request,
         )  # fmt: skip
+        estimate = EstimateSerializer(estimate_data(result.estimate)).data
+        if result.cluster is not None:
+            cluster = {"id": result.cluster.pk, "name": result.cluster.name, "state": result.cluster.state}
+            return Response({"cluster": cluster, "estimate": estimate}, status=status.HTTP_201_CREATED)
         body = {
             "workspace": WorkspaceSerializer(result.workspace).data,
             "run": RunSerializer(result.run).data,
-            "estimate": EstimateSerializer(estimate_data(result.estimate)).data,
+            "estimate": estimate,
         }
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -137,6 +137,9 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
                 field = {"workspace_name_taken": "name", "invalid_workspace_name": "name", "invalid_ttl": "ttl_hours"}
                 meta.add_error(field.get(exc.code), exc.message)
             else:
+                if result.cluster is not None:
+                    messages.success(request, f"Cluster {result.cluster.name} requested; it is being provisioned.")
+                    return redirect("clusters:detail", cluster_id=result.cluster.pk)
                 messages.success(request, f"Workspace {result.workspace.name} launched; its first run is queued.")
                 return redirect("runs:workspace-detail", workspace_id=result.workspace.pk)
         status = 422

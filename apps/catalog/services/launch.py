@@ -1,4 +1,5 @@
-"""Launching a template: validate everything, then create the workspace and its first run, or nothing."""
+"""Launching a template: validate everything, then create the workspace and its first run (Terraform templates)
+or request a GPU cluster (`gpu_cluster` templates), or nothing."""
 
 from __future__ import annotations
 
@@ -17,15 +18,19 @@ from apps.audit.services import record
 from apps.catalog import errors
 from apps.catalog.models import (
     Lifecycle,
+    TemplateKind,
     TemplateVersion,
 )
 from apps.catalog.schema import validate_parameters
 from apps.catalog.selectors import launch_teams
+from apps.clusters.models import Cluster
+from apps.clusters.services.provisioning import request_cluster
 from apps.costs.estimates import Estimate, estimate_hourly
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.services import dispatch_run
 
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
+CLUSTER_PARAMETERS = ("region", "instance_type", "node_count", "purchase_option")
 
 
 # --- Launch -------------------------------------------------------------------------------------------------
@@ -33,9 +38,25 @@ WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 
 @dataclass(frozen=True)
 class LaunchResult:
-    workspace: Workspace
-    run: Run
+    """What a launch created: a workspace and its first run (Terraform templates) or a cluster (`gpu_cluster`
+    templates). `workspace` and `run` stay non-optional for the Terraform callers; check `cluster` first."""
+
     estimate: Estimate
+    launched_workspace: Workspace | None = None
+    launched_run: Run | None = None
+    cluster: Cluster | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        if self.launched_workspace is None:
+            raise AttributeError("This launch requested a GPU cluster, not a workspace; use `cluster`.")
+        return self.launched_workspace
+
+    @property
+    def run(self) -> Run:
+        if self.launched_run is None:
+            raise AttributeError("This launch requested a GPU cluster, not a run; use `cluster`.")
+        return self.launched_run
 
 
 def estimate_launch(version: TemplateVersion, params: Any) -> Estimate:
@@ -74,7 +95,9 @@ def launch_template(
     ttl_hours: int | None = None,
     request: HttpRequest | None = None,
 ) -> LaunchResult:
-    """Validate everything, then create the Workspace and its first Run (queued) together, or nothing at all."""
+    """Validate everything, then create the Workspace and its first Run (queued) together, or nothing at all.
+    A `gpu_cluster` template requests a cluster from its validated parameters instead (`request_cluster` checks
+    the catalog and the team's quota, records and audits the request, and dispatches it after commit)."""
     _check_launchable(version)
     if not launch_teams(actor, version.template).filter(pk=team.pk).exists():
         raise errors.TemplateNotVisible(
@@ -87,6 +110,24 @@ def launch_template(
             "(e.g. 'bert-finetune')."
         )
     parameters = validate_parameters(version.parameters_schema, params)
+    if version.template.kind == TemplateKind.GPU_CLUSTER:
+        missing = [key for key in CLUSTER_PARAMETERS if key not in parameters]
+        if missing:
+            raise errors.InvalidTemplate(
+                f"{version} is a GPU cluster template but gives no {', '.join(missing)}; "
+                "its schema must declare (or default) region, instance_type, node_count and purchase_option."
+            )
+        cluster = request_cluster(
+            actor,
+            team,
+            name=name,
+            region=parameters["region"],
+            instance_type=parameters["instance_type"],
+            node_count=parameters["node_count"],
+            purchase_option=parameters["purchase_option"],
+            max_hours=parameters.get("max_hours"),
+        )
+        return LaunchResult(estimate=estimate_hourly(version.price_model, parameters), cluster=cluster)
     expires_at = _expiry(version, ttl_hours)
     estimate = estimate_hourly(version.price_model, parameters)
     if Workspace.objects.filter(team=team, name=name).exists():
@@ -129,4 +170,4 @@ def launch_template(
         {"template": version.template.slug, "version": version.version, "run": run.pk, "hourly": estimate.hourly},
         request,
     )
-    return LaunchResult(workspace=workspace, run=run, estimate=estimate)
+    return LaunchResult(estimate=estimate, launched_workspace=workspace, launched_run=run)
