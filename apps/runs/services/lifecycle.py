@@ -25,16 +25,9 @@ def _require_member(actor: User, workspace: Workspace) -> None:
         raise WorkspaceBusy("You are not a member of this workspace's team.", code="not_a_team_member")
 
 
-@transaction.atomic
-def queue_run(
-    actor: User, workspace: Workspace, *, kind: str, reason: str = "", request: HttpRequest | None = None
-) -> Run:
-    """Queue a run of `kind` on the workspace's pinned version and parameters; it starts when the workspace
-    is free (runs of one workspace go one at a time, in order)."""
-    _require_member(actor, workspace)
-    if workspace.status == WorkspaceStatus.DESTROYED:
-        raise WorkspaceBusy(f"{workspace.name} is destroyed; launch a new workspace instead.")
-    run = Run.objects.create(
+def _new_run(workspace: Workspace, *, kind: str, reason: str, created_by: User) -> Run:
+    """A queued run on the workspace's pinned version and parameters (a snapshot: later edits never reach it)."""
+    return Run.objects.create(
         workspace=workspace,
         team=workspace.team,
         kind=kind,
@@ -44,8 +37,20 @@ def queue_run(
         parameters=workspace.parameters,
         estimated_hourly_cost=workspace.estimated_hourly_cost,
         reason=reason[:300],
-        created_by=actor,
+        created_by=created_by,
     )
+
+
+@transaction.atomic
+def queue_run(
+    actor: User, workspace: Workspace, *, kind: str, reason: str = "", request: HttpRequest | None = None
+) -> Run:
+    """Queue a run of `kind` on the workspace's pinned version and parameters; it starts when the workspace
+    is free (runs of one workspace go one at a time, in order)."""
+    _require_member(actor, workspace)
+    if workspace.status == WorkspaceStatus.DESTROYED:
+        raise WorkspaceBusy(f"{workspace.name} is destroyed; launch a new workspace instead.")
+    run = _new_run(workspace, kind=kind, reason=reason, created_by=actor)
     record(actor, workspace.team, f"run.requested_{kind}", run, {"workspace": workspace.name}, request)
     dispatch_run(run)
     return run
@@ -90,18 +95,7 @@ def retry_run(actor: User, run: Run, *, request: HttpRequest | None = None) -> R
 
 def _system_run(workspace: Workspace, kind: str, reason: str) -> Run:
     """A run the platform starts itself (TTL, drift schedule), attributed to the workspace's creator."""
-    run = Run.objects.create(
-        workspace=workspace,
-        team=workspace.team,
-        kind=kind,
-        state=RunState.QUEUED,
-        state_reason="Waiting for a worker to pick it up.",
-        template_version=workspace.template_version,
-        parameters=workspace.parameters,
-        estimated_hourly_cost=workspace.estimated_hourly_cost,
-        reason=reason,
-        created_by=workspace.created_by,
-    )
+    run = _new_run(workspace, kind=kind, reason=reason, created_by=workspace.created_by)
     record(None, workspace.team, f"run.scheduled_{kind}", run, {"reason": reason})
     dispatch_run(run)
     return run
