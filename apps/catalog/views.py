@@ -47,6 +47,16 @@ def _require_curator(request: HttpRequest, template: Template | None) -> None:
         raise PermissionDenied("Only platform admins and admins of the owning team may curate templates.")
 
 
+# Domain errors that belong to one field of the launch form; the rest show above the form.
+LAUNCH_ERROR_FIELDS = {
+    "workspace_name_taken": "name",
+    "invalid_workspace_name": "name",
+    "cluster_name_taken": "name",
+    "invalid_cluster_name": "name",
+    "invalid_ttl": "ttl_hours",
+}
+
+
 @login_required
 def catalog_list_view(request: HttpRequest) -> HttpResponse:
     is_admin = selectors.is_catalog_admin(request.user)
@@ -134,8 +144,7 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
                     for problem in problems:
                         params.add_error(field if field in params.fields else None, problem)
             except ApplicationError as exc:
-                field = {"workspace_name_taken": "name", "invalid_workspace_name": "name", "invalid_ttl": "ttl_hours"}
-                meta.add_error(field.get(exc.code), exc.message)
+                meta.add_error(LAUNCH_ERROR_FIELDS.get(exc.code), exc.message)
             else:
                 if result.cluster is not None:
                     messages.success(request, f"Cluster {result.cluster.name} requested; it is being provisioned.")
