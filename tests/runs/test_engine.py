@@ -198,3 +198,5 @@ def test_failed_run_can_be_retried(celery_worker: Any, sandbox: TemplateVersion,
     retry = services.retry_run(alice, failed)
     assert retry.retry_of == failed
     assert retry.state == RunState.QUEUED
+    # The worker runs the retry (and fails it the same way); let it finish before the database is flushed.
+    assert wait_state(retry, RunState.FAILED, RunState.ERRORED).state == RunState.FAILED
