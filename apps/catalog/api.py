@@ -179,12 +179,7 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
     )
     def move_version(self, request: Request, slug: str, version: str, move: str) -> Response:
         found = _version(request, _template(request, slug), version)
-        actions = {
-            "publish": services.publish_version,
-            "deprecate": services.deprecate_version,
-            "retire": services.retire_version,
-        }
-        moved = actions[move](authenticated(request.user), found, request=request._request)
+        moved = services.LIFECYCLE_ACTIONS[move](authenticated(request.user), found, request=request._request)
         return Response(TemplateVersionSerializer(moved).data)
 
 

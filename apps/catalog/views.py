@@ -298,20 +298,13 @@ def version_create_view(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("catalog:version-edit", slug=template.slug, version=draft.version)
 
 
-LIFECYCLE_ACTIONS = {
-    "publish": services.publish_version,
-    "deprecate": services.deprecate_version,
-    "retire": services.retire_version,
-}
-
-
 @require_POST
 @login_required
 def version_action_view(request: HttpRequest, slug: str, version: str, action: str) -> HttpResponse:
     template = _template_or_404(request, slug)
     found = _version_or_404(request, template, version)
     _require_curator(request, template)
-    move = LIFECYCLE_ACTIONS.get(action)
+    move = services.LIFECYCLE_ACTIONS.get(action)
     if move is None:
         raise Http404("Unknown action.")
     try:

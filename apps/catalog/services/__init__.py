@@ -4,6 +4,7 @@ launch, archives (uploaded modules) and backstage_import. Import them from here.
 from apps.catalog.services.archives import attach_module_archive
 from apps.catalog.services.backstage_import import create_template_from_backstage
 from apps.catalog.services.curation import (
+    LIFECYCLE_ACTIONS,
     SEMVER,
     TemplateData,
     VersionData,
@@ -23,6 +24,7 @@ from apps.catalog.services.launch import WORKSPACE_NAME, LaunchResult, estimate_
 from apps.catalog.services.sync import SyncReport, sync_manifest, sync_templates
 
 __all__ = [
+    "LIFECYCLE_ACTIONS",
     "SEMVER",
     "WORKSPACE_NAME",
     "LaunchResult",

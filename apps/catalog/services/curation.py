@@ -301,3 +301,7 @@ def diff_versions(old: TemplateVersion | None, new: TemplateVersion) -> list[str
 
     label_old = str(old) if old else "(nothing)"
     return list(difflib.unified_diff(lines(old), lines(new), label_old, str(new), lineterm=""))
+
+
+# The lifecycle moves curators may request by name (browser actions and the API share this table).
+LIFECYCLE_ACTIONS = {"publish": publish_version, "deprecate": deprecate_version, "retire": retire_version}
