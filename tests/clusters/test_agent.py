@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
 IDLE = DATA / "g5xlarge_idle.jsonl"
 BUSY_THEN_IDLE = DATA / "g5_48xlarge_busy_then_idle.jsonl"
+H100_IDLE = DATA / "h100_idle.jsonl"  # recorded from real NVML, see data/README.md
+H100_BUSY_THEN_IDLE = DATA / "h100_busy_then_idle.jsonl"
 TOKEN = "node-token-123"
 
 
@@ -207,6 +209,32 @@ def test_busy_then_idle_fixture_has_eight_busy_gpus_then_eight_idle_ones() -> No
     assert all(len(tick.gpus) == 8 for tick in ticks)
     assert all(90 <= g.utilization_pct <= 100 and g.process_count == 1 for tick in ticks[:20] for g in tick.gpus)
     assert all(g.utilization_pct == 0 and g.process_count == 0 for tick in ticks[20:] for g in tick.gpus)
+
+
+@pytest.mark.parametrize("recording", [H100_IDLE, H100_BUSY_THEN_IDLE], ids=lambda path: path.stem)
+def test_real_nvml_recordings_load_and_pass_the_ingest_field_checks(recording: Path) -> None:
+    """The files recorded on an H100 by the agent's own --record are what the replay and the ingest expect."""
+    ticks = load_ticks(recording)
+
+    assert all(len(tick.gpus) == 1 for tick in ticks)
+    assert {g.name for tick in ticks for g in tick.gpus} == {"NVIDIA H100 80GB HBM3"}
+    assert all(g.memory_total_mib == 81559.0 and g.power_w is not None for tick in ticks for g in tick.gpus)
+    assert [round(b.t - a.t) for a, b in zip(ticks, ticks[1:], strict=False)] == [2] * (len(ticks) - 1)
+    from apps.clusters.api import BatchSerializer  # the portal side; the agent itself never imports Django
+
+    for tick in ticks:
+        serializer = BatchSerializer(data=build_batch("n1", tick.gpus, datetime(2026, 11, 26, tzinfo=UTC)))
+        assert serializer.is_valid(), serializer.errors
+
+
+def test_real_h100_recording_shows_a_training_process_then_its_exit() -> None:
+    ticks = load_ticks(H100_BUSY_THEN_IDLE)
+    busy = [tick.gpus[0] for tick in ticks if tick.gpus[0].utilization_pct >= 99]
+    after = [tick.gpus[0] for tick in ticks[-20:]]
+
+    assert len(busy) >= 15
+    assert all(g.process_count == 1 and g.memory_used_mib > 16 * 1024 for g in busy)
+    assert all(g.utilization_pct == 0 and g.process_count == 0 and g.memory_used_mib < 1024 for g in after)
 
 
 def test_a_malformed_recording_names_the_file_and_line(tmp_path: Path) -> None:

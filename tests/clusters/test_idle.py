@@ -40,6 +40,8 @@ pytestmark = pytest.mark.django_db
 DATA = Path(__file__).parent / "data"
 IDLE_1GPU = "g5xlarge_idle.jsonl"
 BUSY_THEN_IDLE_8GPU = "g5_48xlarge_busy_then_idle.jsonl"
+H100_IDLE = "h100_idle.jsonl"  # recorded from real NVML on an H100, see data/README.md
+H100_BUSY_THEN_IDLE = "h100_busy_then_idle.jsonl"
 TICK = timedelta(seconds=10)
 Edit = Callable[[int, list[GpuReading]], list[GpuReading]]
 
@@ -102,6 +104,36 @@ def test_busy_gpus_are_active_and_idle_since_is_the_first_idle_tick(now: datetim
     assert not idle_part_too_short.idle
     assert idle_part_covers_window.idle, idle_part_covers_window.reason
     assert idle_part_covers_window.idle_since == first_idle_tick
+
+
+def test_a_real_idle_h100_is_idle(now: datetime) -> None:
+    cluster = running_cluster(instance_type="p5.48xlarge", idle_window_minutes=4)
+    replay(NodeFactory(cluster=cluster), H100_IDLE, end=now)  # 30 ticks, stamped 10 s apart
+
+    assessment = idle_assessment(cluster, now=now)
+
+    assert assessment.idle, assessment.reason
+    assert assessment.idle_since == now - 29 * TICK
+
+
+def test_a_real_h100_training_run_is_active_and_idleness_starts_when_its_memory_is_freed(now: datetime) -> None:
+    """Recorded on an H100: a bf16 matmul loop holding 17.5 GiB, then the process exits.
+
+    The tick after the loop ends reads 0% while the process still holds its memory; idleness starts one tick
+    later, when memory drops to the driver's 480 MiB and stays flat.
+    """
+    cluster = running_cluster(instance_type="p5.48xlarge", idle_window_minutes=2)
+    replay(NodeFactory(cluster=cluster), H100_BUSY_THEN_IDLE, end=now)  # 45 ticks, stamped 10 s apart
+    freed = now - 22 * TICK
+
+    during_training = idle_assessment(cluster, now=now - 30 * TICK)
+    after_exit = idle_assessment(cluster, now=now)
+
+    assert not during_training.idle
+    assert "utilization 100%" in during_training.reason
+    assert after_exit.idle, after_exit.reason
+    assert after_exit.idle_since == freed
+    assert "process(es) still attached" not in after_exit.reason
 
 
 def test_a_node_that_stopped_reporting_makes_the_cluster_unknown_not_idle(now: datetime) -> None:
