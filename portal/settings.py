@@ -289,4 +289,9 @@ IDLE_THRESHOLD_PCT = float(env_str("IDLE_THRESHOLD_PCT", "5"))
 IDLE_WINDOW_MINUTES = env_int("IDLE_WINDOW_MINUTES", 30)
 MAX_IDLE_WINDOW_MINUTES = env_int("MAX_IDLE_WINDOW_MINUTES", 120)
 MAX_SNOOZE_MINUTES = env_int("MAX_SNOOZE_MINUTES", 60)
+# The portal's address as GPU nodes reach it: written into their user data so the agent can register and report.
+PAVED_NODE_PORTAL_URL = env_str("PAVED_NODE_PORTAL_URL", "http://127.0.0.1:8000")
+# Raw GPU samples older than this are folded into 5-minute rollups and deleted; rollups are kept for the second.
+TELEMETRY_RAW_RETENTION_HOURS = env_int("TELEMETRY_RAW_RETENTION_HOURS", 24)
+TELEMETRY_ROLLUP_RETENTION_DAYS = env_int("TELEMETRY_ROLLUP_RETENTION_DAYS", 90)
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "paved-demo")

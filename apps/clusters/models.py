@@ -31,7 +31,8 @@ ALLOWED_CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
     ClusterState.PROVISIONING: frozenset({ClusterState.RUNNING, ClusterState.FAILED, ClusterState.TERMINATING}),
     ClusterState.RUNNING: frozenset({ClusterState.STOPPING, ClusterState.TERMINATING, ClusterState.FAILED}),
     ClusterState.STOPPING: frozenset({ClusterState.STOPPED, ClusterState.FAILED, ClusterState.TERMINATING}),
-    ClusterState.STOPPED: frozenset({ClusterState.PROVISIONING, ClusterState.TERMINATING}),
+    # stopped -> failed: the instances vanished or broke while stopped (found by reconcile, or a start refused).
+    ClusterState.STOPPED: frozenset({ClusterState.PROVISIONING, ClusterState.TERMINATING, ClusterState.FAILED}),
     ClusterState.TERMINATING: frozenset({ClusterState.TERMINATED, ClusterState.FAILED}),
     ClusterState.TERMINATED: frozenset(),
     ClusterState.FAILED: frozenset({ClusterState.TERMINATING}),
@@ -63,6 +64,11 @@ class Cluster(BaseModel):
     autostop_override_until = models.DateTimeField(
         null=True, blank=True, help_text="An admin's audited override: no idle auto-stop until then."
     )
+    bootstrap_token_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the secret in the nodes' user data; it only registers this cluster's own instances.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -89,6 +95,9 @@ class Node(BaseModel):
     gpu_count = models.PositiveSmallIntegerField()
     state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.PENDING)
     token_digest = models.CharField(max_length=64, unique=True)
+    registered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the node's agent exchanged the bootstrap secret for its own token."
+    )
     last_sample_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -118,6 +127,32 @@ class GpuSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node.instance_id} gpu{self.gpu_index} @ {self.sampled_at:%H:%M:%S}"
+
+
+class GpuRollup(models.Model):
+    """One GPU over one bucket of time (ROLLUP_BUCKET), folded from raw samples once they age out of the raw
+    retention; keeps months of history at a small fraction of the raw size."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="rollups")
+    gpu_index = models.PositiveSmallIntegerField()
+    bucket_start = models.DateTimeField()
+    sample_count = models.PositiveIntegerField()
+    utilization_avg = models.FloatField()
+    utilization_max = models.FloatField()
+    memory_used_avg_mib = models.FloatField()
+    memory_used_max_mib = models.FloatField()
+    memory_total_mib = models.FloatField()
+    power_avg_w = models.FloatField(null=True, blank=True)
+    temperature_max_c = models.FloatField(null=True, blank=True)
+    process_count_max = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["node", "bucket_start", "gpu_index"]
+        constraints = [models.UniqueConstraint(fields=["node", "gpu_index", "bucket_start"], name="unique_gpu_rollup")]
+        indexes = [models.Index(fields=["bucket_start"])]
+
+    def __str__(self) -> str:
+        return f"{self.node.instance_id} gpu{self.gpu_index} from {self.bucket_start:%Y-%m-%d %H:%M}"
 
 
 class TeamQuota(BaseModel):
