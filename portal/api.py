@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
 from apps.audit.api import AuditEventViewSet
 from apps.catalog.api import BackstageImportView, EstimateView, LaunchTemplateView, TemplateViewSet
-from apps.clusters.api import ClusterViewSet, TelemetryIngestView
+from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
 
@@ -31,6 +31,7 @@ router.register("clusters", ClusterViewSet, basename="cluster")
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
     path("clusters/telemetry", TelemetryIngestView.as_view(), name="cluster-telemetry"),
+    path("clusters/nodes/register", RegisterNodeView.as_view(), name="cluster-node-register"),
     path("templates/import-backstage", BackstageImportView.as_view(), name="template-import-backstage"),
     path("templates/<slug:slug>/launch", LaunchTemplateView.as_view(), name="template-launch"),
     path("templates/<slug:slug>/estimate", EstimateView.as_view(), name="template-estimate"),

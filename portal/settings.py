@@ -178,6 +178,21 @@ SESSION_COOKIE_HTTPONLY = True
 # --- Celery: Redis when REDIS_URL is set, otherwise a server-less SQLite broker ----------------------------
 REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or f"sqla+sqlite:///{DATA_DIR / 'celery-broker.sqlite3'}")
+
+# --- Cache: shared (Redis) when there is one, so API throttles hold across gunicorn workers ------------------
+CACHE_URL = env_str("CACHE_URL", REDIS_URL)
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "paved",
+        }
+    }
+elif CACHE_URL in ("", "locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL must be redis://..., rediss://... or locmem://, got {CACHE_URL!r}")
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -201,6 +216,8 @@ CELERY_BEAT_SCHEDULE = {
     "warn-expiring-workspaces": {"task": "apps.runs.tasks.warn_expiring_workspaces", "schedule": 300.0},
     "stop-idle-clusters": {"task": "apps.clusters.tasks.stop_idle_clusters", "schedule": 60.0},
     "reconcile-clusters": {"task": "apps.clusters.tasks.reconcile_clusters", "schedule": 300.0},
+    "rollup-telemetry": {"task": "apps.clusters.tasks.rollup_telemetry", "schedule": 300.0},
+    "enforce-cluster-max-hours": {"task": "apps.clusters.tasks.enforce_cluster_max_hours", "schedule": 60.0},
     "check-drift": {"task": "apps.runs.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)},
 }
 READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
@@ -289,6 +306,8 @@ IDLE_THRESHOLD_PCT = float(env_str("IDLE_THRESHOLD_PCT", "5"))
 IDLE_WINDOW_MINUTES = env_int("IDLE_WINDOW_MINUTES", 30)
 MAX_IDLE_WINDOW_MINUTES = env_int("MAX_IDLE_WINDOW_MINUTES", 120)
 MAX_SNOOZE_MINUTES = env_int("MAX_SNOOZE_MINUTES", 60)
+# Between the idle warning and the stop (0: the idle check after the warning stops the cluster).
+IDLE_STOP_GRACE_MINUTES = env_int("IDLE_STOP_GRACE_MINUTES", 10)
 # The portal's address as GPU nodes reach it: written into their user data so the agent can register and report.
 PAVED_NODE_PORTAL_URL = env_str("PAVED_NODE_PORTAL_URL", "http://127.0.0.1:8000")
 # Raw GPU samples older than this are folded into 5-minute rollups and deleted; rollups are kept for the second.

@@ -34,6 +34,12 @@ class LaunchForm(forms.Form):
         super().__init__(*args, **kwargs)
         team_field = cast(forms.ModelChoiceField, self.fields["team"])
         team_field.queryset = teams
+        if version.template.kind == TemplateKind.GPU_CLUSTER:
+            # The cluster's own max_hours parameter bounds its life; a workspace TTL would not apply.
+            del self.fields["ttl_hours"]
+            self.fields["name"].label = "Cluster name"
+            self.fields["name"].help_text = "3-40 lowercase letters, digits or dashes; unique in the team."
+            return
         ttl = cast(forms.IntegerField, self.fields["ttl_hours"])
         ttl.initial = version.default_ttl_hours
         if version.max_ttl_hours:
@@ -115,8 +121,10 @@ class JsonField(forms.CharField):
 
 
 def module_choices() -> list[tuple[str, str]]:
+    """Shipped folders that hold a Terraform module (a gpu_cluster golden path's folder holds none)."""
     root = settings.BASE_DIR / "infra" / "templates"
     folders = sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+    folders = [path for path in folders if any(path.glob("*.tf"))]
     choices = [("", "— none —")]
     choices += [(str(path.relative_to(settings.BASE_DIR)), path.name) for path in folders]
     return choices

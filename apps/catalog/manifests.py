@@ -1,7 +1,9 @@
 """`template.yaml`: a golden path's catalog entry (metadata, price model, parameters schema) next to its module.
 
     infra/templates/<slug>/template.yaml   this file
-    infra/templates/<slug>/*.tf            the Terraform module (see apps.catalog.modules)
+    infra/templates/<slug>/*.tf            the Terraform module (see apps.catalog.modules); none for a
+                                           `gpu_cluster` template, whose parameters go to request_cluster
+                                           (checked by apps.catalog.cluster_parameters)
 
 `load_manifest` checks every key and raises ManifestError naming the file and the key; `discover_manifests` loads
 every template folder. Prices stay decimal strings (as in the file) so they survive JSON storage; the approval
@@ -50,7 +52,8 @@ REQUIRED_KEYS = (
     "parameters",
 )
 OPTIONAL_KEYS = ("owner_team", "visibility", "changelog", "default_ttl_hours", "max_ttl_hours", "ui")
-PRICE_KINDS = ("hourly_by_value", "hourly_per_unit", "hourly_if_true")
+PRICE_KINDS = ("hourly_by_value", "hourly_per_unit", "hourly_if_true", "hourly_from_instance_catalog")
+MODULE_LESS_KINDS = ("gpu_cluster",)  # launched by a service, not Terraform: the folder holds no module
 _BRANCH_KEYWORDS = ("if", "then", "else")
 _ALTERNATIVES = ("allOf", "anyOf", "oneOf")
 
@@ -84,7 +87,7 @@ class TemplateManifest:
     price: dict[str, Any]
     parameters: dict[str, Any]
     ui: dict[str, Any]
-    module_dir: Path
+    module_dir: Path | None  # None: a gpu_cluster template, which has no Terraform module
     path: Path
 
 
@@ -324,6 +327,15 @@ def _check_price(check: _Checker, value: Any, properties: dict[str, Any]) -> dic
         elif kind == "hourly_per_unit":
             check.decimal(component[kind], f"{key}.{kind}")
             _number_property(check, properties, parameter, f"{key}.parameter")
+        elif kind == "hourly_from_instance_catalog":
+            names = check.mapping(component[kind], f"{key}.{kind}")
+            if set(names) != {"region", "purchase_option"}:
+                raise check.fail(f"{key}.{kind}", "must name the region and purchase_option parameters.")
+            for role, name in names.items():
+                if name not in properties:
+                    raise check.fail(f"{key}.{kind}.{role}", f"names {name!r}, which is not in parameters.properties.")
+            if price.get("currency") != "USD":
+                raise check.fail("price.currency", "must be USD: the GPU instance catalog's prices are in USD.")
         else:
             check.decimal(component[kind], f"{key}.{kind}")
             if spec.get("type") != "boolean":
@@ -353,6 +365,20 @@ def _check_approval(check: _Checker, value: Any) -> tuple[str, Decimal | None]:
     if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
         raise check.fail("approval.threshold_hourly", "must be a positive amount with at most two decimals.")
     return policy, amount
+
+
+def _check_module_less(check: _Checker, kind: str, parameters: dict[str, Any]) -> None:
+    """A gpu_cluster template launches through `request_cluster`, not Terraform: its folder holds no module,
+    and its parameters must be exactly what that call takes."""
+    stray = sorted(p.name for p in check.path.parent.iterdir() if p.name.endswith((".tf", ".tf.json")))
+    if stray:
+        raise check.fail("kind", f"is {kind}, which has no Terraform module, but the folder holds {', '.join(stray)}.")
+    if kind == "gpu_cluster":
+        from apps.catalog.cluster_parameters import check_cluster_schema  # lazy: it reads the instance catalog
+
+        problems = check_cluster_schema(parameters)
+        if problems:
+            raise check.fail("parameters", " ".join(problems))
 
 
 # --- Loading --------------------------------------------------------------------------------------------------
@@ -420,13 +446,16 @@ def load_manifest(path: Path) -> TemplateManifest:
     properties = parameters["properties"]
     price = _check_price(check, data["price"], properties)
     ui = _check_ui(check, data.get("ui"), properties)
+    kind = check.choice(data["kind"], "kind", KINDS)
+    if kind in MODULE_LESS_KINDS:
+        _check_module_less(check, kind, parameters)
 
     return TemplateManifest(
         slug=slug,
         name=check.text(data["name"], "name", max_length=100, single_line=True),
         summary=check.text(data["summary"], "summary", max_length=200, single_line=True),
         description=check.text(data["description"], "description").strip(),
-        kind=check.choice(data["kind"], "kind", KINDS),
+        kind=kind,
         tags=tuple(tags),
         icon=check.choice(data["icon"], "icon", ICONS),
         owner_team=owner_team,
@@ -440,7 +469,7 @@ def load_manifest(path: Path) -> TemplateManifest:
         price=price,
         parameters=parameters,
         ui=ui,
-        module_dir=path.parent,
+        module_dir=None if kind in MODULE_LESS_KINDS else path.parent,
         path=path,
     )
 

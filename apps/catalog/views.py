@@ -136,7 +136,7 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
                     params.parameters,
                     meta.cleaned_data["name"],
                     reason=meta.cleaned_data["reason"],
-                    ttl_hours=meta.cleaned_data["ttl_hours"],
+                    ttl_hours=meta.cleaned_data.get("ttl_hours"),
                     request=request,
                 )
             except InvalidParameters as exc:

@@ -1,4 +1,4 @@
-from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
+from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 
 class IllegalClusterTransition(Conflict):
@@ -77,3 +77,33 @@ class AutostopOverrideForbidden(PermissionDenied):
 
 class InvalidAutostopOverride(ValidationFailed):
     code = "invalid_autostop_override"
+
+
+class NodeNotRecordedYet(Conflict):
+    """The instance booted before the worker recorded the launch; the agent retries."""
+
+    code = "node_not_recorded_yet"
+
+
+class UnknownClusterNode(NotFound):
+    code = "unknown_node"
+
+
+class NodeAlreadyRegistered(Conflict):
+    code = "node_already_registered"
+
+
+class ClusterNotRegistrable(Conflict):
+    code = "cluster_not_registrable"
+
+
+class ClusterNotExtendable(Conflict):
+    code = "cluster_not_extendable"
+
+
+class NotClusterOwner(PermissionDenied):
+    code = "not_the_owner"
+
+
+class InvalidIdleWindow(ValidationFailed):
+    code = "invalid_idle_window"

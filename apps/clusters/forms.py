@@ -66,3 +66,20 @@ class SnoozeForm(forms.Form):
 
     minutes = forms.IntegerField()
     reason = forms.CharField(required=False, max_length=300)
+
+
+class TeamQuotaForm(forms.Form):
+    """Shape only; the bounds (idle window within MAX_IDLE_WINDOW_MINUTES...) are `set_team_quota`'s."""
+
+    team = forms.ModelChoiceField(queryset=Team.objects.order_by("slug"), to_field_name="slug", empty_label=None)
+    max_gpus = forms.IntegerField(label="Max GPUs at once", min_value=0)
+    max_cluster_hours = forms.IntegerField(label="Max hours per cluster", min_value=1)
+    idle_window_minutes = forms.IntegerField(label="Idle window (minutes)", required=False, help_text="Empty: default.")
+    idle_threshold_pct = forms.FloatField(label="Idle under (%)", required=False, help_text="Empty: default.")
+
+
+class QuotaExceptionForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=Team.objects.order_by("slug"), to_field_name="slug", empty_label=None)
+    extra_gpus = forms.IntegerField(label="Extra GPUs", min_value=1)
+    hours = forms.IntegerField(label="For hours", min_value=1)
+    reason = forms.CharField(max_length=300)

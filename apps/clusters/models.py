@@ -161,6 +161,12 @@ class TeamQuota(BaseModel):
     team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE, related_name="gpu_quota")
     max_gpus = models.PositiveIntegerField(help_text="GPUs running or provisioning at once, all clusters.")
     max_cluster_hours = models.PositiveIntegerField(help_text="A cluster is terminated after this many hours.")
+    idle_window_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Idle auto-stop window for the team's clusters; empty: the platform default."
+    )
+    idle_threshold_pct = models.FloatField(
+        null=True, blank=True, help_text="A GPU under this utilization is idle; empty: the platform default."
+    )
 
     def __str__(self) -> str:
         return f"quota of {self.team}: {self.max_gpus} GPUs"

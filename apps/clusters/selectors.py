@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.accounts.selectors import AnyUser, scope_to_teams
-from apps.clusters.models import Cluster, ClusterState, InstanceTypeLimit, QuotaException, TeamQuota
+from apps.clusters.models import Cluster, ClusterState, GpuSample, InstanceTypeLimit, QuotaException, TeamQuota
 
 # Clusters that hold (or are about to hold) GPUs. Stopped, terminated and failed clusters free their quota.
 GPU_HOLDING_STATES: frozenset[str] = frozenset(
@@ -85,6 +86,62 @@ def running_seconds(cluster: Cluster, now: datetime | None = None) -> int:
     return seconds
 
 
-def running_cost(cluster: Cluster, now: datetime | None = None) -> Decimal:
-    """What the cluster has cost so far at its recorded hourly price, in USD (cents)."""
-    return (Decimal(cluster.hourly_price) * Decimal(running_seconds(cluster, now)) / Decimal(3600)).quantize(CENT)
+def running_cost(cluster: Cluster, now: datetime | None = None, *, places: Decimal = CENT) -> Decimal:
+    """What the cluster has cost so far at its recorded hourly price, in USD (to `places`: cents by default; the
+    live page uses hundredths of a cent so a running cluster's cost visibly moves between polls)."""
+    return (Decimal(cluster.hourly_price) * Decimal(running_seconds(cluster, now)) / Decimal(3600)).quantize(places)
+
+
+def seconds_left(cluster: Cluster, now: datetime | None = None) -> int | None:
+    """Running time left before `max_hours` terminates the cluster (None: no limit). Stopped time does not count."""
+    if cluster.max_hours is None:
+        return None
+    return max(0, cluster.max_hours * 3600 - running_seconds(cluster, now))
+
+
+@dataclass(frozen=True)
+class GpuPoint:
+    sampled_at: datetime
+    utilization_pct: float
+    memory_used_mib: float
+    memory_total_mib: float
+    power_w: float | None
+    temperature_c: float | None
+    process_count: int
+
+
+def gpu_series(cluster: Cluster, since: datetime) -> dict[tuple[str, int], list[GpuPoint]]:
+    """(instance id, GPU index) -> the cluster's raw samples since `since`, oldest first."""
+    rows = (
+        GpuSample.objects.filter(node__cluster=cluster, sampled_at__gte=since)
+        .order_by("sampled_at")
+        .values_list("node__instance_id", "gpu_index", "sampled_at", "utilization_pct", "memory_used_mib",
+                     "memory_total_mib", "power_w", "temperature_c", "process_count")
+    )  # fmt: skip
+    series: dict[tuple[str, int], list[GpuPoint]] = defaultdict(list)
+    for instance_id, gpu_index, at, util, used, total, power, temperature, processes in rows:
+        series[(instance_id, gpu_index)].append(GpuPoint(at, util, used, total, power, temperature, processes))
+    return dict(sorted(series.items()))
+
+
+MIN_IDLE_WINDOW_MINUTES = 5
+MAX_IDLE_THRESHOLD_PCT = 50.0  # users may lower the bar for "idle", never raise it past this
+
+
+@dataclass(frozen=True)
+class TeamIdlePolicy:
+    threshold_pct: float
+    window_minutes: int  # the longest window the team's clusters may ask for (and their default)
+
+
+def team_idle_policy(team: Team) -> TeamIdlePolicy:
+    """The team's idle auto-stop policy (its quota row, else the platform default), held inside the admin bounds."""
+    quota = TeamQuota.objects.filter(team=team).first()
+    window = quota.idle_window_minutes if quota and quota.idle_window_minutes else settings.IDLE_WINDOW_MINUTES
+    threshold = quota.idle_threshold_pct if quota and quota.idle_threshold_pct is not None else None
+    if threshold is None:
+        threshold = settings.IDLE_THRESHOLD_PCT
+    return TeamIdlePolicy(
+        threshold_pct=min(max(float(threshold), 0.0), MAX_IDLE_THRESHOLD_PCT),
+        window_minutes=min(max(int(window), MIN_IDLE_WINDOW_MINUTES), settings.MAX_IDLE_WINDOW_MINUTES),
+    )

@@ -8,6 +8,8 @@ from celery import shared_task
 
 from apps.clusters import services
 from apps.clusters.cloud import CloudThrottled
+from apps.clusters.services import rollups
+from apps.clusters.services.limits import terminate_clusters_over_max_hours
 
 PROVISION_MAX_RETRIES = 5
 
@@ -29,3 +31,13 @@ def reconcile_clusters() -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def stop_idle_clusters() -> None:
     services.warn_or_stop_idle_clusters()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def enforce_cluster_max_hours() -> None:
+    terminate_clusters_over_max_hours()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def rollup_telemetry() -> None:
+    rollups.rollup_telemetry()

@@ -29,7 +29,8 @@ from apps.clusters import selectors, services
 from apps.clusters.forms import ERROR_FIELDS, ClusterRequestForm, SnoozeForm
 from apps.clusters.instance_catalog import InstanceType, load_catalog, price_for
 from apps.clusters.models import Cluster, ClusterState, GpuSample, PurchaseOption
-from apps.clusters.services.idle import STOP_GRACE
+from apps.clusters.services.idle import STOP_GRACE, effective_idle_policy, idle_assessment, idle_streak_start
+from apps.clusters.services.limits import EXTENDABLE_STATES, extend_cluster
 from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
 
@@ -49,6 +50,7 @@ LATEST_WINDOW = timedelta(minutes=2)
 SPARKLINE_SPAN = timedelta(hours=1)
 SPARKLINE_WIDTH, SPARKLINE_HEIGHT = 120, 28
 SPARKLINE_MAX_POINTS = 180
+LIVE_COST_PLACES = Decimal("0.0001")
 
 
 def _cluster_or_404(request: HttpRequest, cluster_id: int) -> Cluster:
@@ -242,17 +244,48 @@ def _sparklines(cluster: Cluster, now: datetime) -> list[dict[str, Any]]:
 
 
 def _live_context(cluster: Cluster) -> dict[str, Any]:
+    """Everything the 10 s poll refreshes: state, cost, nodes, GPUs, the idle countdown and the idle warning."""
     now = timezone.now()
+    left = selectors.seconds_left(cluster, now)
     return {
         "cluster": cluster,
         "polling": cluster.state in POLLING_STATES,
         "uptime": _duration(selectors.running_seconds(cluster, now)),
-        "cost": selectors.running_cost(cluster, now),
+        "cost": selectors.running_cost(cluster, now, places=LIVE_COST_PLACES),
+        "hours_left": None if left is None else _duration(left),
+        "stops_at": cluster.idle_warned_at + STOP_GRACE if cluster.idle_warned_at else None,
+        "idle": _idle_countdown(cluster, now),
         "nodes": list(cluster.nodes.all()),
         "latest": _latest_samples([cluster.pk]),
         "sparklines": _sparklines(cluster, now),
         "sparkline_width": SPARKLINE_WIDTH,
         "sparkline_height": SPARKLINE_HEIGHT,
+    }
+
+
+def _extend_room(cluster: Cluster) -> int:
+    """Hours the cluster may still be extended by (0: not extendable now)."""
+    if cluster.state not in EXTENDABLE_STATES:
+        return 0
+    limit = selectors.effective_quota(cluster.team).max_cluster_hours
+    return max(0, limit - (cluster.max_hours or limit))
+
+
+def _idle_countdown(cluster: Cluster, now: datetime) -> dict[str, Any] | None:
+    """For a running cluster not yet warned: how long it has been idle and when the warning comes if it stays so."""
+    if cluster.state != ClusterState.RUNNING or cluster.idle_warned_at is not None:
+        return None
+    policy = effective_idle_policy(cluster)
+    assessment = idle_assessment(cluster, now=now)
+    streak_start = assessment.idle_since or idle_streak_start(cluster, now=now)
+    if streak_start is None:
+        return {"active": True, "reason": assessment.reason, "window_minutes": cluster.idle_window_minutes}
+    return {
+        "active": False,
+        "idle_minutes": int((now - streak_start).total_seconds() // 60),
+        "window_minutes": int(policy.window.total_seconds() // 60),
+        "warn_at": max(now, streak_start + policy.window),
+        "reason": assessment.reason,
     }
 
 
@@ -264,9 +297,8 @@ def cluster_detail_view(request: HttpRequest, cluster_id: int) -> HttpResponse:
         return render(request, "clusters/partials/cluster_live.html", context)
     context.update(
         {
-            "stops_at": cluster.idle_warned_at + STOP_GRACE if cluster.idle_warned_at else None,
-            "snooze_form": SnoozeForm(),
             "hourly_estimate": Decimal(cluster.hourly_price),
+            "extend_room": _extend_room(cluster),
         }
     )
     return render(request, "clusters/cluster_detail.html", context)
@@ -288,6 +320,13 @@ def _act(request: HttpRequest, actor: User, cluster: Cluster, action: str) -> No
             return
         services.terminate_cluster(actor, cluster)
         messages.success(request, f"Cluster {cluster.name} terminated.")
+    elif action == "extend":
+        raw = request.POST.get("hours", "")
+        if not raw.isdigit():
+            messages.error(request, "Give the extension in whole hours; nothing was extended.")
+            return
+        extended = extend_cluster(actor, cluster, hours=int(raw), request=request)
+        messages.success(request, f"Cluster {cluster.name} may now run for {extended.max_hours} hours in all.")
     elif action == "snooze":
         form = SnoozeForm(request.POST)
         if not form.is_valid():

@@ -6,6 +6,12 @@ Price model (JSON, all prices decimal strings per hour):
                      "hourly_by_value": {"g5.xlarge": "1.006"}, "multiply_by": ["node_count"]},
                     {"label": "Storage", "parameter": "volume_size_gb", "hourly_per_unit": "0.00011"},
                     {"label": "Public IP", "parameter": "public", "hourly_if_true": "0.005"}]}
+
+`hourly_from_instance_catalog` prices an instance type parameter from the GPU instance catalog instead of a table
+written into the template: `{"label": "GPU nodes", "parameter": "instance_type", "multiply_by": ["node_count"],
+"hourly_from_instance_catalog": {"region": "region", "purchase_option": "purchase_option"}}` names the parameters
+that hold the region and the purchase option. GPU cluster templates use it, so the estimate before launch is the
+price `clusters.services.request_cluster` records for the cluster, and follows the catalog when prices change.
 Money is always Decimal with a currency code; never float.
 """
 
@@ -16,7 +22,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 CENT = Decimal("0.0001")
-PRICE_KINDS = ("hourly_by_value", "hourly_per_unit", "hourly_if_true")
+PRICE_KINDS = ("hourly_by_value", "hourly_per_unit", "hourly_if_true", "hourly_from_instance_catalog")
+CATALOG_PRICE_KIND = "hourly_from_instance_catalog"
+CATALOG_PRICE_KEYS = ("region", "purchase_option")
+CATALOG_CURRENCY = "USD"
 
 
 @dataclass(frozen=True)
@@ -50,9 +59,26 @@ def _number(value: Any) -> Decimal:
     return _decimal(value)
 
 
-def _component_hourly(component: dict[str, Any], params: dict[str, Any]) -> Decimal:
+def _catalog_hourly(instance_type: Any, names: Any, params: dict[str, Any]) -> tuple[Decimal, str]:
+    """One instance's catalog price, or zero and why for a combination the catalog does not offer."""
+    from apps.clusters.instance_catalog import price_for  # lazy: only cluster templates need the catalog
+    from apps.core.errors import ApplicationError
+
+    names = names if isinstance(names, dict) else {}
+    region = params.get(names.get("region", ""), "")
+    purchase_option = params.get(names.get("purchase_option", ""), "on_demand")
+    try:
+        return price_for(str(instance_type), str(region), str(purchase_option)), ""
+    except ApplicationError as exc:
+        return Decimal("0"), exc.message
+
+
+def _component_hourly(component: dict[str, Any], params: dict[str, Any]) -> tuple[Decimal, str]:
     value = params.get(component.get("parameter", ""))
-    if "hourly_by_value" in component:
+    problem = ""
+    if CATALOG_PRICE_KIND in component:
+        hourly, problem = _catalog_hourly(value, component[CATALOG_PRICE_KIND], params)
+    elif "hourly_by_value" in component:
         hourly = _decimal(component["hourly_by_value"].get(str(value), "0"))
     elif "hourly_per_unit" in component:
         hourly = _decimal(component["hourly_per_unit"]) * _number(value)
@@ -62,7 +88,7 @@ def _component_hourly(component: dict[str, Any], params: dict[str, Any]) -> Deci
         hourly = Decimal("0")
     for name in component.get("multiply_by", []):
         hourly *= _number(params.get(name, 0))
-    return hourly
+    return hourly, problem
 
 
 def estimate_hourly(price_model: dict[str, Any], params: dict[str, Any]) -> Estimate:
@@ -72,14 +98,24 @@ def estimate_hourly(price_model: dict[str, Any], params: dict[str, Any]) -> Esti
     if base:
         lines.append(EstimateLine("Base", base.quantize(CENT)))
     for component in price_model.get("components", []):
-        lines.append(
-            EstimateLine(
-                str(component.get("label", component.get("parameter", ""))),
-                _component_hourly(component, params).quantize(CENT),
-            )
-        )
+        hourly, problem = _component_hourly(component, params)
+        label = str(component.get("label", component.get("parameter", "")))
+        lines.append(EstimateLine(f"{label} (not priced: {problem})" if problem else label, hourly.quantize(CENT)))
     total = sum((line.hourly for line in lines), Decimal("0")).quantize(CENT)
     return Estimate(currency=str(price_model.get("currency", "USD")), hourly=total, lines=lines)
+
+
+def _catalog_component_problems(where: str, names: Any, properties: dict[str, Any], currency: Any) -> list[str]:
+    if not isinstance(names, dict) or set(names) != set(CATALOG_PRICE_KEYS):
+        return [f"{where}: {CATALOG_PRICE_KIND} must name the region and purchase_option parameters."]
+    problems = [
+        f"{where} reads the {key} from {name!r}, which the parameters schema does not declare."
+        for key, name in names.items()
+        if name not in properties
+    ]
+    if currency != CATALOG_CURRENCY:
+        problems.append(f"{where} is priced from the GPU instance catalog, which is in USD: set the currency to USD.")
+    return problems
 
 
 def check_price_model(price_model: Any, parameters_schema: dict[str, Any]) -> list[str]:
@@ -103,6 +139,8 @@ def check_price_model(price_model: Any, parameters_schema: dict[str, Any]) -> li
         kinds = [kind for kind in PRICE_KINDS if kind in component]
         if len(kinds) != 1:
             problems.append(f"{where} needs exactly one of {', '.join(PRICE_KINDS)}.")
+        elif kinds[0] == CATALOG_PRICE_KIND:
+            problems += _catalog_component_problems(where, component[CATALOG_PRICE_KIND], properties, currency)
         elif kinds[0] == "hourly_by_value":
             table = component["hourly_by_value"]
             if not isinstance(table, dict):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import F, QuerySet, Sum
 
 from apps.accounts.models import OVERSIGHT_ROLES
 from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
-from apps.runs.models import Approval, ApprovalStatus, ChangeFreeze, Run, RunLogChunk, RunState, Workspace
+from apps.clusters.instance_catalog import load_catalog
+from apps.clusters.selectors import effective_quota, team_gpu_usage
+from apps.runs.models import (
+    Approval,
+    ApprovalStatus,
+    ChangeFreeze,
+    Run,
+    RunKind,
+    RunLogChunk,
+    RunState,
+    Workspace,
+)
 
 
 def workspaces_for(user: AnyUser) -> QuerySet[Workspace]:
@@ -96,11 +110,87 @@ def active_freeze() -> ChangeFreeze | None:
     return latest if latest is not None and latest.active else None
 
 
+def _live_workspaces(team_id: int) -> QuerySet[Workspace]:
+    return Workspace.objects.filter(team_id=team_id).exclude(status__in=["destroyed", "failed"])
+
+
 def team_footprint(team_id: int, *, excluding_workspace: int | None = None) -> dict[str, object]:
     """What a team runs now (live workspaces and their estimated hourly cost), for an approver to weigh a
-    request against; GPU quotas join this when clusters arrive."""
-    live = Workspace.objects.filter(team_id=team_id).exclude(status__in=["destroyed", "failed"])
+    request against; `gpu_impact` adds the GPU side."""
+    live = _live_workspaces(team_id)
     if excluding_workspace is not None:
         live = live.exclude(pk=excluding_workspace)
     hourly = live.aggregate(total=Sum("estimated_hourly_cost"))["total"] or Decimal("0")
     return {"workspaces": live.count(), "hourly": hourly}
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """The GPUs one set of template parameters asks for: `node_count` (1 if absent) x the instance type's GPUs."""
+
+    instance_type: str
+    node_count: int
+    gpus_per_node: int
+
+    @property
+    def gpus(self) -> int:
+        return self.node_count * self.gpus_per_node
+
+
+@dataclass(frozen=True)
+class GpuImpact:
+    """A run's GPUs against its team's GPU quota, for the approval box. `cluster_gpus` is what the quota itself
+    counts (live clusters); `workspace_gpus` are GPU instances other live workspaces hold through Terraform
+    templates, which no quota check sees, so the approver sees them here."""
+
+    request: GpuRequest
+    cluster_gpus: int
+    workspace_gpus: int
+    quota: int
+
+    @property
+    def held(self) -> int:
+        return self.cluster_gpus + self.workspace_gpus
+
+    @property
+    def after(self) -> int:
+        return self.held + self.request.gpus
+
+    @property
+    def over_by(self) -> int:
+        return max(0, self.after - self.quota)
+
+    @property
+    def over_quota(self) -> bool:
+        return self.over_by > 0
+
+
+def requested_gpus(parameters: Mapping[str, Any] | None) -> GpuRequest | None:
+    """The GPUs template parameters ask for, when they name a GPU instance type of the instance catalog (as
+    gpu-training-cluster's `instance_type` and `node_count` do); None for parameters that ask for no GPUs."""
+    if not isinstance(parameters, Mapping):
+        return None
+    instance = load_catalog().get(str(parameters.get("instance_type", "")))
+    if instance is None:
+        return None
+    node_count = parameters.get("node_count", 1)
+    if isinstance(node_count, bool) or not isinstance(node_count, int) or node_count < 1:
+        return None
+    return GpuRequest(instance_type=instance.type, node_count=node_count, gpus_per_node=instance.gpus)
+
+
+def gpu_impact(run: Run) -> GpuImpact | None:
+    """What approving `run` does to its team's GPUs: held now (the run's own workspace left out, as its run
+    replaces what it holds) plus the run's request, against the team's effective quota. None when the run
+    asks for no GPUs; a destroy releases GPUs, so it has no impact to weigh."""
+    request = requested_gpus(run.parameters) if run.kind == RunKind.APPLY else None
+    if request is None:
+        return None
+    others = _live_workspaces(run.team_id).exclude(pk=run.workspace_id).values_list("parameters", flat=True)
+    held_by_workspaces = (requested_gpus(parameters) for parameters in others)
+    return GpuImpact(
+        request=request,
+        cluster_gpus=team_gpu_usage(run.team),
+        workspace_gpus=sum(held.gpus for held in held_by_workspaces if held is not None),
+        quota=effective_quota(run.team).max_gpus,
+    )

@@ -65,14 +65,16 @@ def run_list_view(request: HttpRequest) -> HttpResponse:
 
 def _run_context(request: HttpRequest, run: Run) -> dict[str, object]:
     approval = getattr(run, "approval", None)
-    footprint = None
+    footprint = gpus = None
     if approval is not None:
         footprint = selectors.team_footprint(run.team_id, excluding_workspace=run.workspace_id)
+        gpus = selectors.gpu_impact(run)
     return {
         "run": run,
         "approval": approval,
         "can_approve": selectors.can_approve(request.user, run),
         "footprint": footprint,
+        "gpu_impact": gpus,
     }
 
 

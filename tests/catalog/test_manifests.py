@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ TEMPLATES = ROOT / "infra" / "templates"
 SHIPPED = {
     "dataset-bucket",
     "feature-pipeline",
+    "gpu-cluster",
     "gpu-training-cluster",
     "model-endpoint",
     "notebook-workspace",
@@ -112,8 +114,10 @@ def test_every_shipped_manifest_loads() -> None:
     for manifest in manifests:
         assert isinstance(manifest, TemplateManifest)
         assert manifest.path == TEMPLATES / manifest.slug / "template.yaml"
-        assert manifest.module_dir == TEMPLATES / manifest.slug
-        assert manifest.kind == "terraform"
+        if manifest.slug == "gpu-cluster":  # launched through request_cluster: no Terraform module
+            assert (manifest.kind, manifest.module_dir) == ("gpu_cluster", None)
+        else:
+            assert (manifest.kind, manifest.module_dir) == ("terraform", TEMPLATES / manifest.slug)
         assert manifest.tags
         assert all(tag == tag.lower() for tag in manifest.tags)
         assert manifest.owner_team is None
@@ -136,6 +140,7 @@ def test_discover_defaults_to_the_projects_templates_folder() -> None:
         ("dataset-bucket", "never", None),
         ("sandbox-experiment", "never", None),
         ("feature-pipeline", "never", None),
+        ("gpu-cluster", "never", None),
     ],
 )
 def test_approval_policies(slug: str, policy: str, threshold: Decimal | None) -> None:
@@ -340,3 +345,56 @@ def test_discover_sorts_by_slug(tmp_path: Path) -> None:
 def test_discover_refuses_a_missing_root(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="does not exist"):
         discover_manifests(tmp_path / "nowhere")
+
+
+# --- Module-less gpu_cluster manifests ------------------------------------------------------------------------
+
+
+def cluster_manifest(change: Callable[[dict[str, Any]], None] = lambda d: None) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((TEMPLATES / "gpu-cluster" / "template.yaml").read_text())
+    data["slug"] = "demo"
+    data["ui"]["ui:order"].append("*")  # so a case that adds a property fails on the property, not the order
+    change(data)
+    return data
+
+
+def test_a_gpu_cluster_manifest_needs_no_module(tmp_path: Path) -> None:
+    manifest = load_manifest(write_manifest(tmp_path / "demo", cluster_manifest()))
+    assert (manifest.kind, manifest.module_dir) == ("gpu_cluster", None)
+    assert manifest.price["components"][0]["hourly_from_instance_catalog"] == {
+        "region": "region",
+        "purchase_option": "purchase_option",
+    }
+
+
+def test_a_gpu_cluster_folder_with_terraform_files_is_refused(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "demo", cluster_manifest())
+    (tmp_path / "demo" / "main.tf").write_text("")
+    with pytest.raises(ManifestError, match=r"kind: is gpu_cluster, which has no Terraform module.*main\.tf"):
+        load_manifest(path)
+
+
+BAD_CLUSTER: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "unknown property",
+        lambda d: props(d).update(disk_gb={"type": "integer", "title": "Disk", "default": 100}),
+        "'disk_gb' is not a GPU cluster setting",
+    ),
+    ("a name property", lambda d: props(d).update(name=dict(props(d)["region"], title="Name")), "'name' is not a"),
+    ("instance type not in the catalog", lambda d: props(d)["instance_type"]["enum"].append("m5.large"), "m5.large"),
+    ("node_count above provisioning", lambda d: props(d)["node_count"].update(maximum=64), "at most 16"),
+    (
+        "catalog price names an undeclared parameter",
+        lambda d: d["price"]["components"][0]["hourly_from_instance_catalog"].update(region="zone"),
+        "hourly_from_instance_catalog.region: names 'zone'",
+    ),
+    ("catalog price in euros", lambda d: d["price"].update(currency="EUR"), "price.currency: must be USD"),
+]
+
+
+@pytest.mark.parametrize(("label", "change", "message"), BAD_CLUSTER, ids=[case[0] for case in BAD_CLUSTER])
+def test_bad_gpu_cluster_manifests_are_refused(
+    tmp_path: Path, label: str, change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        load_manifest(write_manifest(tmp_path / "demo", cluster_manifest(change)))

@@ -180,3 +180,58 @@ def test_persistent_throttling_raises_cloud_throttled(provider: Ec2Provider) -> 
     with pytest.raises(CloudThrottled, match="after 4 attempts"):
         provider.find_tagged_instances()
     assert len(calls) == 4
+
+
+def test_spot_nodes_are_persistent_and_stop_on_interruption_so_they_can_be_stopped(provider: Ec2Provider) -> None:
+    """EC2 refuses StopInstances on one-time spot instances; idle auto-stop needs persistent + stop."""
+    seen: list[dict[str, Any]] = []
+    inject(provider, "RunInstances", lambda **kwargs: seen.append(kwargs["params"]["body"]))
+
+    launch(provider, "spot", count=1)
+
+    assert seen[0]["InstanceMarketOptions.SpotOptions.SpotInstanceType"] == "persistent"
+    assert seen[0]["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"] == "stop"
+
+
+def test_terminating_spot_nodes_cancels_their_spot_requests_first(provider: Ec2Provider, ec2_client: Any) -> None:
+    calls: list[str] = []
+    inject(provider, "CancelSpotInstanceRequests", lambda **kwargs: calls.append("cancel"))
+    inject(provider, "TerminateInstances", lambda **kwargs: calls.append("terminate"))
+    # moto models spot requests for request_spot_instances (run_instances' spot nodes get none there, as they
+    # would on AWS); a persistent request's instance is what a launch gives on AWS.
+    image = ec2_client.describe_images()["Images"][0]["ImageId"]
+    for _ in range(2):
+        ec2_client.request_spot_instances(
+            InstanceCount=1, Type="persistent", LaunchSpecification={"ImageId": image, "InstanceType": "g5.xlarge"}
+        )
+    requests = ec2_client.describe_spot_instance_requests()["SpotInstanceRequests"]
+    ours, other = requests[0], requests[1]
+    on_demand = launch(provider, "on_demand", count=1).instance_ids
+
+    cancelled = provider.cancel_spot_requests([ours["InstanceId"], *on_demand])
+    calls.clear()
+    provider.terminate_nodes([ours["InstanceId"], *on_demand])
+
+    assert cancelled == [ours["SpotInstanceRequestId"]]
+    assert calls == ["terminate"]  # nothing left to cancel: the requests went first
+    left = ec2_client.describe_spot_instance_requests()["SpotInstanceRequests"]
+    assert [(r["SpotInstanceRequestId"], r["State"]) for r in left if r["State"] in ("open", "active")] == [
+        (other["SpotInstanceRequestId"], "active")
+    ]
+    states = {info.state for info in provider.describe_nodes([ours["InstanceId"], *on_demand])}
+    assert states <= {"shutting-down", "terminated"}
+
+
+def test_terminate_cancels_then_terminates(provider: Ec2Provider, ec2_client: Any) -> None:
+    calls: list[str] = []
+    inject(provider, "CancelSpotInstanceRequests", lambda **kwargs: calls.append("cancel"))
+    inject(provider, "TerminateInstances", lambda **kwargs: calls.append("terminate"))
+    image = ec2_client.describe_images()["Images"][0]["ImageId"]
+    ec2_client.request_spot_instances(
+        InstanceCount=1, Type="persistent", LaunchSpecification={"ImageId": image, "InstanceType": "g5.xlarge"}
+    )
+    instance_id = ec2_client.describe_spot_instance_requests()["SpotInstanceRequests"][0]["InstanceId"]
+
+    provider.terminate_nodes([instance_id])
+
+    assert calls == ["cancel", "terminate"]

@@ -336,3 +336,46 @@ def test_unknown_action_is_not_found(client_alice: Client, busy_cluster: Cluster
     response = client_alice.post(reverse("clusters:action", args=[busy_cluster.pk, "explode"]))
 
     assert response.status_code == 404
+
+
+def test_extend_from_the_page_raises_max_hours_within_the_team_limit(
+    client_alice: Client, vision: Team, alice: Any
+) -> None:
+    cluster = running_cluster(vision, alice, name="long", max_hours=4)  # ran 2 h of 4
+    url = reverse("clusters:action", args=[cluster.pk, "extend"])
+
+    page = client_alice.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
+    extended = client_alice.post(url, {"hours": "6"}, follow=True).content.decode()
+    too_far = client_alice.post(url, {"hours": "500"}, follow=True).content.decode()
+    junk = client_alice.post(url, {"hours": "six"}, follow=True).content.decode()
+
+    assert 'data-testid="extend-form"' in page
+    assert "2 h 00 min of running time left" in page or "1 h 59 min of running time left" in page
+    assert "may now run for 10 hours in all" in extended
+    assert "Extend by 1 to" in too_far
+    assert "whole hours" in junk
+    cluster.refresh_from_db()
+    assert cluster.max_hours == 10
+
+
+def test_idle_countdown_says_how_long_the_gpus_have_been_idle(client_alice: Client, vision: Team, alice: Any) -> None:
+    cluster = running_cluster(vision, alice, name="quiet", gpus_per_node=1, idle_window_minutes=30)
+    node = NodeFactory(cluster=cluster, gpu_count=1, state=NodeState.RUNNING)
+    now = timezone.now().replace(microsecond=0)
+    for seconds_ago in range(600, -1, -10):  # busy until 10 min ago, idle since
+        send_samples(node, now - timedelta(seconds=seconds_ago), [90.0 if seconds_ago > 400 else 1.0])
+
+    page = client_alice.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
+
+    assert 'data-testid="idle-countdown"' in page
+    assert "Idle for 6 of 30 minutes" in page
+
+
+def test_idle_countdown_says_busy_while_a_gpu_works(client_alice: Client, vision: Team, alice: Any) -> None:
+    cluster = running_cluster(vision, alice, name="busy", gpus_per_node=2)
+    node = NodeFactory(cluster=cluster, gpu_count=2, state=NodeState.RUNNING)
+    send_samples(node, timezone.now().replace(microsecond=0) - timedelta(seconds=5), [95.0, 4.0])
+
+    page = client_alice.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
+
+    assert "Busy: idle auto-stop counts from" in page

@@ -130,7 +130,12 @@ def test_setting_a_quota_is_audited(admin: Any, vision: Any) -> None:
     assert selectors.effective_quota(vision).max_gpus == 32
     events = list(AuditEvent.objects.filter(verb="quota.set").order_by("pk"))
     assert [e.data["max_gpus"] for e in events] == [64, 32]
-    assert events[-1].data["previous"] == {"max_gpus": 64, "max_cluster_hours": 72}
+    assert events[-1].data["previous"] == {
+        "max_gpus": 64,
+        "max_cluster_hours": 72,
+        "idle_window_minutes": None,
+        "idle_threshold_pct": None,
+    }
     assert events[-1].actor == admin
 
 

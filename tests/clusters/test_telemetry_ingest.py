@@ -77,6 +77,30 @@ def test_resent_and_out_of_order_batches_are_idempotent(db: None) -> None:
     assert node.last_sample_at == now  # an older batch arriving late does not move it back
 
 
+def test_a_sample_repeated_inside_one_request_is_stored_once(db: None) -> None:
+    node, raw = node_with_token(gpu_count=2)
+    now = timezone.now().replace(microsecond=0)
+
+    response = client_for(raw).post(URL, [batch(node, now, gpus=2), batch(node, now, gpus=2)], format="json")
+
+    assert response.json() == {"accepted": 2, "received": 4, "stored": 2, "duplicates": 2}
+    assert GpuSample.objects.filter(node=node).count() == 2
+
+
+def test_a_large_backlog_is_stored_in_chunks(db: None) -> None:
+    """An agent back from an outage sends up to an hour of batches; SQLite takes 999 parameters per statement."""
+    node, raw = node_with_token(gpu_count=8)
+    now = timezone.now().replace(microsecond=0)
+    backlog = [batch(node, now - timedelta(seconds=10 * i), gpus=8) for i in range(200)]
+
+    response = client_for(raw).post(URL, backlog, format="json")
+
+    assert response.json() == {"accepted": 200, "received": 1600, "stored": 1600, "duplicates": 0}
+    assert GpuSample.objects.filter(node=node).count() == 1600
+    node.refresh_from_db()
+    assert node.last_sample_at == now
+
+
 @pytest.mark.parametrize(
     ("header", "code"),
     [

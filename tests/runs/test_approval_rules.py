@@ -76,3 +76,81 @@ def test_approval_box_shows_the_teams_current_footprint(client: Any, vision: Tea
     body = client.get(f"/runs/{run.pk}/").content.decode()
 
     assert "runs 1 live workspace at about 2.00 USD/h; this run adds about 3.10 USD/h" in body
+
+
+# --- GPU quota impact in the approval box ---------------------------------------------------------------------
+
+GPU_CLUSTER = {"cluster_name": "llm-train", "instance_type": "p4d.24xlarge", "node_count": 2, "region": "us-east-1"}
+
+
+def gpu_run_awaiting_approval(team: Team, parameters: dict[str, Any], kind: str = RunKind.APPLY) -> Any:
+    from apps.runs.models import Approval, RunState
+
+    version = TemplateVersionFactory(approval_policy=ApprovalPolicy.ALWAYS)
+    workspace = WorkspaceFactory(team=team, template_version=version, parameters=parameters)
+    run: Any = RunFactory(
+        workspace=workspace, kind=kind, state=RunState.AWAITING_APPROVAL, estimated_hourly_cost=Decimal("65.55")
+    )
+    Approval.objects.create(run=run, team=team, why_needed="Always.", expires_at=run.queued_at.replace(year=2100))
+    return run
+
+
+def test_gpu_impact_counts_the_runs_gpus_and_what_the_team_holds(vision: Team, settings: Any) -> None:
+    from apps.clusters.models import ClusterState
+    from apps.runs.models import WorkspaceStatus
+    from apps.runs.selectors import gpu_impact
+    from tests.factories import ClusterFactory
+
+    settings.DEFAULT_GPU_QUOTA = 32
+    ClusterFactory(team=vision, instance_type="g5.12xlarge", node_count=1, gpus_per_node=4)
+    ClusterFactory(team=vision, node_count=3, gpus_per_node=1, state=ClusterState.STOPPED)  # frees its GPUs
+    WorkspaceFactory(team=vision, status=WorkspaceStatus.READY, parameters={"instance_type": "g5.2xlarge"})
+    WorkspaceFactory(team=vision, status=WorkspaceStatus.DESTROYED, parameters=GPU_CLUSTER)
+    WorkspaceFactory(team=vision, status=WorkspaceStatus.READY)  # a sandbox: no GPU instance type
+
+    impact = gpu_impact(gpu_run_awaiting_approval(vision, GPU_CLUSTER))
+
+    assert impact is not None
+    assert (impact.request.gpus, impact.request.gpus_per_node, impact.request.node_count) == (16, 8, 2)
+    assert (impact.cluster_gpus, impact.workspace_gpus, impact.held) == (4, 1, 5)
+    assert (impact.quota, impact.after, impact.over_quota) == (32, 21, False)
+
+
+def test_runs_without_gpus_and_destroys_have_no_gpu_impact(vision: Team) -> None:
+    from apps.runs.selectors import gpu_impact
+
+    assert gpu_impact(gpu_run_awaiting_approval(vision, {"experiment_name": "x", "gpu_count": 1})) is None
+    assert gpu_impact(gpu_run_awaiting_approval(vision, {"instance_type": "ml.g5.xlarge"})) is None
+    assert gpu_impact(gpu_run_awaiting_approval(vision, GPU_CLUSTER, kind=RunKind.DESTROY)) is None
+
+
+def test_approval_box_shows_gpu_quota_impact(client: Any, vision: Team, mark: Any, settings: Any) -> None:
+    from tests.factories import ClusterFactory
+
+    settings.DEFAULT_GPU_QUOTA = 24
+    ClusterFactory(team=vision, instance_type="g5.12xlarge", node_count=1, gpus_per_node=4)
+    run = gpu_run_awaiting_approval(vision, GPU_CLUSTER)
+    client.force_login(mark)
+
+    body = client.get(f"/runs/{run.pk}/").content.decode()
+
+    assert "this run asks for <strong>16</strong> (2 × p4d.24xlarge, 8 each)" in body
+    assert "holds 4 (4 on clusters, 0 on other workspaces) of its quota of 24" in body
+    assert "with this run <strong>20 of 24</strong>" in body
+    assert 'data-testid="over-quota"' not in body
+
+
+def test_approval_box_flags_a_run_over_the_gpu_quota(client: Any, vision: Team, mark: Any, settings: Any) -> None:
+    from tests.factories import ClusterFactory
+
+    settings.DEFAULT_GPU_QUOTA = 16
+    ClusterFactory(team=vision, instance_type="g5.48xlarge", node_count=1, gpus_per_node=8)
+    run = gpu_run_awaiting_approval(vision, GPU_CLUSTER)
+    client.force_login(mark)
+
+    response = client.get(f"/runs/{run.pk}/status/")
+    body = response.content.decode()
+
+    assert response.status_code == 200
+    assert "with this run <strong>24 of 16</strong>" in body
+    assert "Over quota by 8 GPUs" in body

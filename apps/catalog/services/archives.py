@@ -17,6 +17,7 @@ from apps.audit.services import record
 from apps.catalog import errors
 from apps.catalog.models import (
     Lifecycle,
+    TemplateKind,
     TemplateVersion,
 )
 from apps.catalog.modules import ModuleError, inspect_module
@@ -70,6 +71,11 @@ def attach_module_archive(
     require_curator(actor, version.template)
     if version.lifecycle != Lifecycle.DRAFT:
         raise errors.LifecycleError("Modules can only be attached to drafts.")
+    if version.template.kind == TemplateKind.GPU_CLUSTER:
+        raise errors.ModuleArchiveRejected(
+            f"{version.template.slug} is a GPU cluster template: it has no Terraform module (its parameters go "
+            "straight to the cluster request), so there is nothing to upload. Use a Terraform template for a module."
+        )
     if len(data) > MAX_ARCHIVE_BYTES:
         raise errors.ModuleArchiveRejected("The archive is larger than 5 MB.")
     try:

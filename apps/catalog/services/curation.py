@@ -18,6 +18,7 @@ from apps.accounts.models import Team
 from apps.accounts.selectors import team_ids_for
 from apps.audit.services import record
 from apps.catalog import errors
+from apps.catalog.cluster_parameters import check_cluster_schema, cluster_schema_warnings
 from apps.catalog.models import (
     ICONS,
     VERSION_CONTENT_FIELDS,
@@ -64,7 +65,8 @@ class VersionReport:
 
 
 def validate_version(version: TemplateVersion) -> VersionReport:
-    """Everything that must hold before a version may be published: schema, module, variables, price, TTLs."""
+    """Everything that must hold before a version may be published: schema, module (or, for a GPU cluster
+    template, the cluster settings its launch hands to request_cluster), price, TTLs."""
     report = VersionReport()
     schema = version.parameters_schema
     report.errors += [f"Parameters schema: {problem}" for problem in check_schema(schema)]
@@ -73,6 +75,19 @@ def validate_version(version: TemplateVersion) -> VersionReport:
     report.errors += [f"Price model: {problem}" for problem in check_price_model(version.price_model, schema)]
     if not SEMVER.match(version.version):
         report.errors.append(f"Version {version.version!r} is not a semantic version such as 1.2.0.")
+    if version.template.kind == TemplateKind.GPU_CLUSTER:
+        _validate_cluster_settings(version, report)
+    else:
+        _validate_module(version, report)
+    if version.default_ttl_hours and version.max_ttl_hours and version.default_ttl_hours > version.max_ttl_hours:
+        report.errors.append("The default TTL is longer than the maximum TTL.")
+    if version.approval_policy == ApprovalPolicy.COST_ABOVE and version.approval_threshold is None:
+        report.errors.append("Approval 'when the estimate exceeds a threshold' needs a threshold.")
+    return report
+
+
+def _validate_module(version: TemplateVersion, report: VersionReport) -> None:
+    schema = version.parameters_schema
     path = module_dir(version)
     if path is None:
         report.errors.append("No Terraform module: pick a module folder or upload a module archive.")
@@ -86,11 +101,28 @@ def validate_version(version: TemplateVersion) -> VersionReport:
         else:
             if isinstance(schema, dict):
                 report.errors += [f"Module: {problem}" for problem in check_module_against_schema(info, schema)]
-    if version.default_ttl_hours and version.max_ttl_hours and version.default_ttl_hours > version.max_ttl_hours:
-        report.errors.append("The default TTL is longer than the maximum TTL.")
-    if version.approval_policy == ApprovalPolicy.COST_ABOVE and version.approval_threshold is None:
-        report.errors.append("Approval 'when the estimate exceeds a threshold' needs a threshold.")
-    return report
+
+
+def _validate_cluster_settings(version: TemplateVersion, report: VersionReport) -> None:
+    """A GPU cluster template has no module: its parameters must be exactly what request_cluster takes."""
+    if version.module_path:
+        report.errors.append(
+            f"A GPU cluster template has no Terraform module, but this version points at {version.module_path}: "
+            "set the module to none (its parameters go straight to the cluster request)."
+        )
+    problems = check_cluster_schema(version.parameters_schema)
+    report.errors += [f"Cluster settings: {problem}" for problem in problems]
+    if not problems:
+        report.warnings += [f"Cluster settings: {w}" for w in cluster_schema_warnings(version.parameters_schema)]
+    if version.approval_policy != ApprovalPolicy.NEVER:
+        report.warnings.append(
+            "Cluster launches skip run approval (the team's GPU quota bounds them), so the approval policy has no "
+            "effect; set it to never."
+        )
+    if version.default_ttl_hours or version.max_ttl_hours:
+        report.warnings.append(
+            "A cluster's life is bounded by its max_hours parameter, not by the version's TTL; clear the TTLs."
+        )
 
 
 # --- Curation -----------------------------------------------------------------------------------------------

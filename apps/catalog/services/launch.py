@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.accounts.models import Team
 from apps.audit.services import record
 from apps.catalog import errors
+from apps.catalog.cluster_parameters import REQUIRED_CLUSTER_SETTINGS
 from apps.catalog.models import (
     Lifecycle,
     TemplateKind,
@@ -30,7 +31,7 @@ from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.services import dispatch_run
 
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
-CLUSTER_PARAMETERS = ("region", "instance_type", "node_count", "purchase_option")
+CLUSTER_PARAMETERS = REQUIRED_CLUSTER_SETTINGS
 
 
 # --- Launch -------------------------------------------------------------------------------------------------
@@ -126,6 +127,7 @@ def launch_template(
             node_count=parameters["node_count"],
             purchase_option=parameters["purchase_option"],
             max_hours=parameters.get("max_hours"),
+            idle_window_minutes=parameters.get("idle_window_minutes"),
         )
         return LaunchResult(estimate=estimate_hourly(version.price_model, parameters), cluster=cluster)
     expires_at = _expiry(version, ttl_hours)

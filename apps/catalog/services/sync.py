@@ -31,15 +31,22 @@ class SyncReport:
     conflicts: list[str] = field(default_factory=list)
 
 
-def _manifest_version_data(manifest: TemplateManifest) -> VersionData:
+def _module_path(manifest: TemplateManifest) -> str:
+    """The module folder as stored (relative to the repository when inside it); empty for module-less kinds."""
+    if manifest.module_dir is None:
+        return ""
     module_path = manifest.module_dir
     with contextlib.suppress(ValueError):
         module_path = module_path.relative_to(settings.BASE_DIR)
+    return str(module_path)
+
+
+def _manifest_version_data(manifest: TemplateManifest) -> VersionData:
     return VersionData(
         version=manifest.version,
         parameters_schema=manifest.parameters,
         ui_schema=manifest.ui,
-        module_path=str(module_path),
+        module_path=_module_path(manifest),
         price_model=manifest.price,
         default_ttl_hours=manifest.default_ttl_hours,
         max_ttl_hours=manifest.max_ttl_hours,

@@ -1,5 +1,10 @@
 """Command line: ``python -m apps.clusters.agent --portal URL --node-id ID --token-file PATH``.
 
+On a node Paved launched, the user data runs it with ``--register --bootstrap-token-file F --token-file T``:
+the first start trades the cluster's bootstrap secret for this node's token and keeps it in T (mode 600); later
+starts (a reboot, a stopped cluster started again) find T and go straight to sampling. The node id defaults to
+the EC2 instance id from the metadata service.
+
 Exit codes: 0 done (or stopped with Ctrl-C / SIGTERM after a last flush), 1 the portal refused or could not take
 the data, 2 bad usage or nothing to read (no NVML and no ``--replay``).
 """
@@ -14,11 +19,14 @@ import sys
 import threading
 from types import FrameType
 
-from .client import PortalClient, PortalRejected
+from .client import PortalClient, PortalRejected, PortalUnavailable, register
+from .identity import ec2_instance_id
 from .sampler import Sampler
 from .sources import GpuSource, NvmlSource, NvmlUnavailable, ReplaySource, record
 
 TOKEN_ENV = "PAVED_NODE_TOKEN"  # noqa: S105 - the variable's name, not a token
+REGISTER_RETRY_SECONDS = 5.0
+REGISTER_ATTEMPTS = 60  # five minutes: the portal records a launch within seconds of EC2 answering
 NVML_HINT = "is the NVIDIA driver installed? use --replay FILE to send recorded samples"
 
 logger = logging.getLogger("paved.agent")
@@ -35,11 +43,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--once", action="store_true", help="sample and send once, then exit")
     parser.add_argument("--record", metavar="FILE", help="record readings to FILE instead of sending them")
     parser.add_argument("--ticks", type=int, default=60, help="ticks to record with --record (default 60)")
+    parser.add_argument(
+        "--register", action="store_true", help="get a node token with the bootstrap secret unless --token-file has one"
+    )
+    parser.add_argument("--bootstrap-token-file", help="file holding the cluster's bootstrap secret (with --register)")
     args = parser.parse_args(argv)
     if args.interval < 0 or args.ticks < 1:
         parser.error("--interval must be >= 0 and --ticks >= 1")
+    if args.register and not (args.token_file and args.bootstrap_token_file):
+        parser.error("--register needs --bootstrap-token-file (to read) and --token-file (to keep the node token)")
     if args.record is None:
-        missing = [flag for flag, value in (("--portal", args.portal), ("--node-id", args.node_id)) if not value]
+        required = [("--portal", args.portal)] + ([] if args.register else [("--node-id", args.node_id)])
+        missing = [flag for flag, value in required if not value]
         if missing:
             parser.error(f"{' and '.join(missing)} required (or use --record FILE)")
     return args
@@ -56,6 +71,30 @@ def read_token(token_file: str | None) -> str:
     if not token:
         raise ValueError(f"no node token: pass --token-file PATH or set {TOKEN_ENV}")
     return token
+
+
+def register_node(args: argparse.Namespace, stop: threading.Event) -> tuple[str, str]:
+    """(node id, node token): the token kept in --token-file, or a new one from the portal, saved there first."""
+    node_id = args.node_id or ec2_instance_id()
+    if os.path.exists(args.token_file) and os.path.getsize(args.token_file) > 0:
+        return node_id, read_token(args.token_file)
+    with open(args.bootstrap_token_file, encoding="utf-8") as handle:
+        secret = handle.read().strip()
+    if not secret:
+        raise ValueError(f"bootstrap token file {args.bootstrap_token_file} is empty")
+    for attempt in range(1, REGISTER_ATTEMPTS + 1):
+        try:
+            token = register(args.portal, secret, node_id, timeout=args.timeout)
+            break
+        except PortalUnavailable as exc:
+            if attempt == REGISTER_ATTEMPTS or stop.wait(REGISTER_RETRY_SECONDS):
+                raise
+            logger.info("registration not possible yet (%s); retrying", exc)
+    descriptor = os.open(args.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    logger.info("registered node %s; its token is in %s", node_id, args.token_file)
+    return node_id, token
 
 
 def open_source(args: argparse.Namespace) -> GpuSource:
@@ -77,9 +116,12 @@ def record_to_file(source: GpuSource, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
     try:
-        token = None if args.record else read_token(args.token_file)
-        client = PortalClient(args.portal, token, timeout=args.timeout) if token else None
         source = open_source(args)
     except NvmlUnavailable as exc:
         print(f"NVML not available: {exc} ({NVML_HINT})", file=sys.stderr)
@@ -89,16 +131,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
-        if client is None:
+        if args.record:
             return record_to_file(source, args)
-        stop = threading.Event()
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-        sampler = Sampler(source, client, args.node_id, interval=args.interval)
+        try:
+            if args.register:
+                node_id, token = register_node(args, stop)
+            else:
+                node_id, token = args.node_id, read_token(args.token_file)
+        except PortalRejected as exc:
+            print(f"agent cannot register: the portal refused ({exc})", file=sys.stderr)
+            return 1
+        except (OSError, ValueError, PortalUnavailable) as exc:
+            print(f"agent cannot start: {exc}", file=sys.stderr)
+            return 2
+        client = PortalClient(args.portal, token, timeout=args.timeout)
+        sampler = Sampler(source, client, node_id, interval=args.interval)
         try:
             sampler.run(stop, ticks=1 if args.once else None)
             if sampler.buffer:

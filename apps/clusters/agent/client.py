@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 TELEMETRY_PATH = "/api/v1/clusters/telemetry"
+REGISTER_PATH = "/api/v1/clusters/nodes/register"
+RETRYABLE_CODES = frozenset({"node_not_recorded_yet"})  # the node booted before the portal recorded the launch
 
 
 class PortalUnavailable(Exception):
@@ -30,40 +32,60 @@ class PortalRejected(Exception):
         return self.status in (401, 403)
 
 
+def _check_url(base_url: str) -> str:
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError(f"portal URL must start with http:// or https://, got {base_url!r}")
+    return base_url.rstrip("/")
+
+
+def _post_json(url: str, payload: Any, authorization: str, timeout: float) -> bytes:
+    """POST JSON; 5xx, 429, retryable conflicts and network errors are PortalUnavailable, other 4xx PortalRejected."""
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked by _check_url
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            error_body = exc.read()
+        if exc.code >= 500 or exc.code == 429:
+            raise PortalUnavailable(f"{url} answered HTTP {exc.code}") from exc
+        detail, code = _problem(error_body, exc.reason)
+        if code in RETRYABLE_CODES:
+            raise PortalUnavailable(f"{url}: {detail}") from exc
+        raise PortalRejected(exc.code, detail, code) from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise PortalUnavailable(f"cannot reach {url}: {reason}") from exc
+
+
 class PortalClient:
     def __init__(self, base_url: str, node_token: str, timeout: float = 10.0) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"portal URL must start with http:// or https://, got {base_url!r}")
-        self.url = base_url.rstrip("/") + TELEMETRY_PATH
+        self.url = _check_url(base_url) + TELEMETRY_PATH
         self.node_token = node_token
         self.timeout = timeout
 
     def send(self, batches: Sequence[dict[str, Any]]) -> int:
         """Post the batches as one JSON array; returns how many the portal accepted."""
-        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
-            self.url,
-            data=json.dumps(list(batches)).encode(),
-            method="POST",
-            headers={
-                "Authorization": f"Node {self.node_token}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                error_body = exc.read()
-            if exc.code >= 500 or exc.code == 429:
-                raise PortalUnavailable(f"{self.url} answered HTTP {exc.code}") from exc
-            detail, code = _problem(error_body, exc.reason)
-            raise PortalRejected(exc.code, detail, code) from exc
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise PortalUnavailable(f"cannot reach {self.url}: {reason}") from exc
+        body = _post_json(self.url, list(batches), f"Node {self.node_token}", self.timeout)
         return _accepted(body, default=len(batches))
+
+
+def register(base_url: str, bootstrap_token: str, instance_id: str, timeout: float = 10.0) -> str:
+    """Trade the cluster's bootstrap secret (from the user data) for this node's own token, once."""
+    url = _check_url(base_url) + REGISTER_PATH
+    body = _post_json(url, {"instance_id": instance_id}, f"Bootstrap {bootstrap_token}", timeout)
+    try:
+        token = json.loads(body)["token"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PortalUnavailable(f"{url} answered without a token") from exc
+    if not isinstance(token, str) or not token:
+        raise PortalUnavailable(f"{url} answered without a token")
+    return token
 
 
 def _problem(body: bytes, reason: str) -> tuple[str, str | None]:

@@ -163,6 +163,7 @@ class Ec2Provider:
         ami_id: str | None = None,
         subnet_id: str | None = None,
         spot_max_price: Decimal | str | None = None,
+        user_data: str | None = None,
     ) -> LaunchResult:
         if purchase_option not in PURCHASE_OPTIONS:
             raise CloudError(
@@ -184,11 +185,15 @@ class Ec2Provider:
         }
         if subnet_id:
             params["SubnetId"] = subnet_id
+        if user_data:
+            params["UserData"] = user_data  # boto3 base64-encodes it
 
         if purchase_option == "on_demand":
             return LaunchResult(self._run_instances(params), "on_demand", fell_back=False)
 
-        spot_options: dict[str, Any] = {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}
+        # Persistent with interruption "stop": EC2 refuses StopInstances on one-time spot instances, and idle
+        # auto-stop (and the Stop button) must work on spot clusters too. terminate_nodes cancels the requests.
+        spot_options: dict[str, Any] = {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}
         if spot_max_price is not None:
             spot_options["MaxPrice"] = str(spot_max_price)
         spot_params = {**params, "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": spot_options}}
@@ -316,7 +321,29 @@ class Ec2Provider:
         return self._change_state("start_instances", "StartingInstances", instance_ids)
 
     def terminate_nodes(self, instance_ids: Iterable[str]) -> dict[str, str]:
-        return self._change_state("terminate_instances", "TerminatingInstances", instance_ids)
+        """Terminate, cancelling the persistent spot requests first: otherwise EC2 launches replacements."""
+        ids = list(instance_ids)
+        self.cancel_spot_requests(ids)
+        return self._change_state("terminate_instances", "TerminatingInstances", ids)
+
+    def cancel_spot_requests(self, instance_ids: Sequence[str]) -> list[str]:
+        """Cancel the open or active spot requests behind these instances (none for on-demand ones); returns the
+        request ids. Looked up by the requests' `instance-id` filter, which every EC2 implementation answers."""
+        if not instance_ids:
+            return []
+        response = self._call(
+            "describe_spot_instance_requests", Filters=[{"Name": "instance-id", "Values": list(instance_ids)}]
+        )
+        request_ids = sorted(
+            {
+                str(request["SpotInstanceRequestId"])
+                for request in response.get("SpotInstanceRequests", [])
+                if request.get("State") in ("open", "active")
+            }
+        )
+        if request_ids:
+            self._call("cancel_spot_instance_requests", SpotInstanceRequestIds=request_ids)
+        return request_ids
 
     def _change_state(self, operation: str, result_key: str, instance_ids: Iterable[str]) -> dict[str, str]:
         """Returns instance id -> the state EC2 reports right after the call (e.g. "stopping")."""

@@ -42,12 +42,12 @@ from apps.clusters.errors import (
     SnoozeUsed,
 )
 from apps.clusters.models import Cluster, ClusterState, GpuSample, NodeState
+from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT
 from apps.core.errors import ApplicationError
 
-# Between the warning e-mail and the stop: long enough to read the mail and snooze.
-STOP_GRACE = timedelta(minutes=10)
-# Users may lower the bar for "idle", never raise it past this.
-MAX_IDLE_THRESHOLD_PCT = 50.0
+# Between the warning e-mail and the stop: long enough to read the mail and snooze (10 minutes unless configured).
+# Read once, when the worker or web process starts, like the rest of its settings.
+STOP_GRACE = timedelta(minutes=max(0, settings.IDLE_STOP_GRACE_MINUTES))
 MIN_COVERAGE = 0.8
 # A sample vouches for at most this much time before it (the agent samples every 10 s); longer gaps are silence.
 MAX_SAMPLE_GAP = timedelta(seconds=60)
@@ -343,3 +343,27 @@ def override_autostop(actor: User, cluster: Cluster, *, until: datetime | None, 
         {"until": until, "previous": previous, "reason": reason},
     )
     return locked
+
+
+def idle_streak_start(cluster: Cluster, *, now: datetime) -> datetime | None:
+    """When the current idle stretch of every GPU began, even if it is still shorter than the window (the page's
+    countdown). None when a GPU is active now or nothing reported in the last sample gap."""
+    rows = GpuSample.objects.filter(
+        node__cluster=cluster, sampled_at__gt=now - effective_idle_policy(cluster).window * 2, sampled_at__lte=now
+    ).values_list("node_id", "gpu_index", "sampled_at", "utilization_pct", "memory_used_mib", "memory_total_mib",
+                  "process_count")  # fmt: skip
+    per_gpu: dict[tuple[int, int], list[_Row]] = defaultdict(list)
+    for node_id, gpu_index, at, util, used, total, processes in rows.order_by("sampled_at"):
+        per_gpu[(node_id, gpu_index)].append((at, util, used, total, processes))
+    if not per_gpu:
+        return None
+    threshold = effective_idle_policy(cluster).threshold_pct
+    starts = []
+    for gpu_rows in per_gpu.values():
+        if now - gpu_rows[-1][0] > MAX_SAMPLE_GAP:
+            return None
+        start, _ended_by = _idle_stretch(gpu_rows, threshold)
+        if start is None:
+            return None
+        starts.append(start)
+    return max(starts)

@@ -13,10 +13,12 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -31,6 +33,7 @@ from apps.clusters.errors import (
     ClusterNameTaken,
     IllegalClusterTransition,
     InvalidClusterName,
+    InvalidIdleWindow,
     InvalidMaxHours,
     InvalidNodeCount,
     InvalidPurchaseOption,
@@ -40,6 +43,7 @@ from apps.clusters.errors import (
 from apps.clusters.instance_catalog import RegionNotOffered, UnknownInstanceType, load_catalog, price_for
 from apps.clusters.models import Cluster, ClusterState, Node, NodeState, PurchaseOption
 from apps.clusters.services.quotas import check_cluster_request
+from apps.clusters.services.registration import new_bootstrap_token, node_user_data
 from apps.clusters.services.states import cluster_transition
 from apps.clusters.services.telemetry import new_node_token
 
@@ -49,6 +53,8 @@ MIN_NODES, MAX_NODES = 1, 16
 CLUSTER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 WAIT_TIMEOUT_SECONDS = 900.0
 WAIT_POLL_SECONDS = 5.0
+STUCK_REQUESTED = timedelta(minutes=2)
+STUCK_PROVISIONING = timedelta(seconds=WAIT_TIMEOUT_SECONDS) + timedelta(minutes=5)
 GONE_STATES = frozenset({"shutting-down", "terminated"})
 LIVE_NODE_STATES = (NodeState.PENDING, NodeState.RUNNING, NodeState.STOPPED)
 
@@ -111,9 +117,11 @@ def request_cluster(
     node_count: int,
     purchase_option: str,
     max_hours: int | None = None,
+    idle_window_minutes: int | None = None,
 ) -> Cluster:
     """Validate a cluster request against the catalog and the team's quota, record it as `requested`, and hand
-    it to a worker after commit."""
+    it to a worker after commit. `idle_window_minutes` may shorten the team's idle auto-stop window (a template
+    or a user asking for a stricter stop), never lengthen it."""
     _require_member(actor, team)
     if not CLUSTER_NAME.match(name):
         raise InvalidClusterName(
@@ -138,6 +146,15 @@ def request_cluster(
     except RegionNotOffered as exc:
         raise RegionNotOfferedForType(exc.message, extra=exc.extra) from exc
     gpus_per_node = catalog[instance_type].gpus
+    policy = selectors.team_idle_policy(team)
+    if idle_window_minutes is None:
+        idle_window_minutes = policy.window_minutes
+    if not selectors.MIN_IDLE_WINDOW_MINUTES <= idle_window_minutes <= policy.window_minutes:
+        raise InvalidIdleWindow(
+            f"The idle auto-stop window is {selectors.MIN_IDLE_WINDOW_MINUTES} to {policy.window_minutes} minutes "
+            f"for team {team.slug}, not {idle_window_minutes}: auto-stop can be made stricter, not looser.",
+            extra={"min": selectors.MIN_IDLE_WINDOW_MINUTES, "max": policy.window_minutes},
+        )
 
     with transaction.atomic():
         # One request at a time per team: the quota check below must see every earlier request.
@@ -166,8 +183,8 @@ def request_cluster(
             state=ClusterState.REQUESTED,
             hourly_price=unit_price * node_count,
             max_hours=max_hours,
-            idle_threshold_pct=settings.IDLE_THRESHOLD_PCT,
-            idle_window_minutes=settings.IDLE_WINDOW_MINUTES,
+            idle_threshold_pct=policy.threshold_pct,
+            idle_window_minutes=idle_window_minutes,
         )
         record(
             actor,
@@ -182,6 +199,7 @@ def request_cluster(
                 "purchase_option": purchase_option,
                 "hourly_price": cluster.hourly_price,
                 "max_hours": max_hours,
+                "idle_window_minutes": idle_window_minutes,
             },
         )
         _dispatch_provision(cluster.pk)
@@ -250,6 +268,9 @@ def _launch(cluster: Cluster, provider: Ec2Provider) -> tuple[list[str], str]:
         used = adopted[0].lifecycle
         reason = f"All nodes are running ({used}); adopted instances of an interrupted launch."
     else:
+        # A new secret per launch: the digest is stored before the call, so a node that boots fast can register.
+        bootstrap_secret, digest = new_bootstrap_token()
+        Cluster.objects.filter(pk=cluster.pk).update(bootstrap_token_digest=digest)
         result = provider.launch_nodes(
             cluster_id=str(cluster.pk),
             team=cluster.team.slug,
@@ -257,6 +278,7 @@ def _launch(cluster: Cluster, provider: Ec2Provider) -> tuple[list[str], str]:
             instance_type=cluster.instance_type,
             count=cluster.node_count,
             purchase_option=cluster.purchase_option,  # type: ignore[arg-type]
+            user_data=node_user_data(cluster, bootstrap_secret),
         )
         instance_ids, used = result.instance_ids, result.purchase_option_used
         reason = (
@@ -266,9 +288,8 @@ def _launch(cluster: Cluster, provider: Ec2Provider) -> tuple[list[str], str]:
         )
     with transaction.atomic():
         for instance_id in instance_ids:
-            # The raw token belongs in the instance's user data for its agent; Ec2Provider.launch_nodes takes no
-            # user data yet, so the agent gets its token when one is issued for the node.
-            _raw, digest = new_node_token()
+            # A placeholder nobody holds: the node's agent gets its real token by registering (services.registration).
+            _unused, digest = new_node_token()
             Node.objects.create(
                 cluster=cluster,
                 instance_id=instance_id,
@@ -375,6 +396,7 @@ class ReconcileReport:
     failed_clusters: list[int] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)  # instance ids tagged paved:cluster with no live cluster
     errors: list[str] = field(default_factory=list)
+    redispatched: list[int] = field(default_factory=list)  # requests no worker picked up (the broker was down)
 
 
 def _describe_tolerant(provider: Ec2Provider, instance_ids: list[str]) -> dict[str, NodeInfo]:
@@ -396,6 +418,7 @@ def reconcile_clusters(*, provider: Ec2Provider | None = None) -> ReconcileRepor
     with no node left fails, and Paved-tagged instances of no live cluster are reported as orphans (never
     terminated here: a person decides)."""
     report = ReconcileReport()
+    report.redispatched = redispatch_stuck_clusters()
     providers: dict[str, Ec2Provider] = {}
 
     def provider_for(region: str) -> Ec2Provider:
@@ -438,6 +461,22 @@ def reconcile_clusters(*, provider: Ec2Provider | None = None) -> ReconcileRepor
     return report
 
 
+def redispatch_stuck_clusters(*, now: datetime | None = None) -> list[int]:
+    """Send provisioning again for clusters no worker took: `requested` for over STUCK_REQUESTED (the broker was
+    down when they were requested), or `provisioning` for longer than a launch can wait (the worker died). The
+    task is safe to receive twice: it adopts nodes an earlier attempt launched."""
+    now = now or timezone.now()
+    stuck = Cluster.objects.filter(
+        Q(state=ClusterState.REQUESTED, updated_at__lt=now - STUCK_REQUESTED)
+        | Q(state=ClusterState.PROVISIONING, updated_at__lt=now - STUCK_PROVISIONING)
+    ).values_list("pk", flat=True)
+    pks = sorted(stuck)
+    for pk in pks:
+        logger.warning("Cluster #%s is stuck before running; sending its provisioning again.", pk)
+        _dispatch_provision(pk)
+    return pks
+
+
 def _mark_missing(cluster: Cluster, gone: Iterable[str], *, all_gone: bool, report: ReconcileReport) -> None:
     gone = sorted(gone)
     with transaction.atomic():
@@ -448,8 +487,5 @@ def _mark_missing(cluster: Cluster, gone: Iterable[str], *, all_gone: bool, repo
             return
         reason = f"All nodes ({', '.join(gone)}) were terminated outside Paved; the cluster cannot run again."
         _stop_clock(cluster.pk)
-        if cluster.state == ClusterState.STOPPED:
-            # The state machine has no stopped -> failed edge; going through terminating keeps it legal.
-            cluster_transition(cluster=cluster, to=ClusterState.TERMINATING, reason=reason)
         cluster_transition(cluster=cluster, to=ClusterState.FAILED, reason=reason)
         report.failed_clusters.append(cluster.pk)

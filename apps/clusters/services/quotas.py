@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -13,6 +14,7 @@ from apps.audit.services import record
 from apps.clusters import selectors
 from apps.clusters.errors import InstanceTypeLimitExceeded, InvalidQuota, NotAPlatformAdmin, QuotaExceeded
 from apps.clusters.models import QuotaException, TeamQuota
+from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT, MIN_IDLE_WINDOW_MINUTES
 
 # Exceptions are for deadlines, not a back door to a permanently bigger quota.
 MAX_EXCEPTION_HOURS = 30 * 24
@@ -48,23 +50,42 @@ def _require_platform_admin(actor: User) -> None:
 
 
 @transaction.atomic
-def set_team_quota(actor: User, team: Team, max_gpus: int, max_cluster_hours: int) -> TeamQuota:
+def set_team_quota(
+    actor: User,
+    team: Team,
+    max_gpus: int,
+    max_cluster_hours: int,
+    *,
+    idle_window_minutes: int | None = None,
+    idle_threshold_pct: float | None = None,
+) -> TeamQuota:
+    """A team's GPU guardrails and idle auto-stop policy (None: the platform default), set by a platform admin."""
     _require_platform_admin(actor)
     if max_gpus < 0:
         raise InvalidQuota(f"max_gpus must be 0 or more, got {max_gpus}.")
     if max_cluster_hours < 1:
         raise InvalidQuota(f"max_cluster_hours must be at least 1, got {max_cluster_hours}.")
-    previous = TeamQuota.objects.filter(team=team).values("max_gpus", "max_cluster_hours").first()
-    quota, _ = TeamQuota.objects.update_or_create(
-        team=team, defaults={"max_gpus": max_gpus, "max_cluster_hours": max_cluster_hours}
-    )
-    record(
-        actor,
-        team,
-        "quota.set",
-        quota,
-        {"previous": previous, "max_gpus": max_gpus, "max_cluster_hours": max_cluster_hours},
-    )
+    if idle_window_minutes is not None and not (
+        MIN_IDLE_WINDOW_MINUTES <= idle_window_minutes <= settings.MAX_IDLE_WINDOW_MINUTES
+    ):
+        raise InvalidQuota(
+            f"The idle window is {MIN_IDLE_WINDOW_MINUTES} to {settings.MAX_IDLE_WINDOW_MINUTES} minutes "
+            f"(MAX_IDLE_WINDOW_MINUTES), got {idle_window_minutes}."
+        )
+    if idle_threshold_pct is not None and not 0 < idle_threshold_pct <= MAX_IDLE_THRESHOLD_PCT:
+        raise InvalidQuota(
+            f"The idle threshold is above 0 and at most {MAX_IDLE_THRESHOLD_PCT:g}%, got {idle_threshold_pct}."
+        )
+    fields = ("max_gpus", "max_cluster_hours", "idle_window_minutes", "idle_threshold_pct")
+    previous = TeamQuota.objects.filter(team=team).values(*fields).first()
+    values = {
+        "max_gpus": max_gpus,
+        "max_cluster_hours": max_cluster_hours,
+        "idle_window_minutes": idle_window_minutes,
+        "idle_threshold_pct": idle_threshold_pct,
+    }
+    quota, _ = TeamQuota.objects.update_or_create(team=team, defaults=values)
+    record(actor, team, "quota.set", quota, {"previous": previous, **values})
     return quota
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.clusters.errors import TelemetryRejected, WrongNode
@@ -48,7 +48,8 @@ def ingest_telemetry(node: Node, batches: list[dict[str, Any]]) -> IngestResult:
     """Store validated batches of one node. Idempotent: a resent batch (the agent retries after outages) is
     counted as duplicates and stores nothing; batches may arrive out of order."""
     now = timezone.now()
-    samples: list[GpuSample] = []
+    rows: list[tuple[Any, ...]] = []
+    newest: datetime | None = None
     for batch in batches:
         if batch["node"] != node.instance_id:
             raise WrongNode(f"This token belongs to node {node.instance_id}, not {batch['node']}.")
@@ -57,33 +58,89 @@ def ingest_telemetry(node: Node, batches: list[dict[str, Any]]) -> IngestResult:
             raise TelemetryRejected(f"Sample time {sampled_at.isoformat()} is in the future; check the node's clock.")
         if sampled_at < now - MAX_SAMPLE_AGE:
             raise TelemetryRejected(f"Sample time {sampled_at.isoformat()} is older than 7 days.")
-        samples += [
-            GpuSample(
-                node=node,
-                gpu_index=gpu["index"],
-                sampled_at=sampled_at,
-                utilization_pct=gpu["utilization_pct"],
-                memory_used_mib=gpu["memory_used_mib"],
-                memory_total_mib=gpu["memory_total_mib"],
-                power_w=gpu.get("power_w"),
-                temperature_c=gpu.get("temperature_c"),
-                process_count=gpu.get("process_count", 0),
+        newest = sampled_at if newest is None else max(newest, sampled_at)
+        rows += [
+            (
+                node.pk,
+                gpu["index"],
+                sampled_at,
+                gpu["utilization_pct"],
+                gpu["memory_used_mib"],
+                gpu["memory_total_mib"],
+                gpu.get("power_w"),
+                gpu.get("temperature_c"),
+                gpu.get("process_count", 0),
             )
             for gpu in batch["gpus"]
         ]
-    if not samples:
+    if not rows or newest is None:
         return IngestResult(accepted=len(batches), received=0, stored=0, duplicates=0)
-    with transaction.atomic():
-        keys = {(s.gpu_index, s.sampled_at) for s in samples}
-        times = {s.sampled_at for s in samples}
-        existing = set(GpuSample.objects.filter(node=node, sampled_at__in=times).values_list("gpu_index", "sampled_at"))
-        fresh = [s for s in samples if (s.gpu_index, s.sampled_at) not in existing]
-        GpuSample.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
-        newest = GpuSample.objects.filter(node=node).aggregate(newest=Max("sampled_at"))["newest"]
-        Node.objects.filter(pk=node.pk).update(last_sample_at=newest)
-    return IngestResult(
-        accepted=len(batches),
-        received=len(samples),
-        stored=len(keys - existing),
-        duplicates=len(samples) - len(fresh),
-    )
+    if connection.vendor == "postgresql":
+        stored = _store_postgres(node, rows, newest)
+    else:
+        with transaction.atomic():
+            stored = _insert_new_samples(rows)
+            Node.objects.filter(Q(last_sample_at__isnull=True) | Q(last_sample_at__lt=newest), pk=node.pk).update(
+                last_sample_at=newest
+            )
+    return IngestResult(accepted=len(batches), received=len(rows), stored=stored, duplicates=len(rows) - stored)
+
+
+_SAMPLE_COLUMNS = (
+    "node_id, gpu_index, sampled_at, utilization_pct, memory_used_mib, memory_total_mib, power_w, temperature_c, "
+    "process_count"
+)
+# Samples are inserted with ON CONFLICT DO NOTHING and counted: a resent sample (or one repeated inside a request)
+# is a duplicate by the unique constraint itself, also when two requests race, with no SELECT of the existing
+# keys first. `last_sample_at` moves only forward, and only when it moves: a late batch does not write the node
+# row, and two racing requests of one node cannot move it back (the WHERE is re-checked under the row lock).
+#
+# PostgreSQL: all of it in one statement (one round trip, atomic without a transaction block), the rows as
+# arrays so the SQL text is the same for every request.
+_STORE_POSTGRES = f"""
+WITH stored AS (
+    INSERT INTO {GpuSample._meta.db_table} ({_SAMPLE_COLUMNS})
+    SELECT * FROM unnest(%s::bigint[], %s::smallint[], %s::timestamptz[], %s::float8[], %s::float8[],
+                         %s::float8[], %s::float8[], %s::float8[], %s::smallint[])
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), advanced AS (
+    UPDATE {Node._meta.db_table} SET last_sample_at = %s
+    WHERE id = %s AND (last_sample_at IS NULL OR last_sample_at < %s)
+)
+SELECT COUNT(*) FROM stored
+"""  # noqa: S608 - table names from the models, values are parameters
+
+
+def _store_postgres(node: Node, rows: list[tuple[Any, ...]], newest: datetime) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STORE_POSTGRES, [*(list(column) for column in zip(*rows, strict=True)), newest, node.pk, newest]
+        )
+        (stored,) = cursor.fetchone() or (0,)
+    return int(stored)
+
+
+def _insert_new_samples(rows: list[tuple[Any, ...]]) -> int:
+    """Elsewhere (SQLite 3.24+): multi-row INSERT ... ON CONFLICT DO NOTHING in chunks that fit the parameter limit,
+    inside the caller's transaction."""
+    width = len(rows[0])
+    chunk = min(connection.features.max_query_params or 9000, 9000) // width  # SQLite: 999 parameters
+    row_sql = "(" + ", ".join(["%s"] * width) + ")"
+    sampled_at = GpuSample._meta.get_field("sampled_at")
+    stored = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            params = [
+                sampled_at.get_db_prep_value(value, connection) if column == 2 else value
+                for row in part
+                for column, value in enumerate(row)
+            ]
+            cursor.execute(
+                f"INSERT INTO {GpuSample._meta.db_table} ({_SAMPLE_COLUMNS}) "  # noqa: S608 - names from the model
+                f"VALUES {', '.join([row_sql] * len(part))} ON CONFLICT DO NOTHING",
+                params,
+            )
+            stored += cursor.rowcount
+    return stored

@@ -1,0 +1,159 @@
+"""Downsampling of GPU telemetry: raw samples older than TELEMETRY_RAW_RETENTION_HOURS are folded into 5-minute
+`GpuRollup` buckets and deleted, so the raw table stays bounded (at 10,000 GPUs every 10 s it grows ~17 GiB a day);
+rollups older than TELEMETRY_ROLLUP_RETENTION_DAYS are deleted. The beat task runs it every 5 minutes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
+
+from apps.clusters.models import GpuRollup, GpuSample, Node
+
+ROLLUP_BUCKET = timedelta(minutes=5)
+# Raw rows are found through the (node, sampled_at) index a few nodes at a time: there is no index on sampled_at
+# alone, and a scan of a day of raw samples every 5 minutes would cost more than the fold. One transaction per
+# chunk keeps each one short (at 8 GPUs x 10 s, 100 nodes fold ~24,000 samples per 5-minute run).
+NODES_PER_TRANSACTION = 100
+
+_RAW = GpuSample._meta.db_table
+_ROLLUP = GpuRollup._meta.db_table
+_ROLLUP_COLUMNS = (
+    "node_id, gpu_index, bucket_start, sample_count, utilization_avg, utilization_max, memory_used_avg_mib, "
+    "memory_used_max_mib, memory_total_mib, power_avg_w, temperature_max_c, process_count_max"
+)
+# Aggregates over raw rows; {bucket} is the backend's expression for the start of a sample's bucket.
+_AGGREGATES = (
+    "node_id, gpu_index, {bucket}, COUNT(*), AVG(utilization_pct), MAX(utilization_pct), AVG(memory_used_mib), "
+    "MAX(memory_used_mib), MAX(memory_total_mib), AVG(power_w), MAX(temperature_c), MAX(process_count)"
+)
+
+
+def _weighted(column: str) -> str:
+    return (
+        f"({_ROLLUP}.{column} * {_ROLLUP}.sample_count + excluded.{column} * excluded.sample_count)"
+        f" / ({_ROLLUP}.sample_count + excluded.sample_count)"
+    )
+
+
+def _greatest(column: str) -> str:
+    # Portable GREATEST that skips NULLs (SQLite's max(a, b) is NULL when either is).
+    return (
+        f"CASE WHEN {_ROLLUP}.{column} IS NULL OR excluded.{column} > {_ROLLUP}.{column} "
+        f"THEN excluded.{column} ELSE {_ROLLUP}.{column} END"
+    )
+
+
+def _weighted_nullable(column: str) -> str:
+    # Averages of nullable readings are weighted by sample_count: a GPU reports power in every sample or never.
+    return (
+        f"CASE WHEN {_ROLLUP}.{column} IS NULL THEN excluded.{column} WHEN excluded.{column} IS NULL "
+        f"THEN {_ROLLUP}.{column} ELSE {_weighted(column)} END"
+    )
+
+
+# A bucket already rolled up (a late sample, a cutoff inside a bucket) is merged, never overwritten: counts add
+# up, averages are weighted by them, maxima take the larger. All right-hand sides read the row as it was.
+_MERGE = f"""ON CONFLICT (node_id, gpu_index, bucket_start) DO UPDATE SET
+    sample_count = {_ROLLUP}.sample_count + excluded.sample_count,
+    utilization_avg = {_weighted("utilization_avg")},
+    utilization_max = {_greatest("utilization_max")},
+    memory_used_avg_mib = {_weighted("memory_used_avg_mib")},
+    memory_used_max_mib = {_greatest("memory_used_max_mib")},
+    memory_total_mib = {_greatest("memory_total_mib")},
+    power_avg_w = {_weighted_nullable("power_avg_w")},
+    temperature_max_c = {_greatest("temperature_max_c")},
+    process_count_max = {_greatest("process_count_max")}"""
+
+# PostgreSQL: one statement deletes the raw rows and folds exactly the rows it deleted. A concurrent run blocks
+# on the same rows and then skips them (they are gone), and a late sample inserted meanwhile is neither deleted
+# nor counted, so every sample lands in exactly one rollup once, however many runs overlap.
+_FOLD_POSTGRES = f"""
+WITH moved AS (
+    DELETE FROM {_RAW} WHERE node_id = ANY(%(nodes)s) AND sampled_at < %(cutoff)s
+    RETURNING node_id, gpu_index, sampled_at, utilization_pct, memory_used_mib, memory_total_mib, power_w,
+              temperature_c, process_count
+), folded AS (
+    INSERT INTO {_ROLLUP} ({_ROLLUP_COLUMNS})
+    SELECT {_AGGREGATES.format(bucket="date_bin(%(bucket)s, sampled_at, %(origin)s)")}
+    FROM moved
+    GROUP BY 1, 2, 3
+    {_MERGE}
+    RETURNING 1
+)
+SELECT (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM folded)
+"""  # noqa: S608 - table names from the models, values are parameters
+
+# Elsewhere (SQLite): the fold and the delete are two statements in one transaction; SQLite lets one writer in
+# at a time, so no sample can arrive or be folded by another run in between.
+_SQLITE_BUCKET = "datetime((CAST(strftime('%%s', sampled_at) AS INTEGER) / {seconds}) * {seconds}, 'unixepoch')"
+
+
+def _fold_sqlite(cursor: CursorWrapper, nodes: Sequence[int], cutoff: datetime) -> tuple[int, int]:
+    bucket = _SQLITE_BUCKET.format(seconds=int(ROLLUP_BUCKET.total_seconds()))
+    placeholders = ", ".join(["%s"] * len(nodes))
+    where = f"WHERE node_id IN ({placeholders}) AND sampled_at < %s"
+    params = [*nodes, GpuSample._meta.get_field("sampled_at").get_db_prep_value(cutoff, connection)]
+    cursor.execute(
+        f"INSERT INTO {_ROLLUP} ({_ROLLUP_COLUMNS}) SELECT {_AGGREGATES.format(bucket=bucket)} "  # noqa: S608
+        f"FROM {_RAW} {where} GROUP BY node_id, gpu_index, {bucket} {_MERGE}",
+        params,
+    )
+    buckets = cursor.rowcount
+    cursor.execute(f"DELETE FROM {_RAW} {where}", params)  # noqa: S608
+    return cursor.rowcount, buckets
+
+
+def _fold(nodes: Sequence[int], cutoff: datetime) -> tuple[int, int]:
+    """(raw samples folded, rollup rows written) for these nodes' samples older than `cutoff`."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            params: dict[str, Any] = {
+                "nodes": list(nodes),
+                "cutoff": cutoff,
+                "bucket": ROLLUP_BUCKET,
+                "origin": datetime(2000, 1, 1, tzinfo=UTC),
+            }
+            cursor.execute(_FOLD_POSTGRES, params)
+            folded, buckets = cursor.fetchone() or (0, 0)
+            return int(folded), int(buckets)
+        return _fold_sqlite(cursor, nodes, cutoff)
+
+
+def bucket_start(at: datetime) -> datetime:
+    """The start of the rollup bucket that holds `at` (buckets are aligned to the epoch, in UTC)."""
+    step = int(ROLLUP_BUCKET.total_seconds())
+    return datetime.fromtimestamp(int(at.timestamp()) // step * step, tz=UTC)
+
+
+@dataclass(frozen=True)
+class RollupReport:
+    raw_cutoff: datetime  # raw samples before this were folded
+    folded_samples: int
+    rollups_written: int  # inserted or merged
+    rollups_deleted: int
+
+
+def rollup_telemetry(now: datetime | None = None) -> RollupReport:
+    """Fold raw samples older than the raw retention into rollups, delete them, and drop expired rollups.
+
+    Safe to run twice or concurrently. The cutoff is rounded down to a bucket boundary so that a bucket is
+    normally folded whole; raw data is kept at least TELEMETRY_RAW_RETENTION_HOURS, which idle detection relies on
+    (see apps.clusters.checks)."""
+    now = now or timezone.now()
+    cutoff = bucket_start(now - timedelta(hours=settings.TELEMETRY_RAW_RETENTION_HOURS))
+    node_ids = list(Node.objects.order_by("pk").values_list("pk", flat=True))
+    folded = written = 0
+    for start in range(0, len(node_ids), NODES_PER_TRANSACTION):
+        chunk_folded, chunk_written = _fold(node_ids[start : start + NODES_PER_TRANSACTION], cutoff)
+        folded += chunk_folded
+        written += chunk_written
+    expired = now - timedelta(days=settings.TELEMETRY_ROLLUP_RETENTION_DAYS)
+    deleted, _ = GpuRollup.objects.filter(bucket_start__lt=expired).delete()
+    return RollupReport(raw_cutoff=cutoff, folded_samples=folded, rollups_written=written, rollups_deleted=deleted)

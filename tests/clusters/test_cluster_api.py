@@ -1,0 +1,162 @@
+"""The people's side of /api/v1/clusters/: request, act, nodes and telemetry, against a real moto server (the
+provisioning task is run in-process where a worker would run it)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from apps.audit.models import AuditEvent
+from apps.clusters.models import Cluster, ClusterState, GpuSample, Node, TeamQuota
+from apps.clusters.services import provision_cluster
+from tests.factories import ClusterFactory, NodeFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/clusters/"
+REQUEST = {"team": "vision", "name": "train", "instance_type": "g5.xlarge", "node_count": 2, "purchase_option": "spot"}
+
+
+@pytest.fixture
+def aws(settings: Any, moto_endpoint: str) -> str:
+    settings.AWS_ENDPOINT_URL = moto_endpoint
+    return moto_endpoint
+
+
+def as_user(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_request_through_the_api_then_stop_start_extend_and_terminate(alice: Any, aws: str, ec2_client: Any) -> None:
+    client = as_user(alice)
+
+    created = client.post(URL, {**REQUEST, "max_hours": 8}, format="json")
+    assert created.status_code == 201, created.json()
+    cluster_id = created.json()["id"]
+    assert created.json()["state"] == "requested"
+    provision_cluster(cluster_id)  # what the worker does on commit
+    running = client.get(f"{URL}{cluster_id}/").json()
+    nodes = client.get(f"{URL}{cluster_id}/nodes/").json()
+    stopped = client.post(f"{URL}{cluster_id}/stop/")
+    extended = client.post(f"{URL}{cluster_id}/extend/", {"hours": 4}, format="json")
+    started = client.post(f"{URL}{cluster_id}/start/")
+    refused = client.post(f"{URL}{cluster_id}/terminate/", {"confirm": "nope"}, format="json")
+    provision_cluster(cluster_id)
+    terminated = client.post(f"{URL}{cluster_id}/terminate/", {"confirm": "train"}, format="json")
+
+    assert running["state"] == "running"
+    assert running["purchase_option_used"] == "spot"
+    assert len(nodes) == 2
+    assert {node["state"] for node in nodes} == {"running"}
+    assert stopped.json()["state"] == "stopped"
+    assert extended.status_code == 200, extended.json()
+    assert started.json()["state"] == "provisioning"
+    assert refused.status_code == 400
+    assert "nothing was terminated" in refused.json()["detail"]
+    assert terminated.json()["state"] == "terminated"
+    reservations = ec2_client.describe_instances(InstanceIds=[n["instance_id"] for n in nodes])["Reservations"]
+    assert {i["State"]["Name"] for r in reservations for i in r["Instances"]} == {"terminated"}
+    verbs = set(AuditEvent.objects.filter(team__slug="vision").values_list("verb", flat=True))
+    assert {"cluster.requested", "cluster.extended"} <= verbs
+
+
+def test_bad_requests_are_problem_details_and_create_nothing(alice: Any, bob: Any) -> None:
+    client = as_user(alice)
+    cases = {
+        "unknown_instance_type": {**REQUEST, "instance_type": "g9.huge"},
+        "region_not_offered": {**REQUEST, "region": "mars-north-1"},
+        "invalid_cluster_name": {**REQUEST, "name": "Bad Name!"},
+    }
+    for code, payload in cases.items():
+        response = client.post(URL, payload, format="json")
+        assert response.status_code == 400, response.json()
+        assert response.json()["code"] == code
+    over_limit = client.post(URL, {**REQUEST, "node_count": 99}, format="json")
+    foreign_team = client.post(URL, {**REQUEST, "team": "nlp"}, format="json")
+    TeamQuota.objects.create(team=alice.memberships.get().team, max_gpus=1, max_cluster_hours=8)
+    over_quota = client.post(URL, REQUEST, format="json")
+
+    assert over_limit.status_code == 400
+    assert "node_count" in over_limit.json()["errors"]
+    assert foreign_team.status_code == 404
+    assert over_quota.status_code == 409
+    assert over_quota.json()["code"] == "quota_exceeded"
+    assert not Cluster.objects.exists()
+
+
+def test_extend_is_bounded_by_the_team_maximum(alice: Any, vision: Any) -> None:
+    TeamQuota.objects.create(team=vision, max_gpus=8, max_cluster_hours=10)
+    cluster = ClusterFactory(team=vision, owner=alice, state=ClusterState.RUNNING, max_hours=8)
+    client = as_user(alice)
+
+    too_far = client.post(f"{URL}{cluster.pk}/extend/", {"hours": 3}, format="json")
+    ok = client.post(f"{URL}{cluster.pk}/extend/", {"hours": 2}, format="json")
+    full = client.post(f"{URL}{cluster.pk}/extend/", {"hours": 1}, format="json")
+
+    assert too_far.status_code == 400
+    assert too_far.json()["code"] == "invalid_max_hours"
+    assert "1 to 2 hours" in too_far.json()["detail"]
+    assert ok.json()["max_hours"] == 10
+    assert full.status_code == 400
+    assert "already has team vision's maximum" in full.json()["detail"]
+
+
+def test_another_members_cluster_can_be_extended_only_by_a_manager(alice: Any, vision: Any, mark: Any) -> None:
+    from tests.factories import member
+
+    carol = member(vision, username="carol")
+    cluster = ClusterFactory(team=vision, owner=alice, state=ClusterState.RUNNING, max_hours=8)
+
+    by_carol = as_user(carol).post(f"{URL}{cluster.pk}/extend/", {"hours": 1}, format="json")
+    by_mark = as_user(mark).post(f"{URL}{cluster.pk}/extend/", {"hours": 1}, format="json")
+
+    assert by_carol.status_code == 403
+    assert by_carol.json()["code"] == "not_the_owner"
+    assert by_mark.status_code == 200
+
+
+def test_actions_on_another_teams_cluster_are_404(alice: Any, nlp: Any) -> None:
+    cluster = ClusterFactory(team=nlp, state=ClusterState.RUNNING)
+    client = as_user(alice)
+    for path in ("stop/", "start/", "extend/", "snooze/", "nodes/", "telemetry/"):
+        method = client.get if path in ("nodes/", "telemetry/") else client.post
+        assert method(f"{URL}{cluster.pk}/{path}").status_code == 404, path
+
+
+def test_telemetry_read_gives_each_gpus_recent_samples_oldest_first(alice: Any, vision: Any) -> None:
+    cluster = ClusterFactory(team=vision, state=ClusterState.RUNNING, gpus_per_node=2)
+    node: Node = NodeFactory(cluster=cluster, gpu_count=2, instance_id="i-0aaaaaaaaaaaaaaa1")
+    now = timezone.now()
+    for minutes_ago in (90, 20, 10):
+        for gpu in (0, 1):
+            GpuSample.objects.create(node=node, gpu_index=gpu, sampled_at=now - timedelta(minutes=minutes_ago),
+                                     utilization_pct=minutes_ago + gpu, memory_used_mib=1.0, memory_total_mib=2.0)  # fmt: skip
+    client = as_user(alice)
+
+    last_hour = client.get(f"{URL}{cluster.pk}/telemetry/").json()
+    two_hours = client.get(f"{URL}{cluster.pk}/telemetry/?minutes=120").json()
+    bad = client.get(f"{URL}{cluster.pk}/telemetry/?minutes=0")
+
+    assert [(s["node"], s["gpu_index"]) for s in last_hour] == [(node.instance_id, 0), (node.instance_id, 1)]
+    assert [p["utilization_pct"] for p in last_hour[1]["points"]] == [21.0, 11.0]
+    assert len(two_hours[0]["points"]) == 3
+    assert bad.status_code == 400
+    assert "minutes must be" in bad.json()["detail"]
+
+
+def test_snooze_through_the_api_is_once_only(alice: Any, vision: Any) -> None:
+    cluster = ClusterFactory(team=vision, owner=alice, state=ClusterState.RUNNING)
+    client = as_user(alice)
+
+    first = client.post(f"{URL}{cluster.pk}/snooze/", {"minutes": 30, "reason": "data loading"}, format="json")
+    second = client.post(f"{URL}{cluster.pk}/snooze/", {"minutes": 30, "reason": "again"}, format="json")
+
+    assert first.status_code == 200
+    assert first.json()["snoozed_until"] is not None
+    assert second.status_code == 409
