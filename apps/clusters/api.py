@@ -154,6 +154,11 @@ class ClusterSnoozeSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=300)
 
 
+class AutostopOverrideSerializer(serializers.Serializer[Any]):
+    until = serializers.DateTimeField(allow_null=True, help_text="No idle auto-stop before this; null ends it.")
+    reason = serializers.CharField(max_length=300)
+
+
 class GpuPointSerializer(serializers.Serializer[Any]):
     sampled_at = serializers.DateTimeField()
     utilization_pct = serializers.FloatField()
@@ -237,6 +242,16 @@ class ClusterViewSet(
         payload = ClusterSnoozeSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         return self._done(services.snooze_idle_stop(authenticated(request.user), cluster, **payload.validated_data))
+
+    @extend_schema(request=AutostopOverrideSerializer, responses={200: ClusterSerializer},
+                   summary="Platform admins: no idle auto-stop until `until` (7 days at most)")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="autostop-override")
+    def autostop_override(self, request: Request, pk: str) -> Response:
+        cluster = self.get_object()
+        payload = AutostopOverrideSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        actor = authenticated(request.user)
+        return self._done(services.override_autostop(actor, cluster, **payload.validated_data))
 
     @extend_schema(responses={200: NodeSerializer(many=True)}, summary="The cluster's nodes")
     @action(detail=True, methods=["get"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -31,7 +32,11 @@ class Quota:
 
 
 def clusters_for(user: AnyUser) -> QuerySet[Cluster]:
-    return scope_to_teams(Cluster.objects.select_related("team", "owner"), user)
+    """Clusters of the user's teams; platform admins see every cluster (they override auto-stop, stop runaways)."""
+    clusters = Cluster.objects.select_related("team", "owner")
+    if user.is_authenticated and user.is_active and user.is_superuser:
+        return clusters
+    return scope_to_teams(clusters, user)
 
 
 def cluster_for(user: AnyUser, pk: int) -> Cluster | None:
@@ -145,3 +150,24 @@ def team_idle_policy(team: Team) -> TeamIdlePolicy:
         threshold_pct=min(max(float(threshold), 0.0), MAX_IDLE_THRESHOLD_PCT),
         window_minutes=min(max(int(window), MIN_IDLE_WINDOW_MINUTES), settings.MAX_IDLE_WINDOW_MINUTES),
     )
+
+
+# "Latest sample" of a GPU: its newest one within this long of its node's newest (a GPU silent longer is dropped).
+LATEST_WINDOW = timedelta(minutes=2)
+
+
+def latest_gpu_samples(cluster_ids: Iterable[int]) -> list[GpuSample]:
+    """The newest sample of each GPU of these clusters. Portable (SQLite for `make run`, PostgreSQL): read the
+    few samples near each node's newest one and keep the newest per GPU in Python."""
+    recent = (
+        GpuSample.objects.filter(
+            node__cluster_id__in=list(cluster_ids),
+            sampled_at__gte=F("node__last_sample_at") - LATEST_WINDOW,
+        )
+        .select_related("node")
+        .order_by("node_id", "gpu_index", "-sampled_at")
+    )
+    newest: dict[tuple[int, int], GpuSample] = {}
+    for sample in recent:
+        newest.setdefault((sample.node_id, sample.gpu_index), sample)
+    return list(newest.values())

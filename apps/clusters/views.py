@@ -16,7 +16,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
-from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -45,8 +44,6 @@ POLLING_STATES = frozenset(
         ClusterState.TERMINATING,
     }
 )
-# "Latest sample" of a GPU: its newest one within this long of its node's newest (a GPU silent longer is dropped).
-LATEST_WINDOW = timedelta(minutes=2)
 SPARKLINE_SPAN = timedelta(hours=1)
 SPARKLINE_WIDTH, SPARKLINE_HEIGHT = 120, 28
 SPARKLINE_MAX_POINTS = 180
@@ -58,23 +55,6 @@ def _cluster_or_404(request: HttpRequest, cluster_id: int) -> Cluster:
     if cluster is None:
         raise Http404("No such cluster in your teams.")
     return cluster
-
-
-def _latest_samples(cluster_ids: Iterable[int]) -> list[GpuSample]:
-    """The newest sample of each GPU of these clusters. Portable (SQLite for `make run`, PostgreSQL): read the
-    few samples near each node's newest one and keep the newest per GPU in Python."""
-    recent = (
-        GpuSample.objects.filter(
-            node__cluster_id__in=list(cluster_ids),
-            sampled_at__gte=F("node__last_sample_at") - LATEST_WINDOW,
-        )
-        .select_related("node")
-        .order_by("node_id", "gpu_index", "-sampled_at")
-    )
-    newest: dict[tuple[int, int], GpuSample] = {}
-    for sample in recent:
-        newest.setdefault((sample.node_id, sample.gpu_index), sample)
-    return list(newest.values())
 
 
 def _utilization_at_a_glance(samples: Iterable[GpuSample]) -> dict[int, dict[str, Any]]:
@@ -104,7 +84,7 @@ def cluster_list_view(request: HttpRequest) -> HttpResponse:
         clusters = clusters.exclude(state=ClusterState.TERMINATED)
     page = Paginator(clusters, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
-    glance = _utilization_at_a_glance(_latest_samples(cluster.pk for cluster in page))
+    glance = _utilization_at_a_glance(selectors.latest_gpu_samples(cluster.pk for cluster in page))
     rows = [
         {"cluster": cluster, "cost": selectors.running_cost(cluster, now), "glance": glance.get(cluster.pk)}
         for cluster in page
@@ -215,32 +195,27 @@ def _points(series: list[tuple[float, float]]) -> str:
 def _sparklines(cluster: Cluster, now: datetime) -> list[dict[str, Any]]:
     """Per GPU, the last hour of utilization and memory use as SVG polyline points (x: time, y: percent)."""
     since = now - SPARKLINE_SPAN
-    rows = (
-        GpuSample.objects.filter(node__cluster=cluster, sampled_at__gte=since)
-        .order_by("sampled_at")
-        .values_list(
-            "node__instance_id", "gpu_index", "sampled_at", "utilization_pct", "memory_used_mib", "memory_total_mib"
-        )
-    )
-    utilization: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
-    memory: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
     span = SPARKLINE_SPAN.total_seconds()
-    for instance_id, gpu_index, sampled_at, util, used, total in rows:
-        x = min(1.0, (sampled_at - since).total_seconds() / span)
-        utilization[(instance_id, gpu_index)].append((x, util))
-        memory[(instance_id, gpu_index)].append((x, used / total * 100 if total else 0.0))
-    return [
-        {
-            "node": instance_id,
-            "gpu": gpu_index,
-            "utilization_points": _points(utilization[(instance_id, gpu_index)]),
-            "memory_points": _points(memory[(instance_id, gpu_index)]),
-            "utilization_last": utilization[(instance_id, gpu_index)][-1][1],
-            "memory_last": memory[(instance_id, gpu_index)][-1][1],
-            "samples": len(utilization[(instance_id, gpu_index)]),
-        }
-        for instance_id, gpu_index in sorted(utilization)
-    ]
+    lines = []
+    for (instance_id, gpu_index), points in selectors.gpu_series(cluster, since).items():
+        xs = [min(1.0, (point.sampled_at - since).total_seconds() / span) for point in points]
+        utilization = [(x, point.utilization_pct) for x, point in zip(xs, points, strict=True)]
+        memory = [
+            (x, point.memory_used_mib / point.memory_total_mib * 100 if point.memory_total_mib else 0.0)
+            for x, point in zip(xs, points, strict=True)
+        ]
+        lines.append(
+            {
+                "node": instance_id,
+                "gpu": gpu_index,
+                "utilization_points": _points(utilization),
+                "memory_points": _points(memory),
+                "utilization_last": utilization[-1][1],
+                "memory_last": memory[-1][1],
+                "samples": len(points),
+            }
+        )
+    return lines
 
 
 def _live_context(cluster: Cluster) -> dict[str, Any]:
@@ -256,7 +231,7 @@ def _live_context(cluster: Cluster) -> dict[str, Any]:
         "stops_at": cluster.idle_warned_at + STOP_GRACE if cluster.idle_warned_at else None,
         "idle": _idle_countdown(cluster, now),
         "nodes": list(cluster.nodes.all()),
-        "latest": _latest_samples([cluster.pk]),
+        "latest": selectors.latest_gpu_samples([cluster.pk]),
         "sparklines": _sparklines(cluster, now),
         "sparkline_width": SPARKLINE_WIDTH,
         "sparkline_height": SPARKLINE_HEIGHT,
@@ -327,6 +302,16 @@ def _act(request: HttpRequest, actor: User, cluster: Cluster, action: str) -> No
             return
         extended = extend_cluster(actor, cluster, hours=int(raw), request=request)
         messages.success(request, f"Cluster {cluster.name} may now run for {extended.max_hours} hours in all.")
+    elif action == "override":
+        hours = request.POST.get("hours", "")
+        if not hours.isdigit():
+            messages.error(request, "Give the override in whole hours (0 ends it); nothing was changed.")
+            return
+        until = timezone.now() + timedelta(hours=int(hours)) if int(hours) else None
+        services.override_autostop(actor, cluster, until=until, reason=request.POST.get("reason", ""))
+        messages.success(
+            request, f"Idle auto-stop of {cluster.name} " + (f"overridden for {hours} h." if until else "restored.")
+        )
     elif action == "snooze":
         form = SnoozeForm(request.POST)
         if not form.is_valid():

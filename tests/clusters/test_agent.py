@@ -388,6 +388,18 @@ def test_agent_without_nvml_prints_one_line_and_exits_2() -> None:
     assert "use --replay FILE" in lines[0]
 
 
+@needs_no_gpu
+def test_the_paved_gpu_agent_console_script_is_the_same_agent() -> None:
+    script = Path(sys.executable).parent / "paved-gpu-agent"
+    result = subprocess.run(  # noqa: S603
+        [str(script), "--portal", "http://127.0.0.1:9", "--node-id", "n1", "--once"],
+        capture_output=True, text=True, timeout=30, env={**os.environ, "PAVED_NODE_TOKEN": TOKEN},
+    )  # fmt: skip
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("NVML not available: ")
+
+
 def test_agent_replay_once_posts_one_batch(portal: PortalStub) -> None:
     proc = agent("--portal", portal.url, "--node-id", "n1", "--replay", str(BUSY_THEN_IDLE), "--once")
     stdout, stderr = proc.communicate(timeout=30)

@@ -160,3 +160,29 @@ def test_snooze_through_the_api_is_once_only(alice: Any, vision: Any) -> None:
     assert first.status_code == 200
     assert first.json()["snoozed_until"] is not None
     assert second.status_code == 409
+
+
+def test_only_platform_admins_override_auto_stop_and_it_is_audited(alice: Any, vision: Any) -> None:
+    from tests.factories import UserFactory
+
+    cluster = ClusterFactory(team=vision, owner=alice, state=ClusterState.RUNNING)
+    until = (timezone.now() + timedelta(days=2)).isoformat()
+    admin = UserFactory(is_superuser=True)
+
+    by_owner = as_user(alice).post(f"{URL}{cluster.pk}/autostop-override/", {"until": until, "reason": "demo"},
+                                   format="json")  # fmt: skip
+    too_long = as_user(admin).post(
+        f"{URL}{cluster.pk}/autostop-override/",
+        {"until": (timezone.now() + timedelta(days=9)).isoformat(), "reason": "forever"},
+        format="json",
+    )
+    by_admin = as_user(admin).post(f"{URL}{cluster.pk}/autostop-override/", {"until": until, "reason": "demo day"},
+                                   format="json")  # fmt: skip
+
+    assert by_owner.status_code == 403
+    assert too_long.status_code == 400
+    assert by_admin.status_code == 200, by_admin.json()
+    cluster.refresh_from_db()
+    assert cluster.autostop_override_until is not None
+    event = AuditEvent.objects.get(verb="cluster.autostop_override")
+    assert (event.actor, event.data["reason"]) == (admin, "demo day")

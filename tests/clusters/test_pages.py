@@ -379,3 +379,25 @@ def test_idle_countdown_says_busy_while_a_gpu_works(client_alice: Client, vision
     page = client_alice.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
 
     assert "Busy: idle auto-stop counts from" in page
+
+
+def test_a_platform_admin_overrides_auto_stop_from_the_page(client: Client, vision: Team, alice: Any) -> None:
+    from tests.factories import UserFactory
+
+    cluster = running_cluster(vision, alice, name="demo")
+    client.force_login(alice)
+    assert (
+        'data-testid="override-form"' not in client.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
+    )
+    client.force_login(UserFactory(is_superuser=True))
+    url = reverse("clusters:action", args=[cluster.pk, "override"])
+
+    page = client.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
+    done = client.post(url, {"hours": "24", "reason": "board demo"}, follow=True).content.decode()
+    ended = client.post(url, {"hours": "0", "reason": "demo over"}, follow=True).content.decode()
+
+    assert 'data-testid="override-form"' in page
+    assert "overridden for 24 h" in done
+    assert "restored" in ended
+    cluster.refresh_from_db()
+    assert cluster.autostop_override_until is None
