@@ -9,6 +9,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,9 +169,23 @@ def test_a_node_that_boots_before_its_launch_is_recorded_is_told_to_retry(live_s
 
 @pytest.mark.django_db(transaction=True)
 def test_the_real_agent_registers_with_the_user_data_secret_then_reports(
-    live_server: Any, alice: Any, vision: Any, provider: Ec2Provider, ec2_client: Any, tmp_path: Path
+    live_server: Any,
+    celery_worker: Any,
+    alice: Any,
+    vision: Any,
+    provider: Ec2Provider,
+    ec2_client: Any,
+    tmp_path: Path,
 ) -> None:
-    cluster = launched(alice, vision, provider)
+    # Committed rows for the live server: the request's on-commit dispatch goes to the real worker, which
+    # provisions the cluster in the same moto server.
+    cluster = request_cluster(alice, vision, name="train", region="us-east-1", instance_type="g5.xlarge",
+                              node_count=2, purchase_option="spot")  # fmt: skip
+    deadline = time.monotonic() + 30
+    while cluster.state != ClusterState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.2)
+        cluster.refresh_from_db()
+    assert cluster.state == ClusterState.RUNNING, cluster.state_reason
     node = cluster.nodes.first()
     assert node is not None
     bootstrap = tmp_path / "bootstrap-token"

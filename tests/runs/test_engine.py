@@ -169,6 +169,9 @@ def test_runs_of_one_workspace_go_one_at_a_time_in_order(
     assert second.plan_summary["add"] == 0  # nothing left to do: the first run applied it
 
 
+# Not transactional: the launch's on-commit dispatch never fires, so no worker (the session's, started by an earlier
+# test) can pick the run up and race the test or the teardown's flush.
+@pytest.mark.django_db(transaction=False)
 def test_cancelling_a_queued_run_stops_it_before_it_starts(sandbox: TemplateVersion, alice: Any, vision: Team) -> None:
     result = launch_template(alice, vision, sandbox, PARAMS, "engine-cancel")  # no worker: stays queued
     run = services.cancel_run(alice, result.run)
@@ -177,6 +180,7 @@ def test_cancelling_a_queued_run_stops_it_before_it_starts(sandbox: TemplateVers
     assert Run.objects.get(pk=run.pk).state == RunState.CANCELLED
 
 
+@pytest.mark.django_db(transaction=False)  # as above: no dispatch, so the run stays queued
 def test_illegal_transitions_are_refused(sandbox: TemplateVersion, alice: Any, vision: Team) -> None:
     run = launch_template(alice, vision, sandbox, PARAMS, "engine-illegal").run
     with pytest.raises(services.transitions.IllegalTransition):
