@@ -34,7 +34,7 @@ class Quota:
 def clusters_for(user: AnyUser) -> QuerySet[Cluster]:
     """Clusters of the user's teams; platform admins see every cluster (they override auto-stop, stop runaways)."""
     clusters = Cluster.objects.select_related("team", "owner")
-    if user.is_authenticated and user.is_active and user.is_superuser:
+    if user.is_authenticated and user.is_active and getattr(user, "is_superuser", False):
         return clusters
     return scope_to_teams(clusters, user)
 
