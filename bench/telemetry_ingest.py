@@ -64,6 +64,7 @@ CLIENT_START_DELAY_S = 3.0  # forked clients build their request bodies before t
 BURST_OFFSETS = (timedelta(hours=1), timedelta(hours=2))  # sampled_at of the bursts: never collides with the minute
 BASELINE_OFFSET = timedelta(hours=3)
 ROLLUP_BUCKETS_PER_DAY = 24 * 12
+HOURLY_BUCKETS_PER_DAY = 24
 FLEET_GPUS = NODES * GPUS_PER_NODE
 DEFAULT_CONNECTIONS = "DB_CONN_MAX_AGE=0 (default: a new database connection per request)"
 # The paced minute runs with persistent database connections: with the default the server's capacity is below
@@ -410,7 +411,11 @@ def run() -> list[str]:
     per_day = per_sample * TARGET_SAMPLES_PER_S * 86_400
     per_rollup = (rollup_bytes_after - rollup_bytes_before) / max(report.rollups_written, 1)
     raw_steady = per_sample * TARGET_SAMPLES_PER_S * 3600 * settings.TELEMETRY_RAW_RETENTION_HOURS
-    rollup_steady = per_rollup * FLEET_GPUS * ROLLUP_BUCKETS_PER_DAY * settings.TELEMETRY_ROLLUP_RETENTION_DAYS
+    fine_days = min(settings.TELEMETRY_FINE_ROLLUP_DAYS, settings.TELEMETRY_ROLLUP_RETENTION_DAYS)
+    hourly_days = settings.TELEMETRY_ROLLUP_RETENTION_DAYS - fine_days
+    # An hourly row has the 5-minute row's columns, so the same bytes per row.
+    rollup_rows_per_gpu = ROLLUP_BUCKETS_PER_DAY * fine_days + HOURLY_BUCKETS_PER_DAY * hourly_days
+    rollup_steady = per_rollup * FLEET_GPUS * rollup_rows_per_gpu
     lateness = paced.lateness_ms
     kept_up = paced.rate >= TARGET_SAMPLES_PER_S * 0.99 and not paced.errors and percentile(lateness, 95) < 1000
     fold_rate = report.folded_samples / fold_s
@@ -485,7 +490,7 @@ def run() -> list[str]:
         f"buckets/day = {_human_bytes(per_rollup * FLEET_GPUS * ROLLUP_BUCKETS_PER_DAY)}/day "
         f"({per_rollup * ROLLUP_BUCKETS_PER_DAY / (per_sample * 8_640):.1%} of raw)",
         f"bounded steady state: raw {settings.TELEMETRY_RAW_RETENTION_HOURS} h x 1,000 samples/s = "
-        f"{_human_bytes(raw_steady)} + rollups {settings.TELEMETRY_ROLLUP_RETENTION_DAYS} days = "
+        f"{_human_bytes(raw_steady)} + rollups ({fine_days} days of 5-minute, {hourly_days} days of hourly) = "
         f"{_human_bytes(rollup_steady)} -> {_human_bytes(raw_steady + rollup_steady)} in all, flat from day "
         f"{settings.TELEMETRY_ROLLUP_RETENTION_DAYS + 1} on (vs {_human_bytes(per_day)} more every day unrolled)",
     ]

@@ -313,4 +313,6 @@ PAVED_NODE_PORTAL_URL = env_str("PAVED_NODE_PORTAL_URL", "http://127.0.0.1:8000"
 # Raw GPU samples older than this are folded into 5-minute rollups and deleted; rollups are kept for the second.
 TELEMETRY_RAW_RETENTION_HOURS = env_int("TELEMETRY_RAW_RETENTION_HOURS", 24)
 TELEMETRY_ROLLUP_RETENTION_DAYS = env_int("TELEMETRY_ROLLUP_RETENTION_DAYS", 90)
+# 5-minute rollups older than this many days are folded into hourly ones.
+TELEMETRY_FINE_ROLLUP_DAYS = env_int("TELEMETRY_FINE_ROLLUP_DAYS", 7)
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "paved-demo")

@@ -130,12 +130,14 @@ class GpuSample(models.Model):
 
 
 class GpuRollup(models.Model):
-    """One GPU over one bucket of time (ROLLUP_BUCKET), folded from raw samples once they age out of the raw
-    retention; keeps months of history at a small fraction of the raw size."""
+    """One GPU over one bucket of time: 5 minutes, folded from raw samples once they age out of the raw retention,
+    then an hour, folded from 5-minute buckets after TELEMETRY_FINE_ROLLUP_DAYS. Months of history at a small
+    fraction of the raw size (services/rollups.py)."""
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="rollups")
     gpu_index = models.PositiveSmallIntegerField()
     bucket_start = models.DateTimeField()
+    bucket_seconds = models.PositiveIntegerField(default=300, help_text="300 (5 minutes) or 3600 (an hour).")
     sample_count = models.PositiveIntegerField()
     utilization_avg = models.FloatField()
     utilization_max = models.FloatField()
@@ -143,12 +145,19 @@ class GpuRollup(models.Model):
     memory_used_max_mib = models.FloatField()
     memory_total_mib = models.FloatField()
     power_avg_w = models.FloatField(null=True, blank=True)
+    power_sample_count = models.PositiveIntegerField(
+        default=0, help_text="Samples that reported power: the weight of power_avg_w when buckets merge."
+    )
     temperature_max_c = models.FloatField(null=True, blank=True)
     process_count_max = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["node", "bucket_start", "gpu_index"]
-        constraints = [models.UniqueConstraint(fields=["node", "gpu_index", "bucket_start"], name="unique_gpu_rollup")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "gpu_index", "bucket_start", "bucket_seconds"], name="unique_gpu_rollup_bucket"
+            )
+        ]
         indexes = [models.Index(fields=["bucket_start"])]
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.clusters import tasks
 from apps.clusters.models import GpuRollup, GpuSample, Node
-from apps.clusters.services.rollups import ROLLUP_BUCKET, bucket_start, rollup_telemetry
+from apps.clusters.services.rollups import ROLLUP_BUCKET, bucket_start, hour_start, rollup_telemetry
 from tests.factories import NodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -176,6 +176,23 @@ def test_a_merge_keeps_readings_that_only_one_side_has(start: datetime) -> None:
     assert (rollup.sample_count, rollup.power_avg_w, rollup.temperature_max_c) == (2, 150.0, 70.0)
 
 
+def test_merged_power_is_weighted_by_the_samples_that_reported_it(start: datetime) -> None:
+    node = make_node()
+    now = after_retention(start + ROLLUP_BUCKET)
+    # First fold: 3 samples, one with power 100 W. Second fold: 1 sample with 200 W.
+    store(sample(node, start, power_w=100.0))
+    store(sample(node, start + timedelta(seconds=10), power_w=None))
+    store(sample(node, start + timedelta(seconds=20), power_w=None))
+    rollup_telemetry(now=now)
+    store(sample(node, start + timedelta(seconds=30), power_w=200.0))
+
+    rollup_telemetry(now=now)
+
+    rollup = GpuRollup.objects.get(node=node)
+    assert (rollup.sample_count, rollup.power_sample_count) == (4, 2)
+    assert rollup.power_avg_w == pytest.approx(150.0)  # not (100 * 3 + 200) / 4
+
+
 def test_expired_rollups_are_deleted_and_younger_ones_kept(settings: Any) -> None:
     settings.TELEMETRY_ROLLUP_RETENTION_DAYS = 90
     node = make_node()
@@ -190,7 +207,58 @@ def test_expired_rollups_are_deleted_and_younger_ones_kept(settings: Any) -> Non
     report = rollup_telemetry(now=now)
 
     assert report.rollups_deleted == 1
-    assert list(GpuRollup.objects.values_list("bucket_start", flat=True)) == [kept]
+    # The kept one is older than the fine tier's 7 days, so it now lives in its hour.
+    assert list(GpuRollup.objects.values_list("bucket_start", "bucket_seconds")) == [(hour_start(kept), 3600)]
+
+
+def fine_rollup(node: Node, at: datetime, **values: Any) -> GpuRollup:
+    fields: dict[str, Any] = {"sample_count": 30, "utilization_avg": 10.0, "utilization_max": 20.0,
+                              "memory_used_avg_mib": 1000.0, "memory_used_max_mib": 1200.0, "memory_total_mib": 23028.0,
+                              "power_avg_w": 100.0, "power_sample_count": 30, "temperature_max_c": 50.0,
+                              "process_count_max": 1}  # fmt: skip
+    return GpuRollup.objects.create(node=node, gpu_index=0, bucket_start=at, bucket_seconds=300, **{**fields, **values})
+
+
+def test_five_minute_rollups_older_than_the_fine_tier_become_hourly_ones(settings: Any) -> None:
+    settings.TELEMETRY_FINE_ROLLUP_DAYS = 7
+    node = make_node()
+    now = timezone.now()
+    hour = hour_start(now - timedelta(days=8))
+    fine_rollup(node, hour, sample_count=30, utilization_avg=10.0, power_avg_w=100.0, power_sample_count=30)
+    fine_rollup(node, hour + timedelta(minutes=5), sample_count=10, utilization_avg=50.0, utilization_max=90.0,
+                power_avg_w=None, power_sample_count=0, temperature_max_c=70.0, process_count_max=3)  # fmt: skip
+    fine_rollup(node, hour + timedelta(minutes=55), sample_count=20, utilization_avg=40.0, power_avg_w=300.0,
+                power_sample_count=10)  # fmt: skip
+    recent = fine_rollup(node, hour_start(now - timedelta(days=6)))
+
+    report = rollup_telemetry(now=now)
+
+    hourly = GpuRollup.objects.get(node=node, bucket_seconds=3600)
+    assert (report.coarsened, report.hourly_written) == (3, 1)
+    assert (hourly.bucket_start, hourly.sample_count) == (hour, 60)
+    assert hourly.utilization_avg == pytest.approx((30 * 10.0 + 10 * 50.0 + 20 * 40.0) / 60)
+    assert (hourly.utilization_max, hourly.temperature_max_c, hourly.process_count_max) == (90.0, 70.0, 3)
+    assert hourly.power_sample_count == 40
+    assert hourly.power_avg_w == pytest.approx((30 * 100.0 + 10 * 300.0) / 40)
+    assert list(GpuRollup.objects.filter(bucket_seconds=300).values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_coarsening_merges_into_an_hour_folded_before_and_is_idempotent(settings: Any) -> None:
+    settings.TELEMETRY_FINE_ROLLUP_DAYS = 7
+    node = make_node()
+    now = timezone.now()
+    hour = hour_start(now - timedelta(days=8))
+    fine_rollup(node, hour, sample_count=30, utilization_avg=10.0)
+    rollup_telemetry(now=now)
+    fine_rollup(node, hour + timedelta(minutes=10), sample_count=30, utilization_avg=30.0, utilization_max=80.0)
+
+    rollup_telemetry(now=now)
+    again = rollup_telemetry(now=now)
+
+    hourly = GpuRollup.objects.get(node=node)
+    assert (hourly.bucket_seconds, hourly.sample_count, hourly.utilization_max) == (3600, 60, 80.0)
+    assert hourly.utilization_avg == pytest.approx(20.0)
+    assert (again.coarsened, again.hourly_written) == (0, 0)
 
 
 def test_the_raw_retention_setting_moves_the_cutoff(settings: Any, start: datetime) -> None:
