@@ -248,6 +248,38 @@ def test_reconcile_marks_nodes_terminated_outside_paved_missing_then_fails_the_c
     assert cluster.running_since is None
 
 
+def test_reconcile_follows_a_spot_interruption_that_stops_a_node_and_its_restart(
+    alice: Any, vision: Any, provider: Ec2Provider, ec2_client: Any
+) -> None:
+    cluster = running_cluster(alice, vision, provider, purchase_option="spot")
+    first, second = cluster.nodes.values_list("instance_id", flat=True)
+
+    ec2_client.stop_instances(InstanceIds=[first])  # what EC2 does to a persistent spot node it reclaims
+    interrupted = reconcile_clusters(provider=provider)
+    cluster.refresh_from_db()
+    states_during = dict(cluster.nodes.values_list("instance_id", "state"))
+    reason_during = cluster.state_reason
+    ec2_client.start_instances(InstanceIds=[first])  # capacity is back: EC2 restarts it
+    resumed = reconcile_clusters(provider=provider)
+    again = reconcile_clusters(provider=provider)
+
+    assert interrupted.interrupted_nodes == [first]
+    assert states_during == {first: NodeState.STOPPED, second: NodeState.RUNNING}
+    assert cluster.state == ClusterState.RUNNING
+    assert "1 of 2 nodes stopped by EC2" in reason_during
+    assert resumed.resumed_nodes == [first]
+    assert (again.interrupted_nodes, again.resumed_nodes) == ([], [])
+    cluster.refresh_from_db()
+    assert set(cluster.nodes.values_list("state", flat=True)) == {NodeState.RUNNING}
+    assert cluster.state_reason == "All nodes are running again."
+    verbs = list(
+        AuditEvent.objects.filter(verb__in=["cluster.nodes_interrupted", "cluster.nodes_resumed"]).values_list(
+            "verb", flat=True
+        )
+    )
+    assert sorted(verbs) == ["cluster.nodes_interrupted", "cluster.nodes_resumed"]
+
+
 def test_reconcile_fails_a_stopped_cluster_whose_instances_are_gone(
     alice: Any, vision: Any, provider: Ec2Provider, ec2_client: Any
 ) -> None:

@@ -56,6 +56,7 @@ WAIT_POLL_SECONDS = 5.0
 STUCK_REQUESTED = timedelta(minutes=2)
 STUCK_PROVISIONING = timedelta(seconds=WAIT_TIMEOUT_SECONDS) + timedelta(minutes=5)
 GONE_STATES = frozenset({"shutting-down", "terminated"})
+INTERRUPTED_STATES = frozenset({"stopping", "stopped"})
 LIVE_NODE_STATES = (NodeState.PENDING, NodeState.RUNNING, NodeState.STOPPED)
 
 
@@ -397,6 +398,8 @@ class ReconcileReport:
     orphans: list[str] = field(default_factory=list)  # instance ids tagged paved:cluster with no live cluster
     errors: list[str] = field(default_factory=list)
     redispatched: list[int] = field(default_factory=list)  # requests no worker picked up (the broker was down)
+    interrupted_nodes: list[str] = field(default_factory=list)  # stopped by EC2 under a running cluster
+    resumed_nodes: list[str] = field(default_factory=list)
 
 
 def _describe_tolerant(provider: Ec2Provider, instance_ids: list[str]) -> dict[str, NodeInfo]:
@@ -442,6 +445,8 @@ def reconcile_clusters(*, provider: Ec2Provider | None = None) -> ReconcileRepor
         gone = [n.instance_id for n in nodes if n.instance_id not in infos or infos[n.instance_id].state in GONE_STATES]
         if gone:
             _mark_missing(cluster, gone, all_gone=len(gone) == len(nodes), report=report)
+        if cluster.state == ClusterState.RUNNING:
+            _follow_interruptions(cluster, nodes, infos, report)
 
     regions = set(Cluster.objects.values_list("region", flat=True).distinct()) | {settings.AWS_REGION}
     live_ids = {str(pk) for pk in Cluster.objects.exclude(state=ClusterState.TERMINATED).values_list("pk", flat=True)}
@@ -475,6 +480,42 @@ def redispatch_stuck_clusters(*, now: datetime | None = None) -> list[int]:
         logger.warning("Cluster #%s is stuck before running; sending its provisioning again.", pk)
         _dispatch_provision(pk)
     return pks
+
+
+def _follow_interruptions(
+    cluster: Cluster, nodes: list[Node], infos: dict[str, NodeInfo], report: ReconcileReport
+) -> None:
+    """Nodes of a running cluster that EC2 stopped (a spot interruption: spot nodes are persistent with
+    interruption behaviour `stop`) are marked stopped, and marked running again when EC2 restarts them."""
+    ec2_state = {node.instance_id: infos[node.instance_id].state for node in nodes if node.instance_id in infos}
+    stopped = [
+        n.instance_id
+        for n in nodes
+        if n.state == NodeState.RUNNING and ec2_state.get(n.instance_id) in INTERRUPTED_STATES
+    ]
+    resumed = [
+        n.instance_id for n in nodes if n.state == NodeState.STOPPED and ec2_state.get(n.instance_id) == "running"
+    ]
+    if not stopped and not resumed:
+        return
+    with transaction.atomic():
+        now = timezone.now()
+        cluster.nodes.filter(instance_id__in=stopped).update(state=NodeState.STOPPED, updated_at=now)
+        cluster.nodes.filter(instance_id__in=resumed).update(state=NodeState.RUNNING, updated_at=now)
+        if stopped:
+            record(None, cluster.team, "cluster.nodes_interrupted", cluster, {"instance_ids": sorted(stopped)})
+        if resumed:
+            record(None, cluster.team, "cluster.nodes_resumed", cluster, {"instance_ids": sorted(resumed)})
+        down = cluster.nodes.filter(state=NodeState.STOPPED).count()
+        reason = (
+            f"{down} of {cluster.node_count} nodes stopped by EC2 (spot capacity reclaimed); they start again when "
+            "capacity returns."
+            if down
+            else "All nodes are running again."
+        )
+        Cluster.objects.filter(pk=cluster.pk).update(state_reason=reason, updated_at=now)
+    report.interrupted_nodes += stopped
+    report.resumed_nodes += resumed
 
 
 def _mark_missing(cluster: Cluster, gone: Iterable[str], *, all_gone: bool, report: ReconcileReport) -> None:
