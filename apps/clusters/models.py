@@ -58,6 +58,15 @@ class Cluster(BaseModel):
     idle_threshold_pct = models.FloatField(default=5.0)
     idle_window_minutes = models.PositiveIntegerField(default=30)
     idle_warned_at = models.DateTimeField(null=True, blank=True)
+    # The last idle check's findings (beat, every minute), so pages read them instead of re-reading telemetry.
+    idle_checked_at = models.DateTimeField(null=True, blank=True)
+    idle_streak_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when every GPU has been idle, as of the last check (even if shorter "
+        "than the window); empty while a GPU is active or telemetry is missing.",
+    )
+    idle_status = models.CharField(max_length=300, blank=True, help_text="The last idle check's reason.")
     snoozed_until = models.DateTimeField(null=True, blank=True)
     snooze_reason = models.CharField(max_length=300, blank=True)
     snooze_used = models.BooleanField(default=False)

@@ -28,7 +28,7 @@ from apps.clusters import selectors, services
 from apps.clusters.forms import ERROR_FIELDS, ClusterRequestForm, SnoozeForm
 from apps.clusters.instance_catalog import InstanceType, load_catalog, price_for
 from apps.clusters.models import Cluster, ClusterState, GpuSample, PurchaseOption
-from apps.clusters.services.idle import STOP_GRACE, effective_idle_policy, idle_assessment, idle_streak_start
+from apps.clusters.services.idle import STOP_GRACE, effective_idle_policy
 from apps.clusters.services.limits import EXTENDABLE_STATES, extend_cluster
 from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
@@ -247,20 +247,23 @@ def _extend_room(cluster: Cluster) -> int:
 
 
 def _idle_countdown(cluster: Cluster, now: datetime) -> dict[str, Any] | None:
-    """For a running cluster not yet warned: how long it has been idle and when the warning comes if it stays so."""
+    """For a running cluster not yet warned: what the last idle check (beat, every minute) found, counted on to
+    now: how long it has been idle and when the warning comes if it stays so."""
     if cluster.state != ClusterState.RUNNING or cluster.idle_warned_at is not None:
         return None
-    policy = effective_idle_policy(cluster)
-    assessment = idle_assessment(cluster, now=now)
-    streak_start = assessment.idle_since or idle_streak_start(cluster, now=now)
-    if streak_start is None:
-        return {"active": True, "reason": assessment.reason, "window_minutes": cluster.idle_window_minutes}
+    window = effective_idle_policy(cluster).window
+    countdown: dict[str, Any] = {
+        "checked_at": cluster.idle_checked_at,
+        "window_minutes": int(window.total_seconds() // 60),
+        "reason": cluster.idle_status,
+    }
+    if cluster.idle_checked_at is None or cluster.idle_streak_since is None:
+        return {**countdown, "active": True}
     return {
+        **countdown,
         "active": False,
-        "idle_minutes": int((now - streak_start).total_seconds() // 60),
-        "window_minutes": int(policy.window.total_seconds() // 60),
-        "warn_at": max(now, streak_start + policy.window),
-        "reason": assessment.reason,
+        "idle_minutes": int((now - cluster.idle_streak_since).total_seconds() // 60),
+        "warn_at": max(now, cluster.idle_streak_since + window),
     }
 
 

@@ -293,3 +293,20 @@ def test_the_policy_clamps_a_cluster_past_the_admin_maximums(settings: Any) -> N
 
     assert policy.window == timedelta(minutes=settings.MAX_IDLE_WINDOW_MINUTES)
     assert policy.threshold_pct == MAX_IDLE_THRESHOLD_PCT
+
+
+def test_the_idle_check_keeps_its_findings_on_the_cluster_for_the_page(now: datetime) -> None:
+    idle = running_cluster()
+    replay(NodeFactory(cluster=idle), IDLE_1GPU, end=now)
+    busy = running_cluster(instance_type="g5.48xlarge", gpus_per_node=8, idle_window_minutes=2)
+    replay(NodeFactory(cluster=busy, gpu_count=8), BUSY_THEN_IDLE_8GPU, end=now, ticks=20)  # the 20 busy ticks
+
+    warn_or_stop_idle_clusters(now=now, stop=lambda cluster, reason: None)
+
+    idle.refresh_from_db()
+    busy.refresh_from_db()
+    assert (idle.idle_checked_at, idle.idle_streak_since) == (now, now - 39 * TICK)
+    assert "all GPUs under 5%" in idle.idle_status
+    assert busy.idle_checked_at == now
+    assert busy.idle_streak_since is None
+    assert busy.idle_status.startswith("Active: GPU")

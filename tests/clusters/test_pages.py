@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.clusters.models import Cluster, ClusterState, Node, NodeState
-from apps.clusters.services import ingest_telemetry
+from apps.clusters.services import ingest_telemetry, warn_or_stop_idle_clusters
 from tests.factories import ClusterFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -364,9 +364,12 @@ def test_idle_countdown_says_how_long_the_gpus_have_been_idle(client_alice: Clie
     now = timezone.now().replace(microsecond=0)
     for seconds_ago in range(600, -1, -10):  # busy until 10 min ago, idle since
         send_samples(node, now - timedelta(seconds=seconds_ago), [90.0 if seconds_ago > 400 else 1.0])
+    before_check = client_alice.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
+    warn_or_stop_idle_clusters()  # the beat's idle check keeps its findings on the cluster
 
     page = client_alice.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
 
+    assert "the first idle check runs within a minute" in before_check
     assert 'data-testid="idle-countdown"' in page
     assert "Idle for 6 of 30 minutes" in page
 
@@ -375,10 +378,12 @@ def test_idle_countdown_says_busy_while_a_gpu_works(client_alice: Client, vision
     cluster = running_cluster(vision, alice, name="busy", gpus_per_node=2)
     node = NodeFactory(cluster=cluster, gpu_count=2, state=NodeState.RUNNING)
     send_samples(node, timezone.now().replace(microsecond=0) - timedelta(seconds=5), [95.0, 4.0])
+    warn_or_stop_idle_clusters()
 
     page = client_alice.get(reverse("clusters:detail", args=[cluster.pk])).content.decode()
 
-    assert "Busy: idle auto-stop counts from" in page
+    assert "Not idle (" in page
+    assert "Idle auto-stop counts from when every GPU goes under 5%" in page
 
 
 def test_a_platform_admin_overrides_auto_stop_from_the_page(client: Client, vision: Team, alice: Any) -> None:

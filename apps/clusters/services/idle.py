@@ -247,6 +247,7 @@ def warn_or_stop_idle_clusters(*, now: datetime | None = None, stop: StopCallabl
             report.skipped[cluster.pk] = f"Snoozed until {cluster.snoozed_until.isoformat()}."
             continue
         assessment = idle_assessment(cluster, now=now)
+        _remember(cluster, assessment, now)
         if not assessment.idle:
             if cluster.idle_warned_at is not None:
                 _clear_warning(cluster)
@@ -259,6 +260,15 @@ def warn_or_stop_idle_clusters(*, now: datetime | None = None, stop: StopCallabl
         else:
             _auto_stop(cluster, assessment, now, stop, report)
     return report
+
+
+def _remember(cluster: Cluster, assessment: IdleAssessment, now: datetime) -> None:
+    """Keep the check's findings on the cluster for its page (which polls every 10 s per viewer, and must not
+    re-read an hour of every GPU's samples each time)."""
+    streak = assessment.idle_since if assessment.idle else idle_streak_start(cluster, now=now)
+    Cluster.objects.filter(pk=cluster.pk).update(
+        idle_checked_at=now, idle_streak_since=streak, idle_status=assessment.reason[:300]
+    )
 
 
 def _auto_stop(
