@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import F, QuerySet, Sum
+from django.db.models import Avg, F, Max, QuerySet, Sum
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from apps.accounts.models import Team
@@ -171,3 +172,27 @@ def latest_gpu_samples(cluster_ids: Iterable[int]) -> list[GpuSample]:
     for sample in recent:
         newest.setdefault((sample.node_id, sample.gpu_index), sample)
     return list(newest.values())
+
+
+@dataclass(frozen=True)
+class MinutePoint:
+    minute: datetime
+    utilization_pct: float  # averages over the minute's samples
+    memory_used_pct: float
+
+
+def gpu_minutes(cluster: Cluster, since: datetime) -> dict[tuple[str, int], list[MinutePoint]]:
+    """(instance id, GPU index) -> per-minute averages since `since`, oldest first: what a chart of the last hour
+    needs (60 points a GPU), averaged by the database instead of sending every 10 s sample to the page."""
+    rows = (
+        GpuSample.objects.filter(node__cluster=cluster, sampled_at__gte=since)
+        .annotate(minute=TruncMinute("sampled_at"))
+        .values("node__instance_id", "gpu_index", "minute")
+        .annotate(util=Avg("utilization_pct"), used=Avg("memory_used_mib"), total=Max("memory_total_mib"))
+        .order_by("minute")
+    )
+    series: dict[tuple[str, int], list[MinutePoint]] = defaultdict(list)
+    for row in rows:
+        used_pct = row["used"] / row["total"] * 100 if row["total"] else 0.0
+        series[(row["node__instance_id"], row["gpu_index"])].append(MinutePoint(row["minute"], row["util"], used_pct))
+    return dict(sorted(series.items()))

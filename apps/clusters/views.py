@@ -193,17 +193,14 @@ def _points(series: list[tuple[float, float]]) -> str:
 
 
 def _sparklines(cluster: Cluster, now: datetime) -> list[dict[str, Any]]:
-    """Per GPU, the last hour of utilization and memory use as SVG polyline points (x: time, y: percent)."""
+    """Per GPU, the last hour of utilization and memory use (per-minute averages) as SVG polyline points."""
     since = now - SPARKLINE_SPAN
     span = SPARKLINE_SPAN.total_seconds()
     lines = []
-    for (instance_id, gpu_index), points in selectors.gpu_series(cluster, since).items():
-        xs = [min(1.0, (point.sampled_at - since).total_seconds() / span) for point in points]
+    for (instance_id, gpu_index), points in selectors.gpu_minutes(cluster, since).items():
+        xs = [max(0.0, min(1.0, (point.minute - since).total_seconds() / span)) for point in points]
         utilization = [(x, point.utilization_pct) for x, point in zip(xs, points, strict=True)]
-        memory = [
-            (x, point.memory_used_mib / point.memory_total_mib * 100 if point.memory_total_mib else 0.0)
-            for x, point in zip(xs, points, strict=True)
-        ]
+        memory = [(x, point.memory_used_pct) for x, point in zip(xs, points, strict=True)]
         lines.append(
             {
                 "node": instance_id,
@@ -212,7 +209,6 @@ def _sparklines(cluster: Cluster, now: datetime) -> list[dict[str, Any]]:
                 "memory_points": _points(memory),
                 "utilization_last": utilization[-1][1],
                 "memory_last": memory[-1][1],
-                "samples": len(points),
             }
         )
     return lines
