@@ -13,8 +13,8 @@ from django.db.models import Avg, F, Max, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from apps.accounts.models import Team
-from apps.accounts.selectors import AnyUser, scope_to_teams
+from apps.accounts.models import Role, Team
+from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
 from apps.clusters.models import Cluster, ClusterState, GpuSample, InstanceTypeLimit, QuotaException, TeamQuota
 
 # Clusters that hold (or are about to hold) GPUs. Stopped, terminated and failed clusters free their quota.
@@ -196,3 +196,16 @@ def gpu_minutes(cluster: Cluster, since: datetime) -> dict[tuple[str, int], list
         used_pct = row["used"] / row["total"] * 100 if row["total"] else 0.0
         series[(row["node__instance_id"], row["gpu_index"])].append(MinutePoint(row["minute"], row["util"], used_pct))
     return dict(sorted(series.items()))
+
+
+def may_act_for_owner(user: AnyUser, cluster: Cluster) -> bool:
+    """The cluster's owner, a manager or admin of its team, or a platform admin: who may snooze or extend it."""
+    if getattr(user, "is_superuser", False) or user.pk == cluster.owner_id:
+        return True
+    return role_in(user, cluster.team) in (Role.MANAGER, Role.ADMIN)
+
+
+def extend_room(cluster: Cluster) -> int:
+    """Hours the cluster's max_hours may still grow by, up to its team's maximum per cluster (0: none)."""
+    limit = effective_quota(cluster.team).max_cluster_hours
+    return max(0, limit - (cluster.max_hours or limit))

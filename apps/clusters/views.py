@@ -238,8 +238,7 @@ def _extend_room(cluster: Cluster) -> int:
     """Hours the cluster may still be extended by (0: not extendable now)."""
     if cluster.state not in EXTENDABLE_STATES:
         return 0
-    limit = selectors.effective_quota(cluster.team).max_cluster_hours
-    return max(0, limit - (cluster.max_hours or limit))
+    return selectors.extend_room(cluster)
 
 
 def _idle_countdown(cluster: Cluster, now: datetime) -> dict[str, Any] | None:

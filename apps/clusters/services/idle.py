@@ -31,8 +31,6 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import Role
-from apps.accounts.selectors import role_in
 from apps.audit.services import record
 from apps.clusters.errors import (
     AutostopOverrideForbidden,
@@ -42,7 +40,7 @@ from apps.clusters.errors import (
     SnoozeUsed,
 )
 from apps.clusters.models import Cluster, ClusterState, GpuSample, NodeState
-from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT
+from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT, may_act_for_owner
 from apps.core.errors import ApplicationError
 
 # Between the warning e-mail and the stop: long enough to read the mail and snooze (10 minutes unless configured).
@@ -297,18 +295,12 @@ def _auto_stop(
     report.stopped.append(cluster.pk)
 
 
-def _may_snooze(actor: User, cluster: Cluster) -> bool:
-    if actor.is_superuser or actor.pk == cluster.owner_id:
-        return True
-    return role_in(actor, cluster.team) in (Role.MANAGER, Role.ADMIN)
-
-
 @transaction.atomic
 def snooze_idle_stop(actor: User, cluster: Cluster, *, minutes: int, reason: str) -> Cluster:
     """Hold off auto-stop once per cluster, for a bounded time, with a reason. Clears a pending warning, so when
     the snooze ends an idle cluster is warned again and gets the full grace before it stops."""
     locked = Cluster.objects.select_for_update().select_related("team").get(pk=cluster.pk)
-    if not _may_snooze(actor, locked):
+    if not may_act_for_owner(actor, locked):
         raise SnoozeForbidden("Only the cluster's owner or a manager or admin of its team can snooze auto-stop.")
     if locked.snooze_used:
         raise SnoozeUsed(f"Auto-stop of {locked} was already snoozed once; stop the cluster or make it busy.")

@@ -16,8 +16,6 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.models import Role
-from apps.accounts.selectors import role_in
 from apps.audit.services import record
 from apps.clusters import selectors
 from apps.clusters.cloud import CloudError
@@ -30,23 +28,17 @@ EXTENDABLE_STATES = (ClusterState.REQUESTED, ClusterState.PROVISIONING, ClusterS
 logger = logging.getLogger(__name__)
 
 
-def _may_extend(actor: User, cluster: Cluster) -> bool:
-    if actor.is_superuser or actor.pk == cluster.owner_id:
-        return True
-    return role_in(actor, cluster.team) in (Role.MANAGER, Role.ADMIN)
-
-
 @transaction.atomic
 def extend_cluster(actor: User, cluster: Cluster, *, hours: int, request: HttpRequest | None = None) -> Cluster:
     """Add `hours` of running time to the cluster's limit, up to the team's maximum hours per cluster."""
     locked = Cluster.objects.select_for_update().select_related("team").get(pk=cluster.pk)
-    if not _may_extend(actor, locked):
+    if not selectors.may_act_for_owner(actor, locked):
         raise NotClusterOwner("Only the cluster's owner or a manager or admin of its team can extend it.")
     if locked.state not in EXTENDABLE_STATES:
         raise ClusterNotExtendable(f"Cluster {locked} is {locked.state}; it cannot be extended.")
     limit = selectors.effective_quota(locked.team).max_cluster_hours
     current = locked.max_hours or limit
-    room = limit - current
+    room = selectors.extend_room(locked)
     if room < 1:
         raise InvalidMaxHours(
             f"Cluster {locked} already has team {locked.team.slug}'s maximum of {limit} hours; ask a platform admin.",

@@ -5,7 +5,7 @@ rows); rollups older than TELEMETRY_ROLLUP_RETENTION_DAYS are deleted. The beat 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -192,10 +192,29 @@ def _coarsen(nodes: Sequence[int], cutoff: datetime) -> tuple[int, int]:
         return cursor.rowcount, len(rows)
 
 
+def _floor(at: datetime, step: timedelta) -> datetime:
+    seconds = int(step.total_seconds())
+    return datetime.fromtimestamp(int(at.timestamp()) // seconds * seconds, tz=UTC)
+
+
 def bucket_start(at: datetime) -> datetime:
     """The start of the rollup bucket that holds `at` (buckets are aligned to the epoch, in UTC)."""
-    step = int(ROLLUP_BUCKET.total_seconds())
-    return datetime.fromtimestamp(int(at.timestamp()) // step * step, tz=UTC)
+    return _floor(at, ROLLUP_BUCKET)
+
+
+def hour_start(at: datetime) -> datetime:
+    return _floor(at, HOURLY_BUCKET)
+
+
+def _in_chunks(fold: Callable[[Sequence[int], datetime], tuple[int, int]], cutoff: datetime) -> tuple[int, int]:
+    """Run `fold` over every node, NODES_PER_TRANSACTION at a time; the sums of its two counts."""
+    node_ids = list(Node.objects.order_by("pk").values_list("pk", flat=True))
+    moved = written = 0
+    for start in range(0, len(node_ids), NODES_PER_TRANSACTION):
+        chunk_moved, chunk_written = fold(node_ids[start : start + NODES_PER_TRANSACTION], cutoff)
+        moved += chunk_moved
+        written += chunk_written
+    return moved, written
 
 
 @dataclass(frozen=True)
@@ -217,18 +236,9 @@ def rollup_telemetry(now: datetime | None = None) -> RollupReport:
     (see apps.clusters.checks)."""
     now = now or timezone.now()
     cutoff = bucket_start(now - timedelta(hours=settings.TELEMETRY_RAW_RETENTION_HOURS))
-    node_ids = list(Node.objects.order_by("pk").values_list("pk", flat=True))
-    folded = written = 0
-    for start in range(0, len(node_ids), NODES_PER_TRANSACTION):
-        chunk_folded, chunk_written = _fold(node_ids[start : start + NODES_PER_TRANSACTION], cutoff)
-        folded += chunk_folded
-        written += chunk_written
+    folded, written = _in_chunks(_fold, cutoff)
     fine_cutoff = hour_start(now - timedelta(days=settings.TELEMETRY_FINE_ROLLUP_DAYS))
-    coarsened = hourly = 0
-    for start in range(0, len(node_ids), NODES_PER_TRANSACTION):
-        chunk_moved, chunk_written = _coarsen(node_ids[start : start + NODES_PER_TRANSACTION], fine_cutoff)
-        coarsened += chunk_moved
-        hourly += chunk_written
+    coarsened, hourly = _in_chunks(_coarsen, fine_cutoff)
     expired = now - timedelta(days=settings.TELEMETRY_ROLLUP_RETENTION_DAYS)
     deleted, _ = GpuRollup.objects.filter(bucket_start__lt=expired).delete()
     return RollupReport(
@@ -240,8 +250,3 @@ def rollup_telemetry(now: datetime | None = None) -> RollupReport:
         coarsened=coarsened,
         hourly_written=hourly,
     )
-
-
-def hour_start(at: datetime) -> datetime:
-    step = int(HOURLY_BUCKET.total_seconds())
-    return datetime.fromtimestamp(int(at.timestamp()) // step * step, tz=UTC)
