@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template import loader
+from django.template.defaultfilters import filesizeformat
 
 from apps.accounts.selectors import memberships_for
 from apps.core.exceptions import problem_response
@@ -23,9 +26,19 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):  # raised lazily when multipart fields overflow while read
+        return payload_too_large(request, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if _is_api(request):
         return problem_response(request, 400, "bad_request", "Bad request", "The request could not be understood.")
     return render(request, "errors/400.html", status=400)
+
+
+def payload_too_large(request: HttpRequest, *, limit: int) -> HttpResponse:
+    """413 for a body over `limit` bytes. Rendered without the request: it may come before sessions and auth."""
+    detail = f"The request body is larger than the {filesizeformat(limit)} this endpoint accepts."
+    if _is_api(request):
+        return problem_response(request, 413, "payload_too_large", "Payload too large", detail)
+    return HttpResponse(loader.render_to_string("errors/413.html", {"limit": limit}), status=413)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from apps.accounts.models import Team
 from apps.catalog.models import ICONS, ApprovalPolicy, Template, TemplateKind, TemplateVersion
 from apps.catalog.services import WORKSPACE_NAME, TemplateData, VersionData
+from apps.core.parsers import loads_bounded
 
 MAX_IMPORT_BYTES = 256 * 1024
 
@@ -109,9 +110,11 @@ class JsonField(forms.CharField):
         if not text:
             return {}
         try:
-            parsed = json.loads(text)
+            parsed = loads_bounded(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        except ValueError as exc:  # nested deeper than API_MAX_JSON_DEPTH, unbalanced, or NaN/Infinity
+            raise forms.ValidationError(f"Not valid JSON: {exc}.") from exc
         if not isinstance(parsed, dict):
             raise forms.ValidationError("Must be a JSON object ({...}).")
         return parsed
