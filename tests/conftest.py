@@ -4,6 +4,7 @@ import os
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Role, Team
@@ -19,6 +20,12 @@ pytest_plugins = ["tests.fixtures.moto", "tests.fixtures.worker", "tests.fixture
 def fast_password_hashing(settings: Any) -> None:
     """PBKDF2 at production strength costs ~0.25 s per user; tests create hundreds of users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    """Rate-limit windows (sign-in failures, token creation, node throttles) start empty in every test."""
+    cache.clear()
 
 
 @pytest.fixture

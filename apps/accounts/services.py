@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib import auth
@@ -16,7 +18,15 @@ from django.utils import timezone
 from apps.accounts.errors import InvalidTokenName, NotATeamMember, TokenAlreadyRevoked, TokenNotFound
 from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.selectors import team_for, tokens_for
+from apps.accounts.throttling import (
+    LoginFailuresPerAccount,
+    LoginFailuresPerAddress,
+    TokensPerAccount,
+    TokensPerAddress,
+    Window,
+)
 from apps.audit.services import record
+from apps.core.errors import Throttled
 
 CURRENT_TEAM_SESSION_KEY = "paved_current_team_id"
 # Writing last_used_at on every request would turn each API read into a write; once a minute is enough.
@@ -26,6 +36,7 @@ TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 def log_in(request: HttpRequest, user: User) -> None:
     auth.login(request, user)
     record(user, None, "auth.login", user, request=request)
+    LoginFailuresPerAccount(user.get_username()).reset(request)  # the owner got in: earlier typos are forgiven
 
 
 def log_out(request: HttpRequest) -> None:
@@ -35,8 +46,46 @@ def log_out(request: HttpRequest) -> None:
     auth.logout(request)
 
 
+def _login_windows(username: str) -> list[Window]:
+    return [LoginFailuresPerAccount(username), LoginFailuresPerAddress()]
+
+
+def _token_windows(actor: User) -> list[Window]:
+    return [TokensPerAccount(str(actor.pk)), TokensPerAddress()]
+
+
+def _refuse_while_full(windows: list[Window], request: HttpRequest, *, what: str) -> None:
+    for window in windows:
+        if window.full(request):
+            minutes = math.ceil(window.retry_after() / 60)
+            whom = "your address" if window.subject == "" else "this account"
+            raise Throttled(
+                f"Too many {what} for {whom}. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                retry_after=window.retry_after(),
+            )
+
+
+def _count(windows: list[Window], request: HttpRequest, *, actor: User | None, verb: str, **data: Any) -> None:
+    """Count one attempt in each window; the one that fills a window starts a lockout, audited then, once."""
+    for window in windows:
+        if window.count(request):
+            record(
+                actor,
+                None,
+                verb,
+                data={**data, "scope": window.scope, "retry_after": window.retry_after()},
+                request=request,
+            )
+
+
+def ensure_login_allowed(request: HttpRequest, *, username: str) -> None:
+    """Refuse before the password is even checked while the account or the address is locked out."""
+    _refuse_while_full(_login_windows(username), request, what="failed sign-ins")
+
+
 def record_failed_login(request: HttpRequest, username: str) -> None:
     record(None, None, "auth.login_failed", data={"username": username[:150]}, request=request)
+    _count(_login_windows(username), request, actor=None, verb="auth.login_locked", username=username[:150])
 
 
 def switch_team(request: HttpRequest, slug: str) -> Team:
@@ -52,7 +101,6 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-@transaction.atomic
 def create_api_token(
     actor: User,
     *,
@@ -60,17 +108,25 @@ def create_api_token(
     expires_at: datetime | None = None,
     request: HttpRequest | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a personal token and return it with its secret; the secret is not stored and never shown again."""
+    """Create a personal token and return it with its secret; the secret is not stored and never shown again.
+
+    Requests (the API and the tokens page) are rate-limited per account and address; `manage.py create_token`
+    passes none. The limit is checked outside the transaction so a lockout's audit row is kept.
+    """
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidTokenName("Give the token a name of 1 to 100 characters, e.g. 'ci-pipeline'.")
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidTokenName("The expiry date must be in the future.", code="invalid_token_expiry")
+    if request is not None:
+        _refuse_while_full(_token_windows(actor), request, what="new tokens")
+        _count(_token_windows(actor), request, actor=actor, verb="token.create_locked")
     raw = settings.API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user=actor, name=name, prefix=raw[:12], digest=hash_token(raw), expires_at=expires_at
-    )
-    record(actor, None, "token.created", token, data={"name": name, "expires_at": expires_at}, request=request)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=actor, name=name, prefix=raw[:12], digest=hash_token(raw), expires_at=expires_at
+        )
+        record(actor, None, "token.created", token, data={"name": name, "expires_at": expires_at}, request=request)
     return token, raw
 
 

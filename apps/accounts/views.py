@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -14,12 +16,25 @@ from django.views.decorators.http import require_POST
 from apps.accounts import selectors, services
 from apps.accounts.forms import ApiTokenForm
 from apps.accounts.selectors import authenticated
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, Throttled
 
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username = request.POST.get("username", "")
+        try:
+            services.ensure_login_allowed(request, username=username)
+        except Throttled as exc:
+            # An unbound form: binding it would check the password, which a lockout must not do.
+            form = AuthenticationForm(request, initial={"username": username})
+            context = self.get_context_data(form=form, lockout=exc.message)
+            response = self.render_to_response(context, status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         services.log_in(self.request, authenticated(form.get_user()))
@@ -65,7 +80,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
-                status = 422
+                status = exc.status if isinstance(exc, Throttled) else 422
             else:
                 messages.success(request, f"Token '{token.name}' created. Copy it now: it is shown only once.")
                 form = ApiTokenForm()

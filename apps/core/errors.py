@@ -43,3 +43,15 @@ class Conflict(ApplicationError):
     code = "conflict"
     status = 409
     title = "Conflict"
+
+
+class Throttled(ApplicationError):
+    """Too many attempts: answered 429 with a Retry-After header (seconds)."""
+
+    code = "throttled"
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, extra={"retry_after": retry_after})
+        self.retry_after = retry_after

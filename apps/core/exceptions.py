@@ -14,7 +14,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, Throttled
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://paved.dev/problems/"
@@ -56,7 +56,8 @@ def _flatten(detail: Any) -> Any:
 def problem_details_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         body = problem(exc.status, exc.code, exc.title, exc.message, **exc.extra)
-        return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
+        return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -39,7 +39,7 @@ def test_alice_finds_fills_fixes_and_launches_a_sandbox(
     log_in(page, live_server, "alice")
     page.goto(f"{live_server.url}/catalog/")
     page.fill("[data-testid=catalog-search]", "sandbox")
-    page.wait_for_function("!document.querySelector('[data-testid=template-card-model-endpoint]')")
+    page.wait_for_function("() => !document.querySelector('[data-testid=template-card-model-endpoint]')")
     page.click("[data-testid=template-card-sandbox-experiment]")
     page.click("[data-testid=launch]")
 
@@ -53,7 +53,7 @@ def test_alice_finds_fills_fixes_and_launches_a_sandbox(
 
     page.fill("#id_p-gpu_count", "2")
     page.locator("#id_p-gpu_count").blur()
-    page.wait_for_function("document.querySelector('#p-gpu_count-errors').innerText.trim() === ''")
+    page.wait_for_function("() => document.querySelector('#p-gpu_count-errors').innerText.trim() === ''")
     estimate = page.locator("[data-testid=estimate]")
     estimate.get_by_text(re.compile(r"0\.5\d USD")).wait_for()
     screenshot("alice-launch-estimate")
@@ -92,7 +92,7 @@ def test_ada_imports_a_backstage_template_publishes_it_and_alice_sees_it(
     page.click("main button:has-text('Save draft')")
     page.wait_for_selector("[data-testid=validation] .ok")
     page.click("main button:has-text('Publish')")
-    page.wait_for_function("document.querySelector('[data-testid=lifecycle]').innerText.includes('Published')")
+    page.wait_for_function("() => document.querySelector('[data-testid=lifecycle]').innerText.includes('Published')")
     screenshot("ada-published")
 
     page.click("text=Sign out")

@@ -54,7 +54,7 @@ def test_the_fixture_reports_an_inline_script_and_style_on_our_origin(
     )
 
     page.goto(f"{live_server.url}/hostile")
-    page.wait_for_function("document.readyState === 'complete'")
+    page.wait_for_function("() => document.readyState === 'complete'")
     page.wait_for_timeout(200)  # violation events are dispatched as tasks after the parser meets them
 
     assert page.title() != "ran"
