@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "api": ("bench.api_overhead", "in-process request overhead of the API and the home page"),
     "broker": ("bench.broker_latency", "enqueue -> task-start latency, Redis vs the server-less SQLite broker"),
     "run_engine": ("bench.run_engine", "run engine through a real worker and Terraform vs Terraform run directly"),
+    "json_depth": ("bench.json_depth", "JSON depth limit vs json.loads, and refusing hostile bodies"),
     "telemetry_ingest": (
         "bench.telemetry_ingest",
         "1,250 nodes x 8 GPUs posting telemetry vs bulk_create, table growth",

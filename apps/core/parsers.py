@@ -3,13 +3,15 @@
 Python's decoder recurses once per nesting level, so a 10,000-deep body ends in a RecursionError (a 500), and
 anything that walks the result (serializers, JSON Schema validation) recurses again. `check_depth` finds the depth
 without recursing: it drops string literals (their brackets do not nest) and every byte but brackets, then peels
-innermost `[]`/`{}` pairs once per level, at most the limit times, all in C-level bytes operations. Bodies with no
-more opening brackets than the limit skip the scan entirely (the common case costs two `bytes.count`s).
+innermost `[]`/`{}` pairs once per level, at most the limit times, all in C-level bytes operations; a run of more
+opening brackets than the limit ends the scan early. Bodies with no more opening brackets than the limit skip the
+scan entirely (the common case costs two `bytes.count`s).
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -26,6 +28,11 @@ _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
 
 
+@functools.lru_cache(maxsize=4)
+def _run_of_openers(length: int) -> re.Pattern[bytes]:
+    return re.compile(rb"[\[{]{%d}" % length)
+
+
 class JsonTooDeep(ValueError):
     """Raised by `check_depth`; a ValueError so callers that already catch malformed JSON catch this too."""
 
@@ -35,7 +42,10 @@ def check_depth(raw: bytes, *, max_depth: int) -> None:
     if raw.count(b"[") + raw.count(b"{") <= max_depth:
         return
     brackets = _STRING_LITERAL.sub(b"", raw).translate(None, _NOT_A_BRACKET)
+    too_deep = _run_of_openers(max_depth + 1)
     for _ in range(max_depth):
+        if too_deep.search(brackets):  # more openers in a row than the limit: `[[[[…` is refused in one pass
+            break
         peeled = _INNERMOST_PAIR.sub(b"", brackets)  # one pass: pairs it uncovers wait for the next level
         if not peeled:
             return

@@ -74,6 +74,10 @@ def test_depth_check_refuses_alternating_and_mixed_nesting() -> None:
         check_depth(six_deep, max_depth=5)
     with pytest.raises(JsonTooDeep):
         check_depth(b'[{"a":' * 40 + b"1" + b"}]" * 40, max_depth=64)
+    padded = b"[[], " * 63 + b"1" + b"]" * 63  # 64 deep, no long run of openers until the [] padding is peeled away
+    check_depth(padded, max_depth=64)
+    with pytest.raises(JsonTooDeep):
+        check_depth(b"[[], " + padded + b"]", max_depth=64)
 
 
 def test_json_form_fields_refuse_deep_json_with_a_field_error() -> None:

@@ -13,7 +13,8 @@ from django.core.management import call_command
 
 from apps.accounts.models import Role, Team
 from apps.runs.models import Run, Workspace
-from tests.factories import PASSWORD, UserFactory, member
+from tests.factories import UserFactory, member
+from tests.fixtures.browser import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,14 +24,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "quick-experiment.yaml"
 @pytest.fixture
 def catalog(db: None) -> None:
     call_command("sync_templates", stdout=io.StringIO())
-
-
-def log_in(page: Any, live_server: Any, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("[data-testid=current-user]")
 
 
 def test_alice_finds_fills_fixes_and_launches_a_sandbox(

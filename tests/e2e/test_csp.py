@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from apps.accounts.models import ApiToken
-from tests.factories import PASSWORD, ApiTokenFactory, TemplateFactory, TemplateVersionFactory
+from tests.factories import ApiTokenFactory, TemplateFactory, TemplateVersionFactory
+from tests.fixtures.browser import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -22,6 +23,10 @@ PAGES = [
     "/accounts/profile/",
     "/accounts/tokens/",
     "/admin/",
+    "/admin/accounts/team/",
+    "/admin/accounts/team/add/",
+    "/admin/accounts/membership/add/",
+    "/admin/audit/auditevent/",
     "/api/docs/",
     "/catalog/new/",
     "/catalog/import/",
@@ -32,14 +37,6 @@ PAGES = [
     "/clusters/quotas/",
     "/no-such-page/",
 ]
-
-
-def sign_in(page: Any, live_server: Any, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("[data-testid=current-user]")
 
 
 def test_the_fixture_reports_an_inline_script_and_style_on_our_origin(
@@ -69,7 +66,7 @@ def test_every_main_page_renders_without_a_csp_violation(
     mark.is_staff = mark.is_superuser = True  # a platform admin sees every page, the admin and curation ones too
     mark.save()
     TemplateVersionFactory(template=TemplateFactory(slug="sandbox"))
-    sign_in(page, live_server, "mark")
+    log_in(page, live_server, "mark")
 
     for path in PAGES:
         page.goto(f"{live_server.url}{path}")
@@ -81,7 +78,7 @@ def test_every_main_page_renders_without_a_csp_violation(
 
 def test_moved_inline_handlers_still_work(live_server: Any, page: Any, mark: Any) -> None:
     token = ApiTokenFactory(user=mark, name="laptop")
-    sign_in(page, live_server, "mark")
+    log_in(page, live_server, "mark")
 
     page.select_option("[data-testid=team-switcher]", label="NLP")
     page.wait_for_selector("text=Now working in team NLP")

@@ -24,7 +24,8 @@ from apps.catalog.models import TemplateVersion
 from apps.catalog.services import launch_template
 from apps.runs.models import Approval, Run, RunKind, RunLogChunk, RunState, Workspace, WorkspaceStatus
 from apps.runs.services.logs import RunLogWriter
-from tests.factories import PASSWORD, RunFactory, WorkspaceFactory
+from tests.factories import RunFactory, WorkspaceFactory
+from tests.fixtures.browser import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -65,14 +66,6 @@ def worker(celery_worker: Any) -> Iterator[WorkerTap]:
 @pytest.fixture
 def catalog(db: None) -> None:
     call_command("sync_templates", stdout=io.StringIO())
-
-
-def log_in(page: Any, live_server: Any, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("[data-testid=current-user]")
 
 
 def mark_page(page: Any) -> None:
