@@ -6,7 +6,14 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
 from apps.audit.api import AuditEventViewSet
-from apps.catalog.api import BackstageImportView, EstimateView, LaunchTemplateView, TemplateViewSet
+from apps.catalog.api import (
+    BackstageImportView,
+    EstimateView,
+    LaunchTemplateView,
+    TemplateModuleView,
+    TemplateVersionValidationView,
+    TemplateViewSet,
+)
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
@@ -35,5 +42,11 @@ urlpatterns = [
     path("templates/import-backstage", BackstageImportView.as_view(), name="template-import-backstage"),
     path("templates/<slug:slug>/launch", LaunchTemplateView.as_view(), name="template-launch"),
     path("templates/<slug:slug>/estimate", EstimateView.as_view(), name="template-estimate"),
+    path("templates/<slug:slug>/versions/<str:version>/module", TemplateModuleView.as_view(), name="template-module"),
+    path(
+        "templates/<slug:slug>/versions/<str:version>/validation",
+        TemplateVersionValidationView.as_view(),
+        name="template-validation",
+    ),
     *router.urls,
 ]

@@ -91,6 +91,14 @@ def module_dir(version: TemplateVersion) -> Path | None:
     return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
+def shipped_module_folders() -> list[str]:
+    """Folders under infra/templates/ that hold a Terraform module, relative to the repository (a gpu_cluster
+    golden path's folder holds none). The browser's module picker and the API's module endpoint offer these."""
+    root = Path(settings.BASE_DIR) / "infra" / "templates"
+    folders = sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+    return [str(path.relative_to(settings.BASE_DIR)) for path in folders if any(path.glob("*.tf"))]
+
+
 def latest_published(template: Template) -> TemplateVersion | None:
     return template.versions.filter(lifecycle=Lifecycle.PUBLISHED).order_by("-published_at", "-created_at").first()
 

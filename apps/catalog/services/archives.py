@@ -21,6 +21,7 @@ from apps.catalog.models import (
     TemplateVersion,
 )
 from apps.catalog.modules import ModuleError, inspect_module
+from apps.catalog.selectors import shipped_module_folders
 from apps.catalog.services.curation import require_curator
 
 # --- Module archives ----------------------------------------------------------------------------------------
@@ -63,11 +64,7 @@ def _archive_members(name: str, data: bytes) -> list[tuple[str, bytes]]:
     return members
 
 
-@transaction.atomic
-def attach_module_archive(
-    actor: User, version: TemplateVersion, *, name: str, data: bytes, request: HttpRequest | None = None
-) -> TemplateVersion:
-    """Unpack an uploaded Terraform module for a draft into the data dir and point the draft at it."""
+def _require_module_draft(actor: User, version: TemplateVersion) -> None:
     require_curator(actor, version.template)
     if version.lifecycle != Lifecycle.DRAFT:
         raise errors.LifecycleError("Modules can only be attached to drafts.")
@@ -76,6 +73,38 @@ def attach_module_archive(
             f"{version.template.slug} is a GPU cluster template: it has no Terraform module (its parameters go "
             "straight to the cluster request), so there is nothing to upload. Use a Terraform template for a module."
         )
+
+
+@transaction.atomic
+def attach_module_folder(
+    actor: User, version: TemplateVersion, *, folder: str, request: HttpRequest | None = None
+) -> TemplateVersion:
+    """Point a draft at one of the shipped module folders (infra/templates/<slug>), the API's counterpart of the
+    editor's module picker: only those folders are offered, so a curator cannot point a run at any path."""
+    _require_module_draft(actor, version)
+    folders = shipped_module_folders()
+    wanted = folder.strip().rstrip("/")
+    if wanted not in folders:
+        raise errors.ModuleArchiveRejected(
+            f"{folder!r} is not a shipped module folder; choose one of {', '.join(folders) or 'none'}, "
+            "or upload a module archive."
+        )
+    try:
+        inspect_module(Path(settings.BASE_DIR) / wanted)
+    except ModuleError as exc:
+        raise errors.ModuleArchiveRejected(f"The module in {wanted} does not parse: {exc}") from exc
+    version.module_path = wanted
+    version.save(update_fields=["module_path", "updated_at"])
+    record(actor, version.template.owner_team, "template.module_attached", version, {"module_path": wanted}, request)
+    return version
+
+
+@transaction.atomic
+def attach_module_archive(
+    actor: User, version: TemplateVersion, *, name: str, data: bytes, request: HttpRequest | None = None
+) -> TemplateVersion:
+    """Unpack an uploaded Terraform module for a draft into the data dir and point the draft at it."""
+    _require_module_draft(actor, version)
     if len(data) > MAX_ARCHIVE_BYTES:
         raise errors.ModuleArchiveRejected("The archive is larger than 5 MB.")
     try:
