@@ -489,13 +489,18 @@ def _steps(value: Any, conv: _Converter) -> tuple[dict[str, str], ...]:
 
 def _output_note(output: Any) -> str:
     parts: list[str] = []
+    conditional = 0
     if isinstance(output, dict):
         for key, value in output.items():
+            if isinstance(value, list):
+                conditional += sum(1 for entry in value if isinstance(entry, dict) and "if" in entry)
             if key == "links" and isinstance(value, list):
                 titles = [str(link.get("title") or link.get("url") or "") for link in value if isinstance(link, dict)]
                 parts.append("links " + ", ".join(f"'{title}'" for title in titles))
             else:
                 parts.append(str(key))
+    if conditional:
+        parts.append(f"{conditional} of them shown only under an if: condition")
     detail = f" ({'; '.join(parts)})" if parts else ""
     return f"spec.output{detail} was not imported: the run page shows the Terraform module's outputs instead."
 
