@@ -12,6 +12,7 @@ import pytest
 
 from apps.catalog.backstage import BackstageImport, import_backstage_template
 from apps.catalog.backstage_conditions import UntranslatableCondition, translate_condition
+from apps.catalog.models import TemplateVersion
 from apps.catalog.schema import (
     REQUIRED_MESSAGE,
     apply_defaults,
@@ -21,6 +22,7 @@ from apps.catalog.schema import (
     validate_parameters,
 )
 from apps.catalog.schema_forms import build_parameters_form
+from apps.catalog.selectors import parameter_rows
 
 PUBLIC = Path(__file__).parent / "fixtures" / "backstage" / "public"
 
@@ -256,3 +258,13 @@ def test_import_report_lists_added_length_caps() -> None:
         "'azure_subscription_id': Paved caps every string parameter at 1024 characters; set a lower maxLength or "
         "a pattern where you can."
     ]
+
+
+def test_template_page_lists_conditional_parameters_with_when_they_apply() -> None:
+    version = TemplateVersion(parameters_schema=public("conditional-parameters-demo.yaml").parameters)
+
+    rows = {row["name"]: row for row in parameter_rows(version)}
+
+    assert rows["aws_region"]["required"] is True
+    assert rows["aws_region"]["description"].startswith("Only allowed when 'cloud_provider' is AWS.")
+    assert rows["alert_email"]["description"].startswith("Only allowed when 'enable_monitoring' is set.")
