@@ -260,3 +260,33 @@ def test_yaml_with_control_characters_is_a_400_problem_not_a_server_error(api: A
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_backstage_template"
     assert "control character #x0007" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["module.zip", "module.tar.gz"])
+def test_corrupt_module_archive_is_a_400_problem(api: Any, ada: Any, name: str) -> None:
+    imported(api, ada)
+    upload = io.BytesIO(b"PK\x03\x04 this is not an archive")
+    upload.name = name
+
+    response = api.post(version_url(tail="/module"), {"archive": upload}, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "module_archive_rejected"
+    assert "could not be read" in response.json()["detail"]
+
+
+def test_archive_that_declares_too_much_content_is_refused_before_unpacking(
+    api: Any, ada: Any, settings: Any, tmp_path: Path
+) -> None:
+    settings.DATA_DIR = tmp_path
+    imported(api, ada)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("main.tf", b"\n" * (21 * 1024 * 1024))  # 21 MB of newlines deflate to ~20 KB
+    upload = io.BytesIO(buffer.getvalue())
+    upload.name = "bomb.zip"
+
+    response = api.post(version_url(tail="/module"), {"archive": upload}, format="multipart")
+
+    assert response.status_code == 400
+    assert "expands to more than 20 MB" in response.json()["detail"]
