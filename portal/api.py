@@ -1,7 +1,7 @@
 """The /api/v1/ router. Every list/detail resource is registered here, which is what lets the tenancy test
 walk all of them automatically."""
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
@@ -26,6 +26,9 @@ class OptionalSlashRouter(DefaultRouter):
         self.trailing_slash = "/?"
 
 
+# The version in curation URLs, as the router's version actions spell it.
+SEMVER_PATH = r"(?P<version>\d+\.\d+\.\d+)"
+
 router = OptionalSlashRouter()
 router.register("teams", TeamViewSet, basename="team")
 router.register("tokens", ApiTokenViewSet, basename="token")
@@ -42,9 +45,13 @@ urlpatterns = [
     path("templates/import-backstage", BackstageImportView.as_view(), name="template-import-backstage"),
     path("templates/<slug:slug>/launch", LaunchTemplateView.as_view(), name="template-launch"),
     path("templates/<slug:slug>/estimate", EstimateView.as_view(), name="template-estimate"),
-    path("templates/<slug:slug>/versions/<str:version>/module", TemplateModuleView.as_view(), name="template-module"),
-    path(
-        "templates/<slug:slug>/versions/<str:version>/validation",
+    re_path(
+        rf"^templates/(?P<slug>[-a-zA-Z0-9_]+)/versions/{SEMVER_PATH}/module$",
+        TemplateModuleView.as_view(),
+        name="template-module",
+    ),
+    re_path(
+        rf"^templates/(?P<slug>[-a-zA-Z0-9_]+)/versions/{SEMVER_PATH}/validation$",
         TemplateVersionValidationView.as_view(),
         name="template-validation",
     ),
