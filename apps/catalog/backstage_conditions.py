@@ -70,6 +70,8 @@ def _tokens(body: str) -> list[_Token]:
         position = match.end()
         kind = match.lastgroup or "other"
         text = match.group(kind)
+        if kind == "other" and text == "|":
+            raise UntranslatableCondition("template filters (|) are not supported")
         if kind == "other":
             raise UntranslatableCondition(f"'{text}' is not supported")
         if kind == "string":
@@ -115,7 +117,8 @@ class _Parser:
 
     def take(self) -> _Token:
         token = self.tokens[self.index]
-        self.index += 1
+        if token.kind != "end":  # the end token stays, however often a parser asks past it
+            self.index += 1
         return token
 
     def expect(self, text: str) -> None:
@@ -130,24 +133,22 @@ class _Parser:
         return condition
 
     def disjunction(self) -> dict[str, Any]:
-        parts = [self.conjunction()]
-        while self.peek().text == "||":
-            self.take()
-            parts.append(self.conjunction())
-        return parts[0] if len(parts) == 1 else {"anyOf": parts}
+        return self._chain("||", "anyOf", self.conjunction)
 
     def conjunction(self) -> dict[str, Any]:
-        parts = [self.negation()]
-        while self.peek().text == "&&":
+        return self._chain("&&", "allOf", self.negation)
+
+    def _chain(self, operator: str, keyword: str, part: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        parts = [part()]
+        while self.peek().text == operator:
             self.take()
-            parts.append(self.negation())
-        return parts[0] if len(parts) == 1 else {"allOf": parts}
+            parts.append(part())
+        return parts[0] if len(parts) == 1 else {keyword: parts}
 
     def negation(self) -> dict[str, Any]:
         if self.peek().text == "!":
             self.take()
-            with_depth = self._deeper()
-            return {"not": with_depth(self.negation)}
+            return {"not": self._nested(self.negation)}
         return self.comparison()
 
     def comparison(self) -> dict[str, Any]:
@@ -162,7 +163,7 @@ class _Parser:
     def operand(self) -> dict[str, Any] | _Reference | _Literal:
         token = self.take()
         if token.text == "(":
-            condition = self._deeper()(self.disjunction)
+            condition = self._nested(self.disjunction)
             self.expect(")")
             return condition
         if token.kind in ("string", "number"):
@@ -190,17 +191,15 @@ class _Parser:
         self.references.append(renamed)
         return _Reference(renamed)
 
-    def _deeper(self) -> Callable[[Callable[[], Any]], Any]:
-        def call(parse: Callable[[], Any]) -> Any:
-            self.depth += 1
-            if self.depth > MAX_NESTING:
-                raise UntranslatableCondition(f"the expression nests deeper than {MAX_NESTING} levels")
-            try:
-                return parse()
-            finally:
-                self.depth -= 1
-
-        return call
+    def _nested(self, parse: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Parse one level deeper (after `!` or `(`), refusing expressions nested beyond MAX_NESTING."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise UntranslatableCondition(f"the expression nests deeper than {MAX_NESTING} levels")
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
 
 
 def _equality(left: Any, right: Any) -> dict[str, Any]:
@@ -240,10 +239,7 @@ def translate_condition(expression: Any, rename: Callable[[str], str]) -> Condit
     match = _WRAPPED.match(expression)
     if match is None:
         raise UntranslatableCondition("it is not a single ${{ ... }} expression")
-    body = match["body"]
-    if "|" in body.replace("||", ""):
-        raise UntranslatableCondition("template filters (|) are not supported")
-    parser = _Parser(_tokens(body), rename)
+    parser = _Parser(_tokens(match["body"]), rename)
     schema = parser.parse()
     return Condition(schema, tuple(dict.fromkeys(parser.references)))
 

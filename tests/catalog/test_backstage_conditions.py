@@ -268,3 +268,30 @@ def test_template_page_lists_conditional_parameters_with_when_they_apply() -> No
     assert rows["aws_region"]["required"] is True
     assert rows["aws_region"]["description"].startswith("Only allowed when 'cloud_provider' is AWS.")
     assert rows["alert_email"]["description"].startswith("Only allowed when 'enable_monitoring' is set.")
+
+
+def test_a_bar_inside_a_string_is_a_value_not_a_filter() -> None:
+    schema = with_condition("${{ parameters.provider === 'AWS|GCP' }}")
+
+    assert not shows_extra(schema, provider="AWS")
+    assert "extra" in conditional_properties(schema)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "${{ }}",
+        "${{ parameters }}",
+        "${{ parameters[ }}",
+        "${{ 'unterminated }}",
+        "${{ ))) }}",
+        "${{ parameters.a === }}",
+        "${{ !!!!! }}",
+        "${{ 1e5 }}",
+        "${{ parameters.a ==== 'x' }}",
+        "${{ parameters.a === 'x' parameters.b }}",
+    ],
+)
+def test_malformed_expressions_are_untranslatable_never_a_crash(expression: str) -> None:
+    with pytest.raises(UntranslatableCondition):
+        translate_condition(expression, str)
