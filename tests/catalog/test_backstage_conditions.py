@@ -3,6 +3,7 @@ branches stay conditional, and the form, the inline checks and the API (apps/cat
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -295,3 +296,14 @@ def test_a_bar_inside_a_string_is_a_value_not_a_filter() -> None:
 def test_malformed_expressions_are_untranslatable_never_a_crash(expression: str) -> None:
     with pytest.raises(UntranslatableCondition):
         translate_condition(expression, str)
+
+
+def test_truthiness_of_a_number_tells_the_browser_that_zero_hides_the_page() -> None:
+    form = build_parameters_form(with_condition("${{ parameters.size }}"), None)
+
+    assert json.loads(form.show_when_json("extra") or "{}") == {
+        "field": "size",
+        "truthy": True,
+        "name": "p-size",
+        "numeric": True,
+    }

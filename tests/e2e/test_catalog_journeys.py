@@ -125,6 +125,13 @@ def test_alice_toggles_a_backstage_page_condition_and_its_fields_appear_and_disa
     assert scratch.locator(".required").count() == 1
     screenshot("alice-condition-shown")
 
+    notes = page.locator("#p-notes-field")
+    notes.wait_for(state="hidden")
+    page.fill("#id_p-gpu_count", "2")
+    notes.wait_for(state="visible")
+    page.fill("#id_p-gpu_count", "0")
+    notes.wait_for(state="hidden")
+
     page.fill("#id_name", "alice-conditional")
     page.fill("#id_p-experiment_name", "cond-run")
     page.click("[data-testid=submit-launch]")
