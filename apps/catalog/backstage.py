@@ -386,6 +386,11 @@ def _merge_pages(pages: list[Any], conv: _Converter) -> tuple[dict[str, Any], di
     if required:
         parameters["required"] = required
     parameters["additionalProperties"] = False
+    if pages:
+        conv.note(
+            "Parameters no page defines are refused (additionalProperties: false on the merged schema), as every "
+            "Paved template requires."
+        )
     if dependencies:
         parameters["dependencies"] = dependencies
     if len(conditions) == 1 and not all_of:

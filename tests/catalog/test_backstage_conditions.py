@@ -307,3 +307,9 @@ def test_truthiness_of_a_number_tells_the_browser_that_zero_hides_the_page() -> 
         "name": "p-size",
         "numeric": True,
     }
+
+
+def test_import_report_says_unknown_parameters_are_now_refused() -> None:
+    result = public("oneof-example.yaml")
+
+    assert any("additionalProperties: false" in note for note in result.unsupported)
