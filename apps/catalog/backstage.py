@@ -487,7 +487,8 @@ def _steps(value: Any, conv: _Converter) -> tuple[dict[str, str], ...]:
             )
         entry = {key: _text(step.get(key), f"The {key} of step {index}") for key in ("id", "name", "action")}
         label = entry["id"] or entry["name"] or f"#{index}"
-        conv.note(f"Step '{label}' ({entry['action'] or 'no action'}) was not imported: {_STEP_NOTE}")
+        condition = f", run only when {describe_expression(step['if'])}" if "if" in step else ""
+        conv.note(f"Step '{label}' ({entry['action'] or 'no action'}{condition}) was not imported: {_STEP_NOTE}")
         steps.append(entry)
     return tuple(steps)
 

@@ -313,3 +313,17 @@ def test_import_report_says_unknown_parameters_are_now_refused() -> None:
     result = public("oneof-example.yaml")
 
     assert any("additionalProperties: false" in note for note in result.unsupported)
+
+
+def test_a_steps_condition_is_named_in_the_report() -> None:
+    text = (PUBLIC / "conditional-parameters-demo.yaml").read_text()
+    text = text.replace(
+        "      action: debug:log\n", "      if: ${{ parameters.enableMonitoring }}\n      action: debug:log\n"
+    )
+
+    notes = [note for note in import_backstage_template(text).unsupported if note.startswith("Step 'log'")]
+
+    assert notes == [
+        "Step 'log' (debug:log, run only when ${{ parameters.enableMonitoring }}) was not imported: Paved runs the "
+        "template version's Terraform module instead; attach a module to the draft."
+    ]
