@@ -131,7 +131,7 @@ class _Converter:
         self.notes: list[str] = []
         self.ui: dict[str, dict[str, str]] = {}
         self.originals: dict[str, str] = {}
-        self.branch_properties: dict[str, list[Any]] = {}
+        self.branch_properties: dict[str, None] = {}  # names defined only inside branches, in order
         self.capped: list[str] = []
 
     def note(self, sentence: str) -> None:
@@ -204,7 +204,7 @@ class _Converter:
             new = self.define(name)
             out[new] = self.convert_property(new, schema, hints=True)
             if not top:
-                self.branch_properties.setdefault(new, []).append(out[new])
+                self.branch_properties.setdefault(new)
         return out
 
     def convert_property(self, path: str, schema: Any, *, hints: bool) -> Any:
