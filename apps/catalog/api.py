@@ -92,12 +92,16 @@ class TemplateCreateSerializer(VersionContentSerializer):
     visible_to = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), many=True, required=False)
 
 
-class MayCurateTemplates(permissions.BasePermission):
-    """Refuse callers who curate nothing before their body is read (a hostile YAML costs them, not us)."""
+def _require_catalog_admin(request: Request) -> None:
+    """Refuse callers who curate nothing before their body is read (a hostile body costs them, not us)."""
+    if not selectors.is_catalog_admin(request.user):
+        raise CurationDenied("Only platform admins and team admins may curate templates.")
 
+
+class MayCurateTemplates(permissions.BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
-        if request.user.is_authenticated and not selectors.is_catalog_admin(request.user):
-            raise CurationDenied("Only platform admins and team admins may curate templates.")
+        if request.user.is_authenticated:
+            _require_catalog_admin(request)
         return bool(request.user.is_authenticated)
 
 
@@ -173,6 +177,7 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
 
     @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateVersionSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        _require_catalog_admin(request)
         payload = TemplateCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data

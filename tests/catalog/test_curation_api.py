@@ -290,3 +290,12 @@ def test_archive_that_declares_too_much_content_is_refused_before_unpacking(
 
     assert response.status_code == 400
     assert "expands to more than 20 MB" in response.json()["detail"]
+
+
+def test_non_curator_creating_a_template_is_refused_before_the_body_is_read(api: Any, alice: Any) -> None:
+    api.force_authenticate(alice)
+
+    response = api.generic("POST", "/api/v1/templates/", "{" * 50_000, content_type="application/json")
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "curation_denied"
