@@ -24,26 +24,14 @@ import yaml
 from yaml.events import AliasEvent
 from yaml.nodes import Node
 
-from apps.core.errors import ApplicationError, ValidationFailed
+from apps.catalog.errors import InvalidYaml, YamlTooComplex, YamlTooLarge
 
 MAX_YAML_BYTES = 256 * 1024
 MAX_DEPTH = 64
 MAX_ALIASES = 1_000
 MAX_NODES = 100_000
 
-
-class InvalidYaml(ValidationFailed):
-    code = "invalid_yaml"
-
-
-class YamlTooComplex(ValidationFailed):
-    code = "yaml_too_complex"
-
-
-class YamlTooLarge(ApplicationError):
-    code = "yaml_too_large"
-    status = 413
-    title = "Document too large"
+__all__ = ["InvalidYaml", "YamlTooComplex", "YamlTooLarge", "check_yaml_size", "load_yaml_documents"]
 
 
 def _position(mark: Any) -> str:
