@@ -1,12 +1,19 @@
 """The /api/v1/ router. Every list/detail resource is registered here, which is what lets the tenancy test
 walk all of them automatically."""
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
 from apps.audit.api import AuditEventViewSet
-from apps.catalog.api import BackstageImportView, EstimateView, LaunchTemplateView, TemplateViewSet
+from apps.catalog.api import (
+    BackstageImportView,
+    EstimateView,
+    LaunchTemplateView,
+    TemplateModuleView,
+    TemplateVersionValidationView,
+    TemplateViewSet,
+)
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
@@ -18,6 +25,9 @@ class OptionalSlashRouter(DefaultRouter):
         super().__init__()
         self.trailing_slash = "/?"
 
+
+# The version in curation URLs, as the router's version actions spell it.
+SEMVER_PATH = r"(?P<version>\d+\.\d+\.\d+)"
 
 router = OptionalSlashRouter()
 router.register("teams", TeamViewSet, basename="team")
@@ -35,5 +45,15 @@ urlpatterns = [
     path("templates/import-backstage", BackstageImportView.as_view(), name="template-import-backstage"),
     path("templates/<slug:slug>/launch", LaunchTemplateView.as_view(), name="template-launch"),
     path("templates/<slug:slug>/estimate", EstimateView.as_view(), name="template-estimate"),
+    re_path(
+        rf"^templates/(?P<slug>[-a-zA-Z0-9_]+)/versions/{SEMVER_PATH}/module$",
+        TemplateModuleView.as_view(),
+        name="template-module",
+    ),
+    re_path(
+        rf"^templates/(?P<slug>[-a-zA-Z0-9_]+)/versions/{SEMVER_PATH}/validation$",
+        TemplateVersionValidationView.as_view(),
+        name="template-validation",
+    ),
     *router.urls,
 ]

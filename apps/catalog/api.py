@@ -3,12 +3,13 @@ the same JSON Schema validator) as the browser, so both give the same answers an
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, parsers, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,8 +18,8 @@ from rest_framework.views import APIView
 from apps.accounts.models import Team
 from apps.accounts.selectors import authenticated, teams_for
 from apps.catalog import selectors, services
-from apps.catalog.backstage import import_backstage_template
-from apps.catalog.errors import TemplateNotFound, VersionNotFound
+from apps.catalog.backstage import MAX_TEMPLATE_BYTES, import_backstage_template
+from apps.catalog.errors import CurationDenied, TemplateNotFound, VersionNotFound
 from apps.catalog.models import ICONS, ApprovalPolicy, Tag, Template, TemplateKind, TemplateVersion
 from apps.costs.estimates import Estimate
 from apps.runs.api import RunSerializer, WorkspaceSerializer
@@ -60,7 +61,26 @@ class TemplateSerializer(serializers.ModelSerializer[Template]):
         return latest.version if latest else None
 
 
-class TemplateCreateSerializer(serializers.Serializer[Any]):
+class VersionContentSerializer(serializers.Serializer[Any]):
+    """The editable content of a version; the same bounds as the browser's version editor."""
+
+    version = serializers.RegexField(r"^\d+\.\d+\.\d+$", max_length=32, default="0.1.0")
+    parameters_schema = serializers.DictField()
+    ui_schema = serializers.DictField(required=False, default=dict)
+    module_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
+    price_model = serializers.DictField(required=False)
+    default_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    max_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    approval_policy = serializers.ChoiceField(choices=ApprovalPolicy.choices, default=ApprovalPolicy.NEVER)
+    approval_threshold = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False, allow_null=True
+    )
+    plan_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
+    apply_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
+    changelog = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TemplateCreateSerializer(VersionContentSerializer):
     slug = serializers.SlugField(max_length=63)
     name = serializers.CharField(max_length=100)
     summary = serializers.CharField(max_length=200)
@@ -70,18 +90,43 @@ class TemplateCreateSerializer(serializers.Serializer[Any]):
     tags = serializers.ListField(child=serializers.SlugField(max_length=40), required=False, default=list)
     owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False)
     visible_to = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), many=True, required=False)
-    version = serializers.RegexField(r"^\d+\.\d+\.\d+$", default="0.1.0")
-    parameters_schema = serializers.DictField()
-    ui_schema = serializers.DictField(required=False, default=dict)
-    module_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
-    price_model = serializers.DictField(required=False)
-    default_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    max_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    approval_policy = serializers.ChoiceField(choices=ApprovalPolicy.choices, default=ApprovalPolicy.NEVER)
-    approval_threshold = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, allow_null=True)
-    plan_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
-    apply_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
-    changelog = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+def _require_catalog_admin(request: Request) -> None:
+    """Refuse callers who curate nothing before their body is read (a hostile body costs them, not us)."""
+    if not selectors.is_catalog_admin(request.user):
+        raise CurationDenied("Only platform admins and team admins may curate templates.")
+
+
+class MayCurateTemplates(permissions.BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if request.user.is_authenticated:
+            _require_catalog_admin(request)
+        return bool(request.user.is_authenticated)
+
+
+def _curated_version(request: Request, slug: str, version: str) -> TemplateVersion:
+    """The version, refused with 404 (not visible) or 403 (not a curator of it) before the body is parsed."""
+    found = _version(request, _template(request, slug), version)
+    services.require_curator(authenticated(request.user), found.template)
+    return found
+
+
+class DraftPatchSerializer(VersionContentSerializer):
+    """Any subset of a draft's content; the module has its own endpoint (.../module)."""
+
+    module_path = None  # type: ignore[assignment]
+
+
+def patch_draft(request: Request, version: TemplateVersion) -> TemplateVersion:
+    """Apply a PATCH body to a draft through the editor's service (authorized before the body is read)."""
+    services.require_curator(authenticated(request.user), version.template)
+    payload = DraftPatchSerializer(data=request.data, partial=True)
+    payload.is_valid(raise_exception=True)
+    data = services.version_data_of(version)
+    for name, value in payload.validated_data.items():
+        setattr(data, name, value)
+    return services.update_draft(authenticated(request.user), version, data, request=request._request)
 
 
 class EstimateSerializer(serializers.Serializer[Any]):
@@ -132,6 +177,7 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
 
     @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateVersionSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        _require_catalog_admin(request)
         payload = TemplateCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
@@ -160,10 +206,18 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
         template = _template(request, slug)
         return Response(TemplateVersionSerializer(selectors.versions_for(request.user, template), many=True).data)
 
-    @extend_schema(responses=TemplateVersionSerializer)
-    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version>\d+\.\d+\.\d+)")
+    @extend_schema(methods=["GET"], responses=TemplateVersionSerializer)
+    @extend_schema(
+        methods=["PATCH"],
+        request=DraftPatchSerializer,
+        responses=TemplateVersionSerializer,
+        summary="Edit a draft version: schema, UI hints, price model, TTLs, approval policy (curators)",
+    )
+    @action(detail=True, methods=["get", "patch"], url_path=r"versions/(?P<version>\d+\.\d+\.\d+)")
     def version(self, request: Request, slug: str, version: str) -> Response:
         found = _version(request, _template(request, slug), version)
+        if request.method == "PATCH":
+            found = patch_draft(request, found)
         return Response(TemplateVersionSerializer(found).data)
 
     @extend_schema(
@@ -268,11 +322,16 @@ class EstimateView(APIView):
 
 
 class BackstageImportInputSerializer(serializers.Serializer[Any]):
-    content = serializers.CharField(max_length=256 * 1024, help_text="The Backstage template.yaml text.")
+    content = serializers.CharField(
+        help_text=f"The Backstage template.yaml text, at most {MAX_TEMPLATE_BYTES // 1024} KB (413 yaml_too_large).",
+        trim_whitespace=False,
+    )
     owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False)
 
 
 class BackstageImportView(APIView):
+    permission_classes = [MayCurateTemplates]
+
     @extend_schema(
         request=BackstageImportInputSerializer,
         responses={201: TemplateVersionSerializer},
@@ -289,3 +348,63 @@ class BackstageImportView(APIView):
             request=request._request,
         )
         return Response(TemplateVersionSerializer(draft).data, status=status.HTTP_201_CREATED)
+
+
+# --- Curation over the API: the editor's draft edits, module attachment and validation report ------------------
+
+
+class ModuleAttachSerializer(serializers.Serializer[Any]):
+    archive = serializers.FileField(
+        required=False, help_text=".zip or .tar.gz of .tf files, at most 5 MB (multipart/form-data)."
+    )
+    module_path = serializers.CharField(
+        required=False, max_length=300, help_text="A shipped module folder, such as infra/templates/sandbox-experiment."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("archive" in attrs) == ("module_path" in attrs):
+            raise serializers.ValidationError("Send either an archive or a module_path, not both and not neither.")
+        return attrs
+
+
+class TemplateModuleView(APIView):
+    parser_classes = [parsers.MultiPartParser, parsers.JSONParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ModuleAttachSerializer, "application/json": ModuleAttachSerializer},
+        responses=TemplateVersionSerializer,
+        summary="Attach a Terraform module to a draft: an archive upload or a shipped module folder (curators)",
+    )
+    def post(self, request: Request, slug: str, version: str) -> Response:
+        found = _curated_version(request, slug, version)
+        payload = ModuleAttachSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        actor = authenticated(request.user)
+        upload = payload.validated_data.get("archive")
+        if upload is not None:
+            found = services.attach_module_archive(
+                actor, found, name=upload.name or "", data=upload.read(), request=request._request
+            )
+        else:
+            found = services.attach_module_folder(
+                actor, found, folder=payload.validated_data["module_path"], request=request._request
+            )
+        return Response(TemplateVersionSerializer(found).data)
+
+
+class VersionReportSerializer(serializers.Serializer[Any]):
+    ok = serializers.BooleanField()
+    # The field shadows Serializer.errors, which this output-only serializer never uses.
+    errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class TemplateVersionValidationView(APIView):
+    @extend_schema(
+        responses=VersionReportSerializer,
+        summary="What must be fixed before a version can be published (curators; the version page's report)",
+    )
+    def get(self, request: Request, slug: str, version: str) -> Response:
+        report = services.validate_version(_curated_version(request, slug, version))
+        body = {"ok": report.ok, "errors": report.errors, "warnings": report.warnings}
+        return Response(VersionReportSerializer(body).data)

@@ -8,21 +8,19 @@ knows what to fix. It only parses and converts; the curation service decides wha
 
 from __future__ import annotations
 
-import copy
-import json
-import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-import yaml
 
+from apps.catalog.backstage_conditions import UntranslatableCondition, describe_expression, translate_condition
+from apps.catalog.safe_yaml import MAX_YAML_BYTES, InvalidYaml, load_yaml_documents
 from apps.core.errors import ValidationFailed
 
 API_VERSION = "scaffolder.backstage.io/v1beta3"
-MAX_TEMPLATE_BYTES = 256 * 1024
+MAX_TEMPLATE_BYTES = MAX_YAML_BYTES
 MAX_STRING_LENGTH = 1024
 SUMMARY_LENGTH = 200
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -32,9 +30,6 @@ SUPPORTED_WIDGETS = frozenset({"textarea", "password", "radio", "select", "check
 # Terraform refuses these as variable names (they are meta-arguments of a module block).
 TERRAFORM_RESERVED = frozenset({"source", "version", "providers", "count", "for_each", "lifecycle", "depends_on"})
 
-# A 256 KB file can still expand into billions of nodes through YAML anchors; stop long before that.
-_MAX_NODES = 100_000
-_MAX_DEPTH = 64
 _STEP_NOTE = "Paved runs the template version's Terraform module instead; attach a module to the draft."
 _SPEC_KEYS = frozenset({"parameters", "steps", "output", "owner", "type"})
 _METADATA_KEYS = frozenset({"name", "title", "description", "tags", "uid", "etag", "namespace"})
@@ -43,6 +38,8 @@ _PAGE_KEYS = frozenset(
     {"title", "description", "type", "$schema", "properties", "required", "dependencies"}
     | {"if", "then", "else", "allOf", "anyOf", "oneOf", "not"}
 )
+_PAGE_ANNOTATIONS = frozenset({"title", "description", "type", "$schema"})
+_NO_CONDITION = object()
 _STRING_BOUNDS = frozenset({"enum", "const", "pattern", "format", "maxLength"})
 # JSON Schema keywords whose value is a schema, a list of schemas, or a mapping of names to schemas.
 _SUBSCHEMA = frozenset({"items", "additionalItems", "additionalProperties", "contains", "propertyNames"})
@@ -73,31 +70,8 @@ class BackstageImport:
     pages: tuple[str, ...]
 
 
-class _Loader(yaml.SafeLoader):
-    """Backstage reads YAML 1.2, where `yes`, `on` and `2024-01-01` stay strings; PyYAML's 1.1 rules would not."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"}
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
 def import_backstage_template(text: str) -> BackstageImport:
     """Parse a Backstage template and convert it; raise BackstageImportError saying what to fix when it can't."""
-    size = len(text.encode("utf-8"))
-    if size > MAX_TEMPLATE_BYTES:
-        raise BackstageImportError(
-            f"The template is {size // 1024} KB; templates up to {MAX_TEMPLATE_BYTES // 1024} KB can be imported. "
-            "Remove unrelated documents from the file and import again."
-        )
     document = _template_document(text)
     conv = _Converter()
     metadata = document.get("metadata")
@@ -124,6 +98,12 @@ def import_backstage_template(text: str) -> BackstageImport:
     _note_unknown_keys(conv, spec, _SPEC_KEYS, "spec.")
 
     parameters, ui, pages = _merge_pages(_pages(spec.get("parameters")), conv)
+    if conv.capped:
+        names = ", ".join(f"'{name}'" for name in dict.fromkeys(conv.capped))
+        conv.note(
+            f"Added maxLength {MAX_STRING_LENGTH} to free-text fields {names}: Paved caps every string parameter at "
+            f"{MAX_STRING_LENGTH} characters; set a lower maxLength or a pattern where you can."
+        )
     steps = _steps(spec.get("steps"), conv)
     if spec.get("output") is not None:
         conv.note(_output_note(spec["output"]))
@@ -151,7 +131,8 @@ class _Converter:
         self.notes: list[str] = []
         self.ui: dict[str, dict[str, str]] = {}
         self.originals: dict[str, str] = {}
-        self.branch_properties: dict[str, list[Any]] = {}
+        self.branch_properties: dict[str, None] = {}  # names defined only inside branches, in order
+        self.capped: list[str] = []
 
     def note(self, sentence: str) -> None:
         if sentence not in self.notes:
@@ -223,7 +204,7 @@ class _Converter:
             new = self.define(name)
             out[new] = self.convert_property(new, schema, hints=True)
             if not top:
-                self.branch_properties.setdefault(new, []).append(out[new])
+                self.branch_properties.setdefault(new)
         return out
 
     def convert_property(self, path: str, schema: Any, *, hints: bool) -> Any:
@@ -275,6 +256,7 @@ class _Converter:
             self.note(f"Field '{path}' used ui:field {field}, which Paved does not support; it is {now}.")
         if out.get("type") == "string" and not _STRING_BOUNDS & out.keys():
             out["maxLength"] = MAX_STRING_LENGTH
+            self.capped.append(path)
         if dropped:
             self.note(f"Field '{path}': dropped {', '.join(dropped)} (Paved's form has no equivalent).")
         for key, hint in ui.items():
@@ -304,25 +286,10 @@ class _Converter:
 
 def _template_document(text: str) -> dict[str, Any]:
     """The first document with kind Template, as plain JSON data, with its apiVersion checked."""
-    loader = _Loader(text)
-    documents: list[Any] = []
     try:
-        while loader.check_data():
-            documents.append(loader.get_data())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise BackstageImportError(
-            f"The template is not valid YAML: {exc.problem or exc.context}{where}. Fix the YAML and import again."
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise BackstageImportError(f"The template is not valid YAML: {exc}. Fix the YAML and import again.") from exc
-    except RecursionError as exc:
-        raise BackstageImportError(
-            f"The template is nested too deeply to read; expected at most {_MAX_DEPTH} levels of lists and mappings."
-        ) from exc
-    finally:
-        loader.dispose()
+        documents = load_yaml_documents(text, limit=MAX_TEMPLATE_BYTES, subject="The template")
+    except InvalidYaml as exc:
+        raise BackstageImportError(exc.message) from exc
     templates = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Template"]
     if not templates:
         kinds = sorted({str(d.get("kind")) for d in documents if isinstance(d, dict)})
@@ -331,43 +298,13 @@ def _template_document(text: str) -> dict[str, Any]:
             f"No document has kind: Template ({found}); expected a Backstage software template with "
             f"apiVersion: {API_VERSION} and kind: Template."
         )
-    document: dict[str, Any] = _plain(templates[0], 0, [_MAX_NODES])
+    document: dict[str, Any] = templates[0]
     if document.get("apiVersion") != API_VERSION:
         raise BackstageImportError(
             f"apiVersion is {document.get('apiVersion')!r}; expected {API_VERSION!r}. Older Template versions "
             "(backstage.io/v1beta2, backstage.io/v1alpha1) use another parameter syntax: migrate to v1beta3 first."
         )
     return document
-
-
-def _plain(value: Any, depth: int, budget: list[int]) -> Any:
-    """Copy YAML data into JSON data, so the result can be stored and anchors cannot multiply the work."""
-    budget[0] -= 1
-    if budget[0] < 0 or depth > _MAX_DEPTH:
-        raise BackstageImportError(
-            f"The template is nested deeper than {_MAX_DEPTH} levels or has more than {_MAX_NODES} values once "
-            "YAML anchors are expanded; expected an ordinary software template."
-        )
-    if isinstance(value, dict):
-        return {_key(k): _plain(v, depth + 1, budget) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v, depth + 1, budget) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BackstageImportError(f"The template contains the number {value}, which JSON cannot hold; remove it.")
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise BackstageImportError(
-        f"The template contains a YAML value of type {type(value).__name__} ({_short(value)}); expected text, numbers, "
-        "booleans, lists and mappings only."
-    )
-
-
-def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    if key is None or isinstance(key, int | float | bool):
-        return json.dumps(key)
-    raise BackstageImportError(f"The template uses {_short(key)} as a mapping key; expected text keys only.")
 
 
 def _pages(parameters: Any) -> list[Any]:
@@ -384,9 +321,14 @@ def _pages(parameters: Any) -> list[Any]:
 
 
 def _merge_pages(pages: list[Any], conv: _Converter) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
-    """Fold Backstage's form pages into one object schema, because a Terraform module takes one set of variables."""
+    """Fold Backstage's form pages into one object schema, because a Terraform module takes one set of variables.
+
+    A page with a condition (`when:`/`if: ${{ ... }}`) becomes `{"if": <condition>, "then": <the page>}`, so its
+    fields show, validate and take their defaults only while Backstage would show the page."""
     properties: dict[str, Any] = {}
     page_of: dict[str, str] = {}
+    conditional_page_of: dict[str, str] = {}
+    referenced: dict[str, list[str]] = {}
     required: list[str] = []
     dependencies: dict[str, Any] = {}
     conditions: list[dict[str, Any]] = []
@@ -401,17 +343,25 @@ def _merge_pages(pages: list[Any], conv: _Converter) -> tuple[dict[str, Any], di
             )
         title = _text(page.get("title"), f"The title of page {index}") or f"Page {index}"
         titles.append(title)
-        schema, ui_order = _page_schema(page, title, conv)
-        branch_start = len(conv.branch_properties)
+        schema, ui_order, expression = _page_schema(page, title, conv)
+        page_condition = _page_condition(expression, title, conv, referenced)
         converted = conv.convert_object(schema, f"page '{title}'", top=True)
         page_properties: dict[str, Any] = converted.get("properties", {})
         for name in page_properties:
-            if name in properties:
+            first = page_of.get(name) or (conditional_page_of.get(name) if page_condition is None else None)
+            if first is not None:
                 raise BackstageImportError(
-                    f"Parameter '{conv.originals[name]}' is defined on page '{page_of[name]}' and again on page "
-                    f"'{title}'; Paved merges all pages into one form, so each parameter must be defined once."
+                    f"Parameter '{conv.originals[name]}' is defined on page '{first}' and again on page "
+                    f"'{title}'; Paved merges all pages into one form, so each parameter must be defined once "
+                    "(unless both pages have conditions)."
                 )
-            page_of[name] = title
+            (page_of if page_condition is None else conditional_page_of).setdefault(name, title)
+        order += _page_order(list(page_properties), [name if name == "*" else conv.rename(name) for name in ui_order])
+        order += list(conv.branch_properties)
+        if page_condition is not None:
+            then = {key: value for key, value in converted.items() if key not in _PAGE_ANNOTATIONS}
+            conditions.append({"if": page_condition, "then": then})
+            continue
         properties.update(page_properties)
         required += [name for name in converted.get("required", []) if name not in required]
         for name, dependency in converted.get("dependencies", {}).items():
@@ -424,38 +374,74 @@ def _merge_pages(pages: list[Any], conv: _Converter) -> tuple[dict[str, Any], di
             conditions.append(condition)
         all_of += converted.get("allOf", [])
         all_of += [{key: converted[key]} for key in ("anyOf", "oneOf", "not") if key in converted]
-        order += _page_order(list(page_properties), [name if name == "*" else conv.rename(name) for name in ui_order])
-        order += list(conv.branch_properties)[branch_start:]
-    for name, definitions in conv.branch_properties.items():
-        if name not in properties:
-            properties[name] = _common_schema(definitions)
+    defined = {*properties, *conditional_page_of, *conv.branch_properties}
+    for name, titles_referring in referenced.items():
+        if name not in defined:
+            conv.note(
+                f"The condition of page '{titles_referring[0]}' reads parameter '{name}', which no page defines; "
+                "as in Backstage, the page's fields are never shown."
+            )
 
     parameters: dict[str, Any] = {"$schema": DRAFT_07, "type": "object", "properties": properties}
     if required:
         parameters["required"] = required
     parameters["additionalProperties"] = False
+    if pages:
+        conv.note(
+            "Parameters no page defines are refused (additionalProperties: false on the merged schema), as every "
+            "Paved template requires."
+        )
     if dependencies:
         parameters["dependencies"] = dependencies
-    if len(conditions) == 1:
+    if len(conditions) == 1 and not all_of:
         parameters.update(conditions[0])
     else:
         all_of += conditions
     if all_of:
         parameters["allOf"] = all_of
-    order = list(dict.fromkeys(name for name in order if name in properties))
+    order = list(dict.fromkeys(name for name in order if name in defined))
     ui: dict[str, Any] = {"ui:order": order}
     ui.update((name, conv.ui[name]) for name in order if name in conv.ui)
     return parameters, ui, tuple(titles)
 
 
-def _page_schema(page: dict[str, Any], title: str, conv: _Converter) -> tuple[dict[str, Any], list[str]]:
-    """Split a page into its schema keywords and its ui:order, reporting what a single Paved form cannot show."""
+def _page_condition(
+    expression: Any, title: str, conv: _Converter, referenced: dict[str, list[str]]
+) -> dict[str, Any] | None:
+    """The JSON Schema condition of a page's `when`/`if` expression; None (and a note) when it has none or
+    Paved cannot translate it, so the page stays unconditional and the template is still imported."""
+    if expression is _NO_CONDITION:
+        return None
+    shown = describe_expression(expression)
+    try:
+        condition = translate_condition(expression, conv.rename)
+    except UntranslatableCondition as exc:
+        conv.note(
+            f"Page '{title}' is shown in Backstage only when {shown}, which Paved cannot translate ({exc}); its "
+            "fields are always shown and validated. Add an if/then to the draft's schema by hand if they must not."
+        )
+        return None
+    for name in condition.references:
+        referenced.setdefault(name, []).append(title)
+    conv.note(
+        f"Page '{title}' is shown only when {shown}: its fields appear, are validated and take their defaults "
+        "only while that holds (an if/then in the schema)."
+    )
+    return condition.schema
+
+
+def _page_schema(page: dict[str, Any], title: str, conv: _Converter) -> tuple[dict[str, Any], list[str], Any]:
+    """Split a page into its schema keywords, its ui:order and its Backstage condition (`when`, or `if` given as
+    an expression rather than a JSON Schema), reporting what a single Paved form cannot show."""
     schema: dict[str, Any] = {}
     ui_order: list[str] = []
     dropped: list[str] = []
+    expression: Any = _NO_CONDITION
     for key, value in page.items():
         if key == "ui:order" and isinstance(value, list):
             ui_order = [str(name) for name in value]
+        elif key == "when" or (key == "if" and not isinstance(value, dict)):
+            expression = value
         elif key in _PAGE_KEYS:
             schema[key] = value
         else:
@@ -474,7 +460,7 @@ def _page_schema(page: dict[str, Any], title: str, conv: _Converter) -> tuple[di
         conv.note(f"The description of page '{title}' was not imported: Paved shows all parameters on one form.")
     if dropped:
         conv.note(f"Page '{title}': dropped {', '.join(dropped)} (Paved's form has no equivalent).")
-    return schema, ui_order
+    return schema, ui_order, expression
 
 
 def _page_order(names: list[str], ui_order: list[str]) -> list[str]:
@@ -486,17 +472,6 @@ def _page_order(names: list[str], ui_order: list[str]) -> list[str]:
     before = [name for name in ui_order[:star] if name in names]
     after = [name for name in ui_order[star + 1 :] if name in names]
     return before + rest + after
-
-
-def _common_schema(definitions: list[Any]) -> dict[str, Any]:
-    """A parameter defined only inside dependencies or if/then still needs a top-level entry: with
-    additionalProperties false, draft-07 would otherwise reject it. Keep what all branches agree on, minus const."""
-    first = definitions[0] if isinstance(definitions[0], dict) else {}
-    return {
-        key: copy.deepcopy(value)
-        for key, value in first.items()
-        if key != "const" and all(isinstance(d, dict) and d.get(key) == value for d in definitions[1:])
-    }
 
 
 def _steps(value: Any, conv: _Converter) -> tuple[dict[str, str], ...]:
@@ -512,20 +487,26 @@ def _steps(value: Any, conv: _Converter) -> tuple[dict[str, str], ...]:
             )
         entry = {key: _text(step.get(key), f"The {key} of step {index}") for key in ("id", "name", "action")}
         label = entry["id"] or entry["name"] or f"#{index}"
-        conv.note(f"Step '{label}' ({entry['action'] or 'no action'}) was not imported: {_STEP_NOTE}")
+        condition = f", run only when {describe_expression(step['if'])}" if "if" in step else ""
+        conv.note(f"Step '{label}' ({entry['action'] or 'no action'}{condition}) was not imported: {_STEP_NOTE}")
         steps.append(entry)
     return tuple(steps)
 
 
 def _output_note(output: Any) -> str:
     parts: list[str] = []
+    conditional = 0
     if isinstance(output, dict):
         for key, value in output.items():
+            if isinstance(value, list):
+                conditional += sum(1 for entry in value if isinstance(entry, dict) and "if" in entry)
             if key == "links" and isinstance(value, list):
                 titles = [str(link.get("title") or link.get("url") or "") for link in value if isinstance(link, dict)]
                 parts.append("links " + ", ".join(f"'{title}'" for title in titles))
             else:
                 parts.append(str(key))
+    if conditional:
+        parts.append(f"{conditional} of them shown only under an if: condition")
     detail = f" ({'; '.join(parts)})" if parts else ""
     return f"spec.output{detail} was not imported: the run page shows the Terraform module's outputs instead."
 

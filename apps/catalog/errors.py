@@ -49,3 +49,19 @@ class VersionValidationFailed(ValidationFailed):
 
 class ModuleArchiveRejected(ValidationFailed):
     code = "module_archive_rejected"
+
+
+class InvalidYaml(ValidationFailed):
+    """Not YAML at all (bad syntax, control characters); importers usually re-raise it with their own code."""
+
+    code = "invalid_yaml"
+
+
+class YamlTooComplex(ValidationFailed):
+    code = "yaml_too_complex"
+
+
+class YamlTooLarge(ApplicationError):
+    code = "yaml_too_large"
+    status = 413
+    title = "Document too large"

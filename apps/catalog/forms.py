@@ -4,18 +4,18 @@ Schema by `schema_forms`; these are the fixed fields around it and the curation 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, cast
 
 from django import forms
-from django.conf import settings
 from django.db.models import QuerySet
 
 from apps.accounts.models import Team
+from apps.catalog import selectors
 from apps.catalog.models import ICONS, ApprovalPolicy, Template, TemplateKind, TemplateVersion
+from apps.catalog.safe_yaml import MAX_YAML_BYTES as MAX_IMPORT_BYTES
 from apps.catalog.services import WORKSPACE_NAME, TemplateData, VersionData
 from apps.core.parsers import loads_bounded
-
-MAX_IMPORT_BYTES = 256 * 1024
 
 
 class LaunchForm(forms.Form):
@@ -124,13 +124,7 @@ class JsonField(forms.CharField):
 
 
 def module_choices() -> list[tuple[str, str]]:
-    """Shipped folders that hold a Terraform module (a gpu_cluster golden path's folder holds none)."""
-    root = settings.BASE_DIR / "infra" / "templates"
-    folders = sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
-    folders = [path for path in folders if any(path.glob("*.tf"))]
-    choices = [("", "— none —")]
-    choices += [(str(path.relative_to(settings.BASE_DIR)), path.name) for path in folders]
-    return choices
+    return [("", "— none —"), *((path, Path(path).name) for path in selectors.shipped_module_folders())]
 
 
 class VersionForm(forms.Form):

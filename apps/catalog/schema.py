@@ -141,6 +141,16 @@ class ConditionalProperty:
         return f"Only allowed when {words}." if words else "Not used with the other values given; remove it."
 
 
+# JavaScript's falsy JSON values: what `${{ parameters.x }}` treats as "not set" in a Backstage condition.
+FALSY_VALUES: tuple[Any, ...] = (False, 0, "", None)
+_NOT_FALSY = {"not": {"enum": list(FALSY_VALUES)}}
+
+
+def truthy_condition(name: str) -> dict[str, Any]:
+    """A condition that holds while parameter `name` is set to a truthy value (the form's `truthy` rule)."""
+    return {"required": [name], "properties": {name: copy.deepcopy(_NOT_FALSY)}}
+
+
 def _as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -159,7 +169,9 @@ def _rule_from_condition(condition: object, top: dict[str, Any]) -> dict[str, An
             for name, spec in value.items():
                 if not isinstance(spec, dict):
                     return None
-                if "const" in spec:
+                if spec == _NOT_FALSY:
+                    rules.append({"field": name, "truthy": True})
+                elif "const" in spec:
                     rules.append({"field": name, "equals": spec["const"]})
                 elif isinstance(spec.get("enum"), list) and len(spec["enum"]) == 1:
                     rules.append({"field": name, "equals": spec["enum"][0]})
@@ -182,6 +194,11 @@ def _rule_from_condition(condition: object, top: dict[str, Any]) -> dict[str, An
                 if inner is None:
                     return None
                 rules.append(inner)
+        elif key == "anyOf" and isinstance(value, list) and value:
+            alternatives = [_rule_from_condition(item, top) for item in value]
+            if any(alternative is None for alternative in alternatives):
+                return None
+            rules.append({"any": alternatives})
         elif key not in ("type", "title", "description", "$comment"):
             return None
     return _combine_rules(rules)
@@ -280,6 +297,14 @@ def _describe_rule(rule: dict[str, Any]) -> str | None:
         return f"'{rule['field']}' is one of {', '.join(_format_value(v) for v in rule['in'])}"
     if rule.get("truthy"):
         return f"'{rule['field']}' is set"
+    if "not" in rule:
+        inner = rule["not"]
+        if "equals" in inner:
+            return f"'{inner['field']}' is not {_format_value(inner['equals'])}"
+        if inner.get("truthy"):
+            return f"'{inner['field']}' is not set"
+        described = _describe_rule(inner)
+        return f"not ({described})" if described else None
     for key, joiner in (("all", " and "), ("any", " or ")):
         if key in rule:
             parts = [_describe_rule(part) for part in rule[key]]
@@ -469,11 +494,20 @@ def parameter_errors(schema: dict[str, Any], params: object) -> dict[str, list[s
 
 
 def apply_defaults(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `params` with the top-level defaults filled in, so what Terraform gets is explicit."""
+    """A copy of `params` with the defaults filled in, so what Terraform gets is explicit: every top-level
+    default, and the defaults of conditional parameters whose branch is active (a hidden branch's are not)."""
     filled = dict(params)
     for name, spec in _top_properties(schema).items():
         if isinstance(spec, dict) and "default" in spec and name not in filled:
             filled[name] = copy.deepcopy(spec["default"])
+    pending = {name: prop for name, prop in conditional_properties(schema).items() if "default" in prop.schema}
+    while pending:  # a default can switch on another branch; each pass settles at least one parameter or stops
+        active = {name: prop for name, prop in pending.items() if name not in filled and prop.applies_to(filled)}
+        if not active:
+            break
+        for name, prop in active.items():
+            filled[name] = copy.deepcopy(prop.schema["default"])
+            del pending[name]
     return filled
 
 

@@ -153,6 +153,7 @@ class ParametersForm(forms.Form):
             if prop.required:
                 self.required_marks.add(name)
         self.required_marks |= {name for name in required if name in specs}
+        self._specs = specs
         for name in self._field_order(specs):
             spec = specs[name]
             django_required = name in required and name in top and "default" not in spec
@@ -404,7 +405,10 @@ class ParametersForm(forms.Form):
 
     def _with_input_names(self, rule: dict[str, Any]) -> dict[str, Any]:
         if "field" in rule:
-            return {**rule, "name": self.add_prefix(rule["field"])}
+            leaf = {**rule, "name": self.add_prefix(rule["field"])}
+            if rule.get("truthy") and _as_dict(self._specs.get(rule["field"])).get("type") in ("integer", "number"):
+                leaf["numeric"] = True  # a browser sends "0", which JavaScript (and the schema) read as falsy 0
+            return leaf
         named: dict[str, Any] = {}
         for key, value in rule.items():
             if isinstance(value, list):

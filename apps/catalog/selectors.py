@@ -11,7 +11,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from apps.accounts.models import Role, Team
 from apps.accounts.selectors import AnyUser, scope_to_teams, team_ids_for
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
-from apps.catalog.schema import apply_defaults
+from apps.catalog.schema import apply_defaults, conditional_properties
 
 SORTS = {"popular": ("-launch_count", "name"), "name": ("name",), "newest": ("-created_at",)}
 
@@ -91,6 +91,14 @@ def module_dir(version: TemplateVersion) -> Path | None:
     return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
+def shipped_module_folders() -> list[str]:
+    """Folders under infra/templates/ that hold a Terraform module, relative to the repository (a gpu_cluster
+    golden path's folder holds none). The browser's module picker and the API's module endpoint offer these."""
+    root = Path(settings.BASE_DIR) / "infra" / "templates"
+    folders = sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []
+    return [str(path.relative_to(settings.BASE_DIR)) for path in folders if any(path.glob("*.tf"))]
+
+
 def latest_published(template: Template) -> TemplateVersion | None:
     return template.versions.filter(lifecycle=Lifecycle.PUBLISHED).order_by("-published_at", "-created_at").first()
 
@@ -121,8 +129,10 @@ def parameter_rows(version: TemplateVersion) -> list[dict[str, Any]]:
     """The parameters table of a template page: name, title, type, required, default, allowed values."""
     schema = version.parameters_schema
     required = set(schema.get("required", []))
+    conditional = conditional_properties(schema)
+    specs = {**schema.get("properties", {}), **{name: prop.schema for name, prop in conditional.items()}}
     rows = []
-    for name, spec in schema.get("properties", {}).items():
+    for name, spec in specs.items():
         allowed = spec.get("enum") or spec.get("items", {}).get("enum")
         bounds = [f"{label} {spec[key]}" for key, label in (("minimum", "≥"), ("maximum", "≤")) if key in spec]
         rows.append(
@@ -130,9 +140,13 @@ def parameter_rows(version: TemplateVersion) -> list[dict[str, Any]]:
                 "name": name,
                 "title": spec.get("title", name.replace("_", " ").capitalize()),
                 "type": spec.get("type", ""),
-                "required": name in required,
+                "required": name in required or (name in conditional and conditional[name].required),
                 "default": spec.get("default"),
-                "description": spec.get("description", ""),
+                "description": " ".join(
+                    part
+                    for part in (conditional[name].describe() if name in conditional else "", spec.get("description"))
+                    if part
+                ),
                 "allowed": ", ".join(str(value) for value in allowed) if allowed else " ".join(bounds),
             }
         )

@@ -1,7 +1,8 @@
 /* Paved forms: show or hide dependent launch parameters.
  *
  * Every element with data-show-when='{"field": "gpu", "name": "p-gpu", "equals": "a100"}' is shown only while
- * its rule holds for the current values of the same form. Rules: equals, in, truthy, not, all, any.
+ * its rule holds for the current values of the same form. Rules: equals, in, truthy (with numeric: "0" is
+ * falsy), not, all, any.
  * A hidden field's inputs are disabled so the browser does not submit them (the server drops them too).
  * Vanilla JS, no dependencies: the portal must work air-gapped.
  */
@@ -85,7 +86,7 @@
       return rule.in.some(function (expected) { return same(value, expected); });
     }
     if (rule.truthy) {
-      return truthy(value);
+      return truthy(value) && !(rule.numeric && Number(value) === 0);
     }
     return true;
   }

@@ -15,6 +15,8 @@ from apps.catalog.backstage import (
     BackstageImportError,
     import_backstage_template,
 )
+from apps.catalog.safe_yaml import YamlTooComplex, YamlTooLarge
+from apps.catalog.schema import REQUIRED_MESSAGE, conditional_properties, parameter_errors
 from apps.core.errors import ValidationFailed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "backstage"
@@ -344,10 +346,13 @@ def test_malformed_template_is_an_error_saying_what_is_expected(text: str, expec
     assert expected in import_error(text).message
 
 
-def test_oversize_template_is_an_error() -> None:
+def test_oversize_template_is_refused_before_parsing_with_413() -> None:
     text = template("properties: {}") + "#" * MAX_TEMPLATE_BYTES
 
-    assert "templates up to 256 KB can be imported" in import_error(text).message
+    with pytest.raises(YamlTooLarge, match="at most 256 KB") as caught:
+        import_backstage_template(text)
+
+    assert (caught.value.status, caught.value.code) == (413, "yaml_too_large")
 
 
 def test_yaml_anchor_bomb_is_an_error() -> None:
@@ -355,7 +360,8 @@ def test_yaml_anchor_bomb_is_an_error() -> None:
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     text = template("properties: {}") + "  bomb:\n" + textwrap.indent("\n".join(levels), "    ") + "\n"
 
-    assert "once YAML anchors are expanded" in import_error(text).message
+    with pytest.raises(YamlTooComplex, match="once YAML aliases are expanded"):
+        import_backstage_template(text)
 
 
 def test_yaml_1_1_booleans_stay_strings_as_in_backstage() -> None:
@@ -394,31 +400,41 @@ GOOD_TRAINING: dict[str, Any] = {
 
 
 def test_schema_accepts_good_parameters() -> None:
-    validator = jsonschema.Draft7Validator(load("train-model.yaml").parameters)
-
-    assert list(validator.iter_errors(GOOD_TRAINING)) == []
+    assert parameter_errors(load("train-model.yaml").parameters, GOOD_TRAINING) == {}
 
 
 def test_schema_rejects_an_unknown_parameter() -> None:
-    validator = jsonschema.Draft7Validator(load("train-model.yaml").parameters)
+    errors = parameter_errors(load("train-model.yaml").parameters, {**GOOD_TRAINING, "learningRate": 0.1})
 
-    errors = list(validator.iter_errors({**GOOD_TRAINING, "learningRate": 0.1}))
-
-    assert [error.validator for error in errors] == ["additionalProperties"]
+    assert list(errors) == ["learningRate"]
+    assert errors["learningRate"][0].startswith("Unknown parameter 'learningRate'.")
 
 
 def test_schema_requires_the_spot_price_only_with_spot() -> None:
-    validator = jsonschema.Draft7Validator(load("train-model.yaml").parameters)
+    schema = load("train-model.yaml").parameters
     on_demand = {key: value for key, value in GOOD_TRAINING.items() if key != "spot_max_price"}
 
-    assert not validator.is_valid({**on_demand, "spot": True})
-    assert validator.is_valid({**on_demand, "spot": False})
+    assert parameter_errors(schema, {**on_demand, "spot": True}) == {"spot_max_price": [REQUIRED_MESSAGE]}
+    assert parameter_errors(schema, {**on_demand, "spot": False}) == {}
+
+
+def test_branch_parameter_stays_conditional_instead_of_becoming_a_top_level_one() -> None:
+    schema = load("train-model.yaml").parameters
+
+    assert "spot_max_price" not in schema["properties"]
+    assert conditional_properties(schema)["spot_max_price"].show_when == {"field": "spot", "equals": True}
+
+
+def test_branch_parameter_of_the_inactive_branch_is_refused_saying_when_it_is_allowed() -> None:
+    errors = parameter_errors(load("train-model.yaml").parameters, {**GOOD_TRAINING, "spot": False})
+
+    assert errors == {"spot_max_price": ["Only allowed when 'spot' is true."]}
 
 
 def test_schema_enforces_gpu_count_bounds() -> None:
-    validator = jsonschema.Draft7Validator(load("train-model.yaml").parameters)
-
-    assert not validator.is_valid({**GOOD_TRAINING, "gpu_count": 9})
+    assert parameter_errors(load("train-model.yaml").parameters, {**GOOD_TRAINING, "gpu_count": 9}) == {
+        "gpu_count": ["Must be at most 8."]
+    }
 
 
 def test_page_ui_order_sets_the_order_within_the_page() -> None:

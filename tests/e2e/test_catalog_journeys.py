@@ -12,6 +12,8 @@ import pytest
 from django.core.management import call_command
 
 from apps.accounts.models import Role, Team
+from apps.catalog import services
+from apps.catalog.backstage import import_backstage_template
 from apps.runs.models import Run, Workspace
 from tests.factories import UserFactory, member
 from tests.fixtures.browser import log_in
@@ -95,3 +97,44 @@ def test_ada_imports_a_backstage_template_publishes_it_and_alice_sees_it(
     page.click("[data-testid=template-card-quick-experiment]")
     page.wait_for_selector("[data-testid=launch]")
     screenshot("alice-sees-imported")
+
+
+def test_alice_toggles_a_backstage_page_condition_and_its_fields_appear_and_disappear(
+    live_server: Any, page: Any, alice: Any, vision: Team, screenshot: Any
+) -> None:
+    ada = UserFactory(username="ada", is_superuser=True, is_staff=True)
+    imported = import_backstage_template((Path(__file__).parent / "fixtures" / "conditional-sandbox.yaml").read_text())
+    draft = services.create_template_from_backstage(ada, imported, owner_team=None)
+    services.attach_module_folder(ada, draft, folder="infra/templates/sandbox-experiment")
+    services.publish_version(ada, draft)
+    log_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/catalog/conditional-sandbox/launch/")
+    scratch = page.locator("#p-dataset_size_gb-field")
+
+    scratch.wait_for(state="hidden")
+    assert page.locator("#id_p-dataset_size_gb").is_disabled()
+    page.select_option("#id_p-framework", "pytorch")
+    scratch.wait_for(state="visible")
+    assert scratch.locator(".required").count() == 1
+    screenshot("alice-condition-shown")
+
+    notes = page.locator("#p-notes-field")
+    notes.wait_for(state="hidden")
+    page.fill("#id_p-gpu_count", "2")
+    notes.wait_for(state="visible")
+    page.fill("#id_p-gpu_count", "0")
+    notes.wait_for(state="hidden")
+
+    page.fill("#id_name", "alice-conditional")
+    page.fill("#id_p-experiment_name", "cond-run")
+    page.click("[data-testid=submit-launch]")
+    page.locator("#p-dataset_size_gb-errors").get_by_text("This parameter is required.").wait_for()
+
+    page.select_option("#id_p-framework", "jax")
+    scratch.wait_for(state="hidden")
+    page.click("[data-testid=submit-launch]")
+    page.wait_for_selector("[data-testid=workspace-name]")
+    workspace = Workspace.objects.get(name="alice-conditional")
+    assert "dataset_size_gb" not in workspace.parameters
+    assert workspace.parameters["framework"] == "jax"
+    screenshot("alice-condition-hidden-launched")

@@ -1,7 +1,7 @@
 """Catalog services, by concern: curation (drafts, validation, lifecycle), sync (shipped golden paths),
 launch, archives (uploaded modules) and backstage_import. Import them from here."""
 
-from apps.catalog.services.archives import attach_module_archive
+from apps.catalog.services.archives import attach_module_archive, attach_module_folder
 from apps.catalog.services.backstage_import import create_template_from_backstage
 from apps.catalog.services.curation import (
     LIFECYCLE_ACTIONS,
@@ -14,11 +14,13 @@ from apps.catalog.services.curation import (
     deprecate_version,
     diff_versions,
     publish_version,
+    require_curator,
     retire_version,
     semver_key,
     update_draft,
     update_template,
     validate_version,
+    version_data_of,
 )
 from apps.catalog.services.launch import WORKSPACE_NAME, LaunchResult, estimate_launch, launch_template
 from apps.catalog.services.sync import SyncReport, sync_manifest, sync_templates
@@ -33,6 +35,7 @@ __all__ = [
     "VersionData",
     "VersionReport",
     "attach_module_archive",
+    "attach_module_folder",
     "create_draft_version",
     "create_template",
     "create_template_from_backstage",
@@ -41,6 +44,7 @@ __all__ = [
     "estimate_launch",
     "launch_template",
     "publish_version",
+    "require_curator",
     "retire_version",
     "semver_key",
     "sync_manifest",
@@ -48,4 +52,5 @@ __all__ = [
     "update_draft",
     "update_template",
     "validate_version",
+    "version_data_of",
 ]

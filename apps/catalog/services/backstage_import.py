@@ -9,10 +9,7 @@ from django.http import HttpRequest
 from apps.accounts.models import Team
 from apps.audit.services import record
 from apps.catalog.backstage import BackstageImport
-from apps.catalog.models import (
-    Template,
-    TemplateVersion,
-)
+from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.catalog.services.curation import (
     TemplateData,
     VersionData,
@@ -20,6 +17,8 @@ from apps.catalog.services.curation import (
     create_draft_version,
     create_template,
     require_curator,
+    update_draft,
+    version_data_of,
 )
 
 # --- Backstage import ---------------------------------------------------------------------------------------
@@ -30,18 +29,27 @@ def create_template_from_backstage(
     actor: User, imported: BackstageImport, *, owner_team: Team | None, request: HttpRequest | None = None
 ) -> TemplateVersion:
     """A draft from a Backstage software template. What could not be carried over (steps, custom fields)
-    is kept on the draft as its import report; the admin attaches a Terraform module before publishing."""
+    is kept on the draft as its import report; the admin attaches a Terraform module before publishing.
+
+    Importing a template again (the same metadata.name) updates the template's open draft, keeping its version,
+    module, price and policies, instead of adding a parallel draft."""
     existing = Template.objects.filter(slug=imported.slug).first()
+    changelog = f"Imported from Backstage template '{imported.slug}'."
     data = VersionData(
-        version="0.1.0",
-        parameters_schema=imported.parameters,
-        ui_schema=imported.ui,
-        changelog=f"Imported from Backstage template '{imported.slug}'.",
+        version="0.1.0", parameters_schema=imported.parameters, ui_schema=imported.ui, changelog=changelog
     )
+    reimported = False
     if existing is not None:
         require_curator(actor, existing)
-        draft = create_draft_version(actor, existing, request=request)
-        apply_version_data(draft, VersionData(**{**data.__dict__, "version": draft.version}))
+        open_draft = existing.versions.filter(lifecycle=Lifecycle.DRAFT).order_by("-created_at").first()
+        if open_draft is not None:
+            kept = version_data_of(open_draft)
+            kept.parameters_schema, kept.ui_schema, kept.changelog = imported.parameters, imported.ui, changelog
+            draft = update_draft(actor, open_draft, kept, request=request)
+            reimported = True
+        else:
+            draft = create_draft_version(actor, existing, request=request)
+            apply_version_data(draft, VersionData(**{**data.__dict__, "version": draft.version}))
     else:
         template = TemplateData(
             slug=imported.slug,
@@ -60,7 +68,7 @@ def create_template_from_backstage(
         draft.template.owner_team,
         "template.imported",
         draft,
-        {"unsupported": len(imported.unsupported)},
+        {"unsupported": len(imported.unsupported), "updated_open_draft": reimported},
         request,
     )
     return draft

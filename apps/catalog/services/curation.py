@@ -192,6 +192,12 @@ def apply_template_data(template: Template, data: TemplateData) -> None:
     template.visible_to.set(data.visible_to or [])
 
 
+def version_data_of(version: TemplateVersion) -> VersionData:
+    """A version's current content as VersionData, so a partial edit (API PATCH, re-import) changes only what
+    it names."""
+    return VersionData(**{name: getattr(version, name) for name in VERSION_CONTENT_FIELDS})
+
+
 def apply_version_data(version: TemplateVersion, data: VersionData) -> None:
     semver_key(data.version)
     for name in VERSION_CONTENT_FIELDS:
