@@ -49,3 +49,10 @@ class VersionValidationFailed(ValidationFailed):
 
 class ModuleArchiveRejected(ValidationFailed):
     code = "module_archive_rejected"
+
+
+class ProvidersUnavailable(Conflict):
+    """The version's Terraform providers cannot be installed here (no registry, no mirror): a run would fail at
+    `terraform init`, so it is never queued."""
+
+    code = "providers_unavailable"

@@ -24,6 +24,7 @@ from apps.catalog.models import (
 )
 from apps.catalog.schema import validate_parameters
 from apps.catalog.selectors import launch_teams
+from apps.catalog.services.providers import require_installable_providers
 from apps.clusters.models import Cluster
 from apps.clusters.services.provisioning import request_cluster
 from apps.costs.estimates import Estimate, estimate_hourly
@@ -105,6 +106,8 @@ def launch_template(
             f"Team '{team.slug}' cannot launch {version.template.slug}: you are not a member, "
             "or the template is not shared with that team."
         )
+    if version.template.kind == TemplateKind.TERRAFORM:
+        require_installable_providers(version)
     if not WORKSPACE_NAME.match(name or ""):
         raise errors.InvalidWorkspaceName(
             "Workspace names are 3-40 lowercase letters, digits or dashes, starting with a letter "
