@@ -17,9 +17,9 @@ from apps.audit.models import AuditEvent
 from apps.catalog.services import launch_template
 from apps.runs import services
 from apps.runs.errors import WorkspaceBusy
-from apps.runs.models import Run, RunState, Workspace, WorkspaceStatus
+from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.services.execution import prepare_workdir
-from apps.runs.services.state import read_state
+from apps.runs.services.state import managed_resources, read_state
 from apps.runs.terraform import TerraformRunner
 from tests.factories import PASSWORD, RunFactory, WorkspaceFactory, member
 
@@ -76,6 +76,8 @@ def test_forget_hides_a_never_applied_workspace_keeps_its_history_and_frees_its_
     assert [row["id"] for row in asked_for] == [failed.pk]
     assert as_user(alice).get(f"/api/v1/workspaces/{failed.pk}/").status_code == 200
     assert Run.objects.filter(workspace=failed).count() == 1
+    with pytest.raises(WorkspaceBusy):  # nothing more runs on a forgotten workspace
+        services.queue_run(alice, Workspace.objects.get(pk=failed.pk), kind=RunKind.APPLY)
     again = launch_template(alice, vision, failed.template_version, {"experiment_name": "second-try"}, failed.name)
     assert again.workspace.pk != failed.pk
 
@@ -184,6 +186,24 @@ def test_force_delete_keeps_the_redacted_state_in_the_audit_discards_waiting_run
     assert event.data["discarded_runs"] == [waiting.pk]
     assert event.data["lock_held_by"] == waiting.pk
     assert read_state(workspace) is None  # the state schema and its lock are gone with it
+
+
+@pytest.mark.integration
+def test_force_delete_of_a_local_state_file_keeps_it_in_the_audit_and_removes_it(
+    ada: Any, failed: Workspace, settings: Any, tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.USING_POSTGRES = False  # the state backend of a portal on SQLite (`make run`): a local file
+    settings.TERRAFORM_STATE_DIR = tmp_path / "state"
+    apply_out_of_band(failed, settings, tmp_path)
+    assert managed_resources(read_state(failed)) == ["terraform_data.sandbox", "terraform_data.tracking"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.force_delete_workspace(actor=ada, workspace=failed, confirm_name=failed.name)
+
+    event = AuditEvent.objects.get(verb="workspace.deleted")
+    assert {r["name"] for r in event.data["state"]["resources"]} == {"sandbox", "tracking"}
+    assert read_state(failed) is None
+    assert not any((tmp_path / "state").rglob("terraform.tfstate"))
 
 
 def test_force_delete_refuses_a_wrong_confirmation(ada: Any, failed: Workspace) -> None:
