@@ -9,6 +9,7 @@ import io
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,16 @@ def test_a_second_sync_reuses_the_verdict_without_running_init(terraform_calls: 
     again = ProviderCheck.objects.get()
     assert (again.pk, again.checked_at) == (first.pk, first.checked_at)
     assert "4 unavailable on this installation" in out.getvalue()
+
+
+def test_a_verdict_older_than_the_ttl_is_checked_again(terraform_calls: Path, synced: None, settings: Any) -> None:
+    settings.PROVIDER_CHECK_TTL_SECONDS = 2
+    time.sleep(2.1)  # the verdict ages past the TTL; the re-check's own verdict is fresh for the rest of the sync
+
+    call_command("sync_templates", stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert len(inits(terraform_calls)) == 2
+    assert ProviderCheck.objects.count() == 1  # the set's one row, refreshed
 
 
 def test_a_provider_mirror_in_the_cli_configuration_makes_the_module_available(
