@@ -157,6 +157,17 @@ def test_the_workspace_page_forgets_only_once_the_box_is_ticked(client: Client, 
     assert "never-applied" not in client.get(reverse("runs:workspace-list")).content.decode()
 
 
+def test_the_workspace_page_offers_no_forget_while_a_run_is_in_flight(
+    client: Client, alice: Any, failed: Workspace
+) -> None:
+    RunFactory(workspace=failed, created_by=alice, state=RunState.QUEUED)
+    client.login(username=alice.username, password=PASSWORD)
+
+    page = client.get(reverse("runs:workspace-detail", args=[failed.pk])).content.decode()
+
+    assert 'data-testid="forget"' not in page
+
+
 # --- Force-delete ---------------------------------------------------------------------------------------------------
 
 
