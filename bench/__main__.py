@@ -26,6 +26,10 @@ BENCH_DB_NAME = "paved_bench"
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "api": ("bench.api_overhead", "in-process request overhead of the API and the home page"),
     "broker": ("bench.broker_latency", "enqueue -> task-start latency, Redis vs the server-less SQLite broker"),
+    "provider_check": (
+        "bench.provider_check",
+        "sync-time terraform init per provider set: failing init, cold and cached sync",
+    ),
     "run_engine": ("bench.run_engine", "run engine through a real worker and Terraform vs Terraform run directly"),
     "json_depth": ("bench.json_depth", "JSON depth limit vs json.loads, and refusing hostile bodies"),
     "telemetry_ingest": (

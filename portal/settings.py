@@ -318,6 +318,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "paved@localhost")
 # --- Paved ------------------------------------------------------------------------------------------------
 API_TOKEN_PREFIX = "pvd_"
 TERRAFORM_BIN = env_str("TERRAFORM_BIN")
+# Terraform's own variable: a CLI configuration, typically `provider_installation { filesystem_mirror { ... } }`
+# so that modules needing providers can be installed with no registry. Runs and the provider check use it.
+TERRAFORM_CLI_CONFIG_FILE = env_str("TF_CLI_CONFIG_FILE")
+# `sync_templates` (and a launch of a version never checked) runs `terraform init` once per provider set to see
+# whether this installation can install it; the verdict is reused for this long, or until the CLI config changes.
+PROVIDER_CHECK_TIMEOUT_SECONDS = env_int("PROVIDER_CHECK_TIMEOUT_SECONDS", 30)
+PROVIDER_CHECK_TTL_SECONDS = env_int("PROVIDER_CHECK_TTL_SECONDS", 3600)
 RUNS_DIR = DATA_DIR / "runs"
 TERRAFORM_STATE_DIR = DATA_DIR / "state"
 PLAN_TIMEOUT_SECONDS = env_int("PLAN_TIMEOUT_SECONDS", 900)

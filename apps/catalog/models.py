@@ -88,6 +88,25 @@ class Template(BaseModel):
         return self.name
 
 
+class ProviderCheck(models.Model):
+    """Whether this installation can install one set of Terraform providers: the verdict of a real
+    `terraform init` in a scratch directory, shared by every version that needs the same set. `key` digests the
+    set and the CLI configuration it was tried with, so a new provider mirror means a new check."""
+
+    key = models.CharField(max_length=64, unique=True)
+    providers = models.JSONField(default=list, help_text="[[source, version constraints], ...], sorted.")
+    installable = models.BooleanField()
+    reason = models.TextField(blank=True, help_text="Why not: what terraform init said.")
+    seconds = models.FloatField(default=0, help_text="How long terraform init took.")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-checked_at"]
+
+    def __str__(self) -> str:
+        return f"providers {self.providers}: {'installable' if self.installable else 'not installable'}"
+
+
 class TemplateVersion(BaseModel):
     template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=32, help_text="Semantic version, e.g. 1.2.0.")
@@ -114,6 +133,14 @@ class TemplateVersion(BaseModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    required_providers = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Non-builtin providers of the module, [[source, constraints], ...]; null: not read yet.",
+    )
+    providers_check = models.ForeignKey(
+        ProviderCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions"
+    )
     published_at = models.DateTimeField(null=True, blank=True)
     deprecated_at = models.DateTimeField(null=True, blank=True)
     retired_at = models.DateTimeField(null=True, blank=True)
@@ -128,6 +155,12 @@ class TemplateVersion(BaseModel):
     @property
     def is_launchable(self) -> bool:
         return self.lifecycle == Lifecycle.PUBLISHED
+
+    @property
+    def providers_problem(self) -> str:
+        """Why this installation cannot install the module's providers; "" when it can (or was never checked)."""
+        check = self.providers_check
+        return "" if check is None or check.installable else check.reason
 
     @property
     def currency(self) -> str:

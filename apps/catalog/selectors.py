@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.accounts.models import Role, Team
 from apps.accounts.selectors import AnyUser, scope_to_teams, team_ids_for
@@ -56,6 +56,14 @@ def catalog_templates(
     if not include_drafts:
         published = TemplateVersion.objects.filter(template=OuterRef("pk"), lifecycle=Lifecycle.PUBLISHED)
         templates = templates.filter(Exists(published))
+    # The newest published version's provider verdict: False when this installation cannot install its providers.
+    newest = TemplateVersion.objects.filter(template=OuterRef("pk"), lifecycle=Lifecycle.PUBLISHED).order_by(
+        "-published_at", "-created_at"
+    )
+    templates = templates.annotate(
+        providers_installable=Subquery(newest.values("providers_check__installable")[:1]),
+        providers_reason=Subquery(newest.values("providers_check__reason")[:1]),
+    )
     if query:
         templates = templates.filter(
             Q(name__icontains=query)

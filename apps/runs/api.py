@@ -13,7 +13,7 @@ from apps.accounts.selectors import authenticated
 from apps.runs import services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
 from apps.runs.models import Run, RunKind, Workspace
-from apps.runs.selectors import log_chunks_after, masked_outputs, runs_for, workspaces_for
+from apps.runs.selectors import listed_workspaces_for, log_chunks_after, masked_outputs, runs_for, workspaces_for
 
 
 class RunSerializer(serializers.ModelSerializer[Run]):
@@ -61,6 +61,11 @@ class ExtendSerializer(serializers.Serializer[Any]):
     hours = serializers.IntegerField(help_text="New time to live from now, at most the template's maximum.")
 
 
+class ForceDeleteSerializer(serializers.Serializer[Any]):
+    confirm = serializers.CharField(help_text="The workspace's name, to confirm.", max_length=40)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+
+
 class DecisionSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
@@ -81,6 +86,8 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
     ordering_fields = ["created_at", "name"]
 
     def get_queryset(self) -> QuerySet[Workspace]:
+        if self.action == "list":  # forgotten and deleted workspaces only when `?status=` asks for them
+            return listed_workspaces_for(self.request.user, status=self.request.query_params.get("status"))
         return workspaces_for(self.request.user)
 
     @extend_schema(
@@ -115,6 +122,37 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
             request=request._request,
         )
         return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(
+        request=None,
+        responses=WorkspaceSerializer,
+        summary="Forget a workspace that never applied anything (nothing to destroy)",
+    )
+    @action(detail=True, methods=["post"])
+    def forget(self, request: Request, pk: str) -> Response:
+        workspace = services.forget_workspace(
+            actor=authenticated(request.user), workspace=self.get_object(), request=request._request
+        )
+        return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(
+        request=ForceDeleteSerializer,
+        responses=WorkspaceSerializer,
+        summary="Force-delete a workspace whose destroy keeps failing (platform admins; confirm with its name)",
+    )
+    @action(detail=True, methods=["post"], url_path="force-delete")
+    def force_delete(self, request: Request, pk: str) -> Response:
+        workspace = self.get_object()
+        payload = ForceDeleteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        deleted = services.force_delete_workspace(
+            actor=authenticated(request.user),
+            workspace=workspace,
+            confirm_name=payload.validated_data["confirm"],
+            reason=payload.validated_data["reason"],
+            request=request._request,
+        )
+        return Response(WorkspaceSerializer(deleted).data)
 
 
 class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):

@@ -33,3 +33,11 @@ class NothingToRetry(ApplicationError):
 
 class InvalidExtension(ValidationFailed):
     code = "invalid_extension"
+
+
+class WorkspaceHasResources(Conflict):
+    code = "workspace_has_resources"
+
+
+class NotAPlatformAdmin(PermissionDenied):
+    code = "not_a_platform_admin"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from apps.core.models import BaseModel
 
@@ -19,6 +20,14 @@ class WorkspaceStatus(models.TextChoices):
     DESTROYING = "destroying", "Destroying"
     DESTROYED = "destroyed", "Destroyed"
     DRIFTED = "drifted", "Drifted"
+    FORGOTTEN = "forgotten", "Forgotten"
+    DELETED = "deleted", "Force-deleted"
+
+
+# Workspaces that are gone from Paved's point of view: hidden from lists, their name free for a new launch, their
+# rows (runs, logs) kept as history. Forgotten: never applied, nothing to destroy. Deleted: a platform admin gave up
+# on a destroy that kept failing (the state is in the audit event).
+GONE_STATUSES = frozenset({WorkspaceStatus.FORGOTTEN, WorkspaceStatus.DELETED})
 
 
 class RunKind(models.TextChoices):
@@ -88,10 +97,20 @@ class Workspace(BaseModel):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_workspace_name_per_team")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "name"],
+                condition=~Q(status__in=["forgotten", "deleted"]),
+                name="unique_workspace_name_per_team",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.team.slug}/{self.name}"
+
+    @property
+    def is_gone(self) -> bool:
+        return self.status in GONE_STATUSES
 
 
 class Run(BaseModel):

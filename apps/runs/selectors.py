@@ -14,6 +14,7 @@ from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
 from apps.clusters.instance_catalog import load_catalog
 from apps.clusters.selectors import effective_quota, team_gpu_usage
 from apps.runs.models import (
+    GONE_STATUSES,
     Approval,
     ApprovalStatus,
     ChangeFreeze,
@@ -28,6 +29,13 @@ from apps.runs.models import (
 def workspaces_for(user: AnyUser) -> QuerySet[Workspace]:
     workspaces = Workspace.objects.select_related("team", "template_version__template", "created_by")
     return scope_to_teams(workspaces, user)
+
+
+def listed_workspaces_for(user: AnyUser, *, status: str | None = None) -> QuerySet[Workspace]:
+    """Workspaces for lists: forgotten and force-deleted ones are left out unless asked for by `status` (their
+    pages, runs and audit trail stay reachable)."""
+    workspaces = workspaces_for(user)
+    return workspaces if status in GONE_STATUSES else workspaces.exclude(status__in=GONE_STATUSES)
 
 
 def runs_for(user: AnyUser) -> QuerySet[Run]:
@@ -111,7 +119,7 @@ def active_freeze() -> ChangeFreeze | None:
 
 
 def _live_workspaces(team_id: int) -> QuerySet[Workspace]:
-    return Workspace.objects.filter(team_id=team_id).exclude(status__in=["destroyed", "failed"])
+    return Workspace.objects.filter(team_id=team_id).exclude(status__in=["destroyed", "failed", *GONE_STATUSES])
 
 
 def team_footprint(team_id: int, *, excluding_workspace: int | None = None) -> dict[str, object]:

@@ -62,6 +62,9 @@ _WHERE_LINE = re.compile(r"^\s+on (?P<file>\S+) line (?P<line>\d+)")
 # init's generic first error when the configuration does not load; the errors after it say what is wrong
 _INIT_PREAMBLE = "Terraform encountered problems during initialisation"
 _NO_STATE = "No state file was found"
+# a line of `terraform providers`: "└── provider[registry.terraform.io/hashicorp/aws] ~> 5.0"
+_PROVIDER_LINE = re.compile(r"provider\[(?P<source>[^\]]+)\](?P<constraints>[^\n]*)")
+_BUILTIN_PROVIDERS = "terraform.io/builtin/"
 
 
 class TerraformError(Exception):
@@ -103,6 +106,13 @@ def terraform_binary() -> str:
         f"No terraform executable: {shim} does not exist and TERRAFORM_BIN is not set. Run `pip install -e .` in "
         "the project's virtual environment to install the shim, or set TERRAFORM_BIN."
     )
+
+
+def cli_config_file() -> Path | None:
+    """The site's Terraform CLI configuration (`TF_CLI_CONFIG_FILE` when the portal started), if that file exists.
+    Some machines export the variable naming a missing file; that counts as none (Terraform would only warn)."""
+    configured = str(getattr(settings, "TERRAFORM_CLI_CONFIG_FILE", "") or "")
+    return Path(configured) if configured and Path(configured).is_file() else None
 
 
 def terraform_version() -> str:
@@ -270,8 +280,9 @@ class TerraformRunner:
     `on_line` is called in the caller's thread (so it may use the database), once per line of output, as the line
     arrives. `should_cancel` and the timeout (per command, in seconds) are checked every `POLL_INTERVAL`. `env`
     is added to this process's environment; unless it names them, `TF_DATA_DIR` is the work dir's `.terraform`
-    and `TF_CLI_CONFIG_FILE` an empty file in the work dir, so runs never share plugin state or pick up a
-    machine's CLI configuration.
+    and `TF_CLI_CONFIG_FILE` is `settings.TERRAFORM_CLI_CONFIG_FILE` (the site's CLI configuration, typically a
+    provider mirror) when that file exists, else an empty file in the work dir: runs never share plugin state, and
+    the only CLI configuration they pick up is the one the portal was configured with.
     """
 
     def __init__(
@@ -353,6 +364,19 @@ class TerraformRunner:
         data = self._json(argv, completed)
         return {str(name): dict(output) for name, output in data.items()}
 
+    def required_providers(self) -> list[tuple[str, str]]:
+        """(source, version constraints) of every non-builtin provider the configuration in the work dir (and
+        its child modules) requires, from `terraform providers`: it needs no init and no network."""
+        argv = self._builder.cmd("providers", no_color=IsFlagged)
+        completed = self._check(argv, self._run(argv, log_stdout=False))
+        section = completed.stdout.split("Providers required by configuration:", 1)[-1].split("\n\n", 1)[0]
+        found = {
+            (match["source"], (match["constraints"] or "").strip())
+            for match in _PROVIDER_LINE.finditer(section)
+            if not match["source"].startswith(_BUILTIN_PROVIDERS)
+        }
+        return sorted(found)
+
     def state_resources(self) -> list[str]:
         """Addresses of the resources in the state; empty when there is no state yet."""
         argv = self._builder.cmd("state list", no_color=IsFlagged)
@@ -369,9 +393,11 @@ class TerraformRunner:
         env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"})
         env["TF_DATA_DIR"] = str(self.workdir / DATA_DIR_NAME)
         if "TF_CLI_CONFIG_FILE" not in self.extra_env:
-            cli_config = self.workdir / CLI_CONFIG_NAME
-            cli_config.touch(exist_ok=True)
-            env["TF_CLI_CONFIG_FILE"] = str(cli_config)
+            site_config = cli_config_file()
+            if site_config is None:
+                site_config = self.workdir / CLI_CONFIG_NAME
+                site_config.touch(exist_ok=True)
+            env["TF_CLI_CONFIG_FILE"] = str(site_config)
         env.update(self.extra_env)
         return env
 

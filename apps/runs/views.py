@@ -38,7 +38,8 @@ def _run_or_404(request: HttpRequest, run_id: int) -> Run:
 
 @login_required
 def workspace_list_view(request: HttpRequest) -> HttpResponse:
-    filterset = WorkspaceFilterSet(request.GET or None, queryset=selectors.workspaces_for(request.user))
+    listed = selectors.listed_workspaces_for(request.user, status=request.GET.get("status"))
+    filterset = WorkspaceFilterSet(request.GET or None, queryset=listed)
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "runs/partials/workspace_table.html" if htmx_partial(request) else "runs/workspace_list.html"
     return render(request, template, {"filterset": filterset, "page": page})
@@ -165,6 +166,8 @@ def workspace_action_view(request: HttpRequest, workspace_id: int, action: str) 
     actor = authenticated(request.user)
     if action == "extend":
         return _extend(request, actor, workspace)
+    if action in {"forget", "force-delete"}:
+        return _remove(request, actor, workspace, action)
     try:
         if action == "destroy":
             run = services.request_destroy(
@@ -190,6 +193,30 @@ def _extend(request: HttpRequest, actor: User, workspace: Workspace) -> HttpResp
     else:
         messages.success(request, f"{extended.name} now expires at {extended.expires_at:%Y-%m-%d %H:%M} UTC.")
     return redirect("runs:workspace-detail", workspace_id=workspace.pk)
+
+
+def _remove(request: HttpRequest, actor: User, workspace: Workspace, action: str) -> HttpResponse:
+    """Forget (confirmed by a checkbox) or force-delete (confirmed by the typed name); back to the list after."""
+    try:
+        if action == "forget":
+            if request.POST.get("confirm") != "yes":
+                messages.error(request, f"Tick the box to confirm that {workspace.name} should be forgotten.")
+                return redirect("runs:workspace-detail", workspace_id=workspace.pk)
+            services.forget_workspace(actor=actor, workspace=workspace, request=request)
+            messages.success(request, f"{workspace.name} is forgotten; its name is free for a new launch.")
+        else:
+            services.force_delete_workspace(
+                actor=actor,
+                workspace=workspace,
+                confirm_name=request.POST.get("confirm", ""),
+                reason=request.POST.get("reason", "")[:300],
+                request=request,
+            )
+            messages.success(request, f"{workspace.name} was force-deleted; its state is kept in the audit log.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("runs:workspace-detail", workspace_id=workspace.pk)
+    return redirect("runs:workspace-list")
 
 
 @require_POST

@@ -24,10 +24,11 @@ from apps.catalog.models import (
 )
 from apps.catalog.schema import validate_parameters
 from apps.catalog.selectors import launch_teams
+from apps.catalog.services.providers import require_installable_providers
 from apps.clusters.models import Cluster
 from apps.clusters.services.provisioning import request_cluster
 from apps.costs.estimates import Estimate, estimate_hourly
-from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.models import GONE_STATUSES, Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.services import dispatch_run
 
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
@@ -105,6 +106,8 @@ def launch_template(
             f"Team '{team.slug}' cannot launch {version.template.slug}: you are not a member, "
             "or the template is not shared with that team."
         )
+    if version.template.kind == TemplateKind.TERRAFORM:
+        require_installable_providers(version)
     if not WORKSPACE_NAME.match(name or ""):
         raise errors.InvalidWorkspaceName(
             "Workspace names are 3-40 lowercase letters, digits or dashes, starting with a letter "
@@ -132,7 +135,7 @@ def launch_template(
         return LaunchResult(estimate=estimate_hourly(version.price_model, parameters), cluster=cluster)
     expires_at = _expiry(version, ttl_hours)
     estimate = estimate_hourly(version.price_model, parameters)
-    if Workspace.objects.filter(team=team, name=name).exists():
+    if Workspace.objects.filter(team=team, name=name).exclude(status__in=GONE_STATUSES).exists():
         raise errors.WorkspaceNameTaken(
             f"Team '{team.slug}' already has a workspace named '{name}'. Pick another name."
         )

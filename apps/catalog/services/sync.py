@@ -16,9 +16,11 @@ from apps.catalog.manifests import TemplateManifest
 from apps.catalog.models import (
     Lifecycle,
     Template,
+    TemplateKind,
     TemplateVersion,
 )
 from apps.catalog.services.curation import TemplateData, VersionData, apply_template_data, apply_version_data
+from apps.catalog.services.providers import check_providers
 
 # --- Shipped golden paths ----------------------------------------------------------------------------------
 
@@ -29,6 +31,7 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
     updated_metadata: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)  # "slug@version: why its providers cannot be installed"
 
 
 def _module_path(manifest: TemplateManifest) -> str:
@@ -106,7 +109,15 @@ def sync_manifest(manifest: TemplateManifest, report: SyncReport) -> None:
 
 
 def sync_templates(manifests: list[TemplateManifest]) -> SyncReport:
+    """Sync every manifest, then check that each shipped version's Terraform providers can be installed here
+    (one `terraform init` per provider set, cached), so a version that cannot is shown unavailable."""
     report = SyncReport()
     for manifest in manifests:
         sync_manifest(manifest, report)
+    shipped = TemplateVersion.objects.select_related("template", "providers_check").filter(
+        template__slug__in=[m.slug for m in manifests], source="infra", template__kind=TemplateKind.TERRAFORM
+    )
+    for version in shipped:
+        if check_providers(version).providers_problem:
+            report.unavailable.append(f"{version}: {version.providers_problem}")
     return report

@@ -1,5 +1,5 @@
 """Run engine services. Split by concern: transitions (the state machine), execution (Terraform work on a
-worker), approvals, lifecycle (queue, destroy, cancel, retry) and logs."""
+worker), approvals, lifecycle (queue, destroy, cancel, retry), removal (forget, force-delete), state and logs."""
 
 from apps.runs.services.approvals import approve_run, expire_approvals, reject_run, set_approval_rule
 from apps.runs.services.execution import apply_approved_run, dispatch_run, execute_run
@@ -15,7 +15,8 @@ from apps.runs.services.lifecycle import (
     warn_expiring_workspaces,
 )
 from apps.runs.services.recovery import sweep_runs
-from apps.runs.services.transitions import run_transition
+from apps.runs.services.removal import force_delete_workspace, forget_workspace
+from apps.runs.services.transitions import run_transition, workspace_transition
 
 __all__ = [
     "apply_approved_run",
@@ -27,6 +28,8 @@ __all__ = [
     "dispatch_run",
     "execute_run",
     "expire_approvals",
+    "force_delete_workspace",
+    "forget_workspace",
     "queue_run",
     "reject_run",
     "request_destroy",
@@ -36,4 +39,5 @@ __all__ = [
     "set_change_freeze",
     "sweep_runs",
     "warn_expiring_workspaces",
+    "workspace_transition",
 ]

@@ -20,9 +20,16 @@ from apps.runs.services.execution import dispatch_run, release_workspace_lock
 from apps.runs.services.transitions import run_transition
 
 
-def _require_member(actor: User, workspace: Workspace) -> None:
+def require_member(actor: User, workspace: Workspace) -> None:
+    """Who may act on a workspace (new runs, destroy, cancel, forget): a member of its team."""
     if workspace.team_id not in team_ids_for(actor):
         raise WorkspaceBusy("You are not a member of this workspace's team.", code="not_a_team_member")
+
+
+def require_typed_name(workspace: Workspace, confirm_name: str, what: str) -> None:
+    """Irreversible acts on a workspace are confirmed by typing its name, as a cluster's termination is."""
+    if confirm_name.strip() != workspace.name:
+        raise ConfirmationMismatch(f"Type the workspace name '{workspace.name}' exactly to confirm the {what}.")
 
 
 def _new_run(workspace: Workspace, *, kind: str, reason: str, created_by: User) -> Run:
@@ -47,9 +54,9 @@ def queue_run(
 ) -> Run:
     """Queue a run of `kind` on the workspace's pinned version and parameters; it starts when the workspace
     is free (runs of one workspace go one at a time, in order)."""
-    _require_member(actor, workspace)
-    if workspace.status == WorkspaceStatus.DESTROYED:
-        raise WorkspaceBusy(f"{workspace.name} is destroyed; launch a new workspace instead.")
+    require_member(actor, workspace)
+    if workspace.status == WorkspaceStatus.DESTROYED or workspace.is_gone:
+        raise WorkspaceBusy(f"{workspace.name} is {workspace.status}; launch a new workspace instead.")
     run = _new_run(workspace, kind=kind, reason=reason, created_by=actor)
     record(actor, workspace.team, f"run.requested_{kind}", run, {"workspace": workspace.name}, request)
     dispatch_run(run)
@@ -59,8 +66,7 @@ def queue_run(
 @transaction.atomic
 def request_destroy(actor: User, workspace: Workspace, *, confirm_name: str, request: HttpRequest | None = None) -> Run:
     """Destroy everything the workspace created; the caller must type the workspace name to confirm."""
-    if confirm_name.strip() != workspace.name:
-        raise ConfirmationMismatch(f"Type the workspace name '{workspace.name}' exactly to confirm the destroy.")
+    require_typed_name(workspace, confirm_name, "destroy")
     return queue_run(actor, workspace, kind=RunKind.DESTROY, reason="Destroy requested.", request=request)
 
 
@@ -68,7 +74,7 @@ def request_destroy(actor: User, workspace: Workspace, *, confirm_name: str, req
 def cancel_run(actor: User, run: Run, *, request: HttpRequest | None = None) -> Run:
     """Queued or waiting runs stop at once; a running Terraform is interrupted by its worker (SIGINT, so the
     state lock is released) within about a second."""
-    _require_member(actor, run.workspace)
+    require_member(actor, run.workspace)
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state in {RunState.QUEUED, RunState.PLANNED, RunState.AWAITING_APPROVAL}:
         run_transition(run=run, to=RunState.CANCELLED, actor=actor, reason=f"Cancelled by {actor.username}.")
@@ -131,11 +137,11 @@ def check_drift() -> list[int]:
 def extend_ttl(actor: User, workspace: Workspace, *, hours: int, request: HttpRequest | None = None) -> Workspace:
     """Push the expiry out to `hours` from now. Never beyond the template's maximum TTL from now: an owner can
     keep a workspace alive by extending it, but nothing outlives its maximum unattended."""
-    _require_member(actor, workspace)
+    require_member(actor, workspace)
     workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
     if actor.pk != workspace.created_by_id and role_in(actor, workspace.team) not in OVERSIGHT_ROLES:
         raise WorkspaceBusy("Only the workspace's owner or a team manager may extend it.", code="not_the_owner")
-    if workspace.status in {WorkspaceStatus.DESTROYED, WorkspaceStatus.DESTROYING}:
+    if workspace.status in {WorkspaceStatus.DESTROYED, WorkspaceStatus.DESTROYING} or workspace.is_gone:
         raise WorkspaceBusy(f"{workspace.name} is {workspace.status}; it cannot be extended.")
     maximum = workspace.template_version.max_ttl_hours
     if hours < 1 or (maximum is not None and hours > maximum):

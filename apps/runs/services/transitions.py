@@ -6,11 +6,21 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.audit.services import record
 from apps.runs.errors import IllegalTransition
-from apps.runs.models import ALLOWED_TRANSITIONS, TERMINAL_STATES, Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.models import (
+    ALLOWED_TRANSITIONS,
+    GONE_STATUSES,
+    TERMINAL_STATES,
+    Run,
+    RunKind,
+    RunState,
+    Workspace,
+    WorkspaceStatus,
+)
 
 # (run kind, new run state) -> workspace status. Missing pairs leave the workspace as it is.
 WORKSPACE_STATUS = {
@@ -21,6 +31,14 @@ WORKSPACE_STATUS = {
     (RunKind.DESTROY, RunState.APPLIED): WorkspaceStatus.DESTROYED,
     (RunKind.DESTROY, RunState.FAILED): WorkspaceStatus.FAILED,
     (RunKind.DESTROY, RunState.ERRORED): WorkspaceStatus.FAILED,
+}
+
+# The moves a person makes on a workspace itself (not through a run): status -> the statuses it may come from.
+# Forgetting is only for workspaces that never provisioned anything (the service checks runs and state too);
+# force-deleting is the platform admin's way out of any status.
+WORKSPACE_TRANSITIONS: dict[str, frozenset[str]] = {
+    WorkspaceStatus.FORGOTTEN: frozenset({WorkspaceStatus.PROVISIONING, WorkspaceStatus.FAILED}),
+    WorkspaceStatus.DELETED: frozenset(set(WorkspaceStatus) - GONE_STATUSES),
 }
 
 
@@ -47,8 +65,10 @@ def run_transition(*, run: Run, to: str, actor: User | None = None, reason: str 
         Workspace.objects.filter(pk=locked.workspace_id, locked_by=locked).update(locked_by=None, locked_at=None)
     locked.save(update_fields=sorted(updated))
     status = WORKSPACE_STATUS.get((RunKind(locked.kind), RunState(to)))
-    if status is not None:
-        Workspace.objects.filter(pk=locked.workspace_id).update(status=status, updated_at=now)
+    if status is not None:  # a forgotten or deleted workspace stays gone whatever a late run does
+        Workspace.objects.filter(pk=locked.workspace_id).exclude(status__in=GONE_STATUSES).update(
+            status=status, updated_at=now
+        )
     elif locked.kind == RunKind.APPLY and to in {RunState.REJECTED, RunState.CANCELLED, RunState.DISCARDED}:
         # A first launch that never applied leaves nothing provisioned: say so instead of "provisioning" forever.
         Workspace.objects.filter(pk=locked.workspace_id, status=WorkspaceStatus.PROVISIONING).update(
@@ -56,4 +76,33 @@ def run_transition(*, run: Run, to: str, actor: User | None = None, reason: str 
         )
     record(actor, locked.team, f"run.{to}", locked, {"from": previous, "reason": reason[:300]})
     run.__dict__.update({name: getattr(locked, name) for name in updated})
+    return locked
+
+
+@transaction.atomic
+def workspace_transition(
+    *,
+    workspace: Workspace,
+    to: str,
+    actor: User | None,
+    reason: str,
+    data: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+    **fields: Any,
+) -> Workspace:
+    """Move a workspace itself to `to` (forgotten, deleted) if WORKSPACE_TRANSITIONS permits it; audit it as
+    `workspace.<to>` with `data`. `fields` are saved in the same breath (freeing the lock, say)."""
+    locked = Workspace.objects.select_for_update().select_related("team").get(pk=workspace.pk)
+    if locked.status not in WORKSPACE_TRANSITIONS.get(to, frozenset()):
+        raise IllegalTransition(
+            f"Workspace {locked.name} is {locked.status}; it cannot become {to}.", code="illegal_workspace_transition"
+        )
+    previous = locked.status
+    locked.status = to
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=sorted({"status", "updated_at", *fields}))
+    audit = {"from": previous, "reason": reason[:300], **(data or {})}
+    record(actor, locked.team, f"workspace.{to}", locked, audit, request)
+    workspace.__dict__.update({name: getattr(locked, name) for name in ("status", *fields)})
     return locked

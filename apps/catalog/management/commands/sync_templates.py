@@ -28,9 +28,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  updated metadata of {slug}")
         for conflict in report.conflicts:
             self.stderr.write(self.style.WARNING(f"  {conflict}"))
+        for unavailable in report.unavailable:
+            self.stderr.write(self.style.WARNING(f"  unavailable here: {unavailable}"))
         self.stdout.write(
             self.style.SUCCESS(
                 f"Catalog synced: {len(report.created)} new, {len(report.unchanged)} unchanged, "
-                f"{len(report.conflicts)} conflicts."
+                f"{len(report.conflicts)} conflicts, {len(report.unavailable)} unavailable on this installation."
             )
         )
