@@ -45,9 +45,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--people-per-team", type=int, default=int(env("LOAD_PEOPLE_PER_TEAM", "50")))
     parser.add_argument("--seed-launches-per-team", type=int, default=int(env("LOAD_SEED_LAUNCHES", "4")))
-    parser.add_argument("--web-workers", type=int, default=int(env("LOAD_WEB_WORKERS", "4")), help="gunicorn workers")
-    parser.add_argument("--wait-min", type=float, default=float(env("LOAD_WAIT_MIN", "2")), help="think time, s")
-    parser.add_argument("--wait-max", type=float, default=float(env("LOAD_WAIT_MAX", "8")), help="think time, s")
+    parser.add_argument("--web-workers", type=int, default=int(env("LOAD_WEB_WORKERS", "3")), help="gunicorn workers")
+    parser.add_argument("--wait-min", type=float, default=float(env("LOAD_WAIT_MIN", "3")), help="think time, s")
+    parser.add_argument("--wait-max", type=float, default=float(env("LOAD_WAIT_MAX", "12")), help="think time, s")
     parser.add_argument("--drain-seconds", type=int, default=int(env("LOAD_DRAIN_SECONDS", "180")))
     parser.add_argument("--database-name", default=env("LOAD_DATABASE_NAME", ""), help="default: <name>_loadtest")
     parser.add_argument("--out", type=Path, default=Path(env("LOAD_OUT", str(ROOT / "var" / "load"))))
@@ -149,8 +149,10 @@ def report(args: argparse.Namespace, stats: list[PageStats], drain: tuple[bool, 
     errors = total.errors if total else sum(row.errors for row in pages)
     queue = f"drained {waited:.0f} s after the load stopped" if drained else f"NOT drained: {left} runs in flight"
     busy = f"load average during the run: mean {sum(load) / len(load):.1f}, max {max(load):.1f}" if load else ""
+    rate = (total.requests if total else 0) / max(args.duration, 1)
     summary = [
-        f"{args.users} users for {args.duration} s, {args.launches_per_minute:g} launches/min; run queue {queue}",
+        f"{args.users} users for {args.duration} s ({rate:.1f} requests/s served, think time {args.wait_min:g}-"
+        f"{args.wait_max:g} s), {args.launches_per_minute:g} launches/min; run queue {queue}",
         f"errors: {errors}; pages over the {GOAL_P95_MS} ms p95 goal: {', '.join(slow) or 'none'}",
         busy,
     ]
