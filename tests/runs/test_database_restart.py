@@ -25,16 +25,19 @@ from apps.accounts.services import create_api_token
 from apps.audit.models import AuditEvent
 from apps.catalog.services import launch_template
 from apps.runs import services
-from apps.runs.models import RunKind, RunLogChunk, RunState, Workspace
+from apps.runs.models import Run, RunKind, RunLogChunk, RunState, Workspace
 from tests.factories import TeamFactory, member
 from tests.fixtures.postgres import PrivatePostgres, django_connected_to, private_postgres
 from tests.fixtures.web import PRODUCTION_LIKE_ENV, Web, running_web
 from tests.fixtures.worker import ARTIFACTS
 from tests.runs.fixtures import PrivateRedis, Workers, private_broker, sleeper_version, wait_for, wait_state
 
-pytestmark = pytest.mark.integration
+# Bounded well under two minutes (it takes ~30 s): every wait below has its own, shorter bound too.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(110)]
 
 OUTAGE_SECONDS = 10
+# The apply outlasts the outage with room to spare, so it ends (and Terraform saves its state) after the restart.
+APPLY_SECONDS = 25
 FINISHED = (RunState.APPLIED, RunState.FAILED, RunState.ERRORED, RunState.CANCELLED)
 
 
@@ -93,11 +96,13 @@ def test_a_database_restart_is_survived_by_the_web_process_the_worker_and_every_
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {token}"
 
-    applying = launch_template(alice, team, sleeper_version(), {"sleep_seconds": 15}, "through-a-restart").run
+    applying = launch_template(
+        alice, team, sleeper_version(), {"sleep_seconds": APPLY_SECONDS}, "through-a-restart"
+    ).run
     applying = wait_state(applying, RunState.APPLYING, *FINISHED)
     assert applying.state == RunState.APPLYING, applying.state_reason
     waiting = services.queue_run(alice, applying.workspace, kind=RunKind.APPLY, reason="second apply")
-    wait_for(lambda: "Waiting for run" in type(waiting).objects.get(pk=waiting.pk).state_reason, 20, "the claim")
+    wait_for(lambda: "Waiting for run" in Run.objects.get(pk=waiting.pk).state_reason, 20, "its claim, refused")
     for _ in range(6):  # every gunicorn worker now holds a persistent connection (DB_CONN_MAX_AGE)
         assert api.get(f"{web.url}/api/v1/runs", timeout=10).status_code == 200
     audit_before = set(AuditEvent.objects.values_list("pk", flat=True))
@@ -141,4 +146,4 @@ def test_a_database_restart_is_survived_by_the_web_process_the_worker_and_every_
     assert sum(count for _, count in chunks) == applying.log_lines  # lines of the outage kept, none twice
     workspace = Workspace.objects.get(pk=applying.workspace_id)
     assert workspace.locked_by is None
-    assert workspace.outputs["slept_seconds"]["value"] == 15
+    assert workspace.outputs["slept_seconds"]["value"] == APPLY_SECONDS
