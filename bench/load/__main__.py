@@ -223,7 +223,7 @@ def run_stack(args: argparse.Namespace, database_url: str, data_dir: Path) -> in
     # The process-starting helpers of the integration tests: one way to start gunicorn, a worker and Redis.
     from bench.load.seed import seed
     from tests.fixtures.worker import start_worker
-    from tests.runs.fixtures import PrivateRedis, point_celery_at
+    from tests.runs.fixtures import PrivateRedis, point_celery_at, stop_process
 
     broker = PrivateRedis()
     broker.start()
@@ -263,11 +263,7 @@ def run_stack(args: argparse.Namespace, database_url: str, data_dir: Path) -> in
         return report(args, read_stats(args.out / "locust_stats.csv"), drain, sampler.samples)
     finally:
         if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            stop_process(worker)
         broker.stop()
         shutil.rmtree(broker.dir, ignore_errors=True)
         _close_django_connections()
