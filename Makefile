@@ -11,6 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/paved
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: run install test lint typecheck audit pytest services chromium bench clean
+.PHONY: run install test lint typecheck pytest services chromium bench load clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -69,6 +70,10 @@ test: lint typecheck audit pytest
 
 bench: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m bench
+
+# Locust against gunicorn + PostgreSQL + Redis + a worker on 127.0.0.1 (bench/load). LOAD_DURATION=30 for a quick run.
+load: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m bench.load
 
 clean:
 	rm -rf var test-artifacts .mypy_cache .ruff_cache .pytest_cache

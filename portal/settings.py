@@ -128,7 +128,15 @@ TEMPLATES = [
 
 # --- Database: SQLite under the data dir unless DATABASE_URL says otherwise -------------------------------
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'paved.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# With persistent connections (DB_CONN_MAX_AGE > 0), each request first checks the connection it reuses: after a
+# database restart a stale one is replaced instead of failing that request with a 500.
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + immediate transactions let the web process, the worker and beat share one file without
     # "database is locked" errors under the light load of a laptop demo.
@@ -138,6 +146,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 USING_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if USING_POSTGRES:  # an unreachable server fails a request (and /readyz) in seconds instead of hanging it
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -331,6 +341,8 @@ PLAN_TIMEOUT_SECONDS = env_int("PLAN_TIMEOUT_SECONDS", 900)
 APPLY_TIMEOUT_SECONDS = env_int("APPLY_TIMEOUT_SECONDS", 3600)
 APPROVAL_EXPIRY_HOURS = env_int("APPROVAL_EXPIRY_HOURS", 72)
 RUN_HEARTBEAT_STALE_SECONDS = env_int("RUN_HEARTBEAT_STALE_SECONDS", 120)
+# How long a worker waits for an unreachable database (a restart) before giving the run up to the sweeper.
+RUN_DB_OUTAGE_WAIT_SECONDS = env_int("RUN_DB_OUTAGE_WAIT_SECONDS", 60)
 
 # --- GPU clusters ----------------------------------------------------------------------------------------------
 AWS_REGION = env_str("AWS_REGION", "us-east-1")

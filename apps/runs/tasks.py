@@ -5,14 +5,24 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.runs import services
+from apps.runs.services.outages import DATABASE_DOWN
+
+# A run's task that finds the database down before it claimed the run goes back to the broker and tries again
+# (claiming makes a second try harmless) instead of dropping the message and waiting for the sweeper.
+RETRY_WHILE_DATABASE_DOWN = {
+    "autoretry_for": DATABASE_DOWN,
+    "retry_backoff": 2,
+    "retry_backoff_max": 30,
+    "max_retries": 8,
+}
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(acks_late=True, ignore_result=True, **RETRY_WHILE_DATABASE_DOWN)
 def execute_run(run_pk: int) -> None:
     services.execute_run(run_pk)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(acks_late=True, ignore_result=True, **RETRY_WHILE_DATABASE_DOWN)
 def apply_approved_run(run_pk: int) -> None:
     services.apply_approved_run(run_pk)
 

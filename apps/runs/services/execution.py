@@ -6,6 +6,7 @@ twice (acks_late, broker redelivery) does nothing the second time.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -26,6 +27,7 @@ from apps.runs.errors import IllegalTransition
 from apps.runs.models import Approval, ApprovalRule, Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.selectors import active_freeze
 from apps.runs.services.logs import RunLogWriter
+from apps.runs.services.outages import DATABASE_DOWN, drop_broken_connection, outlast_database_outage
 from apps.runs.services.transitions import run_transition
 from apps.runs.terraform import (
     PlanSummary,
@@ -39,6 +41,7 @@ from apps.runs.terraform import (
 logger = logging.getLogger(__name__)
 
 PLAN_FILE = "plan.tfplan"
+APPLYING = "Applying the plan."
 VAR_FILE = "terraform.tfvars.json"
 
 
@@ -178,8 +181,11 @@ def _cancel_probe(run: Run, log: RunLogWriter) -> Callable[[], bool]:
         now = time.monotonic()
         if now - state["checked"] >= 1.0:
             state["checked"] = now
-            log.flush()
-            state["cancel"] = Run.objects.filter(pk=run.pk, cancel_requested=True).exists()
+            if log.flush():  # the database answers: ask it too (while it does not, Terraform carries on)
+                try:
+                    state["cancel"] = Run.objects.filter(pk=run.pk, cancel_requested=True).exists()
+                except DATABASE_DOWN:
+                    drop_broken_connection()
         return bool(state["cancel"])
 
     return should_cancel
@@ -221,10 +227,21 @@ def approval_reason(run: Run) -> str:
 
 def _finish_with_outputs(run: Run, runner: TerraformRunner) -> None:
     outputs: dict[str, Any] = {} if run.kind == RunKind.DESTROY else runner.outputs()
+    _record(run, "recording the outputs", lambda: _record_applied(run, outputs))
+
+
+@transaction.atomic
+def _record_applied(run: Run, outputs: dict[str, Any]) -> None:
     Workspace.objects.filter(pk=run.workspace_id).update(outputs=outputs)
     run_transition(run=run, to=RunState.APPLIED, reason="Applied." if run.kind != RunKind.DESTROY else "Destroyed.")
 
 
+def _record(run: Run, what: str, action: Callable[[], Any]) -> Any:
+    """A database step of a run on a worker, which waits out a short database outage (see `outages`)."""
+    return outlast_database_outage(action, what=f"{what} of run #{run.pk}")
+
+
+@transaction.atomic
 def _finish_drift_check(run: Run, drifted: bool, summary: PlanSummary) -> None:
     """A drift check only plans: real infrastructure that no longer matches the state marks the workspace."""
     status = WorkspaceStatus.DRIFTED if drifted else WorkspaceStatus.READY
@@ -268,38 +285,48 @@ def execute_run(run_pk: int) -> None:
         runner.init(backend_config=config)
         has_changes = runner.plan(out=PLAN_FILE, destroy=run.kind == RunKind.DESTROY)
         summary: PlanSummary = summarize_plan(runner.show_plan(PLAN_FILE))
-        log.flush()
-        run_transition(
-            run=run,
-            to=RunState.PLANNED,
-            reason=f"Plan: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy.",
-            plan_summary=summary.__dict__,
+        log.flush(wait=True)
+        _record(
+            run,
+            "recording the plan",
+            lambda: run_transition(
+                run=run,
+                to=RunState.PLANNED,
+                reason=f"Plan: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy.",
+                plan_summary=summary.__dict__,
+            ),
         )
         if run.kind == RunKind.DRIFT_CHECK:
-            log.flush()
-            _finish_drift_check(run, has_changes, summary)
+            _record(run, "recording the drift check", lambda: _finish_drift_check(run, has_changes, summary))
             return
         if not has_changes:
-            log.flush()
             _finish_with_outputs(run, runner)
             return
-        why = approval_reason(run)
+        why = _record(run, "checking the approval policy", lambda: approval_reason(run))
         if why:
-            request_approval(run, why)
+            _record(run, "requesting an approval", lambda: request_approval(run, why))
             return
-        run_transition(run=run, to=RunState.APPLYING, reason="Applying the plan.")
+        _record(run, "starting the apply", lambda: run_transition(run=run, to=RunState.APPLYING, reason=APPLYING))
         _runner(run, workdir, log, apply_timeout(run)).apply(PLAN_FILE)
-        log.flush()
+        log.flush(wait=True)
         _finish_with_outputs(run, runner)
     except Exception as exc:  # noqa: BLE001 - every failure must end the run in a terminal state, not stuck
         log.write(f"Error: {exc}")
-        log.flush()
-        _fail(run, exc)
+        _record(run, "recording the failure", functools.partial(_fail, run, exc))
     finally:
-        log.flush()
-        run.refresh_from_db()
-        if run.is_terminal:
-            release_workspace_lock(run)
+        _settle(run, log)
+
+
+def _settle(run: Run, log: RunLogWriter) -> None:
+    """Last step of a task: the log written, and the workspace freed (the next queued run sent) if the run ended."""
+    log.flush(wait=True)
+    _record(run, "releasing the workspace", lambda: _release_if_finished(run))
+
+
+def _release_if_finished(run: Run) -> None:
+    run.refresh_from_db()
+    if run.is_terminal:
+        release_workspace_lock(run)
 
 
 def apply_approved_run(run_pk: int) -> None:
@@ -316,17 +343,13 @@ def apply_approved_run(run_pk: int) -> None:
         workdir = run_dir(run)
         runner = _runner(run, workdir, log, apply_timeout(run))
         runner.apply(PLAN_FILE)
-        log.flush()
+        log.flush(wait=True)
         _finish_with_outputs(run, runner)
     except Exception as exc:  # noqa: BLE001
         log.write(f"Error: {exc}")
-        log.flush()
-        _fail(run, exc)
+        _record(run, "recording the failure", functools.partial(_fail, run, exc))
     finally:
-        log.flush()
-        run.refresh_from_db()
-        if run.is_terminal:
-            release_workspace_lock(run)
+        _settle(run, log)
 
 
 @transaction.atomic

@@ -4,7 +4,7 @@ lost between the database commit and the broker."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
@@ -24,12 +24,12 @@ class SweepReport:
     redispatched: list[int] = field(default_factory=list)
 
 
-def sweep_runs() -> SweepReport:
+def sweep_runs(*, now: datetime | None = None) -> SweepReport:
     """Runs whose worker stopped heartbeating become errored (their lock is freed so a retry can start);
     queued runs that no worker has claimed for a while, and approved runs that no worker started applying, are
-    sent to the broker again (claiming is idempotent)."""
+    sent to the broker again (claiming is idempotent). `now` is beat's clock unless a caller gives its own."""
     report = SweepReport()
-    now = timezone.now()
+    now = now or timezone.now()
     stale = now - timedelta(seconds=settings.RUN_HEARTBEAT_STALE_SECONDS)
     live = [RunState.PLANNING, RunState.APPLYING]
     dead = Run.objects.filter(state__in=live).filter(

@@ -1,0 +1,1 @@
+"""`make load`: see __main__.py."""
