@@ -10,8 +10,7 @@ export PORT
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/paved
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run install test lint typecheck audit pytest services chromium bench clean
-.PHONY: run install test lint typecheck pytest services chromium bench load clean
+.PHONY: run install test lint typecheck audit pytest services chromium bench load clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }

@@ -65,6 +65,8 @@ class YamlTooLarge(ApplicationError):
     code = "yaml_too_large"
     status = 413
     title = "Document too large"
+
+
 class ProvidersUnavailable(Conflict):
     """The version's Terraform providers cannot be installed here (no registry, no mirror): a run would fail at
     `terraform init`, so it is never queued."""
