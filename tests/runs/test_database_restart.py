@@ -141,7 +141,15 @@ def test_a_database_restart_is_survived_by_the_web_process_the_worker_and_every_
     assert audit_before <= audit_after  # no audit row lost
     verbs = AuditEvent.objects.filter(pk__in=audit_after - audit_before).values_list("verb", flat=True)
     assert {"run.applied", "run.planning"} <= set(verbs)
-    chunks = list(RunLogChunk.objects.filter(run=applying).order_by("seq").values_list("first_line", "line_count"))
+    # The worker writes its last lines just after the terminal transition: compare once chunk and counter agree
+    # (they are written in one transaction, so a stable pair is a finished log).
+    deadline = time.monotonic() + 15
+    while True:
+        chunks = list(RunLogChunk.objects.filter(run=applying).order_by("seq").values_list("first_line", "line_count"))
+        applying.refresh_from_db()
+        if sum(count for _, count in chunks) == applying.log_lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert [first for first, _ in chunks] == list(accumulate([1] + [count for _, count in chunks[:-1]]))
     assert sum(count for _, count in chunks) == applying.log_lines  # lines of the outage kept, none twice
     workspace = Workspace.objects.get(pk=applying.workspace_id)
