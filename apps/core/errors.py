@@ -43,3 +43,10 @@ class Conflict(ApplicationError):
     code = "conflict"
     status = 409
     title = "Conflict"
+
+
+class InvalidQuery(ValidationFailed):
+    """A query parameter the operation declares, with a value it does not accept (never ignored, never a 500)."""
+
+    code = "invalid_query"
+    title = "Invalid query parameter"

@@ -21,9 +21,13 @@ from apps.runs.services.transitions import run_transition
 
 
 def _decide(actor: User, run: Run, status: str, comment: str, request: HttpRequest | None) -> Approval:
-    approval = Approval.objects.select_for_update().select_related("run").get(run=run)
+    approval = Approval.objects.select_for_update().select_related("run").filter(run=run).first()
     if not can_approve(actor, run):
         raise NotAnApprover("Only a manager or admin of the team, other than the requester, may decide this run.")
+    if approval is None:  # the plan never needed approval: there is no request to decide
+        raise ApprovalNotPending(
+            f"Run #{run.pk} never needed approval; there is nothing to decide.", code="approval_not_required"
+        )
     if approval.status != ApprovalStatus.PENDING:
         raise ApprovalNotPending(f"This approval is already {approval.status}.")
     if approval.run.state != RunState.AWAITING_APPROVAL:  # cancelled while waiting: nothing left to decide
