@@ -6,8 +6,13 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.urls import path as route
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.openapi import problem_responses
 
 ROOT = Path(__file__).resolve().parents[1]
 CDN = re.compile(r"https?://(cdn|unpkg|cdnjs|[a-z.]*jsdelivr|fonts\.googleapis|ajax\.googleapis)", re.IGNORECASE)
@@ -122,3 +127,18 @@ def test_api_request_bodies_are_declared_json_only(db: None) -> None:
     bodies = [operation["requestBody"] for _m, _p, operation in operations(schema) if "requestBody" in operation]
     assert bodies
     assert all(set(body["content"]) == {"application/json"} for body in bodies)
+
+
+class UnprocessableView(APIView):
+    @problem_responses(422)
+    def get(self, request: Any) -> Response:
+        return Response({})
+
+
+def test_an_operation_declares_extra_problem_statuses_with_the_helper(db: None) -> None:
+    schema = SchemaGenerator(patterns=[route("api/v1/odd", UnprocessableView.as_view())]).get_schema(public=True)
+
+    responses = schema["paths"]["/api/v1/odd"]["get"]["responses"]
+
+    assert set(responses) == {"200", "401", "403", "422"}
+    assert responses["422"]["content"] == {"application/problem+json": {"schema": PROBLEM_REF}}

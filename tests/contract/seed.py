@@ -6,6 +6,7 @@ a node's token)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from io import StringIO
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -37,7 +38,7 @@ class ContractData:
 
 
 def seed_contract_data() -> ContractData:
-    call_command("seed_demo", password="fuzz-password-0123", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("seed_demo", password="fuzz-password-0123", stdout=StringIO())
     users = {user.username: user for user in get_user_model().objects.filter(username__in=FUZZ_USERS)}
     data = ContractData()
     ids: dict[str, list[int]] = {"runs": [], "workspaces": [], "clusters": [], "tokens": []}

@@ -6,7 +6,9 @@ tests/contract/schemathesis_hooks.py and fails this test on any failed check; it
 operation of the schema, so a run that tested nothing can never pass.
 
 Bounds come from the environment so `make fuzz` can run the same test longer: PAVED_FUZZ_EXAMPLES (examples per
-operation and phase), PAVED_FUZZ_PHASES, PAVED_FUZZ_SEED ("random" for a new seed each run)."""
+operation and phase, 10 here), PAVED_FUZZ_PHASES (examples, coverage, fuzzing here; `make fuzz` adds stateful),
+PAVED_FUZZ_SEED (1 here, so `make test` is reproducible; "random" for a new one each run), PAVED_FUZZ_WORKERS (2)
+and PAVED_FUZZ_TIMEOUT (seconds, 900)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET  # noqa: S405 - our own schemathesis report
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,10 @@ import requests
 from django.test import Client
 
 from tests.contract.seed import ContractData, seed_contract_data
+from tests.runs.fixtures import private_broker
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+TIMEOUT = int(os.environ.get("PAVED_FUZZ_TIMEOUT", "900"))
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(TIMEOUT + 60)]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "fuzz"
@@ -60,7 +65,15 @@ def assert_credentials_work(base: str, data: ContractData) -> None:
     assert bootstrap.status_code == 400, bootstrap.text
 
 
-def test_every_operation_keeps_its_contract_under_fuzzing(live_server: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def no_worker() -> Iterator[None]:
+    """Runs and clusters the fuzzer launches are queued on a private broker that no worker reads (and that is
+    thrown away), so the session's worker never executes them while this test's data is flushed."""
+    with private_broker():
+        yield
+
+
+def test_every_operation_keeps_its_contract_under_fuzzing(live_server: Any, no_worker: None, tmp_path: Path) -> None:
     data = seed_contract_data()
     operations = schema_operations(Client(), data.bearer_tokens[0])
     assert_credentials_work(live_server.url, data)
@@ -70,21 +83,24 @@ def test_every_operation_keeps_its_contract_under_fuzzing(live_server: Any, tmp_
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "run", f"{live_server.url}/api/schema/?format=json",
         "--url", live_server.url, "--checks", ",".join(CHECKS),
-        "--max-examples", os.environ.get("PAVED_FUZZ_EXAMPLES", "5"),
+        "--max-examples", os.environ.get("PAVED_FUZZ_EXAMPLES", "10"),
         "--phases", os.environ.get("PAVED_FUZZ_PHASES", "examples,coverage,fuzzing"),
         "--workers", os.environ.get("PAVED_FUZZ_WORKERS", "2"),
         "--generation-database", "none", "--request-timeout", "30", "--no-color", "--suppress-health-check", "all",
         "--report", "junit", "--report-junit-path", str(report),
     ]  # fmt: skip
     if seed != "random":
-        command += ["--seed", seed, "--generation-deterministic"] if seed == "deterministic" else ["--seed", seed]
+        command += ["--seed", seed]
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.contract.schemathesis_hooks",
         "PAVED_FUZZ_CREDENTIALS": json.dumps(data.as_env()),
         "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    # Run from tmp_path: schemathesis keeps replay data in ./.schemathesis/.
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "schemathesis.txt").write_text(result.stdout + result.stderr)
     print(result.stdout[-20000:], result.stderr[-5000:])  # shown by pytest when the test fails
