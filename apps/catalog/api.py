@@ -19,7 +19,16 @@ from apps.accounts.selectors import authenticated, teams_for
 from apps.catalog import selectors, services
 from apps.catalog.backstage import import_backstage_template
 from apps.catalog.errors import TemplateNotFound, VersionNotFound
-from apps.catalog.models import ICONS, ApprovalPolicy, Tag, Template, TemplateKind, TemplateVersion
+from apps.catalog.models import (
+    ICONS,
+    MAX_TIMEOUT_SECONDS,
+    MAX_TTL_HOURS,
+    ApprovalPolicy,
+    Tag,
+    Template,
+    TemplateKind,
+    TemplateVersion,
+)
 from apps.costs.estimates import Estimate
 from apps.runs.api import RunSerializer, WorkspaceSerializer
 
@@ -75,12 +84,16 @@ class TemplateCreateSerializer(serializers.Serializer[Any]):
     ui_schema = serializers.DictField(required=False, default=dict)
     module_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
     price_model = serializers.DictField(required=False)
-    default_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    max_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    default_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
+    max_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
     approval_policy = serializers.ChoiceField(choices=ApprovalPolicy.choices, default=ApprovalPolicy.NEVER)
     approval_threshold = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, allow_null=True)
-    plan_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
-    apply_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
+    plan_timeout_seconds = serializers.IntegerField(
+        required=False, allow_null=True, min_value=10, max_value=MAX_TIMEOUT_SECONDS
+    )
+    apply_timeout_seconds = serializers.IntegerField(
+        required=False, allow_null=True, min_value=10, max_value=MAX_TIMEOUT_SECONDS
+    )
     changelog = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -189,7 +202,7 @@ class LaunchInputSerializer(serializers.Serializer[Any]):
     parameters = serializers.JSONField(help_text="Values for the version's JSON Schema.")
     version = serializers.RegexField(r"^\d+\.\d+\.\d+$", required=False, help_text="Default: newest published.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
-    ttl_hours = serializers.IntegerField(required=False, allow_null=True)
+    ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
 
 
 class LaunchOutputSerializer(serializers.Serializer[Any]):

@@ -21,6 +21,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.selectors import authenticated, teams_for
+from apps.catalog.models import MAX_TTL_HOURS
 from apps.clusters import services
 from apps.clusters.authentication import BootstrapTokenAuthentication, NodeTokenAuthentication
 from apps.clusters.models import Cluster, Node, PurchaseOption
@@ -139,7 +140,9 @@ class ClusterRequestSerializer(serializers.Serializer[Any]):
     instance_type = serializers.CharField(max_length=32)
     node_count = serializers.IntegerField(min_value=MIN_NODES, max_value=MAX_NODES, default=1)
     purchase_option = serializers.ChoiceField(choices=PurchaseOption.choices, default=PurchaseOption.ON_DEMAND)
-    max_hours = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    max_hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_TTL_HOURS, required=False, allow_null=True, default=None
+    )
 
 
 class ClusterTerminateSerializer(serializers.Serializer[Any]):
@@ -147,7 +150,9 @@ class ClusterTerminateSerializer(serializers.Serializer[Any]):
 
 
 class ClusterExtendSerializer(serializers.Serializer[Any]):
-    hours = serializers.IntegerField(min_value=1, help_text="Running hours to add to max_hours.")
+    hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_TTL_HOURS, help_text="Running hours to add to max_hours."
+    )
 
 
 class ClusterSnoozeSerializer(serializers.Serializer[Any]):

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.selectors import authenticated
+from apps.catalog.models import MAX_TTL_HOURS
 from apps.core.query import MAX_OFFSET, read_query
 from apps.runs import services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
@@ -59,7 +60,9 @@ class RunRequestSerializer(serializers.Serializer[Any]):
 
 
 class ExtendSerializer(serializers.Serializer[Any]):
-    hours = serializers.IntegerField(help_text="New time to live from now, at most the template's maximum.")
+    hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_TTL_HOURS, help_text="New time to live from now, at most the template's maximum."
+    )
 
 
 class DecisionSerializer(serializers.Serializer[Any]):

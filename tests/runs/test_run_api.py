@@ -106,3 +106,18 @@ def test_run_request_refuses_a_number_where_the_schema_says_string(
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"confirm"}
     assert Run.objects.count() == 1
+
+
+def test_extending_past_any_sane_ttl_is_a_400_even_without_a_template_maximum(
+    vision: Team, alice: Any, api: APIClient
+) -> None:
+    """Without a template maximum, 10**12 hours used to reach `timedelta` and overflow (a 500)."""
+    workspace = WorkspaceFactory(team=vision, created_by=alice, template_version__max_ttl_hours=None)
+    api.force_authenticate(alice)
+
+    response = api.post(f"/api/v1/workspaces/{workspace.pk}/extend", {"hours": 10**12})
+    schema = api.get("/api/schema/?format=json").json()["components"]["schemas"]["ExtendRequest"]
+
+    assert response.status_code == 400, response.content
+    assert set(response.json()["errors"]) == {"hours"}
+    assert schema["properties"]["hours"]["maximum"] == 24 * 365 * 10
