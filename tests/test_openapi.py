@@ -103,7 +103,9 @@ def test_problem_responses_list_their_stable_codes_and_throttled_operations_decl
     list_400 = paths["/api/v1/runs/"]["get"]["responses"]["400"]["description"]
     assert "`invalid_query`" in list_400
     assert "`validation_failed`" in list_400
-    assert "`approval_not_pending`" in paths["/api/v1/runs/{id}/approve/"]["post"]["responses"]["409"]["description"]
+    approve_409 = paths["/api/v1/runs/{id}/approve/"]["post"]["responses"]["409"]["description"]
+    assert "`approval_not_pending`" in approve_409
+    assert "`approval_not_required`" in approve_409
     assert "`throttled`" in paths["/api/v1/clusters/telemetry"]["post"]["responses"]["429"]["description"]
     assert "429" in paths["/api/v1/clusters/nodes/register"]["post"]["responses"]
     assert "429" not in paths["/api/v1/runs/"]["get"]["responses"]
