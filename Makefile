@@ -10,7 +10,7 @@ export PORT
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/paved
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run install test lint typecheck audit pytest services chromium bench load clean
+.PHONY: run install test lint typecheck audit pytest services chromium bench load fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -66,6 +66,13 @@ audit: install
 	$(BIN)/python scripts/audit_dependencies.py
 
 test: lint typecheck audit pytest
+
+# The contract fuzz of `make test` (tests/contract) with many more examples, every phase and a new seed each run.
+fuzz: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) PAVED_FUZZ_EXAMPLES=$${PAVED_FUZZ_EXAMPLES:-100} \
+		PAVED_FUZZ_PHASES=$${PAVED_FUZZ_PHASES:-examples,coverage,fuzzing,stateful} \
+		PAVED_FUZZ_SEED=$${PAVED_FUZZ_SEED:-random} PAVED_FUZZ_TIMEOUT=$${PAVED_FUZZ_TIMEOUT:-3600} \
+		$(BIN)/pytest tests/contract -p no:cacheprovider
 
 bench: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m bench

@@ -262,19 +262,19 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        # Strict query parameters (a bad value is a 400 `invalid_query`), see apps/core/query.py.
+        "apps.core.query.StrictFilterBackend",
+        "apps.core.query.StrictSearchFilter",
+        "apps.core.query.StrictOrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "apps.core.query.BoundedPagination",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.openapi.ProblemAutoSchema",
     "EXCEPTION_HANDLER": "apps.core.exceptions.problem_details_handler",
-    "DEFAULT_PARSER_CLASSES": [
-        "apps.core.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # The API speaks JSON only (bodies are held to the schema's types: apps/core/strict_json.py), depth-bounded
+    # (apps/core/parsers.py); the module-archive upload declares its own multipart parser.
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.BoundedJSONParser"],
     # Client addresses for throttles: REMOTE_ADDR, or the n-th X-Forwarded-For hop behind n trusted proxies.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -6,8 +6,13 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.urls import path as route
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.openapi import problem_responses
 
 ROOT = Path(__file__).resolve().parents[1]
 CDN = re.compile(r"https?://(cdn|unpkg|cdnjs|[a-z.]*jsdelivr|fonts\.googleapis|ajax\.googleapis)", re.IGNORECASE)
@@ -53,3 +58,89 @@ def test_pages_load_htmx_from_the_vendored_copy(client: Client, alice: Any) -> N
     body = client.get("/").content.decode()
     assert '<script src="/static/vendor/htmx/htmx.min.js"' in body
     assert client.get("/static/vendor/htmx/htmx.min.js").status_code == 200
+
+
+# --- The schema tells the truth about errors and bounds (apps/core/openapi.py) -----------------------------
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+
+def test_every_operation_declares_its_problem_responses(db: None) -> None:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    assert len(operations(schema)) > 30
+    for method, path, operation in operations(schema):
+        where = {p["in"] for p in operation.get("parameters", [])}
+        expected = {"401", "403"}
+        if "requestBody" in operation or "query" in where or method != "GET":
+            expected.add("400")
+        if "path" in where or method != "GET":
+            expected.add("404")
+        if method != "GET":
+            expected |= {"409", "413", "415"}
+        responses = operation["responses"]
+        assert expected <= set(responses), (method, path, sorted(expected - set(responses)))
+        for status in expected:
+            assert responses[status]["content"] == {"application/problem+json": {"schema": PROBLEM_REF}}, (path, status)
+            if status != "413":  # the body-size limit's code belongs to whoever enforces it (no ApplicationError yet)
+                assert "Known codes: `" in responses[status]["description"], (path, status)
+
+
+def test_problem_responses_list_their_stable_codes_and_throttled_operations_declare_429(db: None) -> None:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    problem = schema["components"]["schemas"]["Problem"]
+    paths = schema["paths"]
+
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
+    list_400 = paths["/api/v1/runs/"]["get"]["responses"]["400"]["description"]
+    assert "`invalid_query`" in list_400
+    assert "`validation_failed`" in list_400
+    approve_409 = paths["/api/v1/runs/{id}/approve/"]["post"]["responses"]["409"]["description"]
+    assert "`approval_not_pending`" in approve_409
+    assert "`approval_not_required`" in approve_409
+    assert "`throttled`" in paths["/api/v1/clusters/telemetry"]["post"]["responses"]["429"]["description"]
+    assert "429" in paths["/api/v1/clusters/nodes/register"]["post"]["responses"]
+    assert "429" not in paths["/api/v1/runs/"]["get"]["responses"]
+
+
+def test_every_integer_query_parameter_declares_the_bounds_the_server_enforces(db: None) -> None:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    checked = 0
+    for method, path, operation in operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query" and parameter["schema"].get("type") == "integer":
+                assert {"minimum", "maximum"} <= set(parameter["schema"]), (method, path, parameter["name"])
+                checked += 1
+            if parameter["in"] == "query" and parameter["name"] == "ordering":
+                assert parameter["schema"]["pattern"].startswith("^-?("), (method, path)
+    assert checked > 10
+
+
+def test_api_request_bodies_are_declared_json_only(db: None) -> None:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    bodies = [operation["requestBody"] for _m, _p, operation in operations(schema) if "requestBody" in operation]
+    assert bodies
+    assert all(set(body["content"]) == {"application/json"} for body in bodies)
+
+
+class UnprocessableView(APIView):
+    @problem_responses(422)
+    def get(self, request: Any) -> Response:
+        return Response({})
+
+
+def test_an_operation_declares_extra_problem_statuses_with_the_helper(db: None) -> None:
+    schema = SchemaGenerator(patterns=[route("api/v1/odd", UnprocessableView.as_view())]).get_schema(public=True)
+
+    responses = schema["paths"]["/api/v1/odd"]["get"]["responses"]
+
+    assert set(responses) == {"200", "401", "403", "422"}
+    assert responses["422"]["content"] == {"application/problem+json": {"schema": PROBLEM_REF}}

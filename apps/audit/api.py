@@ -20,7 +20,9 @@ class IsTeamOverseer(permissions.BasePermission):
 
 
 class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
-    team: serializers.SlugRelatedField[Team] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: serializers.SlugRelatedField[Team] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True, help_text="Null for events of no team (logins, tokens)."
+    )
     actor = serializers.CharField(source="actor_label", read_only=True)
 
     class Meta:

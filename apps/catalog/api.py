@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, parsers, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -20,7 +20,17 @@ from apps.accounts.selectors import authenticated, teams_for
 from apps.catalog import selectors, services
 from apps.catalog.backstage import MAX_TEMPLATE_BYTES, import_backstage_template
 from apps.catalog.errors import CurationDenied, TemplateNotFound, VersionNotFound
-from apps.catalog.models import ICONS, ApprovalPolicy, Tag, Template, TemplateKind, TemplateVersion
+from apps.catalog.models import (
+    ICONS,
+    MAX_TIMEOUT_SECONDS,
+    MAX_TTL_HOURS,
+    ApprovalPolicy,
+    Tag,
+    Template,
+    TemplateKind,
+    TemplateVersion,
+)
+from apps.core.parsers import BoundedJSONParser
 from apps.costs.estimates import Estimate
 from apps.runs.api import RunSerializer, WorkspaceSerializer
 
@@ -41,7 +51,7 @@ class TemplateVersionSerializer(serializers.ModelSerializer[TemplateVersion]):
 
 class TemplateSerializer(serializers.ModelSerializer[Template]):
     tags: serializers.SlugRelatedField[Tag] = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
-    owner_team = serializers.CharField(source="owner_team.slug", read_only=True, default=None)
+    owner_team = serializers.CharField(source="owner_team.slug", read_only=True, default=None, allow_null=True)
     visible_to: serializers.SlugRelatedField[Team] = serializers.SlugRelatedField(
         slug_field="slug", many=True, read_only=True
     )
@@ -69,14 +79,18 @@ class VersionContentSerializer(serializers.Serializer[Any]):
     ui_schema = serializers.DictField(required=False, default=dict)
     module_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
     price_model = serializers.DictField(required=False)
-    default_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    max_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    default_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
+    max_ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
     approval_policy = serializers.ChoiceField(choices=ApprovalPolicy.choices, default=ApprovalPolicy.NEVER)
     approval_threshold = serializers.DecimalField(
         max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False, allow_null=True
     )
-    plan_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
-    apply_timeout_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=10)
+    plan_timeout_seconds = serializers.IntegerField(
+        required=False, allow_null=True, min_value=10, max_value=MAX_TIMEOUT_SECONDS
+    )
+    apply_timeout_seconds = serializers.IntegerField(
+        required=False, allow_null=True, min_value=10, max_value=MAX_TIMEOUT_SECONDS
+    )
     changelog = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -200,8 +214,8 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
         )
         return Response(TemplateVersionSerializer(draft).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=TemplateVersionSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses=TemplateVersionSerializer(many=True), summary="Every version you may see (a plain list)")
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def versions(self, request: Request, slug: str) -> Response:
         template = _template(request, slug)
         return Response(TemplateVersionSerializer(selectors.versions_for(request.user, template), many=True).data)
@@ -243,19 +257,41 @@ class LaunchInputSerializer(serializers.Serializer[Any]):
     parameters = serializers.JSONField(help_text="Values for the version's JSON Schema.")
     version = serializers.RegexField(r"^\d+\.\d+\.\d+$", required=False, help_text="Default: newest published.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
-    ttl_hours = serializers.IntegerField(required=False, allow_null=True)
+    ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
 
 
 class LaunchOutputSerializer(serializers.Serializer[Any]):
+    """A Terraform template's launch: its new workspace and the first run."""
+
     workspace = WorkspaceSerializer()
     run = RunSerializer()
     estimate = EstimateSerializer()
 
 
+class LaunchedClusterSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    state = serializers.CharField()
+
+
+class ClusterLaunchOutputSerializer(serializers.Serializer[Any]):
+    """A `gpu_cluster` template's launch: the requested cluster (follow it at /api/v1/clusters/{id}/)."""
+
+    cluster = LaunchedClusterSerializer()
+    estimate = EstimateSerializer()
+
+
+LAUNCH_RESULT = PolymorphicProxySerializer(
+    component_name="LaunchResult",
+    serializers=[LaunchOutputSerializer, ClusterLaunchOutputSerializer],
+    resource_type_field_name=None,
+)
+
+
 class LaunchTemplateView(APIView):
     @extend_schema(
         request=LaunchInputSerializer,
-        responses={201: LaunchOutputSerializer},
+        responses={201: LAUNCH_RESULT},
         summary="Launch a template: validate, create the workspace and queue its first run",
         examples=[
             OpenApiExample(
@@ -294,16 +330,12 @@ class LaunchTemplateView(APIView):
             authenticated(request.user), team, version, data["parameters"], data["name"],
             reason=data["reason"], ttl_hours=data.get("ttl_hours"), request=request._request,
         )  # fmt: skip
-        estimate = EstimateSerializer(estimate_data(result.estimate)).data
+        estimate = estimate_data(result.estimate)
         if result.cluster is not None:
-            cluster = {"id": result.cluster.pk, "name": result.cluster.name, "state": result.cluster.state}
-            return Response({"cluster": cluster, "estimate": estimate}, status=status.HTTP_201_CREATED)
-        body = {
-            "workspace": WorkspaceSerializer(result.workspace).data,
-            "run": RunSerializer(result.run).data,
-            "estimate": estimate,
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+            launched = {"cluster": result.cluster, "estimate": estimate}
+            return Response(ClusterLaunchOutputSerializer(launched).data, status=status.HTTP_201_CREATED)
+        body = {"workspace": result.workspace, "run": result.run, "estimate": estimate}
+        return Response(LaunchOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class EstimateInputSerializer(serializers.Serializer[Any]):
@@ -368,7 +400,7 @@ class ModuleAttachSerializer(serializers.Serializer[Any]):
 
 
 class TemplateModuleView(APIView):
-    parser_classes = [parsers.MultiPartParser, parsers.JSONParser]
+    parser_classes = [parsers.MultiPartParser, BoundedJSONParser]
 
     @extend_schema(
         request={"multipart/form-data": ModuleAttachSerializer, "application/json": ModuleAttachSerializer},

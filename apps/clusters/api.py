@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -21,6 +21,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.selectors import authenticated, teams_for
+from apps.catalog.models import MAX_TTL_HOURS
 from apps.clusters import services
 from apps.clusters.authentication import BootstrapTokenAuthentication, NodeTokenAuthentication
 from apps.clusters.models import Cluster, Node, PurchaseOption
@@ -30,6 +31,7 @@ from apps.clusters.services.limits import extend_cluster
 from apps.clusters.services.provisioning import MAX_NODES, MIN_NODES
 from apps.clusters.services.registration import register_node
 from apps.core.errors import ValidationFailed
+from apps.core.query import read_query
 
 MAX_BATCHES = 360  # an hour of 10 s samples buffered by an agent during an outage
 MAX_GPUS = 16
@@ -138,7 +140,9 @@ class ClusterRequestSerializer(serializers.Serializer[Any]):
     instance_type = serializers.CharField(max_length=32)
     node_count = serializers.IntegerField(min_value=MIN_NODES, max_value=MAX_NODES, default=1)
     purchase_option = serializers.ChoiceField(choices=PurchaseOption.choices, default=PurchaseOption.ON_DEMAND)
-    max_hours = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    max_hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_TTL_HOURS, required=False, allow_null=True, default=None
+    )
 
 
 class ClusterTerminateSerializer(serializers.Serializer[Any]):
@@ -146,7 +150,9 @@ class ClusterTerminateSerializer(serializers.Serializer[Any]):
 
 
 class ClusterExtendSerializer(serializers.Serializer[Any]):
-    hours = serializers.IntegerField(min_value=1, help_text="Running hours to add to max_hours.")
+    hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_TTL_HOURS, help_text="Running hours to add to max_hours."
+    )
 
 
 class ClusterSnoozeSerializer(serializers.Serializer[Any]):
@@ -157,6 +163,12 @@ class ClusterSnoozeSerializer(serializers.Serializer[Any]):
 class AutostopOverrideSerializer(serializers.Serializer[Any]):
     until = serializers.DateTimeField(allow_null=True, help_text="No idle auto-stop before this; null ends it.")
     reason = serializers.CharField(max_length=300)
+
+
+class TelemetryQuerySerializer(serializers.Serializer[Any]):
+    minutes = serializers.IntegerField(
+        min_value=1, max_value=MAX_TELEMETRY_MINUTES, default=60, help_text="How far back, in minutes."
+    )
 
 
 class GpuPointSerializer(serializers.Serializer[Any]):
@@ -253,22 +265,20 @@ class ClusterViewSet(
         actor = authenticated(request.user)
         return self._done(services.override_autostop(actor, cluster, **payload.validated_data))
 
-    @extend_schema(responses={200: NodeSerializer(many=True)}, summary="The cluster's nodes")
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses={200: NodeSerializer(many=True)}, summary="The cluster's nodes (a plain list)")
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def nodes(self, request: Request, pk: str) -> Response:
         return Response(NodeSerializer(self.get_object().nodes.all(), many=True).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("minutes", int, description=f"How far back, 1-{MAX_TELEMETRY_MINUTES} (60).")],
+        parameters=[TelemetryQuerySerializer],
         responses={200: GpuSeriesSerializer(many=True)},
         summary="Raw GPU samples per node and GPU, oldest first",
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def telemetry(self, request: Request, pk: str) -> Response:
-        raw = request.query_params.get("minutes", "60")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TELEMETRY_MINUTES:
-            raise ValidationFailed(f"minutes must be a whole number from 1 to {MAX_TELEMETRY_MINUTES}, not {raw!r}.")
-        series = gpu_series(self.get_object(), timezone.now() - timedelta(minutes=int(raw)))
+        minutes = read_query(request, TelemetryQuerySerializer)["minutes"]
+        series = gpu_series(self.get_object(), timezone.now() - timedelta(minutes=minutes))
         data = [
             {"node": node, "gpu_index": gpu, "points": [point.__dict__ for point in points]}
             for (node, gpu), points in series.items()

@@ -55,3 +55,10 @@ class Throttled(ApplicationError):
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(message, code=code, extra={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class InvalidQuery(ValidationFailed):
+    """A query parameter the operation declares, with a value it does not accept (never ignored, never a 500)."""
+
+    code = "invalid_query"
+    title = "Invalid query parameter"

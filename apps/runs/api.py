@@ -3,13 +3,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.selectors import authenticated
+from apps.catalog.models import MAX_TTL_HOURS
+from apps.core.query import MAX_OFFSET, read_query
 from apps.runs import services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
 from apps.runs.models import Run, RunKind, Workspace
@@ -58,7 +60,9 @@ class RunRequestSerializer(serializers.Serializer[Any]):
 
 
 class ExtendSerializer(serializers.Serializer[Any]):
-    hours = serializers.IntegerField(help_text="New time to live from now, at most the template's maximum.")
+    hours = serializers.IntegerField(
+        min_value=1, max_value=MAX_TTL_HOURS, help_text="New time to live from now, at most the template's maximum."
+    )
 
 
 class ForceDeleteSerializer(serializers.Serializer[Any]):
@@ -68,6 +72,12 @@ class ForceDeleteSerializer(serializers.Serializer[Any]):
 
 class DecisionSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class LogQuerySerializer(serializers.Serializer[Any]):
+    after = serializers.IntegerField(
+        min_value=0, max_value=MAX_OFFSET, default=0, help_text="Return lines after this line number."
+    )
 
 
 class LogSerializer(serializers.Serializer[Any]):
@@ -196,18 +206,12 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
         return Response(RunSerializer(retry).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        responses=LogSerializer,
-        parameters=[OpenApiParameter("after", int, description="Return lines after this line number (default 0).")],
-        summary="Terraform output, from a line offset",
+        responses=LogSerializer, parameters=[LogQuerySerializer], summary="Terraform output, from a line offset"
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def log(self, request: Request, pk: str) -> Response:
         run = self.get_object()
-        after = (
-            int(request.query_params.get("after", "0") or 0)
-            if str(request.query_params.get("after", "0")).isdigit()
-            else 0
-        )
+        after = read_query(request, LogQuerySerializer)["after"]
         chunks = log_chunks_after(run, after)
         lines = [line for chunk in chunks for line in chunk.text.split("\n")]
         if chunks:  # the first chunk may start before the offset

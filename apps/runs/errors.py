@@ -17,6 +17,12 @@ class ApprovalNotPending(Conflict):
     code = "approval_not_pending"
 
 
+class ApprovalNotRequired(ApprovalNotPending):
+    """The run's plan never needed approval, so there is no request to approve or reject."""
+
+    code = "approval_not_required"
+
+
 class ConfirmationMismatch(ValidationFailed):
     code = "confirmation_mismatch"
 

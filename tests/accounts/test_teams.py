@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from apps.accounts.models import Membership, Role, Team
 
@@ -63,3 +64,38 @@ def test_me_lists_only_the_callers_memberships(api: Any, alice: Any, bob: Any) -
     api.force_authenticate(alice)
     teams = [m["team"] for m in api.get("/api/v1/me").json()["memberships"]]
     assert teams == ["vision"]
+
+
+# --- Contract regressions found by schemathesis (tests/contract) -------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["limit=99999999999999999999", "offset=18446744073709551616", "limit=1.5"])
+def test_out_of_range_pagination_on_teams_is_a_400_problem_not_a_500(alice: Any, query: str) -> None:
+    api = APIClient()
+    api.force_authenticate(alice)
+
+    response = api.get(f"/api/v1/teams/?{query}")
+
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_query"
+
+
+def test_pagination_within_bounds_pages_the_teams(mark: Any) -> None:
+    api = APIClient()
+    api.force_authenticate(mark)
+
+    page = api.get("/api/v1/teams/?limit=1&offset=1&ordering=slug").json()
+
+    assert page["count"] == 2
+    assert [team["slug"] for team in page["results"]] == ["vision"]
+
+
+def test_search_with_control_characters_is_refused(alice: Any) -> None:
+    api = APIClient()
+    api.force_authenticate(alice)
+
+    response = api.get("/api/v1/teams/", {"search": "vis\x00ion"})
+
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"search"}

@@ -157,3 +157,54 @@ def test_create_token_command_prints_a_working_token(alice: Any) -> None:
 def test_create_token_command_explains_an_unknown_user(db: None) -> None:
     with pytest.raises(CommandError, match="No active user named 'ghost'"):
         call_command("create_token", "ghost")
+
+
+# --- Contract regressions found by schemathesis (tests/contract) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=99999999999999999999", "offset=99999999999999999999", "limit=abc", "offset=-1", "limit=0"]
+)
+def test_out_of_range_pagination_on_tokens_is_a_400_problem_not_a_500(alice: Any, query: str) -> None:
+    _, raw = create_api_token(alice, name="ci")
+
+    response = bearer(raw).get(f"/api/v1/tokens/?{query}")
+
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "invalid_query"
+    assert set(body["errors"]) == {query.split("=")[0]}
+
+
+def test_unknown_ordering_field_on_tokens_is_refused_not_ignored(alice: Any) -> None:
+    _, raw = create_api_token(alice, name="ci")
+
+    refused = bearer(raw).get("/api/v1/tokens/?ordering=digest")
+    ordered = bearer(raw).get("/api/v1/tokens/?ordering=-created_at,name")
+
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {"ordering": [refused.json()["errors"]["ordering"][0]]}
+    assert "created_at" in refused.json()["errors"]["ordering"][0]
+    assert ordered.status_code == 200
+
+
+def test_token_create_refuses_a_json_value_of_the_wrong_type(alice: Any) -> None:
+    _, raw = create_api_token(alice, name="ci")
+
+    number_name = bearer(raw).post("/api/v1/tokens/", {"name": 0}, format="json")
+    empty_expiry = bearer(raw).post("/api/v1/tokens/", {"name": "ci-2", "expires_at": ""}, format="json")
+
+    assert number_name.status_code == 400
+    assert number_name.json()["errors"] == {"name": ["Not a valid string."]}
+    assert empty_expiry.status_code == 400
+    assert set(empty_expiry.json()["errors"]) == {"expires_at"}
+
+
+def test_api_bodies_are_json_only(alice: Any) -> None:
+    _, raw = create_api_token(alice, name="ci")
+
+    response = bearer(raw).post("/api/v1/tokens/", {"name": "form"}, format="multipart")
+
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+    assert not ApiToken.objects.filter(name="form").exists()

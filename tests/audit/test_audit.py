@@ -158,3 +158,35 @@ def test_platform_admin_also_sees_events_without_a_team(api: Any, vision: Team) 
 
     assert "auth.login_failed" in admin_verbs
     assert "auth.login_failed" not in manager_verbs
+
+
+def test_events_of_no_team_are_listed_with_a_null_team_as_the_schema_says(api: Any, vision: Team) -> None:
+    admin = member(vision, Role.ADMIN, is_superuser=True, is_staff=True)
+    record(None, None, "auth.login_failed", data={"username": "x"})
+    api.force_authenticate(admin)
+
+    event = api.get("/api/v1/audit-events/", {"verb": "auth."}).json()["results"][0]
+    schema = api.get("/api/schema/?format=json").json()["components"]["schemas"]["AuditEvent"]
+
+    assert event["team"] is None
+    assert schema["properties"]["team"]["nullable"] is True
+
+
+@pytest.mark.parametrize("query", [{"since": "yesterday"}, {"until": "2026-13-45"}, {"limit": "-5"}])
+def test_a_bad_date_or_page_on_the_audit_api_is_an_invalid_query(api: Any, mark: Any, query: dict[str, str]) -> None:
+    api.force_authenticate(mark)
+
+    response = api.get("/api/v1/audit-events/", query)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_query"
+    assert set(response.json()["errors"]) == set(query)
+
+
+def test_an_empty_date_filter_on_the_audit_api_is_refused_not_ignored(api: Any, mark: Any) -> None:
+    api.force_authenticate(mark)
+
+    response = api.get("/api/v1/audit-events/?until=")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"until": ["Give a value or leave the parameter out."]}

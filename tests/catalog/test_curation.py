@@ -296,3 +296,28 @@ def test_versions_of_a_template_are_listed_for_admins_including_drafts(api: Any,
     api.force_authenticate(ada)
     versions = {v["version"] for v in api.get("/api/v1/templates/multi/versions").json()}
     assert versions == {"1.0.0", "1.1.0"}
+
+
+def test_templates_of_no_team_list_a_null_owner_team_as_the_schema_says(api: Any, alice: Any) -> None:
+    """Regression (contract fuzzer): `owner_team` was declared non-null but answered null."""
+    TemplateVersionFactory(template__slug="platform-wide")
+    api.force_authenticate(alice)
+
+    listed = api.get("/api/v1/templates/").json()["results"]
+    schema = api.get("/api/schema/?format=json").json()["components"]["schemas"]["Template"]
+
+    assert [template["owner_team"] for template in listed if template["slug"] == "platform-wide"] == [None]
+    assert schema["properties"]["owner_team"]["nullable"] is True
+
+
+def test_versions_are_a_plain_list_and_the_schema_says_so(api: Any, alice: Any) -> None:
+    """Regression (contract fuzzer): versions were declared paginated (with filters) but answered a plain list."""
+    TemplateVersionFactory(template__slug="listed")
+    api.force_authenticate(alice)
+
+    versions = api.get("/api/v1/templates/listed/versions", {"limit": "1"}).json()
+    operation = api.get("/api/schema/?format=json").json()["paths"]["/api/v1/templates/{slug}/versions/"]["get"]
+
+    assert [version["version"] for version in versions] == ["1.0.0"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert [parameter["in"] for parameter in operation["parameters"]] == ["path"]

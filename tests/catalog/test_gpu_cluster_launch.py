@@ -196,3 +196,15 @@ def test_form_schema_error_re_renders_with_422(client: Client, alice: Any, visio
     assert response.status_code == 422
     assert response.context["params"].errors["node_count"]
     assert nothing_created()
+
+
+def test_the_schema_declares_both_launch_shapes(api: Any, alice: Any, vision: Team, version: Any) -> None:
+    """Regression (contract fuzzer): a gpu_cluster launch answered a shape the schema did not declare."""
+    api.force_authenticate(alice)
+    body = api.post(launch_url(), {"team": "vision", "name": "shape-box", "parameters": GOOD}, format="json").json()
+    schemas = api.get("/api/schema/?format=json").json()["components"]["schemas"]
+
+    shapes = {ref["$ref"].rsplit("/", 1)[1] for ref in schemas["LaunchResult"]["oneOf"]}
+    assert shapes == {"LaunchOutput", "ClusterLaunchOutput"}
+    assert set(schemas["ClusterLaunchOutput"]["required"]) == set(body) == {"cluster", "estimate"}
+    assert set(schemas["LaunchedCluster"]["required"]) == set(body["cluster"])

@@ -147,7 +147,8 @@ def test_telemetry_read_gives_each_gpus_recent_samples_oldest_first(alice: Any, 
     assert [p["utilization_pct"] for p in last_hour[1]["points"]] == [21.0, 11.0]
     assert len(two_hours[0]["points"]) == 3
     assert bad.status_code == 400
-    assert "minutes must be" in bad.json()["detail"]
+    assert bad.json()["code"] == "invalid_query"
+    assert set(bad.json()["errors"]) == {"minutes"}
 
 
 def test_snooze_through_the_api_is_once_only(alice: Any, vision: Any) -> None:
@@ -186,3 +187,34 @@ def test_only_platform_admins_override_auto_stop_and_it_is_audited(alice: Any, v
     assert cluster.autostop_override_until is not None
     event = AuditEvent.objects.get(verb="cluster.autostop_override")
     assert (event.actor, event.data["reason"]) == (admin, "demo day")
+
+
+@pytest.mark.parametrize("minutes", ["abc", "1441", "99999999999999999999", "1.5"])
+def test_telemetry_window_outside_its_documented_bounds_is_an_invalid_query(
+    alice: Any, vision: Any, minutes: str
+) -> None:
+    cluster = ClusterFactory(team=vision, owner=alice)
+    client = as_user(alice)
+
+    response = client.get(f"{URL}{cluster.pk}/telemetry/", {"minutes": minutes})
+    schema = client.get("/api/schema/?format=json").json()["paths"]["/api/v1/clusters/{id}/telemetry/"]["get"]
+
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"minutes"}
+    assert [
+        (p["name"], p["schema"]["minimum"], p["schema"]["maximum"]) for p in schema["parameters"] if p["in"] == "query"
+    ] == [("minutes", 1, 1440)]
+
+
+def test_nodes_are_a_plain_list_and_the_schema_says_so(alice: Any, vision: Any) -> None:
+    """Regression (contract fuzzer): nodes were declared paginated (with the cluster list's filters)."""
+    cluster = ClusterFactory(team=vision, owner=alice)
+    NodeFactory(cluster=cluster)
+    client = as_user(alice)
+
+    nodes = client.get(f"{URL}{cluster.pk}/nodes/").json()
+    operation = client.get("/api/schema/?format=json").json()["paths"]["/api/v1/clusters/{id}/nodes/"]["get"]
+
+    assert len(nodes) == 1
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert [parameter["in"] for parameter in operation["parameters"]] == ["path"]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.accounts.models import Role, Team
 from apps.accounts.selectors import role_in
 from apps.audit.services import record
-from apps.runs.errors import ApprovalNotPending, IllegalTransition, NotAnApprover
+from apps.runs.errors import ApprovalNotPending, ApprovalNotRequired, IllegalTransition, NotAnApprover
 from apps.runs.models import Approval, ApprovalRule, ApprovalStatus, Run, RunState
 from apps.runs.selectors import can_approve
 from apps.runs.services.execution import dispatch_apply, release_workspace_lock
@@ -21,9 +21,11 @@ from apps.runs.services.transitions import run_transition
 
 
 def _decide(actor: User, run: Run, status: str, comment: str, request: HttpRequest | None) -> Approval:
-    approval = Approval.objects.select_for_update().select_related("run").get(run=run)
+    approval = Approval.objects.select_for_update().select_related("run").filter(run=run).first()
     if not can_approve(actor, run):
         raise NotAnApprover("Only a manager or admin of the team, other than the requester, may decide this run.")
+    if approval is None:  # the plan never needed approval: there is no request to decide
+        raise ApprovalNotRequired(f"Run #{run.pk} never needed approval; there is nothing to decide.")
     if approval.status != ApprovalStatus.PENDING:
         raise ApprovalNotPending(f"This approval is already {approval.status}.")
     if approval.run.state != RunState.AWAITING_APPROVAL:  # cancelled while waiting: nothing left to decide
