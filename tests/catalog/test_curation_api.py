@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test.client import encode_multipart
 
 from apps.accounts.models import Role, Team
 from apps.audit.models import AuditEvent
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
+from tests.core.test_problem_details import assert_problem
 from tests.factories import UserFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -299,3 +301,25 @@ def test_non_curator_creating_a_template_is_refused_before_the_body_is_read(api:
 
     assert response.status_code == 403
     assert response.json()["code"] == "curation_denied"
+
+
+# The API reads JSON only; the module upload is its one multipart endpoint, so the multipart limits are shown there.
+def test_oversized_multipart_field_on_the_module_upload_is_a_413_problem(api: Any, ada: Any, settings: Any) -> None:
+    imported(api, ada)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+
+    response = api.post(version_url(tail="/module"), {"module_path": "x" * 10_000}, format="multipart")
+
+    assert_problem(response, 413, "payload_too_large")
+
+
+def test_module_upload_over_the_upload_limit_is_a_413_problem(api: Any, ada: Any, settings: Any) -> None:
+    imported(api, ada)
+    settings.MAX_UPLOAD_BYTES = 20_000
+    body = encode_multipart("BoUnDaRy", {"module_path": "x" * 25_000})
+
+    response = api.generic(
+        "POST", version_url(tail="/module"), body, content_type="multipart/form-data; boundary=BoUnDaRy"
+    )
+
+    assert_problem(response, 413, "payload_too_large")
