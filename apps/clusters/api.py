@@ -31,6 +31,7 @@ from apps.clusters.services.limits import extend_cluster
 from apps.clusters.services.provisioning import MAX_NODES, MIN_NODES
 from apps.clusters.services.registration import register_node
 from apps.core.errors import ValidationFailed
+from apps.core.openapi import problem_responses
 from apps.core.query import read_query
 
 MAX_BATCHES = 360  # an hour of 10 s samples buffered by an agent during an outage
@@ -217,17 +218,20 @@ class ClusterViewSet(
 
     @extend_schema(request=None, responses={200: ClusterSerializer}, summary="Stop a running cluster (disks kept)")
     @action(detail=True, methods=["post"])
+    @problem_responses(502)
     def stop(self, request: Request, pk: str) -> Response:
         return self._done(services.stop_cluster(authenticated(request.user), self.get_object()))
 
     @extend_schema(request=None, responses={200: ClusterSerializer}, summary="Start a stopped cluster")
     @action(detail=True, methods=["post"])
+    @problem_responses(502)
     def start(self, request: Request, pk: str) -> Response:
         return self._done(services.start_cluster(authenticated(request.user), self.get_object()))
 
     @extend_schema(request=ClusterTerminateSerializer, responses={200: ClusterSerializer},
                    summary="Terminate every node and delete its disks (confirm with the cluster's name)")  # fmt: skip
     @action(detail=True, methods=["post"])
+    @problem_responses(502)
     def terminate(self, request: Request, pk: str) -> Response:
         cluster = self.get_object()
         payload = ClusterTerminateSerializer(data=request.data)

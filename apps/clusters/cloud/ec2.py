@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from apps.clusters.cloud.errors import CapacityUnavailable, CloudError, CloudThrottled, InstanceNotFound
 
@@ -91,7 +91,7 @@ class Ec2Provider:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.region = region or _settings_value("AWS_REGION") or _settings_value("AWS_DEFAULT_REGION") or "us-east-1"
-        self.endpoint_url = endpoint_url or _settings_value("AWS_ENDPOINT_URL")
+        self.endpoint_url = endpoint_url or _settings_value("AWS_ENDPOINT_URL") or None
         self.max_attempts = max(1, max_attempts)
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -112,6 +112,11 @@ class Ec2Provider:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return method(**params)
+            except BotoCoreError as exc:  # unreachable endpoint, no credentials: the cloud's fault, not a 500
+                raise CloudError(
+                    f"EC2 could not be reached for {operation}: {exc}. Check AWS_ENDPOINT_URL and the credentials.",
+                    extra={"operation": operation},
+                ) from exc
             except ClientError as exc:
                 if _error_code(exc) not in THROTTLING_CODES:
                     raise
