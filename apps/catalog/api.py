@@ -34,6 +34,8 @@ from apps.core.parsers import BoundedJSONParser
 from apps.costs.estimates import Estimate
 from apps.runs.api import RunSerializer, WorkspaceSerializer
 
+NOT_ANNOTATED = object()  # a template read without selectors.catalog_templates' annotations
+
 
 class TemplateVersionSerializer(serializers.ModelSerializer[TemplateVersion]):
     template = serializers.CharField(source="template.slug", read_only=True)
@@ -67,6 +69,9 @@ class TemplateSerializer(serializers.ModelSerializer[Template]):
         read_only_fields = fields
 
     def get_latest_version(self, template: Template) -> str | None:
+        annotated = getattr(template, "latest_published_version", NOT_ANNOTATED)  # no query per listed template
+        if annotated is not NOT_ANNOTATED:
+            return None if annotated is None else str(annotated)
         latest = selectors.latest_published(template)
         return latest.version if latest else None
 
@@ -185,9 +190,10 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
     filterset_fields = ["kind"]
 
     def get_queryset(self) -> QuerySet[Template]:
-        return selectors.catalog_templates(
+        templates = selectors.catalog_templates(
             self.request.user, include_drafts=selectors.is_catalog_admin(self.request.user)
-        ).select_related("owner_team")
+        )
+        return templates.select_related("owner_team").prefetch_related("visible_to")  # no query per template
 
     @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateVersionSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Avg, F, Max, QuerySet, Sum
+from django.db.models import Avg, F, Max, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
@@ -158,12 +158,19 @@ LATEST_WINDOW = timedelta(minutes=2)
 
 
 def latest_gpu_samples(cluster_ids: Iterable[int]) -> list[GpuSample]:
-    """The newest sample of each GPU of these clusters. Portable (SQLite for `make run`, PostgreSQL): read the
-    few samples near each node's newest one and keep the newest per GPU in Python."""
+    """The newest sample of each GPU of these clusters, ordered by node and GPU. Portable (SQLite for `make run`,
+    PostgreSQL): of the samples near each node's newest one, the database keeps only the one that is its GPU's
+    newest (an index lookup per candidate), so one row a GPU reaches Python instead of every sample of the window."""
+    gpu_newest = (
+        GpuSample.objects.filter(node_id=OuterRef("node_id"), gpu_index=OuterRef("gpu_index"))
+        .order_by("-sampled_at")
+        .values("sampled_at")[:1]
+    )
     recent = (
         GpuSample.objects.filter(
             node__cluster_id__in=list(cluster_ids),
             sampled_at__gte=F("node__last_sample_at") - LATEST_WINDOW,
+            sampled_at=Subquery(gpu_newest),
         )
         .select_related("node")
         .order_by("node_id", "gpu_index", "-sampled_at")
@@ -186,7 +193,9 @@ def gpu_minutes(cluster: Cluster, since: datetime) -> dict[tuple[str, int], list
     needs (60 points a GPU), averaged by the database instead of sending every 10 s sample to the page."""
     rows = (
         GpuSample.objects.filter(node__cluster=cluster, sampled_at__gte=since)
-        .annotate(minute=TruncMinute("sampled_at"))
+        # In UTC: a minute starts at the same instant in any time zone, and a fixed zone spares the per-row lookup
+        # of the current one when the rows are converted (a few ms a page, with hundreds of rows).
+        .annotate(minute=TruncMinute("sampled_at", tzinfo=UTC))
         .values("node__instance_id", "gpu_index", "minute")
         .annotate(util=Avg("utilization_pct"), used=Avg("memory_used_mib"), total=Max("memory_total_mib"))
         .order_by("minute")
