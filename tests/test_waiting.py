@@ -25,7 +25,7 @@ def test_wait_for_a_predicate_that_never_holds_fails_naming_what_it_waited_for()
 
 
 def test_wait_for_shows_what_a_message_callable_sees_at_the_end() -> None:
-    seen = []
+    seen: list[int] = []
 
     def look() -> bool:
         seen.append(len(seen))

@@ -64,7 +64,7 @@ def test_run_whose_worker_is_killed_mid_apply_is_errored_by_the_sweeper_and_its_
     result = launch_template(alice, vision, sleeper, {"sleep_seconds": 8}, "killed-mid-apply")
     run = wait_state(result.run, RunState.APPLYING, *FINISHED)
     assert run.state == RunState.APPLYING, run.state_reason
-    wait_for(lambda: Run.objects.get(pk=run.pk).heartbeat_at is not None, 10, "a heartbeat")
+    wait_for(lambda: Run.objects.get(pk=run.pk).heartbeat_at is not None, timeout=10, message="a heartbeat")
 
     workers.stragglers = kill_like_a_crash(worker)
     last_beat = Run.objects.get(pk=run.pk).heartbeat_at
