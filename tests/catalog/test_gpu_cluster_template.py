@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import io
-import time
 import zipfile
 from collections.abc import Callable
 from decimal import Decimal
@@ -24,6 +23,7 @@ from apps.clusters.instance_catalog import price_for
 from apps.clusters.models import Cluster, ClusterState
 from apps.runs.models import Run, Workspace
 from tests.factories import UserFactory, member
+from tests.waiting import wait_cluster_state
 
 pytestmark = pytest.mark.django_db
 
@@ -201,11 +201,7 @@ def test_api_launch_with_the_defaults_provisions_a_one_node_g5_cluster(
     assert Decimal(response.json()["estimate"]["hourly"]) == cluster.hourly_price
     assert not Workspace.objects.exists()
     assert not Run.objects.exists()
-    deadline = time.monotonic() + 30
-    while cluster.state != ClusterState.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.2)
-        cluster.refresh_from_db()
-    assert cluster.state == ClusterState.RUNNING, cluster.state_reason
+    wait_cluster_state(cluster, ClusterState.RUNNING)
     assert cluster.nodes.count() == 1
 
 

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -25,6 +24,7 @@ import pytest
 from apps.clusters.agent.client import PortalClient, PortalRejected, PortalUnavailable
 from apps.clusters.agent.sampler import Sampler, build_batch
 from apps.clusters.agent.sources import GpuReading, NvmlSource, NvmlUnavailable, ReplaySource, load_ticks, record
+from tests.waiting import wait_for
 
 pytestmark: list[pytest.MarkDecorator] = []
 
@@ -427,9 +427,12 @@ def test_agent_reads_the_token_file(portal: PortalStub, tmp_path: Path) -> None:
 def test_agent_on_ctrl_c_flushes_what_it_buffered_and_exits_0(portal: PortalStub) -> None:
     portal.status = 503
     proc = agent("--portal", portal.url, "--node-id", "n1", "--replay", str(IDLE), "--interval", "0.05")
-    deadline = time.monotonic() + 20
-    while len(portal.requests) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(
+        lambda: len(portal.requests) >= 3,
+        timeout=20,
+        interval=0.02,
+        message=lambda: f"three tries of the agent (it made {len(portal.requests)})",
+    )
     portal.status = 202
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)

@@ -3,7 +3,6 @@ sandbox cloud (the session's moto server)."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -13,16 +12,7 @@ from django.utils import timezone
 from apps.clusters.models import Cluster, ClusterState
 from apps.clusters.services.provisioning import redispatch_stuck_clusters
 from tests.factories import ClusterFactory
-
-
-def wait_for_state(cluster: Cluster, state: str, timeout: float = 30) -> Cluster:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        cluster.refresh_from_db()
-        if cluster.state == state:
-            return cluster
-        time.sleep(0.2)
-    raise AssertionError(f"cluster stayed {cluster.state} ({cluster.state_reason})")
+from tests.waiting import wait_cluster_state
 
 
 @pytest.mark.django_db(transaction=True)
@@ -38,7 +28,7 @@ def test_a_request_the_broker_lost_is_sent_again_and_provisioned(
     sent = redispatch_stuck_clusters()
 
     assert sent == [lost.pk]
-    running = wait_for_state(lost, ClusterState.RUNNING)
+    running = wait_cluster_state(lost, ClusterState.RUNNING)
     node = running.nodes.get()
     described = ec2_client.describe_instances(InstanceIds=[node.instance_id])["Reservations"][0]["Instances"][0]
     assert described["State"]["Name"] == "running"

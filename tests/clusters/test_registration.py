@@ -9,7 +9,6 @@ import re
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from apps.clusters.services import provision_cluster, request_cluster, terminate
 from apps.clusters.services.registration import new_bootstrap_token, register_node
 from apps.clusters.services.telemetry import authenticate_node, hash_node_token
 from tests.factories import ClusterFactory, NodeFactory
+from tests.waiting import wait_cluster_state
 
 URL = "/api/v1/clusters/nodes/register"
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,11 +181,7 @@ def test_the_real_agent_registers_with_the_user_data_secret_then_reports(
     # provisions the cluster in the same moto server.
     cluster = request_cluster(alice, vision, name="train", region="us-east-1", instance_type="g5.xlarge",
                               node_count=2, purchase_option="spot")  # fmt: skip
-    deadline = time.monotonic() + 30
-    while cluster.state != ClusterState.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.2)
-        cluster.refresh_from_db()
-    assert cluster.state == ClusterState.RUNNING, cluster.state_reason
+    wait_cluster_state(cluster, ClusterState.RUNNING)
     node = cluster.nodes.first()
     assert node is not None
     bootstrap = tmp_path / "bootstrap-token"

@@ -11,8 +11,7 @@ stops the cluster instead of one ten minutes later."""
 from __future__ import annotations
 
 import base64
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +29,7 @@ from apps.clusters.models import Cluster, ClusterState, Node, NodeState
 from apps.clusters.services.idle import idle_assessment
 from apps.clusters.tasks import stop_idle_clusters
 from tests.e2e.test_run_journey import WorkerTap, log_in, mark_page, still_the_same_page
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -73,14 +73,6 @@ def replay_idle_telemetry(portal_url: str, node: Node, token: str, *, minutes: i
     assert result.error is None, result.error
     assert (result.accepted, result.buffered) == (ticks, 0)
     return ticks
-
-
-def wait_for(predicate: Callable[[], bool], what: Callable[[], str], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what()}")
-        time.sleep(0.2)
 
 
 def dollars(text: str | None) -> Decimal:
@@ -160,7 +152,8 @@ def test_alice_runs_a_spot_cluster_that_idles_until_paved_stops_it(
     stop_idle_clusters.delay()
     wait_for(
         lambda: Cluster.objects.get(pk=cluster.pk).idle_warned_at is not None,
-        lambda: f"no idle warning; {idle_assessment(cluster, now=timezone.now()).reason}",
+        timeout=30,
+        message=lambda: f"an idle warning (the idle check says: {idle_assessment(cluster, now=timezone.now()).reason})",
     )
     assert Cluster.objects.get(pk=cluster.pk).state == ClusterState.RUNNING
     warning = page.locator("[data-testid=idle-warning]")
@@ -181,7 +174,8 @@ def test_alice_runs_a_spot_cluster_that_idles_until_paved_stops_it(
     expect(page.locator("[data-testid=cluster-live]")).to_contain_text("stopped by auto-stop")
     wait_for(  # the task's last write: after it, the worker is done with this cluster
         lambda: AuditEvent.objects.filter(verb="cluster.auto_stopped", target_id=str(cluster.pk)).exists(),
-        lambda: f"no auto-stop audit event; cluster is {Cluster.objects.get(pk=cluster.pk).state}",
+        timeout=30,
+        message=lambda: f"the auto-stop audit event (the cluster is {Cluster.objects.get(pk=cluster.pk).state})",
     )
     stopped_cost = dollars(cost.text_content())
     page.reload()

@@ -30,7 +30,8 @@ from tests.factories import TeamFactory, member
 from tests.fixtures.postgres import PrivatePostgres, django_connected_to, private_postgres
 from tests.fixtures.web import PRODUCTION_LIKE_ENV, Web, running_web
 from tests.fixtures.worker import ARTIFACTS
-from tests.runs.fixtures import PrivateRedis, Workers, private_broker, sleeper_version, wait_for, wait_state
+from tests.runs.fixtures import PrivateRedis, Workers, private_broker, sleeper_version
+from tests.waiting import wait_for, wait_state
 
 # Bounded well under two minutes (it takes ~30 s): every wait below has its own, shorter bound too.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(110)]
@@ -102,7 +103,11 @@ def test_a_database_restart_is_survived_by_the_web_process_the_worker_and_every_
     applying = wait_state(applying, RunState.APPLYING, *FINISHED)
     assert applying.state == RunState.APPLYING, applying.state_reason
     waiting = services.queue_run(alice, applying.workspace, kind=RunKind.APPLY, reason="second apply")
-    wait_for(lambda: "Waiting for run" in Run.objects.get(pk=waiting.pk).state_reason, 20, "its claim, refused")
+    wait_for(
+        lambda: "Waiting for run" in Run.objects.get(pk=waiting.pk).state_reason,
+        timeout=20,
+        message="its claim, refused",
+    )
     for _ in range(6):  # every gunicorn worker now holds a persistent connection (DB_CONN_MAX_AGE)
         assert api.get(f"{web.url}/api/v1/runs", timeout=10).status_code == 200
     audit_before = set(AuditEvent.objects.values_list("pk", flat=True))
@@ -141,15 +146,17 @@ def test_a_database_restart_is_survived_by_the_web_process_the_worker_and_every_
     assert audit_before <= audit_after  # no audit row lost
     verbs = AuditEvent.objects.filter(pk__in=audit_after - audit_before).values_list("verb", flat=True)
     assert {"run.applied", "run.planning"} <= set(verbs)
+
     # The worker writes its last lines just after the terminal transition: compare once chunk and counter agree
     # (they are written in one transaction, so a stable pair is a finished log).
-    deadline = time.monotonic() + 15
-    while True:
+    def complete_log() -> list[tuple[int, int]] | None:
         chunks = list(RunLogChunk.objects.filter(run=applying).order_by("seq").values_list("first_line", "line_count"))
         applying.refresh_from_db()
-        if sum(count for _, count in chunks) == applying.log_lines or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return chunks if sum(count for _, count in chunks) == applying.log_lines else None
+
+    chunks = wait_for(
+        complete_log, timeout=15, message=lambda: f"the log's chunks to add up to its {applying.log_lines} lines"
+    )
     assert [first for first, _ in chunks] == list(accumulate([1] + [count for _, count in chunks[:-1]]))
     assert sum(count for _, count in chunks) == applying.log_lines  # lines of the outage kept, none twice
     workspace = Workspace.objects.get(pk=applying.workspace_id)

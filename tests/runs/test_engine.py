@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.audit.models import AuditEvent
@@ -18,24 +18,11 @@ from apps.catalog.models import ApprovalPolicy, Template, TemplateVersion
 from apps.catalog.services import launch_template
 from apps.runs import services
 from apps.runs.models import ApprovalStatus, Run, RunKind, RunLogChunk, RunState, Workspace, WorkspaceStatus
+from tests.waiting import wait_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 PARAMS = {"experiment_name": "engine-test", "gpu_count": 1}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
-
-
-def wait_state(run: Run, *states: str, timeout: float = 60.0) -> Run:
-    wait_for(lambda: Run.objects.get(pk=run.pk).state in states, timeout)
-    return Run.objects.get(pk=run.pk)
 
 
 @pytest.fixture
@@ -129,7 +116,10 @@ def test_rejected_run_applies_nothing_and_frees_the_workspace(
     run.refresh_from_db()
     assert run.state == RunState.REJECTED
     assert Workspace.objects.get(pk=result.workspace.pk).locked_by is None
-    time.sleep(1)
+    # Nothing applies it later: a late apply task finds nothing to do and the sweeper sends it nowhere.
+    services.apply_approved_run(run.pk)
+    assert run.pk not in services.sweep_runs(now=timezone.now() + timedelta(hours=1)).redispatched
+    assert Run.objects.get(pk=run.pk).state == RunState.REJECTED
     assert state_resources(result.workspace) == 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from apps.runs import services
 from apps.runs.errors import NotAnApprover
 from apps.runs.models import Run, RunState
 from tests.factories import UserFactory, member
+from tests.waiting import wait_for, wait_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -31,16 +31,6 @@ resource "terraform_data" "slow" {
   provisioner "local-exec" { command = "sleep 30" }
 }
 """
-
-
-def wait_state(run: Run, *states: str, timeout: float = 60.0) -> Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = Run.objects.get(pk=run.pk)
-        if current.state in states:
-            return current
-        time.sleep(0.2)
-    raise AssertionError(f"run #{run.pk} is still {Run.objects.get(pk=run.pk).state}")
 
 
 @pytest.fixture
@@ -68,8 +58,11 @@ def test_frozen_runs_wait_queued_and_run_when_the_freeze_lifts(
 ) -> None:
     services.set_change_freeze(ada, active=True, reason="Release weekend")
     run = launch_template(alice, vision, sandbox, {"experiment_name": "frozen-one"}, "frozen-one").run
-    time.sleep(3)
-    held = Run.objects.get(pk=run.pk)
+    held = wait_for(
+        lambda: Run.objects.filter(pk=run.pk, state_reason__startswith="Held by the change freeze").first(),
+        timeout=30,
+        message="the worker to hold the run for the freeze",
+    )
     assert held.state == RunState.QUEUED
     assert "change freeze: Release weekend" in held.state_reason
 

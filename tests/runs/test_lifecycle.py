@@ -42,9 +42,8 @@ from tests.runs.fixtures import (
     sandbox_version,
     sleeper_version,
     state_resources,
-    wait_for,
-    wait_state,
 )
+from tests.waiting import wait_for, wait_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -175,8 +174,10 @@ def test_expired_approval_discards_the_run_and_frees_the_workspace(
     assert Workspace.objects.get(pk=run.workspace_id).locked_by is None
     with pytest.raises(ApprovalNotPending):
         services.approve_run(mark, run)
-    assert services.expire_approvals() == 0
-    time.sleep(1)
+    assert services.expire_approvals(now=timezone.now() + timedelta(days=30)) == 0  # nor on any later sweep
+    # Nothing applies it later: a late apply task finds nothing to do and the sweeper sends it nowhere.
+    services.apply_approved_run(run.pk)
+    assert run.pk not in services.sweep_runs(now=timezone.now() + timedelta(hours=1)).redispatched
     assert Run.objects.get(pk=run.pk).state == RunState.DISCARDED
     assert state_resources(run.workspace) == []
 
@@ -215,8 +216,8 @@ def test_cancelling_a_running_apply_interrupts_terraform_and_frees_the_workspace
     applying_at = time.monotonic()
     wait_for(
         lambda: RunLogChunk.objects.filter(run=run, text__contains="Provisioning with 'local-exec'").exists(),
-        30,
-        "the local-exec provisioner to start",
+        timeout=30,
+        message="the local-exec provisioner to start",
     )
     # the live log keeps up while Terraform is quiet (it next prints "Still creating..." after 10 s)
     assert time.monotonic() - applying_at < 8

@@ -33,9 +33,8 @@ from tests.runs.fixtures import (
     sandbox_version,
     sleeper_version,
     state_resources,
-    wait_for,
-    wait_state,
 )
+from tests.waiting import wait_for, wait_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -65,15 +64,16 @@ def test_run_whose_worker_is_killed_mid_apply_is_errored_by_the_sweeper_and_its_
     result = launch_template(alice, vision, sleeper, {"sleep_seconds": 8}, "killed-mid-apply")
     run = wait_state(result.run, RunState.APPLYING, *FINISHED)
     assert run.state == RunState.APPLYING, run.state_reason
-    wait_for(lambda: Run.objects.get(pk=run.pk).heartbeat_at is not None, 10, "a heartbeat")
+    wait_for(lambda: Run.objects.get(pk=run.pk).heartbeat_at is not None, timeout=10, message="a heartbeat")
 
     workers.stragglers = kill_like_a_crash(worker)
-    killed_at = time.monotonic()
+    last_beat = Run.objects.get(pk=run.pk).heartbeat_at
+    assert last_beat is not None
+    stale = timedelta(seconds=settings.RUN_HEARTBEAT_STALE_SECONDS)
 
-    settings.RUN_HEARTBEAT_STALE_SECONDS = 3
-    assert services.sweep_runs().errored == []  # the last heartbeat is still fresh: not declared dead yet
-    time.sleep(max(0.0, killed_at + 4.5 - time.monotonic()))
-    report = services.sweep_runs()
+    # the sweeper's clock just before and just after the last heartbeat goes stale
+    assert services.sweep_runs(now=last_beat + stale - timedelta(seconds=1)).errored == []  # not dead yet
+    report = services.sweep_runs(now=last_beat + stale + timedelta(seconds=1))
 
     assert report.errored == [run.pk]
     run.refresh_from_db()

@@ -37,6 +37,7 @@ from apps.runs.terraform import (
     terraform_binary,
     terraform_version,
 )
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT / "infra" / "templates" / "sandbox-experiment"
@@ -107,11 +108,12 @@ def processes_running(*argv: str) -> list[int]:
 def no_process_left(*argv: str, timeout: float = 5.0) -> bool:
     """True once no process runs `argv`. A SIGKILLed process lingers briefly until it is reaped, so wait a
     little instead of sampling /proc at one instant (which made this check flaky on a loaded machine)."""
-    deadline = time.monotonic() + timeout
-    while processes_running(*argv):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+    wait_for(
+        lambda: not processes_running(*argv),
+        timeout=timeout,
+        interval=0.1,
+        message=lambda: f"no process to run {argv}: still {processes_running(*argv)}",
+    )
     return True
 
 
@@ -511,13 +513,11 @@ def test_runner_works_in_a_forked_child(tmp_path: Path) -> None:
         report = json.loads(os.read(read_end, 65536) or b"{}") if ready else {"error": "child hung"}
     finally:
         os.close(read_end)
-        deadline = time.monotonic() + 10
-        while not os.waitpid(pid, os.WNOHANG)[0]:
-            if time.monotonic() > deadline:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                break
-            time.sleep(0.05)
+        try:
+            wait_for(lambda: os.waitpid(pid, os.WNOHANG)[0], timeout=10, interval=0.05, message=f"child {pid} to exit")
+        except AssertionError:  # reap it anyway; the report below says what went wrong
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
 
     assert report == {"changes": True}
 

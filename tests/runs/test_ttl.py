@@ -73,6 +73,17 @@ def test_owners_are_warned_once_before_expiry(workspace: Workspace, settings: An
     assert AuditEvent.objects.filter(verb="workspace.expiry_warning").count() == 1
 
 
+def test_the_warning_goes_by_the_clock_the_sweep_is_given(workspace: Workspace, settings: Any) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    far = WorkspaceFactory(expires_at=timezone.now() + timedelta(days=3), status=WorkspaceStatus.READY)
+    assert far.expires_at is not None
+    window = timedelta(hours=settings.TTL_WARNING_HOURS)
+
+    assert warn_expiring_workspaces(now=far.expires_at - window - timedelta(minutes=1)) == [workspace.pk]
+    assert warn_expiring_workspaces(now=far.expires_at - window + timedelta(minutes=1)) == [far.pk]
+    assert Workspace.objects.get(pk=far.pk).expiry_warned_at == far.expires_at - window + timedelta(minutes=1)
+
+
 def test_extending_re_arms_the_warning(workspace: Workspace, alice: Any, settings: Any) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     warn_expiring_workspaces()

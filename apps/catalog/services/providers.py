@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +132,10 @@ def _read_required_providers(version: TemplateVersion) -> list[list[str]] | None
     return found
 
 
-def _verdict(key: str, providers: list[list[str]]) -> ProviderCheck:
-    """The fresh verdict for `key`: from the database, else this process's memo, else a real `terraform init`."""
-    fresh_after = timezone.now() - timedelta(seconds=settings.PROVIDER_CHECK_TTL_SECONDS)
+def _verdict(key: str, providers: list[list[str]], *, now: datetime | None = None) -> ProviderCheck:
+    """The verdict for `key` still fresh at `now`: from the database, else this process's memo, else a real
+    `terraform init`."""
+    fresh_after = (now or timezone.now()) - timedelta(seconds=settings.PROVIDER_CHECK_TTL_SECONDS)
     stored = ProviderCheck.objects.filter(key=key, checked_at__gte=fresh_after).first()
     if stored is not None:
         return stored
@@ -153,15 +154,16 @@ def _verdict(key: str, providers: list[list[str]]) -> ProviderCheck:
     return check
 
 
-def check_providers(version: TemplateVersion) -> TemplateVersion:
+def check_providers(version: TemplateVersion, *, now: datetime | None = None) -> TemplateVersion:
     """Record on `version` whether its providers can be installed here, running `terraform init` only when no
-    fresh verdict exists for its provider set and the current CLI configuration."""
+    verdict fresh at `now` (the clock unless a caller gives its own) exists for its provider set and the current
+    CLI configuration."""
     if version.template.kind != TemplateKind.TERRAFORM:
         return version
     if version.required_providers is None:
         version.required_providers = _read_required_providers(version)
     providers = version.required_providers or []
-    version.providers_check = _verdict(_check_key(providers), providers) if providers else None
+    version.providers_check = _verdict(_check_key(providers), providers, now=now) if providers else None
     if version.pk is not None:  # not content: allowed on published versions too
         TemplateVersion.objects.filter(pk=version.pk).update(
             required_providers=version.required_providers, providers_check=version.providers_check

@@ -416,12 +416,13 @@ def _describe_tolerant(provider: Ec2Provider, instance_ids: list[str]) -> dict[s
         return found
 
 
-def reconcile_clusters(*, provider: Ec2Provider | None = None) -> ReconcileReport:
+def reconcile_clusters(*, provider: Ec2Provider | None = None, now: datetime | None = None) -> ReconcileReport:
     """Compare running and stopped clusters with EC2: nodes terminated outside Paved become `missing`, a cluster
     with no node left fails, and Paved-tagged instances of no live cluster are reported as orphans (never
-    terminated here: a person decides)."""
+    terminated here: a person decides). Clusters stuck before running at `now` (beat's clock unless a caller
+    gives its own) are sent again first."""
     report = ReconcileReport()
-    report.redispatched = redispatch_stuck_clusters()
+    report.redispatched = redispatch_stuck_clusters(now=now)
     providers: dict[str, Ec2Provider] = {}
 
     def provider_for(region: str) -> Ec2Provider:

@@ -3,6 +3,7 @@ person who requested the run."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import User
@@ -60,11 +61,12 @@ def reject_run(actor: User, run: Run, *, comment: str = "", request: HttpRequest
 
 
 @transaction.atomic
-def expire_approvals() -> int:
-    """Beat task: pending approvals past their deadline expire and their runs are discarded."""
+def expire_approvals(*, now: datetime | None = None) -> int:
+    """Beat task: pending approvals past their deadline expire and their runs are discarded. `now` is beat's
+    clock unless a caller gives its own."""
     expired = 0
     for approval in Approval.objects.select_for_update().filter(
-        status=ApprovalStatus.PENDING, expires_at__lte=timezone.now()
+        status=ApprovalStatus.PENDING, expires_at__lte=now or timezone.now()
     ):
         approval.status = ApprovalStatus.EXPIRED
         approval.save(update_fields=["status", "updated_at"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -111,12 +111,13 @@ ACTIVE_STATES = [RunState.QUEUED, RunState.PLANNING, RunState.PLANNED, RunState.
 
 
 @transaction.atomic
-def destroy_expired_workspaces() -> list[int]:
-    """Beat task: workspaces past their TTL are destroyed (unless a run is already at work on them)."""
+def destroy_expired_workspaces(*, now: datetime | None = None) -> list[int]:
+    """Beat task: workspaces past their TTL at `now` (beat's clock unless a caller gives its own) are destroyed,
+    unless a run is already at work on them."""
     expired = (
         Workspace.objects.select_for_update()
         .filter(
-            expires_at__lte=timezone.now(),
+            expires_at__lte=now or timezone.now(),
             status__in=[WorkspaceStatus.READY, WorkspaceStatus.FAILED, WorkspaceStatus.DRIFTED],
         )
         .exclude(runs__state__in=ACTIVE_STATES)
@@ -156,9 +157,11 @@ def extend_ttl(actor: User, workspace: Workspace, *, hours: int, request: HttpRe
     return workspace
 
 
-def warn_expiring_workspaces() -> list[int]:
-    """Beat task: e-mail owners once when their workspace will be destroyed within TTL_WARNING_HOURS."""
-    horizon = timezone.now() + timedelta(hours=settings.TTL_WARNING_HOURS)
+def warn_expiring_workspaces(*, now: datetime | None = None) -> list[int]:
+    """Beat task: e-mail owners once when their workspace will be destroyed within TTL_WARNING_HOURS of `now`
+    (beat's clock unless a caller gives its own)."""
+    now = now or timezone.now()
+    horizon = now + timedelta(hours=settings.TTL_WARNING_HOURS)
     warned = []
     for workspace in Workspace.objects.select_related("created_by").filter(
         expires_at__lte=horizon,
@@ -176,7 +179,7 @@ def warn_expiring_workspaces() -> list[int]:
             recipient_list=[workspace.created_by.email] if workspace.created_by.email else [],
             fail_silently=True,
         )
-        Workspace.objects.filter(pk=workspace.pk).update(expiry_warned_at=timezone.now())
+        Workspace.objects.filter(pk=workspace.pk).update(expiry_warned_at=now)
         record(None, workspace.team, "workspace.expiry_warning", workspace, {"expires_at": workspace.expires_at})
         warned.append(workspace.pk)
     return warned
