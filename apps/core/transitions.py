@@ -8,9 +8,10 @@ own transitions module; nothing else assigns those state fields (tests/core/test
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -67,7 +68,7 @@ class Machine(Generic[M]):
     edges: Mapping[str, Collection[str]]
     illegal: Callable[[M, str, str], Exception]
     reason_field: str | None = None
-    stamps: Mapping[str, str] = field(default_factory=dict)
+    stamps: Mapping[str, str] = dataclasses.field(default_factory=dict)
     effects: Sequence[SideEffect[M]] = ()
     related: tuple[str, ...] = ()
     audit_verb: Callable[[str], str] | None = None

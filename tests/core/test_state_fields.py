@@ -29,7 +29,7 @@ NOT_MODEL_STATE = frozenset({("apps/clusters/agent/client.py", "self.status")})
 def offences(source: str, module: str) -> Iterator[str]:
     """Each direct write of a state field in `source`, as "module:line: code"."""
     for node in ast.walk(ast.parse(source)):
-        targets: list[ast.expr] = []
+        targets: list[ast.AST] = []
         if isinstance(node, ast.Assign):
             targets = [t for target in node.targets for t in ast.walk(target)]
         elif isinstance(node, ast.AugAssign | ast.AnnAssign):
@@ -61,7 +61,7 @@ def offences(source: str, module: str) -> Iterator[str]:
 
 
 def test_state_fields_change_only_in_the_transition_modules() -> None:
-    found = []
+    found: list[str] = []
     for path in sorted(APPS.rglob("*.py")):
         module = path.relative_to(APPS.parent).as_posix()
         if module in TRANSITION_MODULES or "/migrations/" in module:

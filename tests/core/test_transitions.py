@@ -38,7 +38,7 @@ def machine(**overrides: Any) -> Machine[Cluster]:
 
 
 def test_an_illegal_edge_is_refused_and_nothing_changes() -> None:
-    cluster = ClusterFactory()
+    cluster: Cluster = ClusterFactory()
     with pytest.raises(IllegalClusterTransition, match="requested -> running"):
         transition(machine(), obj=cluster, to=ClusterState.RUNNING)
     cluster.refresh_from_db()
@@ -47,7 +47,7 @@ def test_an_illegal_edge_is_refused_and_nothing_changes() -> None:
 
 
 def test_a_legal_edge_saves_stamps_and_audits(alice: Any) -> None:
-    cluster = ClusterFactory()
+    cluster: Cluster = ClusterFactory()
     stamped = machine(stamps={ClusterState.PROVISIONING: "running_since"})
     moved = transition(stamped, obj=cluster, to=ClusterState.PROVISIONING, actor=alice, reason="go")
     assert moved.state == cluster.state == ClusterState.PROVISIONING  # the caller's object follows
@@ -70,7 +70,7 @@ def test_in_transaction_effects_apply_only_on_their_edges() -> None:
         return ["running_seconds"]
 
     noting = machine(effects=(SideEffect(enters={"running"}, apply=note),))
-    cluster = ClusterFactory()
+    cluster: Cluster = ClusterFactory()
     transition(noting, obj=cluster, to=ClusterState.PROVISIONING)
     assert seen == []
     transition(noting, obj=cluster, to=ClusterState.RUNNING)
@@ -81,7 +81,7 @@ def test_in_transaction_effects_apply_only_on_their_edges() -> None:
 def test_on_commit_effects_run_only_after_the_commit(django_capture_on_commit_callbacks: Any) -> None:
     ran: list[str] = []
     committing = machine(effects=(SideEffect(on_commit=lambda change: ran.append(change.to)),))
-    cluster = ClusterFactory()
+    cluster: Cluster = ClusterFactory()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         transition(committing, obj=cluster, to=ClusterState.PROVISIONING)
         assert ran == []  # still inside the transaction
@@ -92,7 +92,7 @@ def test_on_commit_effects_run_only_after_the_commit(django_capture_on_commit_ca
 def test_on_commit_effects_never_run_on_a_rollback(django_capture_on_commit_callbacks: Any) -> None:
     ran: list[str] = []
     committing = machine(effects=(SideEffect(on_commit=lambda change: ran.append(change.to)),))
-    cluster = ClusterFactory()
+    cluster: Cluster = ClusterFactory()
 
     def move_then_fail() -> None:
         with transaction.atomic():
