@@ -12,7 +12,6 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.accounts.selectors import team_ids_for
@@ -32,16 +31,11 @@ from apps.catalog.models import (
 from apps.catalog.modules import ModuleError, check_module_against_schema, inspect_module
 from apps.catalog.schema import check_schema, schema_warnings
 from apps.catalog.selectors import can_curate, module_dir
+from apps.catalog.services.transitions import version_transition
 from apps.costs.estimates import check_price_model
 
 SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
-LIFECYCLE_MOVES = {
-    Lifecycle.DRAFT: {Lifecycle.PUBLISHED},
-    Lifecycle.PUBLISHED: {Lifecycle.DEPRECATED},
-    Lifecycle.DEPRECATED: {Lifecycle.PUBLISHED, Lifecycle.RETIRED},
-    Lifecycle.RETIRED: set(),
-}
 
 
 def semver_key(version: str) -> tuple[int, int, int]:
@@ -282,23 +276,9 @@ def update_draft(
     return version
 
 
-def _move(actor: User, version: TemplateVersion, to: str, verb: str, request: HttpRequest | None) -> TemplateVersion:
+def _move(actor: User, version: TemplateVersion, to: str, request: HttpRequest | None) -> TemplateVersion:
     require_curator(actor, version.template)
-    version = TemplateVersion.objects.select_for_update().select_related("template").get(pk=version.pk)
-    if to not in LIFECYCLE_MOVES[Lifecycle(version.lifecycle)]:
-        raise errors.LifecycleError(f"{version} is {version.lifecycle}; it cannot become {to}.")
-    previous = version.lifecycle
-    version.lifecycle = to
-    now = timezone.now()
-    stamp = {
-        Lifecycle.PUBLISHED: "published_at",
-        Lifecycle.DEPRECATED: "deprecated_at",
-        Lifecycle.RETIRED: "retired_at",
-    }
-    setattr(version, stamp[Lifecycle(to)], now)
-    version.save(update_fields=["lifecycle", stamp[Lifecycle(to)], "updated_at"])
-    record(actor, version.template.owner_team, verb, version, {"from": previous, "to": to}, request)
-    return version
+    return version_transition(version=version, to=to, actor=actor, request=request)
 
 
 @transaction.atomic
@@ -310,18 +290,18 @@ def publish_version(actor: User, version: TemplateVersion, request: HttpRequest 
             raise errors.VersionValidationFailed(
                 f"{version} cannot be published: " + " ".join(report.errors), extra={"errors": report.errors}
             )
-    return _move(actor, version, Lifecycle.PUBLISHED, "template.published", request)
+    return _move(actor, version, Lifecycle.PUBLISHED, request)
 
 
 @transaction.atomic
 def deprecate_version(actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
     """Hide a version from new launches; workspaces created from it keep working and keep showing it."""
-    return _move(actor, version, Lifecycle.DEPRECATED, "template.deprecated", request)
+    return _move(actor, version, Lifecycle.DEPRECATED, request)
 
 
 @transaction.atomic
 def retire_version(actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
-    return _move(actor, version, Lifecycle.RETIRED, "template.retired", request)
+    return _move(actor, version, Lifecycle.RETIRED, request)
 
 
 def diff_versions(old: TemplateVersion | None, new: TemplateVersion) -> list[str]:

@@ -44,7 +44,7 @@ from apps.clusters.instance_catalog import RegionNotOffered, UnknownInstanceType
 from apps.clusters.models import Cluster, ClusterState, Node, NodeState, PurchaseOption
 from apps.clusters.services.quotas import check_cluster_request
 from apps.clusters.services.registration import new_bootstrap_token, node_user_data
-from apps.clusters.services.states import cluster_transition
+from apps.clusters.services.states import cluster_transition, node_transition, nodes_transition
 from apps.clusters.services.telemetry import new_node_token
 
 logger = logging.getLogger(__name__)
@@ -90,19 +90,8 @@ def _live_nodes(cluster: Cluster) -> list[Node]:
     return list(cluster.nodes.filter(state__in=LIVE_NODE_STATES))
 
 
-def _stop_clock(cluster_pk: int) -> None:
-    """Fold the current run into running_seconds; call inside a transaction."""
-    locked = Cluster.objects.select_for_update().get(pk=cluster_pk)
-    if locked.running_since is not None:
-        locked.running_seconds = selectors.running_seconds(locked)
-        locked.running_since = None
-        locked.save(update_fields=["running_seconds", "running_since", "updated_at"])
-
-
 def _fail(cluster: Cluster, reason: str, actor: User | None = None) -> Cluster:
-    with transaction.atomic():
-        _stop_clock(cluster.pk)
-        return cluster_transition(cluster=cluster, to=ClusterState.FAILED, actor=actor, reason=reason)
+    return cluster_transition(cluster=cluster, to=ClusterState.FAILED, actor=actor, reason=reason)
 
 
 # -- request ---------------------------------------------------------------------------------------------------
@@ -249,11 +238,13 @@ def provision_cluster(cluster_pk: int, *, provider: Ec2Provider | None = None, m
     try:
         with transaction.atomic():
             for node in cluster.nodes.filter(instance_id__in=list(by_id)):
-                node.private_ip = by_id[node.instance_id].private_ip
-                node.state = NodeState.RUNNING
-                node.save(update_fields=["private_ip", "state", "updated_at"])
+                private_ip = by_id[node.instance_id].private_ip
+                if node.state == NodeState.RUNNING:  # already back (reconciled): only its address may be new
+                    node.private_ip = private_ip
+                    node.save(update_fields=["private_ip", "updated_at"])
+                else:
+                    node_transition(node=node, to=NodeState.RUNNING, private_ip=private_ip)
             cluster_transition(cluster=cluster, to=ClusterState.RUNNING, reason=running_reason)
-            Cluster.objects.filter(pk=cluster.pk).update(running_since=timezone.now())
     except IllegalClusterTransition:
         # Terminated while we were waiting: terminate_cluster also terminated the instances it could find.
         logger.info("Cluster #%s changed state while provisioning; leaving it as it is.", cluster_pk)
@@ -310,7 +301,7 @@ def _terminate_quietly(provider: Ec2Provider, instance_ids: list[str], cluster: 
     except CloudError:
         logger.exception("Could not terminate instances %s of failed cluster #%s.", instance_ids, cluster.pk)
         return
-    cluster.nodes.filter(instance_id__in=instance_ids).update(state=NodeState.TERMINATED, updated_at=timezone.now())
+    nodes_transition(nodes=cluster.nodes.filter(instance_id__in=instance_ids), to=NodeState.TERMINATED)
 
 
 # -- stop, start, terminate ------------------------------------------------------------------------------------
@@ -325,9 +316,7 @@ def stop_cluster(
     if actor is not None:
         _require_member(actor, cluster.team, admins_too=True)
     reason = reason or (f"Stopped by {actor.get_username()}." if actor is not None else "Stopped by Paved.")
-    with transaction.atomic():
-        cluster_transition(cluster=cluster, to=ClusterState.STOPPING, actor=actor, reason=reason)
-        _stop_clock(cluster.pk)
+    cluster_transition(cluster=cluster, to=ClusterState.STOPPING, actor=actor, reason=reason)
     instance_ids = [node.instance_id for node in _live_nodes(cluster)]
     try:
         (provider or ec2_provider(cluster.region)).stop_nodes(instance_ids)
@@ -335,7 +324,7 @@ def stop_cluster(
         _fail(cluster, f"Stopping failed; the nodes may still be running, so terminate the cluster. {exc.message}")
         raise
     with transaction.atomic():
-        cluster.nodes.filter(instance_id__in=instance_ids).update(state=NodeState.STOPPED, updated_at=timezone.now())
+        nodes_transition(nodes=cluster.nodes.filter(instance_id__in=instance_ids), to=NodeState.STOPPED)
         locked = cluster_transition(cluster=cluster, to=ClusterState.STOPPED, actor=actor, reason=reason)
     return locked
 
@@ -370,9 +359,7 @@ def terminate_cluster(
     if cluster.state == ClusterState.REQUESTED:
         # Nothing was launched yet; the provisioning task will find the cluster terminated and do nothing.
         return cluster_transition(cluster=cluster, to=ClusterState.TERMINATED, actor=actor, reason=reason)
-    with transaction.atomic():
-        cluster_transition(cluster=cluster, to=ClusterState.TERMINATING, actor=actor, reason=reason)
-        _stop_clock(cluster.pk)
+    cluster_transition(cluster=cluster, to=ClusterState.TERMINATING, actor=actor, reason=reason)
     provider = provider or ec2_provider(cluster.region)
     try:
         tagged = [i.instance_id for i in provider.find_tagged_instances(str(cluster.pk)) if i.state not in GONE_STATES]
@@ -382,7 +369,7 @@ def terminate_cluster(
         _fail(cluster, f"Terminating failed; nodes may still be running. Try again. {exc.message}", actor)
         raise
     with transaction.atomic():
-        cluster.nodes.filter(state__in=LIVE_NODE_STATES).update(state=NodeState.TERMINATED, updated_at=timezone.now())
+        nodes_transition(nodes=cluster.nodes.filter(state__in=LIVE_NODE_STATES), to=NodeState.TERMINATED)
         locked = cluster_transition(cluster=cluster, to=ClusterState.TERMINATED, actor=actor, reason=reason)
     return locked
 
@@ -501,8 +488,8 @@ def _follow_interruptions(
         return
     with transaction.atomic():
         now = timezone.now()
-        cluster.nodes.filter(instance_id__in=stopped).update(state=NodeState.STOPPED, updated_at=now)
-        cluster.nodes.filter(instance_id__in=resumed).update(state=NodeState.RUNNING, updated_at=now)
+        nodes_transition(nodes=cluster.nodes.filter(instance_id__in=stopped), to=NodeState.STOPPED)
+        nodes_transition(nodes=cluster.nodes.filter(instance_id__in=resumed), to=NodeState.RUNNING)
         if stopped:
             record(None, cluster.team, "cluster.nodes_interrupted", cluster, {"instance_ids": sorted(stopped)})
         if resumed:
@@ -522,12 +509,11 @@ def _follow_interruptions(
 def _mark_missing(cluster: Cluster, gone: Iterable[str], *, all_gone: bool, report: ReconcileReport) -> None:
     gone = sorted(gone)
     with transaction.atomic():
-        cluster.nodes.filter(instance_id__in=gone).update(state=NodeState.MISSING, updated_at=timezone.now())
+        nodes_transition(nodes=cluster.nodes.filter(instance_id__in=gone), to=NodeState.MISSING)
         record(None, cluster.team, "cluster.nodes_missing", cluster, {"instance_ids": gone})
         report.missing_nodes += gone
         if not all_gone:
             return
         reason = f"All nodes ({', '.join(gone)}) were terminated outside Paved; the cluster cannot run again."
-        _stop_clock(cluster.pk)
         cluster_transition(cluster=cluster, to=ClusterState.FAILED, reason=reason)
         report.failed_clusters.append(cluster.pk)

@@ -17,8 +17,8 @@ from apps.audit.services import record
 from apps.runs.errors import ApprovalNotPending, ApprovalNotRequired, IllegalTransition, NotAnApprover
 from apps.runs.models import Approval, ApprovalRule, ApprovalStatus, Run, RunState
 from apps.runs.selectors import can_approve
-from apps.runs.services.execution import dispatch_apply, release_workspace_lock
-from apps.runs.services.transitions import run_transition
+from apps.runs.services.execution import dispatch_apply
+from apps.runs.services.transitions import approval_transition, run_transition
 
 
 def _decide(actor: User, run: Run, status: str, comment: str, request: HttpRequest | None) -> Approval:
@@ -33,13 +33,16 @@ def _decide(actor: User, run: Run, status: str, comment: str, request: HttpReque
         raise ApprovalNotPending(f"Run #{run.pk} is {approval.run.state}; there is nothing to decide.")
     if approval.expires_at <= timezone.now():
         raise ApprovalNotPending("This approval request has expired; plan again.")
-    approval.status = status
-    approval.decided_by = actor
-    approval.decided_at = timezone.now()
-    approval.comment = comment[:500]
-    approval.save(update_fields=["status", "decided_by", "decided_at", "comment", "updated_at"])
-    record(actor, run.team, f"approval.{status}", run, {"comment": comment[:500]}, request)
-    return approval
+    return approval_transition(
+        approval=approval,
+        to=status,
+        actor=actor,
+        audit_data={"comment": comment[:500]},
+        request=request,
+        decided_by=actor,
+        decided_at=timezone.now(),
+        comment=comment[:500],
+    )
 
 
 @transaction.atomic
@@ -56,7 +59,6 @@ def reject_run(actor: User, run: Run, *, comment: str = "", request: HttpRequest
     """Reject: nothing is applied, the plan is thrown away and the workspace is freed."""
     approval = _decide(actor, run, ApprovalStatus.REJECTED, comment, request)
     run_transition(run=run, to=RunState.REJECTED, actor=actor, reason=f"Rejected by {actor.username}: {comment}")
-    release_workspace_lock(run)
     return approval
 
 
@@ -68,14 +70,12 @@ def expire_approvals(*, now: datetime | None = None) -> int:
     for approval in Approval.objects.select_for_update().filter(
         status=ApprovalStatus.PENDING, expires_at__lte=now or timezone.now()
     ):
-        approval.status = ApprovalStatus.EXPIRED
-        approval.save(update_fields=["status", "updated_at"])
+        approval_transition(approval=approval, to=ApprovalStatus.EXPIRED)
         expired += 1
         try:
             run_transition(run=approval.run, to=RunState.DISCARDED, reason="The approval request expired.")
         except IllegalTransition:  # the run was cancelled while it waited: only its request lapses
             continue
-        release_workspace_lock(approval.run)
     return expired
 
 

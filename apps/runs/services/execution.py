@@ -28,7 +28,7 @@ from apps.runs.models import Approval, ApprovalRule, Run, RunKind, RunState, Wor
 from apps.runs.selectors import active_freeze
 from apps.runs.services.logs import RunLogWriter
 from apps.runs.services.outages import DATABASE_DOWN, drop_broken_connection, outlast_database_outage
-from apps.runs.services.transitions import run_transition
+from apps.runs.services.transitions import follow_runs, run_transition
 from apps.runs.terraform import (
     PlanSummary,
     TerraformCancelled,
@@ -105,19 +105,6 @@ def claim_run(run: Run) -> bool:
     workspace.save(update_fields=["locked_by", "locked_at", "updated_at"])
     run_transition(run=run, to=RunState.PLANNING, reason="Running terraform init and plan.")
     return True
-
-
-@transaction.atomic
-def release_workspace_lock(run: Run) -> None:
-    """Free the workspace if `run` holds it, and start the next queued run of the workspace, if any."""
-    workspace = Workspace.objects.select_for_update().get(pk=run.workspace_id)
-    if workspace.locked_by_id == run.pk:
-        workspace.locked_by = None
-        workspace.locked_at = None
-        workspace.save(update_fields=["locked_by", "locked_at", "updated_at"])
-    following = workspace.runs.filter(state=RunState.QUEUED).order_by("pk").first()
-    if following is not None:
-        dispatch_run(following)
 
 
 # --- Work directory ---------------------------------------------------------------------------------------
@@ -245,7 +232,7 @@ def _record(run: Run, what: str, action: Callable[[], Any]) -> Any:
 def _finish_drift_check(run: Run, drifted: bool, summary: PlanSummary) -> None:
     """A drift check only plans: real infrastructure that no longer matches the state marks the workspace."""
     status = WorkspaceStatus.DRIFTED if drifted else WorkspaceStatus.READY
-    Workspace.objects.filter(pk=run.workspace_id).update(status=status, updated_at=timezone.now())
+    follow_runs(workspace_id=run.workspace_id, to=status)
     reason = (
         f"Drift detected: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy."
         if drifted
@@ -318,15 +305,9 @@ def execute_run(run_pk: int) -> None:
 
 
 def _settle(run: Run, log: RunLogWriter) -> None:
-    """Last step of a task: the log written, and the workspace freed (the next queued run sent) if the run ended."""
+    """Last step of a task: the log written. (The run's terminal transition already freed the workspace and,
+    on commit, sent its next queued run.)"""
     log.flush(wait=True)
-    _record(run, "releasing the workspace", lambda: _release_if_finished(run))
-
-
-def _release_if_finished(run: Run) -> None:
-    run.refresh_from_db()
-    if run.is_terminal:
-        release_workspace_lock(run)
 
 
 def apply_approved_run(run_pk: int) -> None:

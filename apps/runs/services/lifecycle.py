@@ -16,7 +16,7 @@ from apps.accounts.selectors import role_in, team_ids_for
 from apps.audit.services import record
 from apps.runs.errors import ConfirmationMismatch, InvalidExtension, NothingToRetry, WorkspaceBusy
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
-from apps.runs.services.execution import dispatch_run, release_workspace_lock
+from apps.runs.services.execution import dispatch_run
 from apps.runs.services.transitions import run_transition
 
 
@@ -78,7 +78,6 @@ def cancel_run(actor: User, run: Run, *, request: HttpRequest | None = None) -> 
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state in {RunState.QUEUED, RunState.PLANNED, RunState.AWAITING_APPROVAL}:
         run_transition(run=run, to=RunState.CANCELLED, actor=actor, reason=f"Cancelled by {actor.username}.")
-        release_workspace_lock(run)
     elif run.state in {RunState.PLANNING, RunState.APPLYING}:
         Run.objects.filter(pk=run.pk).update(cancel_requested=True, state_reason="Cancelling…")
         record(actor, run.team, "run.cancel_requested", run, {}, request)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.runs.errors import IllegalTransition
 from apps.runs.models import ApprovalStatus, Run, RunState
-from apps.runs.services.execution import dispatch_apply, dispatch_run, release_workspace_lock
+from apps.runs.services.execution import dispatch_apply, dispatch_run
 from apps.runs.services.transitions import run_transition
 
 REDISPATCH_AFTER = timedelta(seconds=30)
@@ -44,7 +44,6 @@ def sweep_runs(*, now: datetime | None = None) -> SweepReport:
             )
         except IllegalTransition:  # it finished between the query and now: nothing to recover
             continue
-        release_workspace_lock(run)
         report.errored.append(run.pk)
     for run in Run.objects.filter(state=RunState.QUEUED, queued_at__lt=now - REDISPATCH_AFTER):
         dispatch_run(run)
