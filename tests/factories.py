@@ -12,7 +12,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Membership, Role, Team
-from apps.accounts.services import hash_token
+from apps.accounts.tokens import digest
 from apps.audit.models import AuditEvent
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.clusters.models import Cluster, Node, PurchaseOption
@@ -64,7 +64,7 @@ class ApiTokenFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     name = factory.Sequence(lambda n: f"token{n}")
     prefix = "pvd_test"
-    digest = factory.Sequence(lambda n: hash_token(f"pvd_test_secret_{n}"))
+    digest = factory.Sequence(lambda n: digest(f"pvd_test_secret_{n}"))
 
 
 class AuditEventFactory(factory.django.DjangoModelFactory):
