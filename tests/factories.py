@@ -129,6 +129,7 @@ class WorkspaceFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     name = factory.Sequence(lambda n: f"workspace-{n}")
     template_version = factory.SubFactory(TemplateVersionFactory)
+    module_path = factory.LazyAttribute(lambda workspace: workspace.template_version.module_path)
     parameters = factory.LazyFunction(lambda: {"experiment_name": "exp-one", "framework": "pytorch", "gpu_count": 1})
     created_by = factory.SubFactory(UserFactory)
 
@@ -140,6 +141,7 @@ class RunFactory(factory.django.DjangoModelFactory):
     workspace = factory.SubFactory(WorkspaceFactory)
     team = factory.LazyAttribute(lambda run: run.workspace.team)
     template_version = factory.LazyAttribute(lambda run: run.workspace.template_version)
+    module_path = factory.LazyAttribute(lambda run: run.workspace.module_path)
     parameters = factory.LazyAttribute(lambda run: run.workspace.parameters)
     created_by = factory.LazyAttribute(lambda run: run.workspace.created_by)
 
