@@ -12,7 +12,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken, Membership, Role, Team
-from apps.accounts.services import hash_token
+from apps.accounts.tokens import digest
 from apps.audit.models import AuditEvent
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.clusters.models import Cluster, Node, PurchaseOption
@@ -64,7 +64,7 @@ class ApiTokenFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     name = factory.Sequence(lambda n: f"token{n}")
     prefix = "pvd_test"
-    digest = factory.Sequence(lambda n: hash_token(f"pvd_test_secret_{n}"))
+    digest = factory.Sequence(lambda n: digest(f"pvd_test_secret_{n}"))
 
 
 class AuditEventFactory(factory.django.DjangoModelFactory):
@@ -129,6 +129,7 @@ class WorkspaceFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     name = factory.Sequence(lambda n: f"workspace-{n}")
     template_version = factory.SubFactory(TemplateVersionFactory)
+    module_path = factory.LazyAttribute(lambda workspace: workspace.template_version.module_path)
     parameters = factory.LazyFunction(lambda: {"experiment_name": "exp-one", "framework": "pytorch", "gpu_count": 1})
     created_by = factory.SubFactory(UserFactory)
 
@@ -140,6 +141,7 @@ class RunFactory(factory.django.DjangoModelFactory):
     workspace = factory.SubFactory(WorkspaceFactory)
     team = factory.LazyAttribute(lambda run: run.workspace.team)
     template_version = factory.LazyAttribute(lambda run: run.workspace.template_version)
+    module_path = factory.LazyAttribute(lambda run: run.workspace.module_path)
     parameters = factory.LazyAttribute(lambda run: run.workspace.parameters)
     created_by = factory.LazyAttribute(lambda run: run.workspace.created_by)
 

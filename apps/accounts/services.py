@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +13,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from apps.accounts import tokens
 from apps.accounts.errors import InvalidTokenName, NotATeamMember, TokenAlreadyRevoked, TokenNotFound
 from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.selectors import team_for, tokens_for
@@ -97,10 +96,6 @@ def switch_team(request: HttpRequest, slug: str) -> Team:
     return team
 
 
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 def create_api_token(
     actor: User,
     *,
@@ -121,11 +116,9 @@ def create_api_token(
     if request is not None:
         _refuse_while_full(_token_windows(actor), request, what="new tokens")
         _count(_token_windows(actor), request, actor=actor, verb="token.create_locked")
-    raw = settings.API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    raw, digest = tokens.mint(settings.API_TOKEN_PREFIX)
     with transaction.atomic():
-        token = ApiToken.objects.create(
-            user=actor, name=name, prefix=raw[:12], digest=hash_token(raw), expires_at=expires_at
-        )
+        token = ApiToken.objects.create(user=actor, name=name, prefix=raw[:12], digest=digest, expires_at=expires_at)
         record(actor, None, "token.created", token, data={"name": name, "expires_at": expires_at}, request=request)
     return token, raw
 
@@ -143,12 +136,13 @@ def revoke_api_token(actor: User, *, token_id: int, request: HttpRequest | None 
     return token
 
 
-def authenticate_token(raw: str) -> ApiToken | None:
-    """The live, unrevoked, unexpired token for `raw`, or None. Touches last_used_at at most once a minute."""
+def authenticate_token(*, digest: str) -> ApiToken | None:
+    """The live, unrevoked, unexpired token with this digest (`tokens.digest` of the secret), or None. Touches
+    last_used_at at most once a minute."""
     now = timezone.now()
     token = (
         ApiToken.objects.select_related("user")
-        .filter(digest=hash_token(raw), revoked_at__isnull=True, user__is_active=True)
+        .filter(digest=digest, revoked_at__isnull=True, user__is_active=True)
         .first()
     )
     if token is None or (token.expires_at is not None and token.expires_at <= now):

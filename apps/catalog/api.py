@@ -23,13 +23,13 @@ from apps.catalog.errors import CurationDenied, TemplateNotFound, VersionNotFoun
 from apps.catalog.models import (
     ICONS,
     MAX_TIMEOUT_SECONDS,
-    MAX_TTL_HOURS,
     ApprovalPolicy,
     Tag,
     Template,
     TemplateKind,
     TemplateVersion,
 )
+from apps.core.limits import MAX_TTL_HOURS
 from apps.core.parsers import BoundedJSONParser
 from apps.costs.estimates import Estimate
 from apps.runs.api import RunSerializer, WorkspaceSerializer

@@ -1,4 +1,5 @@
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from apps.runs.errors import WorkspaceNameTaken as WorkspaceNameTaken  # a launch's, raised by create_workspace
 
 
 class TemplateNotFound(NotFound):
@@ -25,10 +26,6 @@ class CurationDenied(PermissionDenied):
 
 class InvalidWorkspaceName(ValidationFailed):
     code = "invalid_workspace_name"
-
-
-class WorkspaceNameTaken(Conflict):
-    code = "workspace_name_taken"
 
 
 class InvalidTtl(ValidationFailed):

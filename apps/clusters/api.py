@@ -21,7 +21,6 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.selectors import authenticated, teams_for
-from apps.catalog.models import MAX_TTL_HOURS
 from apps.clusters import services
 from apps.clusters.authentication import BootstrapTokenAuthentication, NodeTokenAuthentication
 from apps.clusters.models import Cluster, Node, PurchaseOption
@@ -31,6 +30,7 @@ from apps.clusters.services.limits import extend_cluster
 from apps.clusters.services.provisioning import MAX_NODES, MIN_NODES
 from apps.clusters.services.registration import register_node
 from apps.core.errors import ValidationFailed
+from apps.core.limits import MAX_TTL_HOURS
 from apps.core.openapi import problem_responses
 from apps.core.query import read_query
 

@@ -6,29 +6,19 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
-from rest_framework.request import Request
 
+from apps.accounts.authentication import HeaderTokenAuthentication
 from apps.clusters.services import authenticate_node
-from apps.clusters.services.registration import authenticate_bootstrap
+from apps.clusters.services.registration import BOOTSTRAP_TOKEN_PREFIX, authenticate_bootstrap
 
 
-class NodeTokenAuthentication(authentication.BaseAuthentication):
+class NodeTokenAuthentication(HeaderTokenAuthentication):
     keyword = "Node"
+    unknown = "Unknown node token."
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Node <token>'.")
-        node = authenticate_node(header[1].decode(errors="replace"))
-        if node is None:
-            raise exceptions.AuthenticationFailed("Unknown node token.")
-        return AnonymousUser(), node
-
-    def authenticate_header(self, request: Request) -> str:
-        return self.keyword
+    def lookup(self, digest: str) -> tuple[Any, Any] | None:
+        node = authenticate_node(digest=digest)
+        return None if node is None else (AnonymousUser(), node)
 
 
 class NodeTokenScheme(OpenApiAuthenticationExtension):
@@ -39,26 +29,19 @@ class NodeTokenScheme(OpenApiAuthenticationExtension):
         return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Node <token> (pvn_…)."}
 
 
-class BootstrapTokenAuthentication(authentication.BaseAuthentication):
+class BootstrapTokenAuthentication(HeaderTokenAuthentication):
     """`Authorization: Bootstrap <secret>`: a node registering itself with its cluster's secret from the user data.
 
     Authenticates as the cluster (request.auth); the registration service decides which instance may register."""
 
     keyword = "Bootstrap"
+    credential = "secret"
+    prefix = BOOTSTRAP_TOKEN_PREFIX
+    unknown = "Unknown bootstrap secret."
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bootstrap <secret>'.")
-        cluster = authenticate_bootstrap(header[1].decode(errors="replace"))
-        if cluster is None:
-            raise exceptions.AuthenticationFailed("Unknown bootstrap secret.")
-        return AnonymousUser(), cluster
-
-    def authenticate_header(self, request: Request) -> str:
-        return self.keyword
+    def lookup(self, digest: str) -> tuple[Any, Any] | None:
+        cluster = authenticate_bootstrap(digest=digest)
+        return None if cluster is None else (AnonymousUser(), cluster)
 
 
 class BootstrapTokenScheme(OpenApiAuthenticationExtension):

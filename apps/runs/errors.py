@@ -27,6 +27,10 @@ class ConfirmationMismatch(ValidationFailed):
     code = "confirmation_mismatch"
 
 
+class WorkspaceNameTaken(Conflict):
+    code = "workspace_name_taken"
+
+
 class WorkspaceBusy(Conflict):
     code = "workspace_busy"
 

@@ -1,7 +1,7 @@
 """Workspaces (what a team has provisioned from a template) and Runs (each Terraform execution against one).
 
-A Run snapshots its inputs (template version and parameters) when created and never changes them, like AWX's
-job vs job template. Runs move only through `runs.services.run_transition`, which checks ALLOWED_TRANSITIONS.
+A Run snapshots its inputs (template version, its module folder, parameters) when created and never changes them,
+like AWX's job vs job template. Runs move only through `runs.services.run_transition`, which checks ALLOWED_TRANSITIONS.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ class Workspace(BaseModel):
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="workspaces")
     name = models.SlugField(max_length=40, help_text="Unique within the team.")
     template_version = models.ForeignKey("catalog.TemplateVersion", on_delete=models.PROTECT, related_name="workspaces")
+    module_path = models.CharField(
+        max_length=300, blank=True, help_text="The version's Terraform module folder, copied at launch."
+    )
     parameters = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=WorkspaceStatus.choices, default=WorkspaceStatus.PROVISIONING)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -120,6 +123,9 @@ class Run(BaseModel):
     state = models.CharField(max_length=24, choices=RunState.choices, default=RunState.QUEUED, db_index=True)
     state_reason = models.CharField(max_length=300, blank=True, help_text="Why the run is in its state.")
     template_version = models.ForeignKey("catalog.TemplateVersion", on_delete=models.PROTECT, related_name="runs")
+    module_path = models.CharField(
+        max_length=300, blank=True, help_text="Terraform module folder it runs, relative to the repository or absolute."
+    )
     parameters = models.JSONField(default=dict, help_text="Snapshot taken at creation; never changes.")
     reason = models.CharField(max_length=300, blank=True, help_text="Why the requester asked for this run.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -13,7 +13,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import ApiToken
-from apps.accounts.services import create_api_token, hash_token, revoke_api_token
+from apps.accounts.services import create_api_token, revoke_api_token
+from apps.accounts.tokens import digest
 from apps.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +31,7 @@ def test_token_is_stored_only_as_a_digest(alice: Any) -> None:
 
     assert raw.startswith("pvd_")
     stored = ApiToken.objects.get(pk=token.pk)
-    assert stored.digest == hash_token(raw)
+    assert stored.digest == digest(raw)
     assert raw not in {stored.digest, stored.prefix, stored.name}
     assert raw.startswith(stored.prefix)
 
@@ -208,3 +209,17 @@ def test_api_bodies_are_json_only(alice: Any) -> None:
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
     assert not ApiToken.objects.filter(name="form").exists()
+
+
+def test_bearer_node_and_bootstrap_share_one_header_token_class_and_one_mint() -> None:
+    from apps.accounts import tokens
+    from apps.accounts.authentication import BearerTokenAuthentication, HeaderTokenAuthentication
+    from apps.clusters.authentication import BootstrapTokenAuthentication, NodeTokenAuthentication
+    from apps.clusters.services import new_node_token
+    from apps.clusters.services.registration import new_bootstrap_token
+
+    schemes = [BearerTokenAuthentication, NodeTokenAuthentication, BootstrapTokenAuthentication]
+    assert all(issubclass(scheme, HeaderTokenAuthentication) for scheme in schemes)
+    assert [scheme.keyword for scheme in schemes] == ["Bearer", "Node", "Bootstrap"]
+    for secret, stored in (new_node_token(), new_bootstrap_token(), tokens.mint("pvd_")):
+        assert stored == tokens.digest(secret) != secret

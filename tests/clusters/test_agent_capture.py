@@ -17,8 +17,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from apps.accounts.tokens import digest
 from apps.clusters.models import Cluster, ClusterState, GpuSample, Node
-from apps.clusters.services.registration import hash_node_token
 from tests.factories import ClusterFactory, NodeFactory, node_with_token
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,7 @@ def test_the_captured_agent_registers_and_its_h100_samples_are_stored(vision: An
     cluster = ClusterFactory(team=vision, state=ClusterState.RUNNING, instance_type="p5.48xlarge")
     node: Node = NodeFactory(cluster=cluster, instance_id=CAPTURE["node"], gpu_count=1)
     secret = registration["authorization"].removeprefix("Bootstrap ")
-    Cluster.objects.filter(pk=cluster.pk).update(bootstrap_token_digest=hash_node_token(secret))
+    Cluster.objects.filter(pk=cluster.pk).update(bootstrap_token_digest=digest(secret))
     client = APIClient()
 
     registered = client.post(registration["path"], registration["body"], format="json",

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from apps.accounts.tokens import digest
 from apps.audit.models import AuditEvent
 from apps.clusters.agent.client import PortalRejected, PortalUnavailable, register
 from apps.clusters.cloud import Ec2Provider
@@ -22,7 +23,7 @@ from apps.clusters.errors import UnknownClusterNode
 from apps.clusters.models import Cluster, ClusterState, GpuSample, Node
 from apps.clusters.services import provision_cluster, request_cluster, terminate_cluster
 from apps.clusters.services.registration import new_bootstrap_token, register_node
-from apps.clusters.services.telemetry import authenticate_node, hash_node_token
+from apps.clusters.services.telemetry import authenticate_node
 from tests.factories import ClusterFactory, NodeFactory
 from tests.waiting import wait_cluster_state
 
@@ -72,7 +73,7 @@ def test_every_node_boots_with_the_clusters_bootstrap_secret_and_the_agent_servi
     assert len(scripts) == 2
     assert scripts[0] == scripts[1]  # one run_instances call, one user data
     secret = secret_in(scripts[0])
-    assert cluster.bootstrap_token_digest == hash_node_token(secret)
+    assert cluster.bootstrap_token_digest == digest(secret)
     assert not Cluster.objects.filter(bootstrap_token_digest=secret).exists()  # only the digest is stored
     assert "--portal https://paved.example.com --register" in scripts[0]
     assert "systemctl enable --now paved-gpu-agent.service" in scripts[0]
@@ -93,13 +94,13 @@ def test_a_node_registers_once_and_its_token_authenticates_only_it(
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["node"], body["gpu_count"], body["cluster"]) == (first.instance_id, 1, cluster.pk)
-    assert authenticate_node(body["token"]) == first
-    assert authenticate_node(body["token"]) != second
+    assert authenticate_node(digest=digest(body["token"])) == first
+    assert authenticate_node(digest=digest(body["token"])) != second
     first.refresh_from_db()
     assert first.registered_at is not None
     assert again.status_code == 409
     assert again.json()["code"] == "node_already_registered"
-    assert authenticate_node(body["token"]) == first  # a refused second try does not rotate the token
+    assert authenticate_node(digest=digest(body["token"])) == first  # a refused second try does not rotate the token
     verbs = list(
         AuditEvent.objects.filter(team=vision, verb__startswith="cluster.node_regist").values_list("verb", flat=True)
     )
@@ -153,8 +154,8 @@ def test_registration_is_refused_with_a_wrong_secret_bad_input_or_a_finished_clu
 @pytest.mark.django_db(transaction=True)
 def test_a_node_that_boots_before_its_launch_is_recorded_is_told_to_retry(live_server: Any, vision: Any) -> None:
     cluster = ClusterFactory(team=vision, state=ClusterState.PROVISIONING)
-    secret, digest = new_bootstrap_token()
-    Cluster.objects.filter(pk=cluster.pk).update(bootstrap_token_digest=digest)
+    secret, stored = new_bootstrap_token()
+    Cluster.objects.filter(pk=cluster.pk).update(bootstrap_token_digest=stored)
 
     with pytest.raises(PortalUnavailable, match="retry"):
         register(live_server.url, secret, "i-0123456789abcdef0")
@@ -206,7 +207,7 @@ def test_the_real_agent_registers_with_the_user_data_secret_then_reports(
     assert second.returncode == 0, second.stderr
     assert "registered node" not in second.stderr
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
-    assert authenticate_node(token.read_text().strip()) == node
+    assert authenticate_node(digest=digest(token.read_text().strip())) == node
     assert GpuSample.objects.filter(node=node).count() == 2
     assert AuditEvent.objects.filter(verb="cluster.node_registered").count() == 1
 

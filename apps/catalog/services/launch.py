@@ -1,20 +1,21 @@
-"""Launching a template: validate everything, then create the workspace and its first run (Terraform templates)
-or request a GPU cluster (`gpu_cluster` templates), or nothing."""
+"""Launching a template: validate what every kind shares, then delegate to the service of the template's kind
+(`LAUNCHERS`): Terraform templates create a workspace and its first run (runs), `gpu_cluster` templates request a
+cluster (clusters). All of it, or nothing."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.models import Team
-from apps.audit.services import record
 from apps.catalog import errors
 from apps.catalog.cluster_parameters import REQUIRED_CLUSTER_SETTINGS
 from apps.catalog.models import (
@@ -28,8 +29,8 @@ from apps.catalog.services.providers import require_installable_providers
 from apps.clusters.models import Cluster
 from apps.clusters.services.provisioning import request_cluster
 from apps.costs.estimates import Estimate, estimate_hourly
-from apps.runs.models import GONE_STATUSES, Run, RunKind, RunState, Workspace, WorkspaceStatus
-from apps.runs.services import dispatch_run
+from apps.runs.models import Run, Workspace
+from apps.runs.services import create_workspace
 
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 CLUSTER_PARAMETERS = REQUIRED_CLUSTER_SETTINGS
@@ -85,6 +86,74 @@ def _expiry(version: TemplateVersion, ttl_hours: int | None) -> Any:
     return timezone.now() + timedelta(hours=hours)
 
 
+@dataclass(frozen=True)
+class Launch:
+    """A launch that passed the checks every kind shares; a kind's launcher creates what it stands for."""
+
+    actor: User
+    team: Team
+    version: TemplateVersion
+    parameters: dict[str, Any]
+    name: str
+    estimate: Estimate
+    reason: str
+    ttl_hours: int | None
+    request: HttpRequest | None
+
+
+def _launch_workspace(launch: Launch) -> LaunchResult:
+    """A Terraform template: its workspace and first run (`runs.services.create_workspace`)."""
+    version = launch.version
+    workspace, run = create_workspace(
+        actor=launch.actor,
+        team=launch.team,
+        name=launch.name,
+        template_version=version,
+        parameters=launch.parameters,
+        module_path=version.module_path,
+        hourly_cost=launch.estimate.hourly,
+        currency=launch.estimate.currency,
+        expires_at=_expiry(version, launch.ttl_hours),
+        reason=launch.reason,
+        request=launch.request,
+    )
+    return LaunchResult(estimate=launch.estimate, launched_workspace=workspace, launched_run=run)
+
+
+def _launch_cluster(launch: Launch) -> LaunchResult:
+    """A `gpu_cluster` template: a cluster from its validated parameters (`clusters.services.request_cluster`
+    checks the instance catalog and the team's quota, records and audits the request, dispatches it after
+    commit)."""
+    parameters = launch.parameters
+    missing = [key for key in CLUSTER_PARAMETERS if key not in parameters]
+    if missing:
+        raise errors.InvalidTemplate(
+            f"{launch.version} is a GPU cluster template but gives no {', '.join(missing)}; "
+            "its schema must declare (or default) region, instance_type, node_count and purchase_option."
+        )
+    cluster = request_cluster(
+        launch.actor,
+        launch.team,
+        name=launch.name,
+        region=parameters["region"],
+        instance_type=parameters["instance_type"],
+        node_count=parameters["node_count"],
+        purchase_option=parameters["purchase_option"],
+        max_hours=parameters.get("max_hours"),
+        idle_window_minutes=parameters.get("idle_window_minutes"),
+    )
+    return LaunchResult(estimate=launch.estimate, cluster=cluster)
+
+
+# What launching each kind of template creates, and the service that creates it. A `deployment` template is a
+# Terraform module today, launched as a workspace; its own service takes this slot when it exists.
+LAUNCHERS: dict[str, Callable[[Launch], LaunchResult]] = {
+    TemplateKind.TERRAFORM: _launch_workspace,
+    TemplateKind.GPU_CLUSTER: _launch_cluster,
+    TemplateKind.DEPLOYMENT: _launch_workspace,
+}
+
+
 @transaction.atomic
 def launch_template(
     actor: User,
@@ -97,14 +166,18 @@ def launch_template(
     ttl_hours: int | None = None,
     request: HttpRequest | None = None,
 ) -> LaunchResult:
-    """Validate everything, then create the Workspace and its first Run (queued) together, or nothing at all.
-    A `gpu_cluster` template requests a cluster from its validated parameters instead (`request_cluster` checks
-    the catalog and the team's quota, records and audits the request, and dispatches it after commit)."""
+    """Validate what every launch shares (the version is launchable, the team may launch it, the name, the
+    parameters), then hand over to the launcher of the template's kind (`LAUNCHERS`): all of it, or nothing."""
     _check_launchable(version)
     if not launch_teams(actor, version.template).filter(pk=team.pk).exists():
         raise errors.TemplateNotVisible(
             f"Team '{team.slug}' cannot launch {version.template.slug}: you are not a member, "
             "or the template is not shared with that team."
+        )
+    launcher = LAUNCHERS.get(version.template.kind)
+    if launcher is None:
+        raise errors.VersionNotLaunchable(
+            f"{version} is a {version.template.get_kind_display()} template, which Paved cannot launch yet."
         )
     if version.template.kind == TemplateKind.TERRAFORM:
         require_installable_providers(version)
@@ -114,65 +187,15 @@ def launch_template(
             "(e.g. 'bert-finetune')."
         )
     parameters = validate_parameters(version.parameters_schema, params)
-    if version.template.kind == TemplateKind.GPU_CLUSTER:
-        missing = [key for key in CLUSTER_PARAMETERS if key not in parameters]
-        if missing:
-            raise errors.InvalidTemplate(
-                f"{version} is a GPU cluster template but gives no {', '.join(missing)}; "
-                "its schema must declare (or default) region, instance_type, node_count and purchase_option."
-            )
-        cluster = request_cluster(
-            actor,
-            team,
-            name=name,
-            region=parameters["region"],
-            instance_type=parameters["instance_type"],
-            node_count=parameters["node_count"],
-            purchase_option=parameters["purchase_option"],
-            max_hours=parameters.get("max_hours"),
-            idle_window_minutes=parameters.get("idle_window_minutes"),
-        )
-        return LaunchResult(estimate=estimate_hourly(version.price_model, parameters), cluster=cluster)
-    expires_at = _expiry(version, ttl_hours)
-    estimate = estimate_hourly(version.price_model, parameters)
-    if Workspace.objects.filter(team=team, name=name).exclude(status__in=GONE_STATUSES).exists():
-        raise errors.WorkspaceNameTaken(
-            f"Team '{team.slug}' already has a workspace named '{name}'. Pick another name."
-        )
-    try:
-        with transaction.atomic():
-            workspace = Workspace.objects.create(
-                team=team,
-                name=name,
-                template_version=version,
-                parameters=parameters,
-                status=WorkspaceStatus.PROVISIONING,
-                created_by=actor,
-                expires_at=expires_at,
-                estimated_hourly_cost=estimate.hourly,
-                currency=estimate.currency,
-            )
-    except IntegrityError as exc:  # a concurrent launch took the name between the check and the insert
-        raise errors.WorkspaceNameTaken(f"Team '{team.slug}' already has a workspace named '{name}'.") from exc
-    run = Run.objects.create(
-        workspace=workspace,
+    launch = Launch(
+        actor=actor,
         team=team,
-        kind=RunKind.APPLY,
-        state=RunState.QUEUED,
-        state_reason="Waiting for a worker to pick it up.",
-        template_version=version,
+        version=version,
         parameters=parameters,
-        reason=reason[:300],
-        created_by=actor,
-        estimated_hourly_cost=estimate.hourly,
+        name=name,
+        estimate=estimate_hourly(version.price_model, parameters),
+        reason=reason,
+        ttl_hours=ttl_hours,
+        request=request,
     )
-    dispatch_run(run)
-    record(
-        actor,
-        team,
-        "workspace.launched",
-        workspace,
-        {"template": version.template.slug, "version": version.version, "run": run.pk, "hourly": estimate.hourly},
-        request,
-    )
-    return LaunchResult(estimate=estimate, launched_workspace=workspace, launched_run=run)
+    return launcher(launch)

@@ -24,7 +24,6 @@ from apps.clusters.services.states import cluster_transition
 from apps.clusters.services.telemetry import (
     IngestResult,
     authenticate_node,
-    hash_node_token,
     ingest_telemetry,
     new_node_token,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "cluster_transition",
     "ec2_provider",
     "grant_quota_exception",
-    "hash_node_token",
     "ingest_telemetry",
     "new_node_token",
     "provision_cluster",

@@ -9,7 +9,6 @@ so a leaked secret cannot mint tokens for other nodes or clusters.
 
 from __future__ import annotations
 
-import secrets
 import shlex
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from apps.accounts import tokens
 from apps.audit.services import record
 from apps.clusters.errors import (
     ClusterNotRegistrable,
@@ -26,7 +26,7 @@ from apps.clusters.errors import (
     UnknownClusterNode,
 )
 from apps.clusters.models import Cluster, ClusterState, Node
-from apps.clusters.services.telemetry import hash_node_token, new_node_token
+from apps.clusters.services.telemetry import new_node_token
 
 BOOTSTRAP_TOKEN_PREFIX = "pvb_"  # noqa: S105 - a prefix, not a secret
 REGISTRABLE_STATES = (ClusterState.PROVISIONING, ClusterState.RUNNING)
@@ -35,14 +35,12 @@ AGENT_DIR = "/etc/paved"
 
 def new_bootstrap_token() -> tuple[str, str]:
     """(secret for the nodes' user data, digest to store on the cluster)."""
-    raw = BOOTSTRAP_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    return raw, hash_node_token(raw)
+    return tokens.mint(BOOTSTRAP_TOKEN_PREFIX)
 
 
-def authenticate_bootstrap(raw: str) -> Cluster | None:
-    if not raw.startswith(BOOTSTRAP_TOKEN_PREFIX):
-        return None
-    return Cluster.objects.select_related("team").filter(bootstrap_token_digest=hash_node_token(raw)).first()
+def authenticate_bootstrap(*, digest: str) -> Cluster | None:
+    """The cluster whose bootstrap secret has this digest (`tokens.digest` of the secret), or None."""
+    return Cluster.objects.select_related("team").filter(bootstrap_token_digest=digest).first()
 
 
 @dataclass(frozen=True)

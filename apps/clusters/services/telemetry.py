@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +10,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.accounts import tokens
 from apps.clusters.errors import TelemetryRejected, WrongNode
 from apps.clusters.models import GpuSample, Node
 
@@ -22,18 +21,14 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_SAMPLE_AGE = timedelta(days=7)
 
 
-def hash_node_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 def new_node_token() -> tuple[str, str]:
-    """(secret for the node's agent, digest to store). The secret goes to the node once, in its user data."""
-    raw = NODE_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    return raw, hash_node_token(raw)
+    """(secret for the node's agent, digest to store). The secret goes to the node once, at registration."""
+    return tokens.mint(NODE_TOKEN_PREFIX)
 
 
-def authenticate_node(raw: str) -> Node | None:
-    return Node.objects.select_related("cluster").filter(token_digest=hash_node_token(raw)).first()
+def authenticate_node(*, digest: str) -> Node | None:
+    """The node whose token has this digest (`tokens.digest` of the secret), or None."""
+    return Node.objects.select_related("cluster").filter(token_digest=digest).first()
 
 
 @dataclass(frozen=True)

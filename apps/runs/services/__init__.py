@@ -1,5 +1,6 @@
-"""Run engine services. Split by concern: transitions (the state machine), execution (Terraform work on a
-worker), approvals, lifecycle (queue, destroy, cancel, retry), removal (forget, force-delete), state and logs."""
+"""Run engine services. Split by concern: transitions (the state machine), workspaces (create one with its first
+run), execution (Terraform work on a worker), approvals, lifecycle (queue, destroy, cancel, retry), removal
+(forget, force-delete), state and logs."""
 
 from apps.runs.services.approvals import approve_run, expire_approvals, reject_run, set_approval_rule
 from apps.runs.services.execution import apply_approved_run, dispatch_run, execute_run
@@ -17,12 +18,14 @@ from apps.runs.services.lifecycle import (
 from apps.runs.services.recovery import sweep_runs
 from apps.runs.services.removal import force_delete_workspace, forget_workspace
 from apps.runs.services.transitions import run_transition, workspace_transition
+from apps.runs.services.workspaces import create_workspace
 
 __all__ = [
     "apply_approved_run",
     "approve_run",
     "cancel_run",
     "check_drift",
+    "create_workspace",
     "destroy_expired_workspaces",
     "extend_ttl",
     "dispatch_run",

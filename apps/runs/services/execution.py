@@ -22,7 +22,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from apps.catalog.selectors import module_dir
 from apps.runs.errors import IllegalTransition
 from apps.runs.models import Approval, ApprovalRule, Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.selectors import active_freeze
@@ -136,12 +135,20 @@ def backend_config(workspace: Workspace) -> tuple[str, dict[str, str]]:
     return "local", {"path": str(path)}
 
 
+def module_source(run: Run) -> Path | None:
+    """The run's module folder: shipped paths are relative to the repository, uploaded ones absolute."""
+    if not run.module_path:
+        return None
+    path = Path(run.module_path)
+    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+
 def prepare_workdir(run: Run) -> tuple[Path, dict[str, str]]:
     """Copy the pinned module, write the JSON var file and the backend block. Parameters reach Terraform only
     as JSON values (never string-built HCL), and the module itself is never modified."""
-    source = module_dir(run.template_version)
+    source = module_source(run)
     if source is None or not source.is_dir():
-        raise TerraformError(f"The module of {run.template_version} is missing ({run.template_version.module_path}).")
+        raise TerraformError(f"The module of {run.template_version} is missing ({run.module_path}).")
     workdir = run_dir(run)
     shutil.rmtree(workdir, ignore_errors=True)
     shutil.copytree(source, workdir, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))

@@ -41,6 +41,7 @@ def _new_run(workspace: Workspace, *, kind: str, reason: str, created_by: User) 
         state=RunState.QUEUED,
         state_reason="Waiting for a worker to pick it up.",
         template_version=workspace.template_version,
+        module_path=workspace.module_path,
         parameters=workspace.parameters,
         estimated_hourly_cost=workspace.estimated_hourly_cost,
         reason=reason[:300],
