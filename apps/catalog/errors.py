@@ -25,14 +25,17 @@ class CurationDenied(PermissionDenied):
 
 class InvalidWorkspaceName(ValidationFailed):
     code = "invalid_workspace_name"
+    field = "name"
 
 
 class WorkspaceNameTaken(Conflict):
     code = "workspace_name_taken"
+    field = "name"
 
 
 class InvalidTtl(ValidationFailed):
     code = "invalid_ttl"
+    field = "ttl_hours"
 
 
 class InvalidTemplate(ValidationFailed):

@@ -43,7 +43,3 @@ class InvalidExtension(ValidationFailed):
 
 class WorkspaceHasResources(Conflict):
     code = "workspace_has_resources"
-
-
-class NotAPlatformAdmin(PermissionDenied):
-    code = "not_a_platform_admin"
