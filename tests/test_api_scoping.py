@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, reverse
 
 from apps.accounts.models import Role
 from portal.api import router
+from portal.api import urlpatterns as api_urlpatterns
 from tests.factories import TEAM_SCOPED_FACTORIES, TeamFactory, member
 
 ROUTES = [(prefix, viewset, basename) for prefix, viewset, basename in router.registry]
@@ -109,3 +110,87 @@ def test_anonymous_callers_are_refused(api: Any, db: None, prefix: str, viewset:
     response = api.get(reverse(f"api:{basename}-list"))
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+
+
+# -- every API view, not only the router's list and detail ----------------------------------------------------
+# Each named route under /api/v1/ (router actions and plain APIViews alike) with each method it answers.
+
+
+def _patterns(patterns: list[Any]) -> list[Any]:
+    found = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            found.extend(_patterns(pattern.url_patterns))
+        elif isinstance(pattern, URLPattern) and pattern.name and pattern.name != "api-root":
+            found.append(pattern)
+    return found
+
+
+def _methods(pattern: URLPattern) -> list[str]:
+    actions = getattr(pattern.callback, "actions", None)
+    if actions:
+        return sorted(actions)
+    view = pattern.callback.cls
+    return sorted(m for m in ("get", "post", "put", "patch", "delete") if hasattr(view, m))
+
+
+# (route name, method, path parameters), format-suffix variants folded into their route.
+API_VIEWS = sorted(
+    {
+        (pattern.name, method, tuple(sorted(set(pattern.pattern.regex.groupindex) - {"format"})))
+        for pattern in _patterns(list(api_urlpatterns))
+        for method in _methods(pattern)
+    }
+)
+SCOPED_VIEWS = [view for view in API_VIEWS if view[2]]
+
+
+def _model_of(name: str) -> Any:
+    """The model behind a route's path parameters: its router resource's (`template-launch` is a Template's)."""
+    return next(_model(viewset) for _, viewset, basename in ROUTES if name.startswith(f"{basename}-"))
+
+
+def _kwargs(obj: Any, params: tuple[str, ...]) -> dict[str, str]:
+    values = {
+        "pk": str(obj.pk),
+        "slug": str(getattr(obj, "slug", "")),
+        "version": obj.versions.first().version if hasattr(obj, "versions") else "",
+        "move": "publish",
+    }
+    return {param: values[param] for param in params}
+
+
+def test_the_walker_sees_every_api_view() -> None:
+    names = {name for name, _, _ in API_VIEWS}
+    assert {"me", "template-launch", "template-module", "cluster-terminate", "run-approve"} <= names
+
+
+@pytest.mark.parametrize(("name", "method", "params"), API_VIEWS, ids=[f"{v[1]} {v[0]}" for v in API_VIEWS])
+def test_every_api_view_refuses_anonymous_callers(
+    api: Any, two_teams: dict[str, Any], name: str, method: str, params: tuple[str, ...]
+) -> None:
+    kwargs = {}
+    if params:
+        build = TEAM_SCOPED_FACTORIES[_model_of(name)]
+        kwargs = _kwargs(build(two_teams["mine"], two_teams["viewer"]), params)
+
+    response = getattr(api, method)(reverse(f"api:{name}", kwargs=kwargs), {}, format="json")
+
+    assert response.status_code == 401, (name, method, response.content)
+
+
+@pytest.mark.parametrize(("name", "method", "params"), SCOPED_VIEWS, ids=[f"{v[1]} {v[0]}" for v in SCOPED_VIEWS])
+def test_every_api_view_of_another_teams_object_is_not_found(
+    api: Any, two_teams: dict[str, Any], name: str, method: str, params: tuple[str, ...]
+) -> None:
+    """Reads and acts alike: another team's object is a 404 (or, for curation, a 403 before anything is
+    looked up), never a 2xx, never a 409 that says it exists."""
+    build = TEAM_SCOPED_FACTORIES[_model_of(name)]
+    foreign = build(two_teams["theirs"], two_teams["other"])
+    api.force_authenticate(two_teams["viewer"])
+
+    response = getattr(api, method)(reverse(f"api:{name}", kwargs=_kwargs(foreign, params)), {}, format="json")
+
+    assert response.status_code in {403, 404}, (name, method, response.content)
+    if response.status_code == 403:
+        assert response.json()["code"] == "curation_denied", response.content

@@ -1,8 +1,14 @@
 from apps.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
 
 
-class NotATeamMember(PermissionDenied):
-    code = "not_a_team_member"
+class NotAMember(PermissionDenied):
+    """Acting in (or on something of) a team the caller does not belong to: one status and code everywhere."""
+
+    code = "not_a_member"
+
+
+class NotAPlatformAdmin(PermissionDenied):
+    code = "not_a_platform_admin"
 
 
 class TokenNotFound(NotFound):

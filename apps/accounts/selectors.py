@@ -1,20 +1,18 @@
-"""Reads about people and teams, and THE team-scoping helper every selector in Paved goes through."""
+"""Reads about people and teams. Authorization (team scoping, roles, platform admins) is
+`apps.accounts.permissions`; `team_ids_for` and `role_in` are re-exported here for readers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Model, Q, QuerySet
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
 
-from apps.accounts.models import ApiToken, Membership, Role, Team
-
-M = TypeVar("M", bound=Model)
-
-# What request.user may be, as django-stubs types it.
-AnyUser = AbstractBaseUser | AnonymousUser
+from apps.accounts.models import ApiToken, Membership, Team
+from apps.accounts.permissions import AnyUser as AnyUser
+from apps.accounts.permissions import can, restrict
+from apps.accounts.permissions import role_in as role_in
+from apps.accounts.permissions import team_ids_for as team_ids_for
 
 
 def authenticated(user: AnyUser) -> User:
@@ -24,48 +22,12 @@ def authenticated(user: AnyUser) -> User:
     return user
 
 
-def team_ids_for(user: AnyUser, *, roles: Iterable[str] | None = None) -> list[int]:
-    """Ids of the teams `user` belongs to, optionally only where they hold one of `roles`."""
-    if not user.is_authenticated or not user.is_active:
-        return []
-    memberships = Membership.objects.filter(user_id=user.pk)
-    if roles is not None:
-        memberships = memberships.filter(role__in=list(roles))
-    return list(memberships.values_list("team_id", flat=True))
-
-
-def scope_to_teams(
-    queryset: QuerySet[M],
-    user: AnyUser,
-    *,
-    field: str = "team",
-    roles: Iterable[str] | None = None,
-    also: Q | None = None,
-) -> QuerySet[M]:
-    """Restrict `queryset` to rows whose `field` (a Team foreign key path, or "pk" for Team itself) is one of
-    the user's teams; `also` ORs in rows visible to everyone (e.g. templates shared with all teams). The only
-    place tenancy is enforced: selectors call this, views never filter by team."""
-    if not user.is_authenticated or not user.is_active:
-        return queryset.none()
-    lookup = "pk__in" if field == "pk" else f"{field}__in"
-    condition = Q(**{lookup: team_ids_for(user, roles=roles)})
-    if also is not None:
-        return queryset.filter(condition | also).distinct()
-    return queryset.filter(condition)
-
-
 def teams_for(user: AnyUser) -> QuerySet[Team]:
-    return scope_to_teams(Team.objects.all(), user, field="pk")
+    return restrict(Team.objects.all(), user, field="pk")
 
 
 def team_for(user: AnyUser, slug: str) -> Team | None:
     return teams_for(user).filter(slug=slug).first()
-
-
-def role_in(user: AnyUser, team: Team) -> str | None:
-    if not isinstance(user, User):
-        return None
-    return Membership.objects.filter(user_id=user.pk, team=team).values_list("role", flat=True).first()
 
 
 def memberships_for(user: AnyUser) -> QuerySet[Membership]:
@@ -77,7 +39,7 @@ def memberships_for(user: AnyUser) -> QuerySet[Membership]:
 
 def team_members(user: AnyUser) -> QuerySet[Membership]:
     """Memberships of every team the user belongs to (who else is on my teams)."""
-    return scope_to_teams(Membership.objects.select_related("team", "user"), user)
+    return restrict(Membership.objects.select_related("team", "user"), user)
 
 
 def pick_current_membership(memberships: Sequence[Membership], preferred_team_id: int | None) -> Membership | None:
@@ -93,7 +55,7 @@ def default_team_for(user: AnyUser, preferred_team_id: int | None = None) -> Tea
 
 def is_team_overseer(user: AnyUser) -> bool:
     """Managers and admins of at least one team may open oversight pages such as the audit log."""
-    return bool(team_ids_for(user, roles=[Role.MANAGER, Role.ADMIN]))
+    return can(user, "audit.oversee")
 
 
 def tokens_for(user: AnyUser) -> QuerySet[ApiToken]:

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts import tokens
-from apps.accounts.errors import InvalidTokenName, NotATeamMember, TokenAlreadyRevoked, TokenNotFound
+from apps.accounts.errors import InvalidTokenName, NotAMember, TokenAlreadyRevoked, TokenNotFound
 from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.selectors import team_for, tokens_for
 from apps.accounts.throttling import (
@@ -91,7 +91,7 @@ def switch_team(request: HttpRequest, slug: str) -> Team:
     """Make `slug` the team the browser session works in; only teams the user belongs to are accepted."""
     team = team_for(request.user, slug)
     if team is None:
-        raise NotATeamMember(f"You are not a member of team '{slug}'.")
+        raise NotAMember(f"You are not a member of team '{slug}'.", field="team")
     request.session[CURRENT_TEAM_SESSION_KEY] = team.pk
     return team
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import OVERSIGHT_ROLES
-from apps.accounts.selectors import AnyUser, scope_to_teams, team_ids_for
+from apps.accounts.permissions import OVERSEE, AnyUser, is_platform_admin, restrict, team_ids_for
 from apps.audit.models import AuditEvent
 
 
 def audit_events_for(user: AnyUser) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.select_related("team", "actor")
-    if user.is_authenticated and getattr(user, "is_superuser", False):
+    if is_platform_admin(user):
         return events.filter(Q(team_id__in=team_ids_for(user, roles=OVERSIGHT_ROLES)) | Q(team__isnull=True))
-    return scope_to_teams(events, user, roles=OVERSIGHT_ROLES)
+    return restrict(events, user, OVERSEE)
 
 
 def verbs_for(user: AnyUser) -> list[str]:

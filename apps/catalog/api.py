@@ -326,10 +326,10 @@ class LaunchTemplateView(APIView):
         ],
     )
     def post(self, request: Request, slug: str) -> Response:
+        template = _template(request, slug)  # a template you cannot see is a 404 before any validation
         payload = LaunchInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        template = _template(request, slug)
         version = _version(request, template, data.get("version"))
         team = get_object_or_404(teams_for(request.user), slug=data["team"])
         result = services.launch_template(
@@ -352,9 +352,10 @@ class EstimateInputSerializer(serializers.Serializer[Any]):
 class EstimateView(APIView):
     @extend_schema(request=EstimateInputSerializer, responses=EstimateSerializer, summary="Price parameters")
     def post(self, request: Request, slug: str) -> Response:
+        template = _template(request, slug)  # a template you cannot see is a 404 before any validation
         payload = EstimateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        version = _version(request, _template(request, slug), payload.validated_data.get("version"))
+        version = _version(request, template, payload.validated_data.get("version"))
         estimate = services.estimate_launch(version, payload.validated_data["parameters"])
         return Response(EstimateSerializer(estimate_data(estimate)).data)
 

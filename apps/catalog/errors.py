@@ -26,10 +26,12 @@ class CurationDenied(PermissionDenied):
 
 class InvalidWorkspaceName(ValidationFailed):
     code = "invalid_workspace_name"
+    field = "name"
 
 
 class InvalidTtl(ValidationFailed):
     code = "invalid_ttl"
+    field = "ttl_hours"
 
 
 class InvalidTemplate(ValidationFailed):

@@ -8,8 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
-from apps.accounts.models import Role, Team
-from apps.accounts.selectors import AnyUser, scope_to_teams, team_ids_for
+from apps.accounts.models import Team
+from apps.accounts.permissions import AnyUser, can, restrict
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.catalog.schema import apply_defaults, conditional_properties
 
@@ -17,26 +17,18 @@ SORTS = {"popular": ("-launch_count", "name"), "name": ("name",), "newest": ("-c
 
 
 def is_catalog_admin(user: AnyUser) -> bool:
-    """Platform admins (superusers) and team admins curate templates."""
-    if not user.is_authenticated:
-        return False
-    return bool(getattr(user, "is_superuser", False)) or bool(team_ids_for(user, roles=[Role.ADMIN]))
+    """Platform admins and team admins curate templates."""
+    return can(user, "catalog.curate_any")
 
 
 def can_curate(user: AnyUser, template: Template | None) -> bool:
-    """Superusers curate everything; a team admin curates the templates their team owns."""
-    if not user.is_authenticated:
-        return False
-    if getattr(user, "is_superuser", False):
-        return True
-    if template is None or template.owner_team_id is None:
-        return False
-    return template.owner_team_id in team_ids_for(user, roles=[Role.ADMIN])
+    """Platform admins curate everything; a team admin curates the templates their team owns."""
+    return can(user, "template.curate", template)
 
 
 def visible_templates(user: AnyUser) -> QuerySet[Template]:
     """Templates shared with all teams or with one of the user's teams, with their launch counts."""
-    templates = scope_to_teams(Template.objects.all(), user, field="visible_to", also=Q(visible_to_all=True))
+    templates = restrict(Template.objects.all(), user, field="visible_to", also=Q(visible_to_all=True))
     return Template.objects.filter(pk__in=templates.values("pk")).annotate(
         launch_count=Count("versions__workspaces", distinct=True)
     )
@@ -124,7 +116,7 @@ def previous_version(version: TemplateVersion) -> TemplateVersion | None:
 
 def launch_teams(user: AnyUser, template: Template) -> QuerySet[Team]:
     """The user's teams that may launch this template."""
-    teams = scope_to_teams(Team.objects.all(), user, field="pk")
+    teams = restrict(Team.objects.all(), user, field="pk")
     if template.visible_to_all:
         return teams
     return teams.filter(pk__in=template.visible_to.values("pk"))

@@ -23,7 +23,7 @@ from apps.catalog.forms import BackstageImportForm, LaunchForm, TemplateForm, Ve
 from apps.catalog.models import Template, TemplateKind, TemplateVersion
 from apps.catalog.schema import InvalidParameters
 from apps.catalog.schema_forms import ParametersForm, build_parameters_form
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 from apps.costs.estimates import estimate_hourly
 
@@ -45,16 +45,6 @@ def _version_or_404(request: HttpRequest, template: Template, version: str) -> T
 def _require_curator(request: HttpRequest, template: Template | None) -> None:
     if not selectors.can_curate(request.user, template):
         raise PermissionDenied("Only platform admins and admins of the owning team may curate templates.")
-
-
-# Domain errors that belong to one field of the launch form; the rest show above the form.
-LAUNCH_ERROR_FIELDS = {
-    "workspace_name_taken": "name",
-    "invalid_workspace_name": "name",
-    "cluster_name_taken": "name",
-    "invalid_cluster_name": "name",
-    "invalid_ttl": "ttl_hours",
-}
 
 
 @login_required
@@ -144,7 +134,7 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
                     for problem in problems:
                         params.add_error(field if field in params.fields else None, problem)
             except ApplicationError as exc:
-                meta.add_error(LAUNCH_ERROR_FIELDS.get(exc.code), exc.message)
+                add_to_form(meta, exc)
             else:
                 if result.cluster is not None:
                     messages.success(request, f"Cluster {result.cluster.name} requested; it is being provisioned.")

@@ -15,30 +15,42 @@ class WrongNode(PermissionDenied):
 
 class ClusterNameTaken(Conflict):
     code = "cluster_name_taken"
+    field = "name"
 
 
 class InvalidClusterName(ValidationFailed):
     code = "invalid_cluster_name"
+    field = "name"
 
 
 class UnknownClusterInstanceType(ValidationFailed):
     code = "unknown_instance_type"
+    field = "instance_type"
 
 
 class RegionNotOfferedForType(ValidationFailed):
     code = "region_not_offered"
+    field = "region"
 
 
 class InvalidPurchaseOption(ValidationFailed):
     code = "invalid_purchase_option"
+    field = "purchase_option"
 
 
 class InvalidNodeCount(ValidationFailed):
     code = "invalid_node_count"
+    field = "node_count"
 
 
 class InvalidMaxHours(ValidationFailed):
     code = "invalid_max_hours"
+    field = "max_hours"
+
+
+class TerminationNotConfirmed(ValidationFailed):
+    code = "confirmation_mismatch"
+    field = "confirm"
 
 
 class QuotaExceeded(Conflict):
@@ -53,10 +65,6 @@ class InstanceTypeLimitExceeded(QuotaExceeded):
 
 class InvalidQuota(ValidationFailed):
     code = "invalid_quota"
-
-
-class NotAPlatformAdmin(PermissionDenied):
-    code = "not_a_platform_admin"
 
 
 class SnoozeUsed(Conflict):

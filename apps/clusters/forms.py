@@ -1,5 +1,6 @@
 """Forms of the cluster pages. They check shape only (choices, ranges); the catalog, quota and name rules are
-`request_cluster`'s, and its domain errors are put back onto these forms by the view."""
+`request_cluster`'s, and its domain errors are put back onto these forms by the view (each error names its
+field)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,6 @@ from apps.accounts.models import Team
 from apps.clusters.instance_catalog import InstanceType
 from apps.clusters.models import PurchaseOption
 from apps.clusters.services.provisioning import CLUSTER_NAME, MAX_NODES, MIN_NODES
-
-# Which form field a domain error of `request_cluster` belongs to; codes not listed are non-field errors.
-ERROR_FIELDS: dict[str, str] = {
-    "cluster_name_taken": "name",
-    "invalid_cluster_name": "name",
-    "unknown_instance_type": "instance_type",
-    "region_not_offered": "region",
-    "invalid_purchase_option": "purchase_option",
-    "invalid_node_count": "node_count",
-    "invalid_max_hours": "max_hours",
-    "not_a_team_member": "team",
-}
 
 
 def instance_type_label(instance: InstanceType) -> str:

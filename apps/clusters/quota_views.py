@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Team
+from apps.accounts.permissions import can
 from apps.accounts.selectors import authenticated
 from apps.clusters import selectors, services
 from apps.clusters.forms import QuotaExceptionForm, TeamQuotaForm
@@ -20,7 +21,7 @@ from apps.core.errors import ApplicationError
 
 
 def _require_superuser(request: HttpRequest) -> None:
-    if not request.user.is_superuser:
+    if not can(request.user, "quota.manage"):
         raise PermissionDenied("Only platform admins manage GPU quotas.")
 
 

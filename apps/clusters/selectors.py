@@ -1,4 +1,4 @@
-"""Reads about GPU clusters and quotas. Team scoping goes through `scope_to_teams`, never a view's own filter."""
+"""Reads about GPU clusters and quotas. Team scoping goes through `permissions.restrict`, never a view's own filter."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from django.db.models import Avg, F, Max, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from apps.accounts.models import Role, Team
-from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
+from apps.accounts.models import Team
+from apps.accounts.permissions import AnyUser, is_platform_admin, restrict
 from apps.clusters.models import Cluster, ClusterState, GpuSample, InstanceTypeLimit, QuotaException, TeamQuota
 
 # Clusters that hold (or are about to hold) GPUs. Stopped, terminated and failed clusters free their quota.
@@ -35,9 +35,9 @@ class Quota:
 def clusters_for(user: AnyUser) -> QuerySet[Cluster]:
     """Clusters of the user's teams; platform admins see every cluster (they override auto-stop, stop runaways)."""
     clusters = Cluster.objects.select_related("team", "owner")
-    if user.is_authenticated and user.is_active and getattr(user, "is_superuser", False):
+    if is_platform_admin(user):
         return clusters
-    return scope_to_teams(clusters, user)
+    return restrict(clusters, user)
 
 
 def cluster_for(user: AnyUser, pk: int) -> Cluster | None:
@@ -205,13 +205,6 @@ def gpu_minutes(cluster: Cluster, since: datetime) -> dict[tuple[str, int], list
         used_pct = row["used"] / row["total"] * 100 if row["total"] else 0.0
         series[(row["node__instance_id"], row["gpu_index"])].append(MinutePoint(row["minute"], row["util"], used_pct))
     return dict(sorted(series.items()))
-
-
-def may_act_for_owner(user: AnyUser, cluster: Cluster) -> bool:
-    """The cluster's owner, a manager or admin of its team, or a platform admin: who may snooze or extend it."""
-    if getattr(user, "is_superuser", False) or user.pk == cluster.owner_id:
-        return True
-    return role_in(user, cluster.team) in (Role.MANAGER, Role.ADMIN)
 
 
 def extend_room(cluster: Cluster) -> int:

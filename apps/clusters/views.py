@@ -22,15 +22,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Team
+from apps.accounts.permissions import AnyUser, can
 from apps.accounts.selectors import authenticated, default_team_for, team_for, teams_for
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.clusters import selectors, services
-from apps.clusters.forms import ERROR_FIELDS, ClusterRequestForm, SnoozeForm
+from apps.clusters.forms import ClusterRequestForm, SnoozeForm
 from apps.clusters.instance_catalog import InstanceType, load_catalog, price_for
-from apps.clusters.models import Cluster, ClusterState, GpuSample, PurchaseOption
-from apps.clusters.services.idle import STOP_GRACE, effective_idle_policy
+from apps.clusters.models import ALLOWED_CLUSTER_TRANSITIONS, Cluster, ClusterState, GpuSample, PurchaseOption
+from apps.clusters.services.idle import MAX_AUTOSTOP_OVERRIDE, STOP_GRACE, effective_idle_policy
 from apps.clusters.services.limits import EXTENDABLE_STATES, extend_cluster
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 
 PAGE_SIZE = 50
@@ -89,7 +90,8 @@ def cluster_list_view(request: HttpRequest) -> HttpResponse:
         {"cluster": cluster, "cost": selectors.running_cost(cluster, now), "glance": glance.get(cluster.pk)}
         for cluster in page
     ]
-    return render(request, "clusters/cluster_list.html", {"page": page, "rows": rows, "show_all": show_all})
+    context = {"page": page, "rows": rows, "show_all": show_all, "can_manage_quotas": can(request.user, "quota.manage")}
+    return render(request, "clusters/cluster_list.html", context)
 
 
 # -- request ---------------------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def cluster_create_view(request: HttpRequest) -> HttpResponse:
                     max_hours=data["max_hours"],
                 )
             except ApplicationError as exc:
-                form.add_error(ERROR_FIELDS.get(exc.code), exc.message)
+                add_to_form(form, exc)
             else:
                 messages.success(request, f"Cluster {cluster.name} requested; its nodes are being launched.")
                 return redirect("clusters:detail", cluster_id=cluster.pk)
@@ -241,6 +243,30 @@ def _extend_room(cluster: Cluster) -> int:
     return selectors.extend_room(cluster)
 
 
+def _may_become(cluster: Cluster, *states: str) -> bool:
+    return any(state in ALLOWED_CLUSTER_TRANSITIONS[ClusterState(cluster.state)] for state in states)
+
+
+def _action_flags(user: AnyUser, cluster: Cluster) -> dict[str, Any]:
+    """What the page offers, from the permission rules and the transition table (the template restates
+    neither). The services check both again."""
+    operate = can(user, "cluster.operate", cluster)
+    extend_room = _extend_room(cluster) if can(user, "cluster.extend", cluster) else 0
+    return {
+        "can_stop": operate and _may_become(cluster, ClusterState.STOPPING),
+        # provisioning is also a requested cluster's next state; "start" is from stopped only.
+        "can_start": operate
+        and cluster.state == ClusterState.STOPPED
+        and _may_become(cluster, ClusterState.PROVISIONING),
+        "can_terminate": operate and _may_become(cluster, ClusterState.TERMINATING, ClusterState.TERMINATED),
+        "can_extend": extend_room > 0,
+        "extend_room": extend_room,
+        "can_override": can(user, "cluster.override_autostop", cluster) and cluster.state == ClusterState.RUNNING,
+        "override_max_hours": int(MAX_AUTOSTOP_OVERRIDE.total_seconds() // 3600),
+        "override_max_days": MAX_AUTOSTOP_OVERRIDE.days,
+    }
+
+
 def _idle_countdown(cluster: Cluster, now: datetime) -> dict[str, Any] | None:
     """For a running cluster not yet warned: what the last idle check (beat, every minute) found, counted on to
     now: how long it has been idle and when the warning comes if it stays so."""
@@ -268,12 +294,7 @@ def cluster_detail_view(request: HttpRequest, cluster_id: int) -> HttpResponse:
     context = _live_context(cluster)
     if htmx_partial(request):
         return render(request, "clusters/partials/cluster_live.html", context)
-    context.update(
-        {
-            "hourly_estimate": Decimal(cluster.hourly_price),
-            "extend_room": _extend_room(cluster),
-        }
-    )
+    context.update({"hourly_estimate": Decimal(cluster.hourly_price), **_action_flags(request.user, cluster)})
     return render(request, "clusters/cluster_detail.html", context)
 
 
@@ -288,10 +309,7 @@ def _act(request: HttpRequest, actor: User, cluster: Cluster, action: str) -> No
         services.start_cluster(actor, cluster)
         messages.success(request, f"Cluster {cluster.name} is starting.")
     elif action == "terminate":
-        if request.POST.get("confirm", "").strip() != cluster.name:
-            messages.error(request, f"Type the cluster name {cluster.name} to confirm termination; nothing was done.")
-            return
-        services.terminate_cluster(actor, cluster)
+        services.request_termination(actor, cluster, confirm_name=request.POST.get("confirm", ""))
         messages.success(request, f"Cluster {cluster.name} terminated.")
     elif action == "extend":
         raw = request.POST.get("hours", "")

@@ -5,19 +5,35 @@ Each subclass carries a stable machine-readable `code` (clients switch on it) an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django import forms
 
 
 class ApplicationError(Exception):
+    """`field` names the input the error belongs to (a form field, a body key): the API answers it as
+    `errors: {field: [message]}` and pages put it on that form field (`form.add_error(exc.field, ...)`)."""
+
     code = "application_error"
     status = 400
     title = "Request could not be completed"
+    field: str | None = None
 
-    def __init__(self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
+        if field:
+            self.field = field
         self.extra = extra or {}
 
 
@@ -62,3 +78,8 @@ class InvalidQuery(ValidationFailed):
 
     code = "invalid_query"
     title = "Invalid query parameter"
+
+
+def add_to_form(form: forms.BaseForm, exc: ApplicationError) -> None:
+    """Put a service's error on the form field it names, or above the form when the form has no such field."""
+    form.add_error(exc.field if exc.field in form.fields else None, exc.message)

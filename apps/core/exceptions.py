@@ -55,7 +55,8 @@ def _flatten(detail: Any) -> Any:
 
 def problem_details_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        body = problem(exc.status, exc.code, exc.title, exc.message, **exc.extra)
+        extra = {"errors": {exc.field: [exc.message]}, **exc.extra} if exc.field else exc.extra
+        body = problem(exc.status, exc.code, exc.title, exc.message, **extra)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
         return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
     if isinstance(exc, Http404):

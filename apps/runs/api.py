@@ -123,11 +123,12 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
     @extend_schema(request=ExtendSerializer, responses=WorkspaceSerializer, summary="Extend the time to live")
     @action(detail=True, methods=["post"])
     def extend(self, request: Request, pk: str) -> Response:
+        found = self.get_object()  # another team's workspace is a 404 before any validation
         payload = ExtendSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         workspace = services.extend_ttl(
             authenticated(request.user),
-            self.get_object(),
+            found,
             hours=payload.validated_data["hours"],
             request=request._request,
         )

@@ -29,6 +29,7 @@ class ConfirmationMismatch(ValidationFailed):
 
 class WorkspaceNameTaken(Conflict):
     code = "workspace_name_taken"
+    field = "name"
 
 
 class WorkspaceBusy(Conflict):
@@ -47,7 +48,3 @@ class InvalidExtension(ValidationFailed):
 
 class WorkspaceHasResources(Conflict):
     code = "workspace_has_resources"
-
-
-class NotAPlatformAdmin(PermissionDenied):
-    code = "not_a_platform_admin"

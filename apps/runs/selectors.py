@@ -9,8 +9,7 @@ from typing import Any
 
 from django.db.models import F, QuerySet, Sum
 
-from apps.accounts.models import OVERSIGHT_ROLES
-from apps.accounts.selectors import AnyUser, role_in, scope_to_teams
+from apps.accounts.permissions import OVERSEE, AnyUser, can, restrict
 from apps.clusters.instance_catalog import load_catalog
 from apps.clusters.selectors import effective_quota, team_gpu_usage
 from apps.runs.models import (
@@ -28,7 +27,7 @@ from apps.runs.models import (
 
 def workspaces_for(user: AnyUser) -> QuerySet[Workspace]:
     workspaces = Workspace.objects.select_related("team", "template_version__template", "created_by")
-    return scope_to_teams(workspaces, user)
+    return restrict(workspaces, user)
 
 
 def listed_workspaces_for(user: AnyUser, *, status: str | None = None) -> QuerySet[Workspace]:
@@ -40,7 +39,7 @@ def listed_workspaces_for(user: AnyUser, *, status: str | None = None) -> QueryS
 
 def runs_for(user: AnyUser) -> QuerySet[Run]:
     runs = Run.objects.select_related("workspace", "team", "template_version__template", "created_by")
-    return scope_to_teams(runs, user)
+    return restrict(runs, user)
 
 
 def workspace_for(user: AnyUser, workspace_id: int) -> Workspace | None:
@@ -53,12 +52,12 @@ def run_for(user: AnyUser, run_id: int) -> Run | None:
 
 def can_approve(user: AnyUser, run: Run) -> bool:
     """Managers and admins of the run's team may decide it, except the person who requested it."""
-    return role_in(user, run.team) in OVERSIGHT_ROLES and user.pk != run.created_by_id
+    return can(user, "run.approve", run)
 
 
 def pending_approvals_for(user: AnyUser) -> QuerySet[Approval]:
     approvals = Approval.objects.select_related("run__workspace", "run__created_by", "team")
-    return scope_to_teams(approvals, user, roles=OVERSIGHT_ROLES).filter(
+    return restrict(approvals, user, OVERSEE).filter(
         status=ApprovalStatus.PENDING, run__state=RunState.AWAITING_APPROVAL
     )
 

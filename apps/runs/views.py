@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from apps.accounts.permissions import can
 from apps.accounts.selectors import authenticated
 from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
@@ -52,6 +53,7 @@ def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpRespon
         "workspace": workspace,
         "runs": selectors.runs_for(request.user).filter(workspace=workspace),
         "outputs": selectors.masked_outputs(workspace),
+        "can_force_delete": can(request.user, "workspace.force_delete", workspace) and not workspace.is_gone,
     }
     return render(request, "runs/workspace_detail.html", context)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from apps.accounts.errors import NotATeamMember
+from apps.accounts.errors import NotAMember
 from apps.audit.models import AuditEvent
 from apps.clusters import selectors
 from apps.clusters.cloud import CloudThrottled, Ec2Provider
@@ -206,7 +206,7 @@ def test_someone_outside_the_team_cannot_stop_a_cluster(
 ) -> None:
     cluster = running_cluster(alice, vision, provider)
 
-    with pytest.raises(NotATeamMember):
+    with pytest.raises(NotAMember):
         stop_cluster(bob, cluster, provider=provider)
     cluster.refresh_from_db()
     assert cluster.state == ClusterState.RUNNING
@@ -349,7 +349,7 @@ def test_cluster_names_are_unique_per_team(alice: Any, vision: Any, bob: Any, nl
 
 
 def test_only_members_may_request_for_a_team(bob: Any, vision: Any) -> None:
-    with pytest.raises(NotATeamMember):
+    with pytest.raises(NotAMember):
         request(bob, vision)
     assert not Cluster.objects.exists()
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from apps.accounts.errors import NotAPlatformAdmin
 from apps.audit.models import AuditEvent
 from apps.clusters import selectors
-from apps.clusters.errors import InstanceTypeLimitExceeded, InvalidQuota, NotAPlatformAdmin, QuotaExceeded
+from apps.clusters.errors import InstanceTypeLimitExceeded, InvalidQuota, QuotaExceeded
 from apps.clusters.models import Cluster, ClusterState, InstanceTypeLimit, QuotaException, TeamQuota
 from apps.clusters.services import (
     check_cluster_request,

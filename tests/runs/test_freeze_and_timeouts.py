@@ -10,12 +10,12 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from apps.accounts.errors import NotAPlatformAdmin
 from apps.accounts.models import Role, Team
 from apps.audit.models import AuditEvent
 from apps.catalog.models import TemplateVersion
 from apps.catalog.services import launch_template
 from apps.runs import services
-from apps.runs.errors import NotAnApprover
 from apps.runs.models import Run, RunState
 from tests.factories import UserFactory, member
 from tests.waiting import wait_for, wait_state
@@ -47,7 +47,7 @@ def ada(vision: Team) -> Any:
 
 def test_only_platform_admins_start_a_change_freeze(alice: Any, mark: Any, ada: Any) -> None:
     for user in (alice, mark):
-        with pytest.raises(NotAnApprover):
+        with pytest.raises(NotAPlatformAdmin):
             services.set_change_freeze(user, active=True, reason="nope")
     services.set_change_freeze(ada, active=True, reason="Release weekend")
     assert AuditEvent.objects.filter(verb="platform.change_freeze_started", actor=ada).exists()

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from apps.accounts.errors import NotAMember
 from apps.accounts.models import Role, Team
 from apps.audit.models import AuditEvent
 from apps.catalog.services import launch_template
@@ -124,9 +125,10 @@ def test_forget_refuses_while_a_run_is_in_flight(alice: Any, failed: Workspace, 
 
 def test_forget_is_refused_outside_the_team(bob: Any, failed: Workspace) -> None:
     assert as_user(bob).post(f"/api/v1/workspaces/{failed.pk}/forget/").status_code == 404
-    with pytest.raises(WorkspaceBusy) as refused:
+    with pytest.raises(NotAMember) as refused:
         services.forget_workspace(actor=bob, workspace=failed)
-    assert refused.value.code == "not_a_team_member"
+    assert refused.value.code == "not_a_member"
+    assert refused.value.status == 403
     assert Workspace.objects.get(pk=failed.pk).status == WorkspaceStatus.FAILED
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from apps.accounts.errors import NotAMember
 from apps.accounts.models import Team
 from apps.audit.models import AuditEvent
 from apps.runs.errors import InvalidExtension, WorkspaceBusy
@@ -56,7 +57,7 @@ def test_other_members_cannot_extend_but_managers_can(workspace: Workspace, visi
 
 
 def test_another_teams_member_cannot_extend(workspace: Workspace, bob: Any) -> None:
-    with pytest.raises(WorkspaceBusy):
+    with pytest.raises(NotAMember):
         extend_ttl(bob, workspace, hours=2)
 
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from apps.accounts.models import Team
-from apps.accounts.selectors import team_ids_for
+from apps.accounts.permissions import can
 from apps.audit.services import record
 from apps.catalog import errors
 from apps.catalog.cluster_parameters import check_cluster_schema, cluster_schema_warnings
@@ -204,10 +204,10 @@ def create_template(
 ) -> TemplateVersion:
     """Create a template together with its first draft version."""
     _check_template_data(template)
-    if template.owner_team is not None and not getattr(actor, "is_superuser", False):
-        if template.owner_team.pk not in team_ids_for(actor, roles=["admin"]):
+    if template.owner_team is not None:
+        if not can(actor, "team.administer", template.owner_team):
             raise errors.CurationDenied("You can only create templates owned by a team you administer.")
-    elif template.owner_team is None:
+    else:
         require_curator(actor, None)
     if Template.objects.filter(slug=template.slug).exists():
         raise errors.InvalidTemplate(f"A template with slug '{template.slug}' already exists; add a version to it.")

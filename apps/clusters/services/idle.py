@@ -31,6 +31,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.permissions import require
 from apps.audit.services import record
 from apps.clusters.errors import (
     AutostopOverrideForbidden,
@@ -40,7 +41,7 @@ from apps.clusters.errors import (
     SnoozeUsed,
 )
 from apps.clusters.models import Cluster, ClusterState, GpuSample, NodeState
-from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT, may_act_for_owner
+from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT
 from apps.core.errors import ApplicationError
 
 # Between the warning e-mail and the stop: long enough to read the mail and snooze (10 minutes unless configured).
@@ -300,8 +301,13 @@ def snooze_idle_stop(actor: User, cluster: Cluster, *, minutes: int, reason: str
     """Hold off auto-stop once per cluster, for a bounded time, with a reason. Clears a pending warning, so when
     the snooze ends an idle cluster is warned again and gets the full grace before it stops."""
     locked = Cluster.objects.select_for_update().select_related("team").get(pk=cluster.pk)
-    if not may_act_for_owner(actor, locked):
-        raise SnoozeForbidden("Only the cluster's owner or a manager or admin of its team can snooze auto-stop.")
+    require(
+        actor,
+        "cluster.snooze",
+        locked,
+        message="Only the cluster's owner or a manager or admin of its team can snooze auto-stop.",
+        error=SnoozeForbidden,
+    )
     if locked.snooze_used:
         raise SnoozeUsed(f"Auto-stop of {locked} was already snoozed once; stop the cluster or make it busy.")
     limit = settings.MAX_SNOOZE_MINUTES
@@ -325,14 +331,20 @@ def snooze_idle_stop(actor: User, cluster: Cluster, *, minutes: int, reason: str
 def override_autostop(actor: User, cluster: Cluster, *, until: datetime | None, reason: str) -> Cluster:
     """A platform admin's exception (a deadline, a demo): no idle auto-stop until `until` (at most 7 days ahead);
     `until=None` ends the override. The only way past the policy, and always audited."""
-    if not actor.is_superuser:
-        raise AutostopOverrideForbidden("Only a platform admin can override idle auto-stop.")
+    require(
+        actor,
+        "cluster.override_autostop",
+        message="Only a platform admin can override idle auto-stop.",
+        error=AutostopOverrideForbidden,
+    )
     reason = reason.strip()
     if not reason:
         raise InvalidAutostopOverride("A reason is required to override idle auto-stop.")
     now = timezone.now()
     if until is not None and not now < until <= now + MAX_AUTOSTOP_OVERRIDE:
-        raise InvalidAutostopOverride("An auto-stop override must end in the future and within 7 days.")
+        raise InvalidAutostopOverride(
+            f"An auto-stop override must end in the future and within {MAX_AUTOSTOP_OVERRIDE.days} days."
+        )
     locked = Cluster.objects.select_for_update().select_related("team").get(pk=cluster.pk)
     previous = locked.autostop_override_until
     locked.autostop_override_until = until

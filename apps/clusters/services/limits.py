@@ -16,6 +16,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from apps.accounts.permissions import require
 from apps.audit.services import record
 from apps.clusters import selectors
 from apps.clusters.cloud import CloudError
@@ -32,8 +33,13 @@ logger = logging.getLogger(__name__)
 def extend_cluster(actor: User, cluster: Cluster, *, hours: int, request: HttpRequest | None = None) -> Cluster:
     """Add `hours` of running time to the cluster's limit, up to the team's maximum hours per cluster."""
     locked = Cluster.objects.select_for_update().select_related("team").get(pk=cluster.pk)
-    if not selectors.may_act_for_owner(actor, locked):
-        raise NotClusterOwner("Only the cluster's owner or a manager or admin of its team can extend it.")
+    require(
+        actor,
+        "cluster.extend",
+        locked,
+        message="Only the cluster's owner or a manager or admin of its team can extend it.",
+        error=NotClusterOwner,
+    )
     if locked.state not in EXTENDABLE_STATES:
         raise ClusterNotExtendable(f"Cluster {locked} is {locked.state}; it cannot be extended.")
     limit = selectors.effective_quota(locked.team).max_cluster_hours
@@ -43,12 +49,14 @@ def extend_cluster(actor: User, cluster: Cluster, *, hours: int, request: HttpRe
         raise InvalidMaxHours(
             f"Cluster {locked} already has team {locked.team.slug}'s maximum of {limit} hours; ask a platform admin.",
             extra={"max": limit, "current": current},
+            field="hours",
         )
     if not 1 <= hours <= room:
         raise InvalidMaxHours(
             f"Extend by 1 to {room} hours (team {locked.team.slug}'s maximum is {limit} hours per cluster), "
             f"not {hours}.",
             extra={"max": room, "current": current},
+            field="hours",
         )
     locked.max_hours = current + hours
     locked.save(update_fields=["max_hours", "updated_at"])

@@ -22,9 +22,8 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from apps.accounts.errors import NotATeamMember
 from apps.accounts.models import Team
-from apps.accounts.selectors import role_in
+from apps.accounts.permissions import require
 from apps.audit.services import record
 from apps.clusters import selectors
 from apps.clusters.cloud import CloudError, CloudThrottled, Ec2Provider, InstanceNotFound, NodeInfo
@@ -38,6 +37,7 @@ from apps.clusters.errors import (
     InvalidNodeCount,
     InvalidPurchaseOption,
     RegionNotOfferedForType,
+    TerminationNotConfirmed,
     UnknownClusterInstanceType,
 )
 from apps.clusters.instance_catalog import RegionNotOffered, UnknownInstanceType, load_catalog, price_for
@@ -64,11 +64,10 @@ def ec2_provider(region: str) -> Ec2Provider:
     return Ec2Provider(region, endpoint_url=settings.AWS_ENDPOINT_URL or None)
 
 
-def _require_member(actor: User, team: Team, *, admins_too: bool = False) -> None:
-    if admins_too and actor.is_superuser:
-        return
-    if role_in(actor, team) is None:
-        raise NotATeamMember(f"You are not a member of team {team.slug}; ask one of its managers to add you.")
+def _require_operator(actor: User, cluster: Cluster) -> None:
+    """Stop, start, terminate: members of the cluster's team and platform admins."""
+    message = f"You are not a member of team {cluster.team.slug}; ask one of its managers to add you."
+    require(actor, "cluster.operate", cluster, message=message)
 
 
 def _dispatch_provision(cluster_pk: int) -> None:
@@ -112,7 +111,13 @@ def request_cluster(
     """Validate a cluster request against the catalog and the team's quota, record it as `requested`, and hand
     it to a worker after commit. `idle_window_minutes` may shorten the team's idle auto-stop window (a template
     or a user asking for a stricter stop), never lengthen it."""
-    _require_member(actor, team)
+    require(
+        actor,
+        "team.act_in",
+        team,
+        message=f"You are not a member of team {team.slug}; ask one of its managers to add you.",
+        field="team",
+    )
     if not CLUSTER_NAME.match(name):
         raise InvalidClusterName(
             f"{name!r} is not a valid cluster name: use 1-40 lowercase letters, digits and hyphens, "
@@ -314,7 +319,7 @@ def stop_cluster(
     auto-stop). If EC2 refuses, the cluster becomes `failed` (its nodes may still run: terminate it) and the
     error is raised."""
     if actor is not None:
-        _require_member(actor, cluster.team, admins_too=True)
+        _require_operator(actor, cluster)
     reason = reason or (f"Stopped by {actor.get_username()}." if actor is not None else "Stopped by Paved.")
     cluster_transition(cluster=cluster, to=ClusterState.STOPPING, actor=actor, reason=reason)
     instance_ids = [node.instance_id for node in _live_nodes(cluster)]
@@ -336,7 +341,7 @@ def stop_cluster_for_idleness(cluster: Cluster, reason: str, *, provider: Ec2Pro
 def start_cluster(actor: User, cluster: Cluster) -> Cluster:
     """Move a stopped cluster back to `provisioning` (its GPUs count against quota again) and hand the start
     of its nodes to a worker, which runs `provision_cluster`."""
-    _require_member(actor, cluster.team, admins_too=True)
+    _require_operator(actor, cluster)
     with transaction.atomic():
         Team.objects.select_for_update().get(pk=cluster.team_id)
         if cluster.state == ClusterState.STOPPED:
@@ -348,12 +353,24 @@ def start_cluster(actor: User, cluster: Cluster) -> Cluster:
     return locked
 
 
+def request_termination(
+    actor: User, cluster: Cluster, *, confirm_name: str, provider: Ec2Provider | None = None
+) -> Cluster:
+    """A person's termination, confirmed by typing the cluster's name (the page and the API alike)."""
+    _require_operator(actor, cluster)
+    if confirm_name.strip() != cluster.name:
+        raise TerminationNotConfirmed(
+            f"Type the cluster name {cluster.name} to confirm termination; nothing was terminated."
+        )
+    return terminate_cluster(actor, cluster, provider=provider)
+
+
 def terminate_cluster(
     actor: User | None, cluster: Cluster, reason: str = "", *, provider: Ec2Provider | None = None
 ) -> Cluster:
     """Terminate every instance of the cluster (also ones tagged with it that a launch had not recorded yet)."""
     if actor is not None:
-        _require_member(actor, cluster.team, admins_too=True)
+        _require_operator(actor, cluster)
     reason = reason or (f"Terminated by {actor.get_username()}." if actor is not None else "Terminated by Paved.")
     cluster.refresh_from_db(fields=["state"])
     if cluster.state == ClusterState.REQUESTED:

@@ -10,9 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Team
+from apps.accounts.permissions import require
 from apps.audit.services import record
 from apps.clusters import selectors
-from apps.clusters.errors import InstanceTypeLimitExceeded, InvalidQuota, NotAPlatformAdmin, QuotaExceeded
+from apps.clusters.errors import InstanceTypeLimitExceeded, InvalidQuota, QuotaExceeded
 from apps.clusters.models import QuotaException, TeamQuota
 from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT, MIN_IDLE_WINDOW_MINUTES
 
@@ -45,8 +46,7 @@ def check_cluster_request(team: Team, instance_type: str, node_count: int, gpus_
 
 
 def _require_platform_admin(actor: User) -> None:
-    if not actor.is_superuser:
-        raise NotAPlatformAdmin("Only platform admins may change GPU quotas.")
+    require(actor, "quota.manage", message="Only platform admins may change GPU quotas.")
 
 
 @transaction.atomic

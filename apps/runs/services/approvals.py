@@ -11,8 +11,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.models import Role, Team
-from apps.accounts.selectors import role_in
+from apps.accounts.models import Team
+from apps.accounts.permissions import can
 from apps.audit.services import record
 from apps.runs.errors import ApprovalNotPending, ApprovalNotRequired, IllegalTransition, NotAnApprover
 from apps.runs.models import Approval, ApprovalRule, ApprovalStatus, Run, RunState
@@ -89,7 +89,7 @@ def set_approval_rule(
     request: HttpRequest | None = None,
 ) -> ApprovalRule:
     """Admins set a team's approval rule (also from Django admin, which calls this so it is audited)."""
-    if not actor.is_superuser and role_in(actor, team) != Role.ADMIN:
+    if not can(actor, "team.administer", team):
         raise NotAnApprover("Only admins of the team or platform admins set its approval rule.", code="not_an_admin")
     rule, _ = ApprovalRule.objects.update_or_create(
         team=team, defaults={"hourly_threshold": hourly_threshold, "require_for_destroy": require_for_destroy}

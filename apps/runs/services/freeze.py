@@ -7,8 +7,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
 
+from apps.accounts.permissions import require
 from apps.audit.services import record
-from apps.runs.errors import NotAnApprover
 from apps.runs.models import ChangeFreeze, Run, RunState
 from apps.runs.selectors import active_freeze
 from apps.runs.services.execution import dispatch_run
@@ -18,8 +18,7 @@ from apps.runs.services.execution import dispatch_run
 def set_change_freeze(
     actor: User, *, active: bool, reason: str = "", request: HttpRequest | None = None
 ) -> ChangeFreeze:
-    if not actor.is_superuser:
-        raise NotAnApprover("Only platform admins may start or lift a change freeze.", code="not_a_platform_admin")
+    require(actor, "platform.change_freeze", message="Only platform admins may start or lift a change freeze.")
     reason = reason.strip() or ("Change freeze." if active else "Change freeze lifted.")
     freeze = ChangeFreeze.objects.create(active=active, reason=reason[:300], set_by=actor)
     record(

@@ -11,8 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.models import OVERSIGHT_ROLES
-from apps.accounts.selectors import role_in, team_ids_for
+from apps.accounts.permissions import can, require
 from apps.audit.services import record
 from apps.runs.errors import ConfirmationMismatch, InvalidExtension, NothingToRetry, WorkspaceBusy
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
@@ -22,8 +21,7 @@ from apps.runs.services.transitions import run_transition
 
 def require_member(actor: User, workspace: Workspace) -> None:
     """Who may act on a workspace (new runs, destroy, cancel, forget): a member of its team."""
-    if workspace.team_id not in team_ids_for(actor):
-        raise WorkspaceBusy("You are not a member of this workspace's team.", code="not_a_team_member")
+    require(actor, "workspace.operate", workspace, message="You are not a member of this workspace's team.")
 
 
 def require_typed_name(workspace: Workspace, confirm_name: str, what: str) -> None:
@@ -140,7 +138,7 @@ def extend_ttl(actor: User, workspace: Workspace, *, hours: int, request: HttpRe
     keep a workspace alive by extending it, but nothing outlives its maximum unattended."""
     require_member(actor, workspace)
     workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
-    if actor.pk != workspace.created_by_id and role_in(actor, workspace.team) not in OVERSIGHT_ROLES:
+    if not can(actor, "workspace.extend", workspace):
         raise WorkspaceBusy("Only the workspace's owner or a team manager may extend it.", code="not_the_owner")
     if workspace.status in {WorkspaceStatus.DESTROYED, WorkspaceStatus.DESTROYING} or workspace.is_gone:
         raise WorkspaceBusy(f"{workspace.name} is {workspace.status}; it cannot be extended.")

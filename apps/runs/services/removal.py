@@ -11,7 +11,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest
 
-from apps.runs.errors import NotAPlatformAdmin, WorkspaceBusy, WorkspaceHasResources
+from apps.accounts.permissions import require
+from apps.runs.errors import WorkspaceBusy, WorkspaceHasResources
 from apps.runs.models import TERMINAL_STATES, Run, RunState, Workspace, WorkspaceStatus
 from apps.runs.services.lifecycle import require_member, require_typed_name
 from apps.runs.services.state import drop_state, managed_resources, read_state, redacted_state
@@ -63,8 +64,11 @@ def force_delete_workspace(
     the Terraform state (sensitive values redacted) goes into the audit event, then the state and its lock are
     removed and the workspace lock freed. Whatever the state listed may still exist in the cloud: the audit
     event says what to clean up by hand."""
-    if not actor.is_superuser:
-        raise NotAPlatformAdmin("Only platform admins may force-delete a workspace; destroy it instead.")
+    require(
+        actor,
+        "workspace.force_delete",
+        message="Only platform admins may force-delete a workspace; destroy it instead.",
+    )
     require_typed_name(workspace, confirm_name, "force-delete")
     workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
     running = [run for run in _runs_in_flight(workspace) if run.state not in WAITING_STATES]
