@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
-
 from apps.clusters import services
 from apps.clusters.cloud import CloudThrottled
 from apps.clusters.services import rollups
 from apps.clusters.services.limits import terminate_clusters_over_max_hours
+from apps.core.tasks import task
 
 PROVISION_MAX_RETRIES = 5
 
 
-@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=PROVISION_MAX_RETRIES)
+@task(bind=True, acks_late=True, ignore_result=True, max_retries=PROVISION_MAX_RETRIES)
 def provision_cluster(self: Any, cluster_pk: int) -> None:
     """EC2 throttling is retried with exponential backoff; on the last attempt the service fails the cluster."""
     try:
@@ -23,21 +22,21 @@ def provision_cluster(self: Any, cluster_pk: int) -> None:
         raise self.retry(exc=exc, countdown=min(600, 30 * 2**self.request.retries)) from exc
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def reconcile_clusters() -> None:
     services.reconcile_clusters()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def stop_idle_clusters() -> None:
     services.warn_or_stop_idle_clusters()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def enforce_cluster_max_hours() -> None:
     terminate_clusters_over_max_hours()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def rollup_telemetry() -> None:
     rollups.rollup_telemetry()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
+from apps.core.tasks import task
 from apps.runs import services
 from apps.runs.services.outages import DATABASE_DOWN
 
@@ -17,36 +16,36 @@ RETRY_WHILE_DATABASE_DOWN = {
 }
 
 
-@shared_task(acks_late=True, ignore_result=True, **RETRY_WHILE_DATABASE_DOWN)
+@task(acks_late=True, ignore_result=True, **RETRY_WHILE_DATABASE_DOWN)
 def execute_run(run_pk: int) -> None:
     services.execute_run(run_pk)
 
 
-@shared_task(acks_late=True, ignore_result=True, **RETRY_WHILE_DATABASE_DOWN)
+@task(acks_late=True, ignore_result=True, **RETRY_WHILE_DATABASE_DOWN)
 def apply_approved_run(run_pk: int) -> None:
     services.apply_approved_run(run_pk)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def expire_approvals() -> None:
     services.expire_approvals()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def sweep_runs() -> None:
     services.sweep_runs()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def destroy_expired_workspaces() -> None:
     services.destroy_expired_workspaces()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def check_drift() -> None:
     services.check_drift()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@task(acks_late=True, ignore_result=True)
 def warn_expiring_workspaces() -> None:
     services.warn_expiring_workspaces()
