@@ -21,7 +21,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.selectors import authenticated, teams_for
-from apps.catalog.models import MAX_TTL_HOURS
+from apps.catalog.spec.limits import MAX_TTL_HOURS
 from apps.clusters import services
 from apps.clusters.authentication import BootstrapTokenAuthentication, NodeTokenAuthentication
 from apps.clusters.models import Cluster, Node, PurchaseOption

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.selectors import authenticated
-from apps.catalog.models import MAX_TTL_HOURS
+from apps.catalog.spec.limits import MAX_TTL_HOURS
 from apps.core.query import MAX_OFFSET, read_query
 from apps.runs import services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
