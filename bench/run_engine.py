@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apps.catalog.spec.platform import PLATFORM_VARIABLES, write_platform_file
 from bench._report import percentile, ratio, table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +72,6 @@ POLL_S = 0.05
 STOP_TIMEOUT_S = 20.0
 TERRAFORM_TIMEOUT_S = 120.0
 
-PLATFORM_VARS = ("paved_team", "paved_workspace", "paved_template")
-VARIABLES_TF = "".join(f'variable "{name}" {{\n  type = string\n}}\n\n' for name in PLATFORM_VARS)
 NOOP_TF = 'resource "terraform_data" "noop" {\n  input = "static"\n}\n'
 SLOW_TF = (
     'resource "terraform_data" "slow" {\n  input = "static"\n\n'
@@ -151,8 +150,7 @@ class Bench:
     def _module(self, name: str, main_tf: str) -> Path:
         path = self.tmp / "modules" / name
         path.mkdir(parents=True)
-        (path / "variables.tf").write_text(VARIABLES_TF)
-        (path / "main.tf").write_text(main_tf)
+        (path / "main.tf").write_text(main_tf)  # the platform variables: declared by paved_platform.tf
         return path
 
     def _version(self, slug: str, module: Path) -> Any:
@@ -271,7 +269,8 @@ class Bench:
         """init + plan + apply of `module` with the same Terraform, local backend, fresh dir; seconds taken."""
         workdir = self.tmp / "direct" / name
         shutil.copytree(module, workdir)
-        variables = {var: f"bench-{var}" for var in PLATFORM_VARS}
+        write_platform_file(workdir)  # as the engine's work dir has it
+        variables = {var: f"bench-{var}" for var in PLATFORM_VARIABLES}
         (workdir / "terraform.tfvars.json").write_text(json.dumps(variables))
         env = {
             **os.environ,

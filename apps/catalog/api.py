@@ -21,15 +21,13 @@ from apps.catalog import selectors, services
 from apps.catalog.backstage import MAX_TEMPLATE_BYTES, import_backstage_template
 from apps.catalog.errors import CurationDenied, TemplateNotFound, VersionNotFound
 from apps.catalog.models import (
-    ICONS,
-    MAX_TIMEOUT_SECONDS,
     ApprovalPolicy,
     Tag,
     Template,
     TemplateKind,
     TemplateVersion,
 )
-from apps.core.limits import MAX_TTL_HOURS
+from apps.catalog.spec.limits import ICONS, MAX_TIMEOUT_SECONDS, MAX_TTL_HOURS
 from apps.core.parsers import BoundedJSONParser
 from apps.costs.estimates import Estimate
 from apps.runs.api import RunSerializer, WorkspaceSerializer

@@ -13,22 +13,26 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
 from apps.catalog.backstage_conditions import UntranslatableCondition, describe_expression, translate_condition
 from apps.catalog.safe_yaml import MAX_YAML_BYTES, InvalidYaml, load_yaml_documents
+from apps.catalog.spec.limits import (
+    MAX_STRING_LENGTH,
+    MAX_SUMMARY_LENGTH,
+    PARAMETER_NAME,
+    SLUG,
+    STRING_CONSTRAINTS,
+    TERRAFORM_RESERVED,
+)
+from apps.catalog.spec.parameters import draft_07_problem
+from apps.catalog.spec.platform import PLATFORM_VARIABLES
 from apps.core.errors import ValidationFailed
 
 API_VERSION = "scaffolder.backstage.io/v1beta3"
 MAX_TEMPLATE_BYTES = MAX_YAML_BYTES
-MAX_STRING_LENGTH = 1024
-SUMMARY_LENGTH = 200
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
-PARAMETER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 SUPPORTED_WIDGETS = frozenset({"textarea", "password", "radio", "select", "checkboxes", "hidden"})
-# Terraform refuses these as variable names (they are meta-arguments of a module block).
-TERRAFORM_RESERVED = frozenset({"source", "version", "providers", "count", "for_each", "lifecycle", "depends_on"})
+# Names a parameter cannot take: Terraform refuses them as variable names, or Paved sets them on every run.
+RESERVED_NAMES = TERRAFORM_RESERVED | frozenset(PLATFORM_VARIABLES)
 
 _STEP_NOTE = "Paved runs the template version's Terraform module instead; attach a module to the draft."
 _SPEC_KEYS = frozenset({"parameters", "steps", "output", "owner", "type"})
@@ -40,7 +44,7 @@ _PAGE_KEYS = frozenset(
 )
 _PAGE_ANNOTATIONS = frozenset({"title", "description", "type", "$schema"})
 _NO_CONDITION = object()
-_STRING_BOUNDS = frozenset({"enum", "const", "pattern", "format", "maxLength"})
+_STRING_BOUNDS = frozenset({*STRING_CONSTRAINTS, "maxLength"})
 # JSON Schema keywords whose value is a schema, a list of schemas, or a mapping of names to schemas.
 _SUBSCHEMA = frozenset({"items", "additionalItems", "additionalProperties", "contains", "propertyNames"})
 _SUBSCHEMA |= frozenset({"if", "then", "else", "not"})
@@ -140,10 +144,10 @@ class _Converter:
 
     def rename(self, name: Any) -> Any:
         """References (required, dependencies, ui:order) follow the definitions' rule, so they keep pointing home."""
-        if not isinstance(name, str) or (PARAMETER_NAME.match(name) and name not in TERRAFORM_RESERVED):
+        if not isinstance(name, str) or (PARAMETER_NAME.match(name) and name not in RESERVED_NAMES):
             return name
         snake = _snake_case(name)
-        return f"{snake}_value" if snake in TERRAFORM_RESERVED else snake
+        return f"{snake}_value" if snake in RESERVED_NAMES else snake
 
     def define(self, name: str) -> str:
         new = self.rename(name)
@@ -161,6 +165,7 @@ class _Converter:
         if new != name:
             snake = _snake_case(name)
             reason = f"'{snake}' is reserved by Terraform" if snake in TERRAFORM_RESERVED else None
+            reason = reason or (f"'{snake}' is set by Paved on every run" if snake in PLATFORM_VARIABLES else None)
             reason = reason or "Terraform variable names are snake_case"
             self.note(f"Renamed parameter '{name}' to '{new}' ({reason}).")
         return new
@@ -518,15 +523,15 @@ def _note_unknown_keys(conv: _Converter, mapping: dict[str, Any], known: frozens
 
 
 def _check_schema(parameters: dict[str, Any]) -> None:
-    """The catalog validates every launch against this schema, so a broken one must stop the import here."""
-    try:
-        jsonschema.Draft7Validator.check_schema(parameters)
-    except jsonschema.SchemaError as exc:
-        location = "/".join(str(part) for part in exc.path) or "the top level"
+    """The catalog validates every launch against this schema, so one that is not a JSON Schema at all stops the
+    import here. Everything else the template contract asks of it is in the draft's validation report."""
+    problem = draft_07_problem(parameters)
+    if problem is not None:
+        path, message = problem
         raise BackstageImportError(
-            f"The merged parameters are not a valid JSON Schema (draft-07): {exc.message} (at {location}). "
-            "Fix that part of spec.parameters and import again."
-        ) from exc
+            f"The merged parameters are not a valid JSON Schema (draft-07): {message} "
+            f"(at {'/'.join(path) or 'the top level'}). Fix that part of spec.parameters and import again."
+        )
 
 
 def _snake_case(name: str) -> str:
@@ -562,9 +567,9 @@ def _summary(description: str) -> str:
     else:
         return ""
     sentence = re.split(r"(?<=[.!?])\s+", text, maxsplit=1)[0]
-    if len(sentence) <= SUMMARY_LENGTH:
+    if len(sentence) <= MAX_SUMMARY_LENGTH:
         return sentence
-    return sentence[: SUMMARY_LENGTH - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+    return sentence[: MAX_SUMMARY_LENGTH - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
 
 
 def _tags(value: Any) -> tuple[str, ...]:

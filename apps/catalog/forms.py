@@ -12,9 +12,10 @@ from django.db.models import QuerySet
 
 from apps.accounts.models import Team
 from apps.catalog import selectors
-from apps.catalog.models import ICONS, ApprovalPolicy, Template, TemplateKind, TemplateVersion
+from apps.catalog.models import ApprovalPolicy, Template, TemplateKind, TemplateVersion
 from apps.catalog.safe_yaml import MAX_YAML_BYTES as MAX_IMPORT_BYTES
 from apps.catalog.services import WORKSPACE_NAME, TemplateData, VersionData
+from apps.catalog.spec.limits import ICONS
 from apps.core.parsers import loads_bounded
 
 

@@ -38,10 +38,6 @@ class ApprovalPolicy(models.TextChoices):
     COST_ABOVE = "cost_above", "When the hourly estimate exceeds a threshold"
 
 
-ICONS = ("gpu", "notebook", "endpoint", "bucket", "flask", "pipeline")
-# Upper bounds for what forms and the API accept (a larger value is a mistake, and overflows a date or a column).
-MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
-
 # Fields of a version that are frozen once it leaves draft.
 VERSION_CONTENT_FIELDS = (
     "version",

@@ -36,11 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PLATFORM_VARIABLES = frozenset({"paved_team", "paved_workspace", "paved_template"})
+from apps.catalog.spec.platform import PLATFORM_VARIABLES, write_platform_file
 
 # Seconds the isolated loader may take; a module takes well under one.
 LOAD_TIMEOUT = 60
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where `python -m apps.catalog.modules` resolves
+# Modules the golden paths call (`module "network" { source = "../../modules/default-vpc" }`).
+SHARED_MODULES = _PROJECT_ROOT / "infra" / "modules"
+# Where a module lies in a laid-out work dir: two levels down, as infra/templates/<slug> lies in the repository, so
+# that `../../modules/<name>` reaches the shared modules copied beside it (see `lay_out_module`).
+MODULE_IN_WORK_DIR = Path("templates") / "module"
+_NOT_COPIED = shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl")
 
 # Diagnostics of `terraform validate` that only say `terraform init` has not run: the configuration itself loaded.
 _NEEDS_INIT = frozenset(
@@ -88,9 +94,10 @@ class ModuleVariable:
 
 @dataclass(frozen=True)
 class ModuleInfo:
-    variables: dict[str, ModuleVariable]
+    variables: dict[str, ModuleVariable]  # the platform variables included (from paved_platform.tf)
     outputs: dict[str, bool]  # output name -> sensitive
     providers: tuple[str, ...]  # non-builtin providers the module needs, e.g. "hashicorp/aws"
+    declares_platform: tuple[str, ...] = ()  # platform variables the module's own files declare (it should not)
 
 
 # --- A small HCL scanner: top-level blocks and their attributes, enough to build the skeleton ------------------
@@ -326,6 +333,43 @@ def _write_skeleton(source: Path, target: Path) -> dict[str, bool]:
     return defaults
 
 
+def declared_variables(folder: Path) -> set[str]:
+    """Names of the variables the Terraform files directly in `folder` declare (read without Terraform)."""
+    names: set[str] = set()
+    for path in sorted(Path(folder).iterdir()):
+        if not path.is_file():
+            continue
+        if path.name.endswith(".tf.json"):
+            try:
+                names |= set(_json_defaults(json.loads(path.read_text(encoding="utf-8"))))
+            except (ValueError, UnicodeDecodeError):
+                continue  # validate reports the file
+        elif path.name.endswith(".tf"):
+            names |= set(_skeleton(path.read_text(encoding="utf-8", errors="replace"))[1])
+    return names
+
+
+# --- Work dirs --------------------------------------------------------------------------------------------------
+
+
+def lay_out_module(source: Path, root: Path) -> Path:
+    """Copy the module in `source` into `root` the way every run and every inspection sees it; returns the folder
+    Terraform runs in (`root/templates/module`).
+
+    Beside it go the platform variables file (`paved_platform.tf`, unless the module declares the platform
+    variables itself, as modules did before the file existed) and a copy of the shared modules
+    (`root/modules/<name>`): the copied module sits two levels down as in the repository, so a relative
+    `source = "../../modules/default-vpc"` resolves in the work dir exactly as it does in infra/templates/<slug>.
+    """
+    workdir = Path(root) / MODULE_IN_WORK_DIR
+    shutil.copytree(source, workdir, ignore=_NOT_COPIED)
+    if SHARED_MODULES.is_dir():
+        shutil.copytree(SHARED_MODULES, Path(root) / "modules", ignore=_NOT_COPIED, dirs_exist_ok=True)
+    if not declared_variables(workdir) & set(PLATFORM_VARIABLES):
+        write_platform_file(workdir)
+    return workdir
+
+
 # --- Running Terraform ----------------------------------------------------------------------------------------
 
 
@@ -441,21 +485,41 @@ def _providers(module: dict[str, Any]) -> tuple[str, ...]:
 # --- Public API -----------------------------------------------------------------------------------------------
 
 
+# Process-wide memo: a module's interface by its files (and the shared modules'), so validating the same module
+# again (every sync publishes the shipped golden paths through validation) does not run Terraform again.
+_inspected: dict[tuple[str, ...], ModuleInfo] = {}
+
+
+def _files_signature(folder: Path) -> list[str]:
+    files = (
+        sorted(p for p in folder.rglob("*") if p.is_file() and ".terraform" not in p.parts) if folder.is_dir() else []
+    )
+    return [f"{p.relative_to(folder)}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in files]
+
+
 def inspect_module(path: Path, *, isolated: bool = True) -> ModuleInfo:
     """Variables, outputs and providers of the Terraform module in `path`; ModuleError if it does not load.
 
-    Needs no providers, no `terraform init` and no network, and writes nothing into `path`. `isolated` (default):
-    run Terraform in a fresh interpreter, which is safe in forked workers (see the module docstring).
+    Terraform reads a copy laid out as a run's work dir (`lay_out_module`): with the platform variables file, so
+    the module uses `var.paved_team` and friends without declaring them, and beside the shared modules. Needs no
+    providers, no `terraform init` and no network, and writes nothing into `path`. `isolated` (default): run
+    Terraform in a fresh interpreter, which is safe in forked workers (see the module docstring).
     """
     path = Path(path)
     if not path.is_dir():
         raise ModuleError(f"Module folder {path} does not exist.")
     if not any(p.is_file() and p.name.endswith((".tf", ".tf.json")) for p in path.iterdir()):
         raise ModuleError(f"Module folder {path} contains no Terraform files (.tf or .tf.json).")
+    signature = (str(path.resolve()), *_files_signature(path), "--", *_files_signature(SHARED_MODULES))
+    if signature in _inspected:
+        return _inspected[signature]
+    own = declared_variables(path)
     with tempfile.TemporaryDirectory(prefix="paved-module-") as tmp:
-        skeleton = Path(tmp)
-        defaults = _write_skeleton(path, skeleton)
-        source = path.resolve()
+        work = lay_out_module(path, Path(tmp) / "work")
+        skeleton = Path(tmp) / "skeleton"
+        skeleton.mkdir()
+        defaults = _write_skeleton(work, skeleton)
+        source = work.resolve()
         loaded = _load_isolated(source, skeleton) if isolated else _load(str(source), str(skeleton))
         problems = _validate_problems(loaded.get("validate"))
         if not problems and "error" in loaded:
@@ -475,7 +539,10 @@ def inspect_module(path: Path, *, isolated: bool = True) -> ModuleInfo:
             sensitive=bool(variable.get("Sensitive")),
         )
     outputs = {name: bool(output.get("Sensitive")) for name, output in sorted((module.get("Outputs") or {}).items())}
-    return ModuleInfo(variables=variables, outputs=outputs, providers=_providers(module))
+    declares = tuple(name for name in PLATFORM_VARIABLES if name in own)
+    info = ModuleInfo(variables=variables, outputs=outputs, providers=_providers(module), declares_platform=declares)
+    _inspected[signature] = info
+    return info
 
 
 _COMPATIBLE_TYPES = {
@@ -517,8 +584,8 @@ def _schema_properties(schema: Any) -> dict[str, Any]:
 def check_module_against_schema(info: ModuleInfo, parameters_schema: dict[str, Any]) -> list[str]:
     """Mismatches between a module's variables and a template's parameters schema, as sentences.
 
-    The schema's properties become the module's variables (through terraform.tfvars.json); Paved adds the platform
-    variables itself, so the module must declare them and the schema must not.
+    The schema's properties become the module's variables (through terraform.tfvars.json); Paved sets the platform
+    variables itself and declares them (paved_platform.tf), so neither the schema nor the module should.
     """
     properties = _schema_properties(parameters_schema)
     required = parameters_schema.get("required") if isinstance(parameters_schema, dict) else None
@@ -552,9 +619,27 @@ def check_module_against_schema(info: ModuleInfo, parameters_schema: dict[str, A
                 f"Terraform variable {variable.name!r} is required (it has no default) but the parameters schema "
                 "has no property for it."
             )
-    for name in sorted(PLATFORM_VARIABLES - info.variables.keys()):
-        problems.append(f"The module does not declare the platform variable {name!r}, which Paved always sets.")
+    if info.declares_platform and len(info.declares_platform) < len(PLATFORM_VARIABLES):
+        declared = ", ".join(repr(name) for name in info.declares_platform)
+        missing = ", ".join(repr(name) for name in PLATFORM_VARIABLES if name not in info.declares_platform)
+        problems.append(
+            f"The module declares the platform variable {declared} but not {missing}: remove the declarations, "
+            f"Paved declares {', '.join(PLATFORM_VARIABLES)} itself (paved_platform.tf in the work dir)."
+        )
+    for variable in info.variables.values():
+        if variable.name in PLATFORM_VARIABLES and variable.type not in (None, "string"):
+            problems.append(f"Platform variable {variable.name!r} is a string; the module declares it {variable.type}.")
     return problems
+
+
+def module_warnings(info: ModuleInfo) -> list[str]:
+    """What a module that loads and matches its schema should still change."""
+    if len(info.declares_platform) == len(PLATFORM_VARIABLES):
+        return [
+            f"The module declares the platform variables {', '.join(PLATFORM_VARIABLES)} itself; Paved declares "
+            "them (paved_platform.tf in the work dir), so the declarations can go."
+        ]
+    return []
 
 
 if __name__ == "__main__":  # the isolated loader: python -m apps.catalog.modules SOURCE SKELETON

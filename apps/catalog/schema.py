@@ -4,6 +4,8 @@ The browser form, the inline htmx validation and the REST API all call `paramete
 `validate_parameters`, so the browser and the API can never disagree about what a launch may contain.
 Parameters end up in `terraform.tfvars.json`, so on top of the template's own schema a few hard guards apply
 to every string whatever the schema says: a length cap, no Terraform template sequences, no control characters.
+The caps are the template contract's (apps.catalog.spec.limits); what a template's schema itself must be to be
+published is checked there too (apps.catalog.spec.parameters).
 """
 
 from __future__ import annotations
@@ -17,19 +19,12 @@ from functools import cached_property
 from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import ValidationError
 
+from apps.catalog.spec.limits import MAX_ARRAY_ITEMS, MAX_PARAMETERS_BYTES, MAX_STRING_LENGTH
 from apps.core.errors import ValidationFailed
 
-MAX_STRING_LENGTH = 1024
-MAX_PARAMETERS_BYTES = 16_384
-MAX_ARRAY_ITEMS = 100
-
 ROOT = "__all__"
-PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-SUPPORTED_TYPES = ("string", "integer", "number", "boolean", "array")
-SCALAR_TYPES = ("string", "integer", "number", "boolean")
-DRAFT_07_URIS = {"http://json-schema.org/draft-07/schema", "https://json-schema.org/draft-07/schema"}
 
 REQUIRED_MESSAGE = "This parameter is required."
 TEMPLATE_SEQUENCE_MESSAGE = "Terraform template sequences (${ or %{) are not allowed."
@@ -521,139 +516,13 @@ def validate_parameters(schema: dict[str, Any], params: object) -> dict[str, Any
     return params
 
 
-# --- Checks on a template's schema (curation) ---------------------------------------------------------------
+# --- For the template contract's checks (apps.catalog.spec) -------------------------------------------------
 
 
-def _value_errors(spec: dict[str, Any], value: object) -> list[str]:
+def value_errors(spec: dict[str, Any], value: object) -> list[str]:
+    """What is wrong with `value` (a default, an example) for one parameter's schema, the hard guards included."""
     out = _Errors()
     for error in _validator(spec).iter_errors(value):
         _collect(error, out, {})
     _guard_strings(value, out)
     return [message for messages in out.by_key.values() for message in messages]
-
-
-def _property_problems(name: str, spec: object) -> list[str]:
-    problems: list[str] = []
-    if not PROPERTY_NAME.match(name):
-        problems.append(
-            f"Parameter name '{name}' must start with a lowercase letter and use only a-z, 0-9 and _ "
-            "(at most 63 characters): it becomes a Terraform variable name."
-        )
-    if not isinstance(spec, dict):
-        return [*problems, f"Parameter '{name}' must be described by a schema object with a type."]
-    kind = spec.get("type")
-    if kind is None:
-        problems.append(f"Parameter '{name}' must declare a type: one of {', '.join(SUPPORTED_TYPES)}.")
-    elif isinstance(kind, list):
-        problems.append(f"Parameter '{name}' must have a single type, not a list of types.")
-    elif kind == "object":
-        problems.append(
-            f"Parameter '{name}' is an object; nested objects are not supported yet, so split it into "
-            "separate top-level parameters."
-        )
-    elif kind not in SUPPORTED_TYPES:
-        problems.append(f"Parameter '{name}' has unsupported type '{kind}'; use one of {', '.join(SUPPORTED_TYPES)}.")
-    elif kind == "array":
-        items = spec.get("items")
-        if not isinstance(items, dict):
-            problems.append(
-                f'Array parameter \'{name}\' must describe its items with one schema, such as {{"type": "string"}}.'
-            )
-        elif items.get("type") not in SCALAR_TYPES:
-            problems.append(
-                f"Items of array parameter '{name}' must be strings, integers, numbers or booleans "
-                "(declare their type)."
-            )
-    if isinstance(kind, str) and kind in SUPPORTED_TYPES:
-        for value in spec.get("enum", []) if isinstance(spec.get("enum"), list) else []:
-            if not _validator({"type": kind}).is_valid(value):
-                problems.append(f"Allowed value {_format_value(value)} of '{name}' is not of type {kind}.")
-    if "default" in spec:
-        problems += [f"Default of '{name}' is invalid: {message}" for message in _value_errors(spec, spec["default"])]
-    return problems
-
-
-def check_schema(schema: object) -> list[str]:
-    """Problems with a template's parameter schema, as sentences for the curator; empty when publishable."""
-    if not isinstance(schema, dict):
-        return ["The parameter schema must be a JSON object."]
-    try:
-        Draft7Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(part) for part in exc.absolute_path)
-        return [f"Not a valid draft-07 JSON Schema: {exc.message}{f' (at {where})' if where else ''}."]
-    problems: list[str] = []
-    dialect = schema.get("$schema")
-    if isinstance(dialect, str) and dialect.rstrip("#") not in DRAFT_07_URIS:
-        problems.append(f"Only draft-07 schemas are supported, not {dialect}.")
-    if schema.get("type") != "object":
-        problems.append('The top-level "type" must be "object".')
-    if schema.get("additionalProperties") is not False:
-        problems.append('Set "additionalProperties": false so unknown parameters are refused.')
-    if "patternProperties" in schema:
-        problems.append("patternProperties is not supported: every parameter needs a fixed name.")
-    top = _top_properties(schema)
-    conditional = conditional_properties(schema)
-    for name, spec in top.items():
-        problems += _property_problems(name, spec)
-    for name, prop in conditional.items():
-        problems += _property_problems(name, prop.schema)
-    for name in schema.get("required", []):
-        if name not in top:
-            problems.append(f"Parameter '{name}' is required but not declared in properties.")
-    return problems
-
-
-def schema_warnings(schema: object) -> list[str]:
-    """Things that are allowed but risky, shown to the curator before publishing."""
-    if not isinstance(schema, dict):
-        return []
-    warnings: list[str] = []
-    top = _top_properties(schema)
-    every = {**top, **{name: prop.schema for name, prop in conditional_properties(schema).items()}}
-    for name, spec in every.items():
-        if not isinstance(spec, dict):
-            continue
-        items = _as_dict(spec.get("items"))
-        if spec.get("type") == "string" and _is_free_text(spec):
-            warnings.append(
-                f"'{name}' is free text (no enum, pattern or format): it reaches Terraform as-is; "
-                "add a pattern if you can."
-            )
-        if spec.get("type") == "array" and items.get("type") == "string" and _is_free_text(items):
-            warnings.append(
-                f"Items of '{name}' are free text (no enum, pattern or format): they reach Terraform as-is."
-            )
-        if isinstance(spec.get("maxLength"), int) and spec["maxLength"] > MAX_STRING_LENGTH:
-            warnings.append(
-                f"maxLength of '{name}' is above the {MAX_STRING_LENGTH}-character cap, which applies anyway."
-            )
-    required = set(schema.get("required", [])) if isinstance(schema.get("required"), list) else set()
-    for test in _if_conditions(schema):
-        test_required = set(test.get("required", [])) if isinstance(test.get("required"), list) else set()
-        for name in _as_dict(test.get("properties")):
-            if name not in required and name not in test_required:
-                warnings.append(
-                    f"The if condition on '{name}' also holds when '{name}' is missing; "
-                    f'add "required": ["{name}"] to the if.'
-                )
-    for trigger in _as_dict(schema.get("dependencies")):
-        if _as_dict(top.get(trigger)).get("type") == "boolean":
-            warnings.append(
-                f"The dependency on boolean '{trigger}' applies whenever it is sent, even when false; "
-                f"use if/then with const: true instead."
-            )
-    return warnings
-
-
-def _is_free_text(spec: dict[str, Any]) -> bool:
-    return not any(key in spec for key in ("enum", "const", "pattern", "format"))
-
-
-def _if_conditions(node: object) -> Iterator[dict[str, Any]]:
-    if not isinstance(node, dict):
-        return
-    if isinstance(node.get("if"), dict):
-        yield node["if"]
-    for item in node.get("allOf", []) if isinstance(node.get("allOf"), list) else []:
-        yield from _if_conditions(item)

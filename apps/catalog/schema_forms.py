@@ -20,7 +20,6 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
 from apps.catalog.schema import (
-    MAX_STRING_LENGTH,
     REQUIRED_MESSAGE,
     ROOT,
     TYPE_MESSAGES,
@@ -29,6 +28,7 @@ from apps.catalog.schema import (
     conditional_properties,
     parameter_errors,
 )
+from apps.catalog.spec.limits import MAX_STRING_LENGTH
 
 FIELD_TEMPLATE = "catalog/partials/parameter_field.html"
 TEXT_TRIGGER = "change, keyup changed delay:500ms"

@@ -12,7 +12,8 @@ written into the template: `{"label": "GPU nodes", "parameter": "instance_type",
 "hourly_from_instance_catalog": {"region": "region", "purchase_option": "purchase_option"}}` names the parameters
 that hold the region and the purchase option. GPU cluster templates use it, so the estimate before launch is the
 price `clusters.services.request_cluster` records for the cluster, and follows the catalog when prices change.
-Money is always Decimal with a currency code; never float.
+Money is always Decimal with a currency code; never float. What a price model must be to be published is the
+template contract's (`apps.catalog.spec.price.check_price_model`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from apps.catalog.spec.limits import CATALOG_PRICE_KIND
+
 CENT = Decimal("0.0001")
-PRICE_KINDS = ("hourly_by_value", "hourly_per_unit", "hourly_if_true", "hourly_from_instance_catalog")
-CATALOG_PRICE_KIND = "hourly_from_instance_catalog"
-CATALOG_PRICE_KEYS = ("region", "purchase_option")
-CATALOG_CURRENCY = "USD"
 
 
 @dataclass(frozen=True)
@@ -103,61 +102,3 @@ def estimate_hourly(price_model: dict[str, Any], params: dict[str, Any]) -> Esti
         lines.append(EstimateLine(f"{label} (not priced: {problem})" if problem else label, hourly.quantize(CENT)))
     total = sum((line.hourly for line in lines), Decimal("0")).quantize(CENT)
     return Estimate(currency=str(price_model.get("currency", "USD")), hourly=total, lines=lines)
-
-
-def _catalog_component_problems(where: str, names: Any, properties: dict[str, Any], currency: Any) -> list[str]:
-    if not isinstance(names, dict) or set(names) != set(CATALOG_PRICE_KEYS):
-        return [f"{where}: {CATALOG_PRICE_KIND} must name the region and purchase_option parameters."]
-    problems = [
-        f"{where} reads the {key} from {name!r}, which the parameters schema does not declare."
-        for key, name in names.items()
-        if name not in properties
-    ]
-    if currency != CATALOG_CURRENCY:
-        problems.append(f"{where} is priced from the GPU instance catalog, which is in USD: set the currency to USD.")
-    return problems
-
-
-def check_price_model(price_model: Any, parameters_schema: dict[str, Any]) -> list[str]:
-    """Problems with a price model, as sentences an admin can act on."""
-    if not isinstance(price_model, dict):
-        return ["The price model must be an object with currency, base_hourly and components."]
-    problems = []
-    currency = price_model.get("currency", "USD")
-    if not (isinstance(currency, str) and len(currency) == 3 and currency.isupper()):
-        problems.append(f"Currency {currency!r} is not a three-letter ISO code such as USD.")
-    properties = parameters_schema.get("properties", {}) if isinstance(parameters_schema, dict) else {}
-    prices: list[tuple[str, Any]] = [("base_hourly", price_model.get("base_hourly", "0"))]
-    for index, component in enumerate(price_model.get("components", [])):
-        where = f"Component {index + 1}"
-        if not isinstance(component, dict):
-            problems.append(f"{where} must be an object.")
-            continue
-        parameter = component.get("parameter")
-        if parameter not in properties:
-            problems.append(f"{where} prices parameter {parameter!r}, which the parameters schema does not declare.")
-        kinds = [kind for kind in PRICE_KINDS if kind in component]
-        if len(kinds) != 1:
-            problems.append(f"{where} needs exactly one of {', '.join(PRICE_KINDS)}.")
-        elif kinds[0] == CATALOG_PRICE_KIND:
-            problems += _catalog_component_problems(where, component[CATALOG_PRICE_KIND], properties, currency)
-        elif kinds[0] == "hourly_by_value":
-            table = component["hourly_by_value"]
-            if not isinstance(table, dict):
-                problems.append(f"{where}: hourly_by_value must map parameter values to prices.")
-            else:
-                prices.extend((f"{where} price for {key!r}", price) for key, price in table.items())
-        else:
-            prices.append((f"{where} {kinds[0]}", component[kinds[0]]))
-        for name in component.get("multiply_by", []):
-            if name not in properties:
-                problems.append(f"{where} multiplies by {name!r}, which the parameters schema does not declare.")
-    for where, price in prices:
-        try:
-            amount = Decimal(str(price))
-        except InvalidOperation:
-            problems.append(f"{where} is {price!r}, not a decimal number.")
-            continue
-        if amount < 0 or not amount.is_finite():
-            problems.append(f"{where} must be a finite, non-negative price.")
-    return problems

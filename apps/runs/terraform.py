@@ -366,7 +366,10 @@ class TerraformRunner:
 
     def required_providers(self) -> list[tuple[str, str]]:
         """(source, version constraints) of every non-builtin provider the configuration in the work dir (and
-        its child modules) requires, from `terraform providers`: it needs no init and no network."""
+        its child modules) requires, from `terraform providers`: it needs no init and no network. Child modules
+        are installed first (`terraform get`, which copies nothing and fetches nothing for local ones)."""
+        get = self._builder.cmd("get", no_color=IsFlagged)
+        self._check(get, self._run(get, log_stdout=False))
         argv = self._builder.cmd("providers", no_color=IsFlagged)
         completed = self._check(argv, self._run(argv, log_stdout=False))
         section = completed.stdout.split("Providers required by configuration:", 1)[-1].split("\n\n", 1)[0]

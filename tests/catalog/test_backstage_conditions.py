@@ -17,13 +17,13 @@ from apps.catalog.models import TemplateVersion
 from apps.catalog.schema import (
     REQUIRED_MESSAGE,
     apply_defaults,
-    check_schema,
     conditional_properties,
     parameter_errors,
     validate_parameters,
 )
 from apps.catalog.schema_forms import build_parameters_form
 from apps.catalog.selectors import parameter_rows
+from apps.catalog.spec import check_schema
 
 PUBLIC = Path(__file__).parent / "fixtures" / "backstage" / "public"
 

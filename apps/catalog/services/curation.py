@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -17,25 +15,18 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import can
 from apps.audit.services import record
 from apps.catalog import errors
-from apps.catalog.cluster_parameters import check_cluster_schema, cluster_schema_warnings
 from apps.catalog.models import (
-    ICONS,
     VERSION_CONTENT_FIELDS,
-    ApprovalPolicy,
     Lifecycle,
     Tag,
     Template,
     TemplateKind,
     TemplateVersion,
 )
-from apps.catalog.modules import ModuleError, check_module_against_schema, inspect_module
-from apps.catalog.schema import check_schema, schema_warnings
 from apps.catalog.selectors import can_curate, module_dir
 from apps.catalog.services.transitions import version_transition
-from apps.costs.estimates import check_price_model
-
-SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
-SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+from apps.catalog.spec import VersionData, VersionReport, validate_version_data
+from apps.catalog.spec.limits import ICONS, SEMVER, SLUG
 
 
 def semver_key(version: str) -> tuple[int, int, int]:
@@ -48,75 +39,11 @@ def semver_key(version: str) -> tuple[int, int, int]:
 # --- Validation ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class VersionReport:
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
 def validate_version(version: TemplateVersion) -> VersionReport:
-    """Everything that must hold before a version may be published: schema, module (or, for a GPU cluster
-    template, the cluster settings its launch hands to request_cluster), price, TTLs."""
-    report = VersionReport()
-    schema = version.parameters_schema
-    report.errors += [f"Parameters schema: {problem}" for problem in check_schema(schema)]
-    if not report.errors:
-        report.warnings += [f"Parameters schema: {warning}" for warning in schema_warnings(schema)]
-    report.errors += [f"Price model: {problem}" for problem in check_price_model(version.price_model, schema)]
-    if not SEMVER.match(version.version):
-        report.errors.append(f"Version {version.version!r} is not a semantic version such as 1.2.0.")
-    if version.template.kind == TemplateKind.GPU_CLUSTER:
-        _validate_cluster_settings(version, report)
-    else:
-        _validate_module(version, report)
-    if version.default_ttl_hours and version.max_ttl_hours and version.default_ttl_hours > version.max_ttl_hours:
-        report.errors.append("The default TTL is longer than the maximum TTL.")
-    if version.approval_policy == ApprovalPolicy.COST_ABOVE and version.approval_threshold is None:
-        report.errors.append("Approval 'when the estimate exceeds a threshold' needs a threshold.")
-    return report
-
-
-def _validate_module(version: TemplateVersion, report: VersionReport) -> None:
-    schema = version.parameters_schema
-    path = module_dir(version)
-    if path is None:
-        report.errors.append("No Terraform module: pick a module folder or upload a module archive.")
-    elif not path.is_dir():
-        report.errors.append(f"Module folder {version.module_path} does not exist.")
-    else:
-        try:
-            info = inspect_module(path)
-        except ModuleError as exc:
-            report.errors.append(f"Module does not parse: {exc}")
-        else:
-            if isinstance(schema, dict):
-                report.errors += [f"Module: {problem}" for problem in check_module_against_schema(info, schema)]
-
-
-def _validate_cluster_settings(version: TemplateVersion, report: VersionReport) -> None:
-    """A GPU cluster template has no module: its parameters must be exactly what request_cluster takes."""
-    if version.module_path:
-        report.errors.append(
-            f"A GPU cluster template has no Terraform module, but this version points at {version.module_path}: "
-            "set the module to none (its parameters go straight to the cluster request)."
-        )
-    problems = check_cluster_schema(version.parameters_schema)
-    report.errors += [f"Cluster settings: {problem}" for problem in problems]
-    if not problems:
-        report.warnings += [f"Cluster settings: {w}" for w in cluster_schema_warnings(version.parameters_schema)]
-    if version.approval_policy != ApprovalPolicy.NEVER:
-        report.warnings.append(
-            "Cluster launches skip run approval (the team's GPU quota bounds them), so the approval policy has no "
-            "effect; set it to never."
-        )
-    if version.default_ttl_hours or version.max_ttl_hours:
-        report.warnings.append(
-            "A cluster's life is bounded by its max_hours parameter, not by the version's TTL; clear the TTLs."
-        )
+    """Everything that must hold before a version may be published: the template contract
+    (`apps.catalog.spec.validate_version_data`) on its content, with its module or, for a GPU cluster template,
+    the cluster settings its launch hands to request_cluster."""
+    return validate_version_data(version_data_of(version), kind=version.template.kind, module_dir=module_dir(version))
 
 
 # --- Curation -----------------------------------------------------------------------------------------------
@@ -142,26 +69,6 @@ class TemplateData:
     tags: list[str] = field(default_factory=list)
     owner_team: Team | None = None
     visible_to: list[Team] | None = None  # None: every team
-
-
-@dataclass
-class VersionData:
-    version: str = "0.1.0"
-    parameters_schema: dict[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}, "additionalProperties": False}
-    )
-    ui_schema: dict[str, Any] = field(default_factory=dict)
-    module_path: str = ""
-    price_model: dict[str, Any] = field(
-        default_factory=lambda: {"currency": "USD", "base_hourly": "0", "components": []}
-    )
-    default_ttl_hours: int | None = None
-    max_ttl_hours: int | None = None
-    approval_policy: str = ApprovalPolicy.NEVER
-    approval_threshold: Decimal | None = None
-    plan_timeout_seconds: int | None = None
-    apply_timeout_seconds: int | None = None
-    changelog: str = ""
 
 
 def _check_template_data(data: TemplateData) -> None:
@@ -276,14 +183,14 @@ def update_draft(
     return version
 
 
-def _move(actor: User, version: TemplateVersion, to: str, request: HttpRequest | None) -> TemplateVersion:
-    require_curator(actor, version.template)
+def _move(actor: User | None, version: TemplateVersion, to: str, request: HttpRequest | None) -> TemplateVersion:
+    """Move `version` to `to`; `actor` None only for the platform itself (`publish_shipped_version`)."""
+    if actor is not None:
+        require_curator(actor, version.template)
     return version_transition(version=version, to=to, actor=actor, request=request)
 
 
-@transaction.atomic
-def publish_version(actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
-    """Publish a valid draft (or re-publish a deprecated version). Existing workspaces keep their version."""
+def _validate_and_publish(actor: User | None, version: TemplateVersion, request: HttpRequest | None) -> TemplateVersion:
     if version.lifecycle == Lifecycle.DRAFT:
         report = validate_version(version)
         if not report.ok:
@@ -291,6 +198,20 @@ def publish_version(actor: User, version: TemplateVersion, request: HttpRequest 
                 f"{version} cannot be published: " + " ".join(report.errors), extra={"errors": report.errors}
             )
     return _move(actor, version, Lifecycle.PUBLISHED, request)
+
+
+@transaction.atomic
+def publish_version(actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
+    """Publish a valid draft (or re-publish a deprecated version). Existing workspaces keep their version."""
+    require_curator(actor, version.template)
+    return _validate_and_publish(actor, version, request)
+
+
+@transaction.atomic
+def publish_shipped_version(version: TemplateVersion) -> TemplateVersion:
+    """`sync_templates`'s publish of a shipped golden path's draft: the same validation and move as an admin's
+    publish, by the platform (audited with no actor)."""
+    return _validate_and_publish(None, version, None)
 
 
 @transaction.atomic

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from django.utils import timezone
 
 from apps.catalog import errors
 from apps.catalog.models import ProviderCheck, TemplateKind, TemplateVersion
+from apps.catalog.modules import SHARED_MODULES, lay_out_module
 from apps.catalog.selectors import module_dir
 from apps.runs.terraform import TerraformError, TerraformRunner, TerraformTimedOut, cli_config_file, terraform_binary
 
@@ -108,8 +108,13 @@ _verdicts: dict[str, dict[str, Any]] = {}
 
 
 def _module_signature(source: Path) -> tuple[str, ...]:
-    files = sorted(path for path in source.iterdir() if path.is_file() and path.name.endswith((".tf", ".tf.json")))
-    return (str(source), *(f"{path.name}:{path.stat().st_mtime_ns}:{path.stat().st_size}" for path in files))
+    """The module's Terraform files and the shared modules it may call, by name, time and size."""
+    shared = sorted(p for p in SHARED_MODULES.iterdir() if p.is_dir()) if SHARED_MODULES.is_dir() else []
+    signature = [str(source)]
+    for folder in (source, *shared):
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith((".tf", ".tf.json")))
+        signature += [f"{p}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in files]
+    return tuple(signature)
 
 
 def _read_required_providers(version: TemplateVersion) -> list[list[str]] | None:
@@ -121,8 +126,7 @@ def _read_required_providers(version: TemplateVersion) -> list[list[str]] | None
     if signature in _requirements:
         return _requirements[signature]
     with tempfile.TemporaryDirectory(prefix="paved-module-") as scratch:
-        copy = Path(scratch) / "module"
-        shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+        copy = lay_out_module(source, Path(scratch))  # as a run lays it out: with the shared modules it calls
         runner = TerraformRunner(copy, on_line=lambda line: None, timeout=settings.PROVIDER_CHECK_TIMEOUT_SECONDS)
         try:
             found = [list(pair) for pair in runner.required_providers()]

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.audit.services import record
+from apps.catalog import errors
 from apps.catalog.manifests import TemplateManifest
 from apps.catalog.models import (
     Lifecycle,
@@ -19,7 +19,12 @@ from apps.catalog.models import (
     TemplateKind,
     TemplateVersion,
 )
-from apps.catalog.services.curation import TemplateData, VersionData, apply_template_data, apply_version_data
+from apps.catalog.services.curation import (
+    TemplateData,
+    apply_template_data,
+    apply_version_data,
+    publish_shipped_version,
+)
 from apps.catalog.services.providers import check_providers
 
 # --- Shipped golden paths ----------------------------------------------------------------------------------
@@ -32,6 +37,8 @@ class SyncReport:
     updated_metadata: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # "slug@version: why its providers cannot be installed"
+    invalid: list[str] = field(default_factory=list)  # "slug@version: why publishing refused it" (nothing stored)
+    warnings: list[str] = field(default_factory=list)  # "slug@version: what the template contract warns about"
 
 
 def _module_path(manifest: TemplateManifest) -> str:
@@ -44,25 +51,14 @@ def _module_path(manifest: TemplateManifest) -> str:
     return str(module_path)
 
 
-def _manifest_version_data(manifest: TemplateManifest) -> VersionData:
-    return VersionData(
-        version=manifest.version,
-        parameters_schema=manifest.parameters,
-        ui_schema=manifest.ui,
-        module_path=_module_path(manifest),
-        price_model=manifest.price,
-        default_ttl_hours=manifest.default_ttl_hours,
-        max_ttl_hours=manifest.max_ttl_hours,
-        approval_policy=manifest.approval_policy,
-        approval_threshold=manifest.approval_threshold,
-        changelog=manifest.changelog,
-    )
-
-
 @transaction.atomic
 def sync_manifest(manifest: TemplateManifest, report: SyncReport) -> None:
-    """Make the catalog match one shipped template.yaml: metadata follows the file; a version is created
-    published the first time it is seen, and never rewritten afterwards (bump the version to change it)."""
+    """Make the catalog match one shipped template.yaml: metadata follows the file; a version is published the
+    first time it is seen, and never rewritten afterwards (bump the version to change it).
+
+    A new version is stored as a draft and published through the admin's validate-and-publish path
+    (`publish_shipped_version`): the same template contract, module checks included. A version that fails it
+    raises VersionValidationFailed, which undoes everything this call stored."""
     owner = Team.objects.filter(slug=manifest.owner_team).first() if manifest.owner_team else None
     visible = list(Team.objects.filter(slug__in=manifest.visibility)) if manifest.visibility is not None else None
     data = TemplateData(
@@ -85,16 +81,17 @@ def sync_manifest(manifest: TemplateManifest, report: SyncReport) -> None:
     ) or sorted(template.tags.values_list("name", flat=True)) != sorted(data.tags):  # fmt: skip
         apply_template_data(template, data)
         report.updated_metadata.append(manifest.slug)
-    wanted = _manifest_version_data(manifest)
+    wanted = manifest.version_data(_module_path(manifest))
     existing = template.versions.filter(version=manifest.version).first()
     label = f"{manifest.slug}@{manifest.version}"
     if existing is None:
-        version = TemplateVersion(template=template, source="infra", lifecycle=Lifecycle.PUBLISHED)
+        version = TemplateVersion(template=template, source="infra", lifecycle=Lifecycle.DRAFT)
         apply_version_data(version, wanted)
-        version.published_at = timezone.now()
         version.save()
+        publish_shipped_version(version)
         record(None, owner, "template.synced", version, {"path": str(manifest.path)})
         report.created.append(label)
+        report.warnings += [f"{label}: {warning}" for warning in manifest.warnings]
         return
     probe = TemplateVersion()
     apply_version_data(probe, wanted)
@@ -113,7 +110,11 @@ def sync_templates(manifests: list[TemplateManifest]) -> SyncReport:
     (one `terraform init` per provider set, cached), so a version that cannot is shown unavailable."""
     report = SyncReport()
     for manifest in manifests:
-        sync_manifest(manifest, report)
+        try:
+            sync_manifest(manifest, report)
+        except errors.VersionValidationFailed as exc:
+            label = f"{manifest.slug}@{manifest.version}"
+            report.invalid.append(f"{label} ({manifest.path}): " + " ".join(exc.extra.get("errors", [exc.message])))
     shipped = TemplateVersion.objects.select_related("template", "providers_check").filter(
         template__slug__in=[m.slug for m in manifests], source="infra", template__kind=TemplateKind.TERRAFORM
     )

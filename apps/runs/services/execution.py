@@ -22,6 +22,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from apps.catalog.modules import MODULE_IN_WORK_DIR, lay_out_module
+from apps.catalog.spec.platform import platform_values
 from apps.runs.errors import IllegalTransition
 from apps.runs.models import Approval, ApprovalRule, Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.selectors import active_freeze
@@ -120,6 +122,11 @@ def run_dir(run: Run) -> Path:
     return Path(settings.RUNS_DIR) / _database_key() / str(run.pk)
 
 
+def work_dir(run: Run) -> Path:
+    """Where Terraform runs for `run`: the module's copy inside the run dir (see `lay_out_module`)."""
+    return run_dir(run) / MODULE_IN_WORK_DIR
+
+
 def backend_config(workspace: Workspace) -> tuple[str, dict[str, str]]:
     """State per Paved workspace: a PostgreSQL schema of its own (pg backend, with its own locking) when the
     portal runs on PostgreSQL, else a local state file under the data dir. Never shared between workspaces."""
@@ -144,22 +151,20 @@ def module_source(run: Run) -> Path | None:
 
 
 def prepare_workdir(run: Run) -> tuple[Path, dict[str, str]]:
-    """Copy the pinned module, write the JSON var file and the backend block. Parameters reach Terraform only
-    as JSON values (never string-built HCL), and the module itself is never modified."""
+    """Lay out the pinned module with the platform variables file and the shared modules (`lay_out_module`),
+    write the JSON var file and the backend block. Parameters reach Terraform only as JSON values (never
+    string-built HCL), and the module itself is never modified."""
     source = module_source(run)
     if source is None or not source.is_dir():
         raise TerraformError(f"The module of {run.template_version} is missing ({run.module_path}).")
-    workdir = run_dir(run)
-    shutil.rmtree(workdir, ignore_errors=True)
-    shutil.copytree(source, workdir, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
+    shutil.rmtree(run_dir(run), ignore_errors=True)
+    workdir = lay_out_module(source, run_dir(run))
     workspace = run.workspace
-    variables = {
-        **run.parameters,
-        "paved_team": workspace.team.slug,
-        "paved_workspace": workspace.name,
-        "paved_template": f"{run.template_version.template.slug}@{run.template_version.version}",
-    }
-    (workdir / VAR_FILE).write_text(json.dumps(variables, indent=2))
+    version = run.template_version
+    platform = platform_values(
+        team=workspace.team.slug, workspace=workspace.name, template=version.template.slug, version=version.version
+    )
+    (workdir / VAR_FILE).write_text(json.dumps({**run.parameters, **platform}, indent=2))
     backend, config = backend_config(workspace)
     (workdir / "paved_backend.tf").write_text(f'terraform {{\n  backend "{backend}" {{}}\n}}\n')
     return workdir, config
@@ -328,7 +333,7 @@ def apply_approved_run(run_pk: int) -> None:
         return
     log = RunLogWriter(run)
     try:
-        workdir = run_dir(run)
+        workdir = work_dir(run)
         runner = _runner(run, workdir, log, apply_timeout(run))
         runner.apply(PLAN_FILE)
         log.flush(wait=True)

@@ -35,7 +35,7 @@ locals {
   # Types with Elastic Fabric Adapter support get an EFA interface for multi-node collectives.
   efa = contains(["g5.48xlarge", "p4d.24xlarge", "p5.48xlarge"], var.instance_type)
 
-  subnet_id = var.subnet_id != "" ? var.subnet_id : sort(one(data.aws_subnets.default[*].ids))[0]
+  subnet_id = module.network.subnet_id
 
   user_data = <<-EOT
     #!/bin/bash
@@ -58,27 +58,10 @@ locals {
 
 data "aws_partition" "current" {}
 
-data "aws_vpc" "default" {
-  count   = var.subnet_id == "" ? 1 : 0
-  default = true
-}
-
-data "aws_subnets" "default" {
-  count = var.subnet_id == "" ? 1 : 0
-
-  filter {
-    name   = "vpc-id"
-    values = [data.aws_vpc.default[0].id]
-  }
-
-  filter {
-    name   = "default-for-az"
-    values = ["true"]
-  }
-}
-
-data "aws_subnet" "selected" {
-  id = local.subnet_id
+# The subnet given, or a default subnet of the default VPC (shared by the AWS golden paths).
+module "network" {
+  source    = "../../modules/default-vpc"
+  subnet_id = var.subnet_id
 }
 
 # AWS Deep Learning AMI (NVIDIA driver, CUDA, PyTorch, EFA) for Ubuntu 22.04.
@@ -107,7 +90,7 @@ data "aws_ami" "deep_learning" {
 resource "aws_security_group" "cluster" {
   name_prefix = "${local.name}-"
   description = "Paved GPU training cluster ${local.name}"
-  vpc_id      = data.aws_subnet.selected.vpc_id
+  vpc_id      = module.network.vpc_id
 
   tags = {
     Name = local.name

@@ -31,7 +31,7 @@ locals {
 
   name            = "${var.notebook_name}-${substr(sha1(var.paved_workspace), 0, 8)}"
   token_parameter = "/paved/notebooks/${local.name}/token"
-  subnet_id       = var.subnet_id != "" ? var.subnet_id : sort(one(data.aws_subnets.default[*].ids))[0]
+  subnet_id       = module.network.subnet_id
   scheme          = var.public_access ? "https" : "http"
 
   user_data = <<-EOT
@@ -107,27 +107,10 @@ locals {
 
 data "aws_partition" "current" {}
 
-data "aws_vpc" "default" {
-  count   = var.subnet_id == "" ? 1 : 0
-  default = true
-}
-
-data "aws_subnets" "default" {
-  count = var.subnet_id == "" ? 1 : 0
-
-  filter {
-    name   = "vpc-id"
-    values = [data.aws_vpc.default[0].id]
-  }
-
-  filter {
-    name   = "default-for-az"
-    values = ["true"]
-  }
-}
-
-data "aws_subnet" "selected" {
-  id = local.subnet_id
+# The subnet given, or a default subnet of the default VPC (shared by the AWS golden paths).
+module "network" {
+  source    = "../../modules/default-vpc"
+  subnet_id = var.subnet_id
 }
 
 # AWS Deep Learning AMI (NVIDIA driver, CUDA, PyTorch) for Ubuntu 22.04; also runs on CPU instance types.
@@ -156,7 +139,7 @@ data "aws_ami" "deep_learning" {
 resource "aws_security_group" "notebook" {
   name_prefix = "${local.name}-"
   description = "Paved notebook ${local.name}"
-  vpc_id      = data.aws_subnet.selected.vpc_id
+  vpc_id      = module.network.vpc_id
 
   tags = {
     Name = local.name

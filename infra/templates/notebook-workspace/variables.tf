@@ -1,34 +1,5 @@
-# --- Set by Paved on every run (not part of the parameters schema) --------------------------------------------
-
-variable "paved_team" {
-  description = "Slug of the team that owns the workspace. Set by Paved."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,50}$", var.paved_team))
-    error_message = "paved_team must be a team slug (letters, digits, - and _; at most 50 characters)."
-  }
-}
-
-variable "paved_workspace" {
-  description = "Name of the Paved workspace this module is applied for. Set by Paved."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9 _.:/=+@-]{0,127}$", var.paved_workspace))
-    error_message = "paved_workspace must be 1-128 characters that are valid in a tag value."
-  }
-}
-
-variable "paved_template" {
-  description = "Template slug (and version) the workspace was launched from. Set by Paved."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9 _.:/=+@-]{0,127}$", var.paved_template))
-    error_message = "paved_template must be 1-128 characters that are valid in a tag value."
-  }
-}
+# paved_team, paved_workspace and paved_template are set and declared by Paved (paved_platform.tf in the run's
+# work dir, from apps/catalog/spec/platform.py): use them, do not declare them.
 
 # --- Parameters (template.yaml) -------------------------------------------------------------------------------
 

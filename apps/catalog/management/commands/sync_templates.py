@@ -30,9 +30,15 @@ class Command(BaseCommand):
             self.stderr.write(self.style.WARNING(f"  {conflict}"))
         for unavailable in report.unavailable:
             self.stderr.write(self.style.WARNING(f"  unavailable here: {unavailable}"))
+        for warning in report.warnings:
+            self.stderr.write(self.style.WARNING(f"  warning: {warning}"))
+        for invalid in report.invalid:
+            self.stderr.write(self.style.ERROR(f"  not published: {invalid}"))
         self.stdout.write(
             self.style.SUCCESS(
                 f"Catalog synced: {len(report.created)} new, {len(report.unchanged)} unchanged, "
                 f"{len(report.conflicts)} conflicts, {len(report.unavailable)} unavailable on this installation."
             )
         )
+        if report.invalid:
+            raise CommandError(f"{len(report.invalid)} shipped template version(s) failed validation; see above.")
