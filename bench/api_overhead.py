@@ -42,7 +42,7 @@ def build_endpoints() -> list[Endpoint]:
     from apps.accounts.services import create_api_token
 
     alice = User.objects.get(username=USERNAME)
-    _, raw_token = create_api_token(alice, name="bench-api-overhead")
+    _, raw_token = create_api_token(actor=alice, name="bench-api-overhead")
 
     anonymous = Client(HTTP_HOST=HOST)
     bearer = Client(HTTP_HOST=HOST, HTTP_AUTHORIZATION=f"Bearer {raw_token}")

@@ -41,12 +41,12 @@ def run() -> list[str]:
     for _ in range(ROUNDS):
         _forget_everything()
         started = time.monotonic()
-        sync_templates(manifests)
+        sync_templates(manifests=manifests)
         cold.append(time.monotonic() - started)
         providers._verdicts.clear()  # only the database may answer the second sync
         providers._requirements.clear()
         started = time.monotonic()
-        report = sync_templates(manifests)
+        report = sync_templates(manifests=manifests)
         warm.append(time.monotonic() - started)
     rows = [
         ["terraform init of hashicorp/aws (fails)", f"{percentile(inits, 50):.2f} s", f"{max(inits):.2f} s", ""],

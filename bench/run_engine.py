@@ -157,11 +157,11 @@ class Bench:
         from apps.catalog.services import TemplateData, VersionData, create_template, publish_version
 
         draft = create_template(
-            self.curator,
+            actor=self.curator,
             template=TemplateData(slug=slug, name=slug, summary=f"Benchmark module {slug}."),
             version=VersionData(version="1.0.0", module_path=str(module)),
         )
-        return publish_version(self.curator, draft)
+        return publish_version(actor=self.curator, version=draft)
 
     def start_worker(self) -> None:
         env = dict(os.environ)
@@ -222,7 +222,9 @@ class Bench:
 
         self.names += 1
         launched = time.time()
-        result = launch_template(self.user, self.team, version, {}, f"{prefix}-{self.names}")
+        result = launch_template(
+            actor=self.user, team=self.team, version=version, params={}, name=f"{prefix}-{self.names}"
+        )
         return result.run.pk, launched
 
     def wait(self, launched: dict[int, float], timeout: float) -> list[RunTimes]:

@@ -109,7 +109,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         payload = ApiTokenCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         token, raw = services.create_api_token(
-            authenticated(request.user), request=request._request, **payload.validated_data
+            actor=authenticated(request.user), request=request._request, **payload.validated_data
         )
         token.token = raw  # type: ignore[attr-defined]
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
@@ -117,5 +117,5 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=None, responses=ApiTokenSerializer)
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str) -> Response:
-        token = services.revoke_api_token(authenticated(request.user), token_id=int(pk), request=request._request)
+        token = services.revoke_api_token(actor=authenticated(request.user), token_id=int(pk), request=request._request)
         return Response(ApiTokenSerializer(token).data)

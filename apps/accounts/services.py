@@ -32,16 +32,16 @@ CURRENT_TEAM_SESSION_KEY = "paved_current_team_id"
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-def log_in(request: HttpRequest, user: User) -> None:
+def log_in(*, request: HttpRequest, user: User) -> None:
     auth.login(request, user)
-    record(user, None, "auth.login", user, request=request)
+    record(actor=user, team=None, verb="auth.login", target=user, request=request)
     LoginFailuresPerAccount(user.get_username()).reset(request)  # the owner got in: earlier typos are forgiven
 
 
-def log_out(request: HttpRequest) -> None:
+def log_out(*, request: HttpRequest) -> None:
     user = request.user
     if user.is_authenticated:
-        record(user, None, "auth.logout", user, request=request)
+        record(actor=user, team=None, verb="auth.logout", target=user, request=request)
     auth.logout(request)
 
 
@@ -69,25 +69,25 @@ def _count(windows: list[Window], request: HttpRequest, *, actor: User | None, v
     for window in windows:
         if window.count(request):
             record(
-                actor,
-                None,
-                verb,
+                actor=actor,
+                team=None,
+                verb=verb,
                 data={**data, "scope": window.scope, "retry_after": window.retry_after()},
                 request=request,
             )
 
 
-def ensure_login_allowed(request: HttpRequest, *, username: str) -> None:
+def ensure_login_allowed(*, request: HttpRequest, username: str) -> None:
     """Refuse before the password is even checked while the account or the address is locked out."""
     _refuse_while_full(_login_windows(username), request, what="failed sign-ins")
 
 
-def record_failed_login(request: HttpRequest, username: str) -> None:
-    record(None, None, "auth.login_failed", data={"username": username[:150]}, request=request)
+def record_failed_login(*, request: HttpRequest, username: str) -> None:
+    record(actor=None, team=None, verb="auth.login_failed", data={"username": username[:150]}, request=request)
     _count(_login_windows(username), request, actor=None, verb="auth.login_locked", username=username[:150])
 
 
-def switch_team(request: HttpRequest, slug: str) -> Team:
+def switch_team(*, request: HttpRequest, slug: str) -> Team:
     """Make `slug` the team the browser session works in; only teams the user belongs to are accepted."""
     team = team_for(request.user, slug)
     if team is None:
@@ -97,8 +97,8 @@ def switch_team(request: HttpRequest, slug: str) -> Team:
 
 
 def create_api_token(
-    actor: User,
     *,
+    actor: User,
     name: str,
     expires_at: datetime | None = None,
     request: HttpRequest | None = None,
@@ -119,12 +119,19 @@ def create_api_token(
     raw, digest = tokens.mint(settings.API_TOKEN_PREFIX)
     with transaction.atomic():
         token = ApiToken.objects.create(user=actor, name=name, prefix=raw[:12], digest=digest, expires_at=expires_at)
-        record(actor, None, "token.created", token, data={"name": name, "expires_at": expires_at}, request=request)
+        record(
+            actor=actor,
+            team=None,
+            verb="token.created",
+            target=token,
+            data={"name": name, "expires_at": expires_at},
+            request=request,
+        )
     return token, raw
 
 
 @transaction.atomic
-def revoke_api_token(actor: User, *, token_id: int, request: HttpRequest | None = None) -> ApiToken:
+def revoke_api_token(*, actor: User, token_id: int, request: HttpRequest | None = None) -> ApiToken:
     token = tokens_for(actor).select_for_update().filter(pk=token_id).first()
     if token is None:
         raise TokenNotFound("No such token among yours.")
@@ -132,7 +139,7 @@ def revoke_api_token(actor: User, *, token_id: int, request: HttpRequest | None 
         raise TokenAlreadyRevoked("This token is already revoked.")
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at", "updated_at"])
-    record(actor, None, "token.revoked", token, data={"name": token.name}, request=request)
+    record(actor=actor, team=None, verb="token.revoked", target=token, data={"name": token.name}, request=request)
     return token
 
 

@@ -26,7 +26,7 @@ class LoginView(auth_views.LoginView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = request.POST.get("username", "")
         try:
-            services.ensure_login_allowed(request, username=username)
+            services.ensure_login_allowed(request=request, username=username)
         except Throttled as exc:
             # An unbound form: binding it would check the password, which a lockout must not do.
             form = AuthenticationForm(request, initial={"username": username})
@@ -37,17 +37,17 @@ class LoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
-        services.log_in(self.request, authenticated(form.get_user()))
+        services.log_in(request=self.request, user=authenticated(form.get_user()))
         return HttpResponseRedirect(self.get_success_url())
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        services.record_failed_login(self.request, self.request.POST.get("username", ""))
+        services.record_failed_login(request=self.request, username=self.request.POST.get("username", ""))
         return self.render_to_response(self.get_context_data(form=form), status=422)
 
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    services.log_out(request)
+    services.log_out(request=request)
     messages.info(request, "You are signed out.")
     return redirect("accounts:login")
 
@@ -56,7 +56,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @login_required
 def switch_team_view(request: HttpRequest) -> HttpResponse:
     try:
-        team = services.switch_team(request, request.POST.get("team", ""))
+        team = services.switch_team(request=request, slug=request.POST.get("team", ""))
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -76,7 +76,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 token, created_secret = services.create_api_token(
-                    authenticated(request.user), request=request, **form.cleaned_data
+                    actor=authenticated(request.user), request=request, **form.cleaned_data
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
@@ -94,7 +94,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
 @login_required
 def revoke_token_view(request: HttpRequest, token_id: int) -> HttpResponse:
     try:
-        token = services.revoke_api_token(authenticated(request.user), token_id=token_id, request=request)
+        token = services.revoke_api_token(actor=authenticated(request.user), token_id=token_id, request=request)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

@@ -15,7 +15,7 @@ from apps.accounts.models import Team
 from apps.audit.models import AuditEvent
 
 
-def client_ip(request: HttpRequest | None) -> str | None:
+def client_ip(*, request: HttpRequest | None) -> str | None:
     if request is None:
         return None
     return request.META.get("REMOTE_ADDR") or None
@@ -26,6 +26,7 @@ def _json_safe(data: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def record(
+    *,
     actor: User | AnonymousUser | None,
     team: Team | None,
     verb: str,
@@ -45,6 +46,6 @@ def record(
         target_id=str(target.pk) if target is not None else "",
         target_label=str(target)[:200] if target is not None else "",
         data=_json_safe(data),
-        ip_address=client_ip(request),
+        ip_address=client_ip(request=request),
         user_agent=(request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else ""),
     )

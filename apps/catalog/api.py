@@ -125,7 +125,7 @@ class MayCurateTemplates(permissions.BasePermission):
 def _curated_version(request: Request, slug: str, version: str) -> TemplateVersion:
     """The version, refused with 404 (not visible) or 403 (not a curator of it) before the body is parsed."""
     found = _version(request, _template(request, slug), version)
-    services.require_curator(authenticated(request.user), found.template)
+    services.require_curator(actor=authenticated(request.user), template=found.template)
     return found
 
 
@@ -137,13 +137,15 @@ class DraftPatchSerializer(VersionContentSerializer):
 
 def patch_draft(request: Request, version: TemplateVersion) -> TemplateVersion:
     """Apply a PATCH body to a draft through the editor's service (authorized before the body is read)."""
-    services.require_curator(authenticated(request.user), version.template)
+    services.require_curator(actor=authenticated(request.user), template=version.template)
     payload = DraftPatchSerializer(data=request.data, partial=True)
     payload.is_valid(raise_exception=True)
-    data = services.version_data_of(version)
+    data = services.version_data_of(version=version)
     for name, value in payload.validated_data.items():
         setattr(data, name, value)
-    return services.update_draft(authenticated(request.user), version, data, request=request._request)
+    return services.update_draft(
+        actor=authenticated(request.user), version=version, data=data, request=request._request
+    )
 
 
 class EstimateSerializer(serializers.Serializer[Any]):
@@ -214,7 +216,7 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
             apply_timeout_seconds=data.get("apply_timeout_seconds"), changelog=data["changelog"],
         )  # fmt: skip
         draft = services.create_template(
-            authenticated(request.user), template=template, version=version, request=request._request
+            actor=authenticated(request.user), template=template, version=version, request=request._request
         )
         return Response(TemplateVersionSerializer(draft).data, status=status.HTTP_201_CREATED)
 
@@ -251,7 +253,9 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
     )
     def move_version(self, request: Request, slug: str, version: str, move: str) -> Response:
         found = _version(request, _template(request, slug), version)
-        moved = services.LIFECYCLE_ACTIONS[move](authenticated(request.user), found, request=request._request)
+        moved = services.LIFECYCLE_ACTIONS[move](
+            actor=authenticated(request.user), version=found, request=request._request
+        )
         return Response(TemplateVersionSerializer(moved).data)
 
 
@@ -331,7 +335,7 @@ class LaunchTemplateView(APIView):
         version = _version(request, template, data.get("version"))
         team = get_object_or_404(teams_for(request.user), slug=data["team"])
         result = services.launch_template(
-            authenticated(request.user), team, version, data["parameters"], data["name"],
+            actor=authenticated(request.user), team=team, version=version, params=data["parameters"], name=data["name"],
             reason=data["reason"], ttl_hours=data.get("ttl_hours"), request=request._request,
         )  # fmt: skip
         estimate = estimate_data(result.estimate)
@@ -354,7 +358,7 @@ class EstimateView(APIView):
         payload = EstimateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         version = _version(request, template, payload.validated_data.get("version"))
-        estimate = services.estimate_launch(version, payload.validated_data["parameters"])
+        estimate = services.estimate_launch(version=version, params=payload.validated_data["parameters"])
         return Response(EstimateSerializer(estimate_data(estimate)).data)
 
 
@@ -379,8 +383,8 @@ class BackstageImportView(APIView):
         payload.is_valid(raise_exception=True)
         imported = import_backstage_template(payload.validated_data["content"])
         draft = services.create_template_from_backstage(
-            authenticated(request.user),
-            imported,
+            actor=authenticated(request.user),
+            imported=imported,
             owner_team=payload.validated_data.get("owner_team"),
             request=request._request,
         )
@@ -420,11 +424,11 @@ class TemplateModuleView(APIView):
         upload = payload.validated_data.get("archive")
         if upload is not None:
             found = services.attach_module_archive(
-                actor, found, name=upload.name or "", data=upload.read(), request=request._request
+                actor=actor, version=found, name=upload.name or "", data=upload.read(), request=request._request
             )
         else:
             found = services.attach_module_folder(
-                actor, found, folder=payload.validated_data["module_path"], request=request._request
+                actor=actor, version=found, folder=payload.validated_data["module_path"], request=request._request
             )
         return Response(TemplateVersionSerializer(found).data)
 
@@ -442,6 +446,6 @@ class TemplateVersionValidationView(APIView):
         summary="What must be fixed before a version can be published (curators; the version page's report)",
     )
     def get(self, request: Request, slug: str, version: str) -> Response:
-        report = services.validate_version(_curated_version(request, slug, version))
+        report = services.validate_version(version=_curated_version(request, slug, version))
         body = {"ok": report.ok, "errors": report.errors, "warnings": report.warnings}
         return Response(VersionReportSerializer(body).data)

@@ -120,11 +120,11 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
         if meta.is_valid() and params.is_valid():
             try:
                 result = services.launch_template(
-                    authenticated(request.user),
-                    meta.cleaned_data["team"],
-                    version,
-                    params.parameters,
-                    meta.cleaned_data["name"],
+                    actor=authenticated(request.user),
+                    team=meta.cleaned_data["team"],
+                    version=version,
+                    params=params.parameters,
+                    name=meta.cleaned_data["name"],
                     reason=meta.cleaned_data["reason"],
                     ttl_hours=meta.cleaned_data.get("ttl_hours"),
                     request=request,
@@ -191,7 +191,10 @@ def template_create_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and version_form.is_valid():
         try:
             draft = services.create_template(
-                authenticated(request.user), template=form.to_data(), version=version_form.to_data(), request=request
+                actor=authenticated(request.user),
+                template=form.to_data(),
+                version=version_form.to_data(),
+                request=request,
             )
             _attach_upload(request, draft, version_form)
         except ApplicationError as exc:
@@ -207,7 +210,7 @@ def _attach_upload(request: HttpRequest, version: TemplateVersion, form: Version
     upload = form.cleaned_data.get("module_archive")
     if upload:
         services.attach_module_archive(
-            authenticated(request.user), version, name=upload.name, data=upload.read(), request=request
+            actor=authenticated(request.user), version=version, name=upload.name, data=upload.read(), request=request
         )
 
 
@@ -220,7 +223,10 @@ def backstage_import_view(request: HttpRequest) -> HttpResponse:
         try:
             imported = import_backstage_template(form.cleaned_data["content"])
             draft = services.create_template_from_backstage(
-                authenticated(request.user), imported, owner_team=form.cleaned_data["owner_team"], request=request
+                actor=authenticated(request.user),
+                imported=imported,
+                owner_team=form.cleaned_data["owner_team"],
+                request=request,
             )
         except (BackstageImportError, ApplicationError) as exc:
             form.add_error("content", exc.message)
@@ -238,9 +244,9 @@ def version_detail_view(request: HttpRequest, slug: str, version: str) -> HttpRe
     can_curate = selectors.can_curate(request.user, template)
     context: dict[str, Any] = {"template": template, "version": found, "can_curate": can_curate}
     if can_curate:
-        context["report"] = services.validate_version(found)
+        context["report"] = services.validate_version(version=found)
         context["previous"] = selectors.previous_version(found)
-        context["diff"] = services.diff_versions(context["previous"], found)
+        context["diff"] = services.diff_versions(old=context["previous"], new=found)
     return render(request, "catalog/version_detail.html", context)
 
 
@@ -261,8 +267,8 @@ def version_edit_view(request: HttpRequest, slug: str, version: str) -> HttpResp
     if request.method == "POST" and template_form.is_valid() and form.is_valid():
         actor = authenticated(request.user)
         try:
-            services.update_template(actor, template, template_form.to_data(), request=request)
-            found = services.update_draft(actor, found, form.to_data(), request=request)
+            services.update_template(actor=actor, template=template, data=template_form.to_data(), request=request)
+            found = services.update_draft(actor=actor, version=found, data=form.to_data(), request=request)
             _attach_upload(request, found, form)
         except ApplicationError as exc:
             form.add_error(None, exc.message)
@@ -280,7 +286,7 @@ def version_create_view(request: HttpRequest, slug: str) -> HttpResponse:
     template = _template_or_404(request, slug)
     _require_curator(request, template)
     try:
-        draft = services.create_draft_version(authenticated(request.user), template, request=request)
+        draft = services.create_draft_version(actor=authenticated(request.user), template=template, request=request)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("catalog:detail", slug=template.slug)
@@ -298,7 +304,7 @@ def version_action_view(request: HttpRequest, slug: str, version: str, action: s
     if move is None:
         raise Http404("Unknown action.")
     try:
-        moved = move(authenticated(request.user), found, request=request)
+        moved = move(actor=authenticated(request.user), version=found, request=request)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:

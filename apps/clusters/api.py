@@ -95,7 +95,7 @@ class TelemetryIngestView(APIView):
         batches = payload.run_validation(request.data)
         node = request.auth
         assert isinstance(node, Node)  # noqa: S101 - guaranteed by IsNode
-        result = ingest_telemetry(node, list(batches))
+        result = ingest_telemetry(node=node, batches=list(batches))
         return Response(IngestResultSerializer(result.__dict__).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -211,20 +211,20 @@ class ClusterViewSet(
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         team = get_object_or_404(teams_for(request.user), slug=data.pop("team"))
-        cluster = services.request_cluster(authenticated(request.user), team, **data)
+        cluster = services.request_cluster(actor=authenticated(request.user), team=team, **data)
         return self._done(cluster, status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: ClusterSerializer}, summary="Stop a running cluster (disks kept)")
     @action(detail=True, methods=["post"])
     @problem_responses(502)
     def stop(self, request: Request, pk: str) -> Response:
-        return self._done(services.stop_cluster(authenticated(request.user), self.get_object()))
+        return self._done(services.stop_cluster(actor=authenticated(request.user), cluster=self.get_object()))
 
     @extend_schema(request=None, responses={200: ClusterSerializer}, summary="Start a stopped cluster")
     @action(detail=True, methods=["post"])
     @problem_responses(502)
     def start(self, request: Request, pk: str) -> Response:
-        return self._done(services.start_cluster(authenticated(request.user), self.get_object()))
+        return self._done(services.start_cluster(actor=authenticated(request.user), cluster=self.get_object()))
 
     @extend_schema(request=ClusterTerminateSerializer, responses={200: ClusterSerializer},
                    summary="Terminate every node and delete its disks (confirm with the cluster's name)")  # fmt: skip
@@ -235,7 +235,9 @@ class ClusterViewSet(
         payload = ClusterTerminateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         confirm = payload.validated_data["confirm"]
-        return self._done(services.request_termination(authenticated(request.user), cluster, confirm_name=confirm))
+        return self._done(
+            services.request_termination(actor=authenticated(request.user), cluster=cluster, confirm_name=confirm)
+        )
 
     @extend_schema(request=ClusterExtendSerializer, responses={200: ClusterSerializer},
                    summary="Add running hours to max_hours, up to the team's maximum per cluster")  # fmt: skip
@@ -245,7 +247,9 @@ class ClusterViewSet(
         payload = ClusterExtendSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         hours = payload.validated_data["hours"]
-        return self._done(extend_cluster(authenticated(request.user), cluster, hours=hours, request=request._request))
+        return self._done(
+            extend_cluster(actor=authenticated(request.user), cluster=cluster, hours=hours, request=request._request)
+        )
 
     @extend_schema(request=ClusterSnoozeSerializer, responses={200: ClusterSerializer},
                    summary="Snooze idle auto-stop once, for a bounded time, with a reason")  # fmt: skip
@@ -254,7 +258,9 @@ class ClusterViewSet(
         cluster = self.get_object()
         payload = ClusterSnoozeSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        return self._done(services.snooze_idle_stop(authenticated(request.user), cluster, **payload.validated_data))
+        return self._done(
+            services.snooze_idle_stop(actor=authenticated(request.user), cluster=cluster, **payload.validated_data)
+        )
 
     @extend_schema(request=AutostopOverrideSerializer, responses={200: ClusterSerializer},
                    summary="Platform admins: no idle auto-stop until `until` (7 days at most)")  # fmt: skip
@@ -264,7 +270,7 @@ class ClusterViewSet(
         payload = AutostopOverrideSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         actor = authenticated(request.user)
-        return self._done(services.override_autostop(actor, cluster, **payload.validated_data))
+        return self._done(services.override_autostop(actor=actor, cluster=cluster, **payload.validated_data))
 
     @extend_schema(responses={200: NodeSerializer(many=True)}, summary="The cluster's nodes (a plain list)")
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
@@ -330,7 +336,9 @@ class RegisterNodeView(APIView):
         payload.is_valid(raise_exception=True)
         cluster = request.auth
         assert isinstance(cluster, Cluster)  # noqa: S101 - guaranteed by IsBootstrap
-        registered = register_node(cluster, payload.validated_data["instance_id"], request=request._request)
+        registered = register_node(
+            cluster=cluster, instance_id=payload.validated_data["instance_id"], request=request._request
+        )
         node = registered.node
         body = {"node": node.instance_id, "cluster": cluster.pk, "gpu_count": node.gpu_count, "token": registered.token}
         return Response(RegisteredNodeSerializer(body).data, status=status.HTTP_201_CREATED)

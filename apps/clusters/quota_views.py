@@ -60,10 +60,10 @@ def quota_set_view(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.set_team_quota(
-                authenticated(request.user),
-                data["team"],
-                data["max_gpus"],
-                data["max_cluster_hours"],
+                actor=authenticated(request.user),
+                team=data["team"],
+                max_gpus=data["max_gpus"],
+                max_cluster_hours=data["max_cluster_hours"],
                 idle_window_minutes=data["idle_window_minutes"],
                 idle_threshold_pct=data["idle_threshold_pct"],
             )
@@ -84,7 +84,11 @@ def quota_exception_view(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             exception = services.grant_quota_exception(
-                authenticated(request.user), data["team"], data["extra_gpus"], data["reason"], data["hours"]
+                actor=authenticated(request.user),
+                team=data["team"],
+                extra_gpus=data["extra_gpus"],
+                reason=data["reason"],
+                hours=data["hours"],
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)

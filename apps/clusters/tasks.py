@@ -17,7 +17,7 @@ PROVISION_MAX_RETRIES = 5
 def provision_cluster(self: Any, cluster_pk: int) -> None:
     """EC2 throttling is retried with exponential backoff; on the last attempt the service fails the cluster."""
     try:
-        services.provision_cluster(cluster_pk, may_retry=self.request.retries < PROVISION_MAX_RETRIES)
+        services.provision_cluster(cluster_pk=cluster_pk, may_retry=self.request.retries < PROVISION_MAX_RETRIES)
     except CloudThrottled as exc:
         raise self.retry(exc=exc, countdown=min(600, 30 * 2**self.request.retries)) from exc
 

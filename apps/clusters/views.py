@@ -160,8 +160,8 @@ def cluster_create_view(request: HttpRequest) -> HttpResponse:
             data = form.cleaned_data
             try:
                 cluster = services.request_cluster(
-                    authenticated(request.user),
-                    data["team"],
+                    actor=authenticated(request.user),
+                    team=data["team"],
                     name=data["name"],
                     region=data["region"],
                     instance_type=data["instance_type"],
@@ -272,7 +272,7 @@ def _idle_countdown(cluster: Cluster, now: datetime) -> dict[str, Any] | None:
     now: how long it has been idle and when the warning comes if it stays so."""
     if cluster.state != ClusterState.RUNNING or cluster.idle_warned_at is not None:
         return None
-    window = effective_idle_policy(cluster).window
+    window = effective_idle_policy(cluster=cluster).window
     countdown: dict[str, Any] = {
         "checked_at": cluster.idle_checked_at,
         "window_minutes": int(window.total_seconds() // 60),
@@ -303,20 +303,20 @@ def cluster_detail_view(request: HttpRequest, cluster_id: int) -> HttpResponse:
 
 def _act(request: HttpRequest, actor: User, cluster: Cluster, action: str) -> None:
     if action == "stop":
-        services.stop_cluster(actor, cluster)
+        services.stop_cluster(actor=actor, cluster=cluster)
         messages.success(request, f"Cluster {cluster.name} stopped; its disks are kept and its GPUs released.")
     elif action == "start":
-        services.start_cluster(actor, cluster)
+        services.start_cluster(actor=actor, cluster=cluster)
         messages.success(request, f"Cluster {cluster.name} is starting.")
     elif action == "terminate":
-        services.request_termination(actor, cluster, confirm_name=request.POST.get("confirm", ""))
+        services.request_termination(actor=actor, cluster=cluster, confirm_name=request.POST.get("confirm", ""))
         messages.success(request, f"Cluster {cluster.name} terminated.")
     elif action == "extend":
         raw = request.POST.get("hours", "")
         if not raw.isdigit():
             messages.error(request, "Give the extension in whole hours; nothing was extended.")
             return
-        extended = extend_cluster(actor, cluster, hours=int(raw), request=request)
+        extended = extend_cluster(actor=actor, cluster=cluster, hours=int(raw), request=request)
         messages.success(request, f"Cluster {cluster.name} may now run for {extended.max_hours} hours in all.")
     elif action == "override":
         hours = request.POST.get("hours", "")
@@ -324,7 +324,7 @@ def _act(request: HttpRequest, actor: User, cluster: Cluster, action: str) -> No
             messages.error(request, "Give the override in whole hours (0 ends it); nothing was changed.")
             return
         until = timezone.now() + timedelta(hours=int(hours)) if int(hours) else None
-        services.override_autostop(actor, cluster, until=until, reason=request.POST.get("reason", ""))
+        services.override_autostop(actor=actor, cluster=cluster, until=until, reason=request.POST.get("reason", ""))
         messages.success(
             request, f"Idle auto-stop of {cluster.name} " + (f"overridden for {hours} h." if until else "restored.")
         )
@@ -334,7 +334,7 @@ def _act(request: HttpRequest, actor: User, cluster: Cluster, action: str) -> No
             messages.error(request, "Give the snooze length in whole minutes and a reason; nothing was snoozed.")
             return
         snoozed = services.snooze_idle_stop(
-            actor, cluster, minutes=form.cleaned_data["minutes"], reason=form.cleaned_data["reason"]
+            actor=actor, cluster=cluster, minutes=form.cleaned_data["minutes"], reason=form.cleaned_data["reason"]
         )
         until = timezone.localtime(snoozed.snoozed_until) if snoozed.snoozed_until else None
         messages.success(request, f"Idle auto-stop of {cluster.name} snoozed until {until:%H:%M}.")

@@ -123,7 +123,14 @@ def transition(
         verb = audit_action or (machine.audit_verb(to) if machine.audit_verb is not None else None)
         if verb is not None:
             data = {**machine.audit_data(change), **(audit_data or {})}
-            record(actor, machine.team(locked), verb, machine.audit_target(locked), data, request)
+            record(
+                actor=actor,
+                team=machine.team(locked),
+                verb=verb,
+                target=machine.audit_target(locked),
+                data=data,
+                request=request,
+            )
         for effect in effects:
             if effect.on_commit is not None:
                 transaction.on_commit(functools.partial(effect.on_commit, change))

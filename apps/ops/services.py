@@ -47,7 +47,7 @@ def check_readiness() -> Readiness:
 
 
 @transaction.atomic
-def record_worker_heartbeat(hostname: str) -> WorkerHeartbeat:
+def record_worker_heartbeat(*, hostname: str) -> WorkerHeartbeat:
     now = timezone.now()
     beat, created = WorkerHeartbeat.objects.get_or_create(hostname=hostname, defaults={"last_seen_at": now, "beats": 1})
     if not created:

@@ -28,8 +28,8 @@ class ApprovalRuleAdmin(admin.ModelAdmin[ApprovalRule]):
     def save_model(self, request: Any, obj: ApprovalRule, form: Any, change: bool) -> None:
         # Through the service, so the change is audited like every other one.
         saved = set_approval_rule(
-            request.user,
-            obj.team,
+            actor=request.user,
+            team=obj.team,
             hourly_threshold=obj.hourly_threshold,
             require_for_destroy=obj.require_for_destroy,
             request=request,

@@ -112,11 +112,11 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
         data = payload.validated_data
         if data["kind"] == RunKind.DESTROY:
             run = services.request_destroy(
-                actor, workspace, confirm_name=data.get("confirm", ""), request=request._request
+                actor=actor, workspace=workspace, confirm_name=data.get("confirm", ""), request=request._request
             )
         else:
             run = services.queue_run(
-                actor, workspace, kind=data["kind"], reason=data["reason"], request=request._request
+                actor=actor, workspace=workspace, kind=data["kind"], reason=data["reason"], request=request._request
             )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -127,8 +127,8 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
         payload = ExtendSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         workspace = services.extend_ttl(
-            authenticated(request.user),
-            found,
+            actor=authenticated(request.user),
+            workspace=found,
             hours=payload.validated_data["hours"],
             request=request._request,
         )
@@ -188,22 +188,22 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
     @extend_schema(request=DecisionSerializer, responses=RunSerializer, summary="Approve a planned run (managers)")
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
-        return self._act(request, lambda a, r, c, q: services.approve_run(a, r, comment=c, request=q))
+        return self._act(request, lambda a, r, c, q: services.approve_run(actor=a, run=r, comment=c, request=q))
 
     @extend_schema(request=DecisionSerializer, responses=RunSerializer, summary="Reject a planned run (managers)")
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str) -> Response:
-        return self._act(request, lambda a, r, c, q: services.reject_run(a, r, comment=c, request=q))
+        return self._act(request, lambda a, r, c, q: services.reject_run(actor=a, run=r, comment=c, request=q))
 
     @extend_schema(request=None, responses=RunSerializer, summary="Cancel a queued or running run")
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        return self._act(request, lambda a, r, c, q: services.cancel_run(a, r, request=q))
+        return self._act(request, lambda a, r, c, q: services.cancel_run(actor=a, run=r, request=q))
 
     @extend_schema(request=None, responses={201: RunSerializer}, summary="Retry a failed, errored or cancelled run")
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
-        retry = services.retry_run(authenticated(request.user), self.get_object(), request=request._request)
+        retry = services.retry_run(actor=authenticated(request.user), run=self.get_object(), request=request._request)
         return Response(RunSerializer(retry).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -18,12 +18,12 @@ RETRY_WHILE_DATABASE_DOWN = {
 
 @task(acks_late=True, ignore_result=True, **RETRY_WHILE_DATABASE_DOWN)
 def execute_run(run_pk: int) -> None:
-    services.execute_run(run_pk)
+    services.execute_run(run_pk=run_pk)
 
 
 @task(acks_late=True, ignore_result=True, **RETRY_WHILE_DATABASE_DOWN)
 def apply_approved_run(run_pk: int) -> None:
-    services.apply_approved_run(run_pk)
+    services.apply_approved_run(run_pk=run_pk)
 
 
 @task(acks_late=True, ignore_result=True)

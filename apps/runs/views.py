@@ -126,7 +126,7 @@ def run_log_view(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def run_log_download_view(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
     run = _run_or_404(request, run_id)
-    response = StreamingHttpResponse(iter_log_text(run), content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(iter_log_text(run=run), content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.log"'
     return response
 
@@ -136,16 +136,16 @@ def _act(request: HttpRequest, action: str, run: Run) -> None:
     comment = request.POST.get("comment", "")
     try:
         if action == "approve":
-            services.approve_run(actor, run, comment=comment, request=request)
+            services.approve_run(actor=actor, run=run, comment=comment, request=request)
             messages.success(request, f"Run #{run.pk} approved; it is being applied.")
         elif action == "reject":
-            services.reject_run(actor, run, comment=comment, request=request)
+            services.reject_run(actor=actor, run=run, comment=comment, request=request)
             messages.success(request, f"Run #{run.pk} rejected; nothing was applied.")
         elif action == "cancel":
-            services.cancel_run(actor, run, request=request)
+            services.cancel_run(actor=actor, run=run, request=request)
             messages.success(request, f"Run #{run.pk} is being cancelled.")
         elif action == "retry":
-            retry = services.retry_run(actor, run, request=request)
+            retry = services.retry_run(actor=actor, run=run, request=request)
             messages.success(request, f"Run #{retry.pk} queued as a retry of #{run.pk}.")
         else:
             raise Http404("Unknown action.")
@@ -173,10 +173,12 @@ def workspace_action_view(request: HttpRequest, workspace_id: int, action: str) 
     try:
         if action == "destroy":
             run = services.request_destroy(
-                actor, workspace, confirm_name=request.POST.get("confirm", ""), request=request
+                actor=actor, workspace=workspace, confirm_name=request.POST.get("confirm", ""), request=request
             )
         elif action == "plan":
-            run = services.queue_run(actor, workspace, kind=RunKind.APPLY, reason="Re-plan requested.", request=request)
+            run = services.queue_run(
+                actor=actor, workspace=workspace, kind=RunKind.APPLY, reason="Re-plan requested.", request=request
+            )
         else:
             raise Http404("Unknown action.")
     except ApplicationError as exc:
@@ -189,7 +191,9 @@ def workspace_action_view(request: HttpRequest, workspace_id: int, action: str) 
 def _extend(request: HttpRequest, actor: User, workspace: Workspace) -> HttpResponse:
     hours = request.POST.get("hours", "")
     try:
-        extended = services.extend_ttl(actor, workspace, hours=int(hours) if hours.isdigit() else 0, request=request)
+        extended = services.extend_ttl(
+            actor=actor, workspace=workspace, hours=int(hours) if hours.isdigit() else 0, request=request
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -226,7 +230,7 @@ def _remove(request: HttpRequest, actor: User, workspace: Workspace, action: str
 def change_freeze_view(request: HttpRequest) -> HttpResponse:
     try:
         freeze = services.set_change_freeze(
-            authenticated(request.user),
+            actor=authenticated(request.user),
             active=request.POST.get("active") == "1",
             reason=request.POST.get("reason", ""),
             request=request,

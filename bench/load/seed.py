@@ -78,7 +78,7 @@ def seed_users(users_per_team: int) -> tuple[dict[str, Team], list[LoadUser], di
             user.set_unusable_password()  # never logs in: the session below is what a login would have made
             user.save(update_fields=["password"])
             ensure_membership(user=user, team=team, role=Role.MANAGER if manager else Role.MEMBER)
-            _, token = create_api_token(user, name="load-test")
+            _, token = create_api_token(actor=user, name="load-test")
             users.append(LoadUser(username, slug, session_for(user), token, manager))
             first.setdefault(slug, user)
     return teams, users, first
@@ -147,7 +147,13 @@ def seed(*, users_per_team: int, launches_per_team: int) -> Seed:
     runs: list[int] = []
     for slug, team in teams.items():
         for index in range(launches_per_team):
-            result = launch_template(first[slug], team, version, {"experiment_name": f"seed-{index}"}, f"seed-{index}")
+            result = launch_template(
+                actor=first[slug],
+                team=team,
+                version=version,
+                params={"experiment_name": f"seed-{index}"},
+                name=f"seed-{index}",
+            )
             runs.append(result.run.pk)
     templates = list(TemplateVersion.objects.filter(lifecycle="published").values_list("template__slug", flat=True))
     return Seed(

@@ -45,7 +45,7 @@ def test_restrict_scopes_by_role(vision: Team, nlp: Team, alice: Any, mark: Any)
 def test_acting_in_another_team_is_one_403_not_a_member(bob: Any, vision: Team) -> None:
     with pytest.raises(NotAMember) as refused:
         services.request_cluster(
-            bob, vision, name="x", region="us-east-1", instance_type="g5.xlarge", node_count=1,
+            actor=bob, team=vision, name="x", region="us-east-1", instance_type="g5.xlarge", node_count=1,
             purchase_option=PurchaseOption.ON_DEMAND,
         )  # fmt: skip
 

@@ -27,7 +27,7 @@ def bearer(raw: str) -> APIClient:
 
 
 def test_token_is_stored_only_as_a_digest(alice: Any) -> None:
-    token, raw = create_api_token(alice, name="ci")
+    token, raw = create_api_token(actor=alice, name="ci")
 
     assert raw.startswith("pvd_")
     stored = ApiToken.objects.get(pk=token.pk)
@@ -37,7 +37,7 @@ def test_token_is_stored_only_as_a_digest(alice: Any) -> None:
 
 
 def test_bearer_token_authenticates_api_calls(alice: Any) -> None:
-    _, raw = create_api_token(alice, name="ci")
+    _, raw = create_api_token(actor=alice, name="ci")
 
     response = bearer(raw).get("/api/v1/me")
 
@@ -49,8 +49,8 @@ def test_bearer_token_authenticates_api_calls(alice: Any) -> None:
 
 
 def test_revoked_token_is_refused(alice: Any) -> None:
-    token, raw = create_api_token(alice, name="ci")
-    revoke_api_token(alice, token_id=token.pk)
+    token, raw = create_api_token(actor=alice, name="ci")
+    revoke_api_token(actor=alice, token_id=token.pk)
 
     response = bearer(raw).get("/api/v1/me")
 
@@ -59,14 +59,14 @@ def test_revoked_token_is_refused(alice: Any) -> None:
 
 
 def test_expired_token_is_refused(alice: Any) -> None:
-    token, raw = create_api_token(alice, name="ci", expires_at=timezone.now() + timedelta(minutes=5))
+    token, raw = create_api_token(actor=alice, name="ci", expires_at=timezone.now() + timedelta(minutes=5))
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
 
     assert bearer(raw).get("/api/v1/me").status_code == 401
 
 
 def test_token_of_a_deactivated_user_is_refused(alice: Any) -> None:
-    _, raw = create_api_token(alice, name="ci")
+    _, raw = create_api_token(actor=alice, name="ci")
     alice.is_active = False
     alice.save()
 
@@ -83,8 +83,8 @@ def test_malformed_or_unknown_bearer_header_is_refused(db: None, header: str) ->
 
 
 def test_token_creation_and_revocation_are_audited(alice: Any) -> None:
-    token, _ = create_api_token(alice, name="laptop")
-    revoke_api_token(alice, token_id=token.pk)
+    token, _ = create_api_token(actor=alice, name="laptop")
+    revoke_api_token(actor=alice, token_id=token.pk)
 
     verbs = list(AuditEvent.objects.filter(actor=alice).order_by("id").values_list("verb", flat=True))
     assert verbs == ["token.created", "token.revoked"]
@@ -105,7 +105,7 @@ def test_api_returns_the_secret_once_and_lists_without_it(api: APIClient, alice:
 
 
 def test_user_cannot_revoke_someone_elses_token(api: APIClient, alice: Any, bob: Any) -> None:
-    token, raw = create_api_token(bob, name="bobs")
+    token, raw = create_api_token(actor=bob, name="bobs")
     api.force_authenticate(alice)
 
     response = api.post(f"/api/v1/tokens/{token.pk}/revoke")
@@ -137,7 +137,7 @@ def test_tokens_page_rejects_an_empty_name_with_a_form_error(client: Client, ali
 
 
 def test_revoke_from_the_tokens_page(client: Client, alice: Any) -> None:
-    token, raw = create_api_token(alice, name="old")
+    token, raw = create_api_token(actor=alice, name="old")
     client.force_login(alice)
 
     client.post(reverse("accounts:revoke-token", args=[token.pk]))
@@ -167,7 +167,7 @@ def test_create_token_command_explains_an_unknown_user(db: None) -> None:
     "query", ["limit=99999999999999999999", "offset=99999999999999999999", "limit=abc", "offset=-1", "limit=0"]
 )
 def test_out_of_range_pagination_on_tokens_is_a_400_problem_not_a_500(alice: Any, query: str) -> None:
-    _, raw = create_api_token(alice, name="ci")
+    _, raw = create_api_token(actor=alice, name="ci")
 
     response = bearer(raw).get(f"/api/v1/tokens/?{query}")
 
@@ -178,7 +178,7 @@ def test_out_of_range_pagination_on_tokens_is_a_400_problem_not_a_500(alice: Any
 
 
 def test_unknown_ordering_field_on_tokens_is_refused_not_ignored(alice: Any) -> None:
-    _, raw = create_api_token(alice, name="ci")
+    _, raw = create_api_token(actor=alice, name="ci")
 
     refused = bearer(raw).get("/api/v1/tokens/?ordering=digest")
     ordered = bearer(raw).get("/api/v1/tokens/?ordering=-created_at,name")
@@ -190,7 +190,7 @@ def test_unknown_ordering_field_on_tokens_is_refused_not_ignored(alice: Any) -> 
 
 
 def test_token_create_refuses_a_json_value_of_the_wrong_type(alice: Any) -> None:
-    _, raw = create_api_token(alice, name="ci")
+    _, raw = create_api_token(actor=alice, name="ci")
 
     number_name = bearer(raw).post("/api/v1/tokens/", {"name": 0}, format="json")
     empty_expiry = bearer(raw).post("/api/v1/tokens/", {"name": "ci-2", "expires_at": ""}, format="json")
@@ -202,7 +202,7 @@ def test_token_create_refuses_a_json_value_of_the_wrong_type(alice: Any) -> None
 
 
 def test_api_bodies_are_json_only(alice: Any) -> None:
-    _, raw = create_api_token(alice, name="ci")
+    _, raw = create_api_token(actor=alice, name="ci")
 
     response = bearer(raw).post("/api/v1/tokens/", {"name": "form"}, format="multipart")
 

@@ -22,7 +22,14 @@ def test_record_stores_actor_team_verb_target_data_ip_and_time(alice: Any, visio
     request = RequestFactory().post("/x", REMOTE_ADDR="10.1.2.3", HTTP_USER_AGENT="pytest")
     before = timezone.now()
 
-    event = record(alice, vision, "team.renamed", vision, {"from": "Vision", "to": "CV"}, request)
+    event = record(
+        actor=alice,
+        team=vision,
+        verb="team.renamed",
+        target=vision,
+        data={"from": "Vision", "to": "CV"},
+        request=request,
+    )
 
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.actor == alice
@@ -149,7 +156,7 @@ def test_member_is_refused_by_the_audit_api(api: Any, alice: Any) -> None:
 def test_platform_admin_also_sees_events_without_a_team(api: Any, vision: Team) -> None:
     admin = member(vision, Role.ADMIN, is_superuser=True, is_staff=True)
     manager = member(vision, Role.MANAGER)
-    record(None, None, "auth.login_failed", data={"username": "x"})
+    record(actor=None, team=None, verb="auth.login_failed", data={"username": "x"})
 
     api.force_authenticate(admin)
     admin_verbs = [event["verb"] for event in api.get("/api/v1/audit-events/").json()["results"]]
@@ -162,7 +169,7 @@ def test_platform_admin_also_sees_events_without_a_team(api: Any, vision: Team) 
 
 def test_events_of_no_team_are_listed_with_a_null_team_as_the_schema_says(api: Any, vision: Team) -> None:
     admin = member(vision, Role.ADMIN, is_superuser=True, is_staff=True)
-    record(None, None, "auth.login_failed", data={"username": "x"})
+    record(actor=None, team=None, verb="auth.login_failed", data={"username": "x"})
     api.force_authenticate(admin)
 
     event = api.get("/api/v1/audit-events/", {"verb": "auth."}).json()["results"][0]

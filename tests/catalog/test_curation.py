@@ -53,7 +53,7 @@ def sandbox_version_data(version: str = "0.1.0") -> services.VersionData:
 
 def new_template(ada: Any, slug: str = "my-sandbox", **version: Any) -> TemplateVersion:
     data = services.TemplateData(slug=slug, name="My sandbox", summary="A sandbox.", tags=["sandbox"])
-    return services.create_template(ada, template=data, version=version.get("data") or sandbox_version_data())
+    return services.create_template(actor=ada, template=data, version=version.get("data") or sandbox_version_data())
 
 
 def test_sync_templates_loads_every_shipped_golden_path_published(synced: None) -> None:
@@ -75,7 +75,7 @@ def test_sync_templates_is_idempotent(synced: None) -> None:
 def test_sync_reports_a_changed_module_that_kept_its_version(synced: None) -> None:
     manifest = load_manifest(SANDBOX / "template.yaml")
     changed = manifest.__class__(**{**manifest.__dict__, "changelog": "edited without a version bump"})
-    report = services.sync_templates([changed])
+    report = services.sync_templates(manifests=[changed])
     assert report.conflicts
     assert "bump `version`" in report.conflicts[0]
     assert TemplateVersion.objects.get(template__slug="sandbox-experiment").changelog == manifest.changelog
@@ -83,7 +83,7 @@ def test_sync_reports_a_changed_module_that_kept_its_version(synced: None) -> No
 
 def test_every_shipped_version_passes_validation(synced: None) -> None:
     for version in TemplateVersion.objects.all():
-        report = services.validate_version(version)
+        report = services.validate_version(version=version)
         assert report.errors == [], (str(version), report.errors)
 
 
@@ -103,25 +103,25 @@ def test_members_and_managers_cannot_curate(alice: Any, mark: Any) -> None:
 def test_team_admin_curates_only_their_teams_templates(vision: Team, nlp: Team) -> None:
     team_admin = member(vision, Role.ADMIN)
     data = services.TemplateData(slug="vision-only", name="V", summary="s", owner_team=vision)
-    draft = services.create_template(team_admin, template=data, version=sandbox_version_data())
+    draft = services.create_template(actor=team_admin, template=data, version=sandbox_version_data())
     other = services.TemplateData(slug="nlp-only", name="N", summary="s", owner_team=nlp)
     with pytest.raises(errors.CurationDenied):
-        services.create_template(team_admin, template=other, version=sandbox_version_data())
+        services.create_template(actor=team_admin, template=other, version=sandbox_version_data())
     assert draft.template.owner_team == vision
 
 
 def test_publish_deprecate_retire_and_illegal_moves(ada: Any) -> None:
     draft = new_template(ada)
-    published = services.publish_version(ada, draft)
+    published = services.publish_version(actor=ada, version=draft)
     assert published.lifecycle == Lifecycle.PUBLISHED
     assert published.published_at
     with pytest.raises(errors.LifecycleError):
-        services.retire_version(ada, published)
-    deprecated = services.deprecate_version(ada, published)
-    retired = services.retire_version(ada, deprecated)
+        services.retire_version(actor=ada, version=published)
+    deprecated = services.deprecate_version(actor=ada, version=published)
+    retired = services.retire_version(actor=ada, version=deprecated)
     assert retired.lifecycle == Lifecycle.RETIRED
     with pytest.raises(errors.LifecycleError):
-        services.publish_version(ada, retired)
+        services.publish_version(actor=ada, version=retired)
     verbs = list(AuditEvent.objects.filter(actor=ada).values_list("verb", flat=True).order_by("id"))
     assert verbs == ["template.created", "template.published", "template.deprecated", "template.retired"]
 
@@ -135,7 +135,7 @@ def test_publish_refuses_an_invalid_draft_and_says_why(ada: Any) -> None:
     }
     draft = new_template(ada, data=data)
     with pytest.raises(errors.VersionValidationFailed, match="No Terraform module"):
-        services.publish_version(ada, draft)
+        services.publish_version(actor=ada, version=draft)
     assert TemplateVersion.objects.get(pk=draft.pk).lifecycle == Lifecycle.DRAFT
 
 
@@ -145,46 +145,48 @@ def test_validation_reports_a_schema_property_without_a_terraform_variable(ada: 
         **data.parameters_schema,
         "properties": {**data.parameters_schema["properties"], "ghost": {"type": "integer"}},
     }
-    report = services.validate_version(new_template(ada, data=data))
+    report = services.validate_version(version=new_template(ada, data=data))
     assert any("ghost" in problem for problem in report.errors)
 
 
 def test_published_content_is_frozen(ada: Any) -> None:
-    version = services.publish_version(ada, new_template(ada))
+    version = services.publish_version(actor=ada, version=new_template(ada))
     with pytest.raises(errors.LifecycleError):
-        services.update_draft(ada, version, sandbox_version_data())
+        services.update_draft(actor=ada, version=version, data=sandbox_version_data())
     version.changelog = "sneaky edit"
     with pytest.raises(VersionFrozenError):
         version.save()
 
 
 def test_new_version_copies_the_newest_and_bumps_the_patch(ada: Any) -> None:
-    published = services.publish_version(ada, new_template(ada))
-    draft = services.create_draft_version(ada, published.template)
+    published = services.publish_version(actor=ada, version=new_template(ada))
+    draft = services.create_draft_version(actor=ada, template=published.template)
     assert draft.version == "0.1.1"
     assert draft.parameters_schema == published.parameters_schema
     assert draft.lifecycle == Lifecycle.DRAFT
 
 
 def test_diff_shows_what_changed_between_versions(ada: Any) -> None:
-    published = services.publish_version(ada, new_template(ada))
-    draft = services.create_draft_version(ada, published.template)
+    published = services.publish_version(actor=ada, version=new_template(ada))
+    draft = services.create_draft_version(actor=ada, template=published.template)
     data = sandbox_version_data(version=draft.version)
     data.max_ttl_hours = 12
-    services.update_draft(ada, draft, data)
-    diff = "\n".join(services.diff_versions(published, TemplateVersion.objects.get(pk=draft.pk)))
+    services.update_draft(actor=ada, version=draft, data=data)
+    diff = "\n".join(services.diff_versions(old=published, new=TemplateVersion.objects.get(pk=draft.pk)))
     assert '-  "max_ttl_hours": 48' in diff
     assert '+  "max_ttl_hours": 12' in diff
 
 
 def test_deprecated_version_hides_from_launch_but_workspaces_keep_it(ada: Any, alice: Any, vision: Team) -> None:
-    version = services.publish_version(ada, new_template(ada))
+    version = services.publish_version(actor=ada, version=new_template(ada))
     workspace = WorkspaceFactory(team=vision, template_version=version)
-    services.deprecate_version(ada, version)
+    services.deprecate_version(actor=ada, version=version)
     workspace.refresh_from_db()
     assert workspace.template_version.lifecycle == Lifecycle.DEPRECATED
     with pytest.raises(errors.VersionNotLaunchable):
-        services.launch_template(alice, vision, TemplateVersion.objects.get(pk=version.pk), {}, "too-late")
+        services.launch_template(
+            actor=alice, team=vision, version=TemplateVersion.objects.get(pk=version.pk), params={}, name="too-late"
+        )
     assert Workspace.objects.count() == 1
 
 
@@ -199,10 +201,10 @@ def _zip(files: dict[str, str]) -> bytes:
 def test_uploaded_module_archive_becomes_the_drafts_module(ada: Any, settings: Any, tmp_path: Path) -> None:
     settings.DATA_DIR = tmp_path
     files = {f"module/{path.name}": path.read_text() for path in SANDBOX.glob("*.tf")}
-    draft = services.attach_module_archive(ada, new_template(ada), name="module.zip", data=_zip(files))
+    draft = services.attach_module_archive(actor=ada, version=new_template(ada), name="module.zip", data=_zip(files))
     assert Path(draft.module_path).is_dir()
     assert Path(draft.module_path).is_relative_to(tmp_path)
-    assert services.validate_version(draft).errors == []
+    assert services.validate_version(version=draft).errors == []
 
 
 @pytest.mark.parametrize(
@@ -219,7 +221,7 @@ def test_bad_module_archives_are_rejected(
     settings.DATA_DIR = tmp_path
     draft = new_template(ada)
     with pytest.raises(errors.ModuleArchiveRejected, match=message):
-        services.attach_module_archive(ada, draft, name="m.zip", data=_zip(files))
+        services.attach_module_archive(actor=ada, version=draft, name="m.zip", data=_zip(files))
     assert TemplateVersion.objects.get(pk=draft.pk).module_path == "infra/templates/sandbox-experiment"
 
 
@@ -232,7 +234,7 @@ def test_tar_archives_with_links_are_rejected(ada: Any, settings: Any, tmp_path:
         link.linkname = "/etc/passwd"
         archive.addfile(link)
     with pytest.raises(errors.ModuleArchiveRejected, match="link"):
-        services.attach_module_archive(ada, new_template(ada), name="m.tar.gz", data=buffer.getvalue())
+        services.attach_module_archive(actor=ada, version=new_template(ada), name="m.tar.gz", data=buffer.getvalue())
 
 
 # --- API ----------------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def nothing_created() -> bool:
 
 
 def test_launch_requests_a_cluster_with_the_parameters(alice: Any, vision: Team, version: Any) -> None:
-    result = launch_template(alice, vision, version, GOOD, "train-box")
+    result = launch_template(actor=alice, team=vision, version=version, params=GOOD, name="train-box")
 
     cluster = Cluster.objects.get()
     assert result.cluster == cluster
@@ -87,19 +87,21 @@ def test_launch_requests_a_cluster_with_the_parameters(alice: Any, vision: Team,
 def test_max_hours_defaults_to_the_team_limit(alice: Any, vision: Team, version: Any, settings: Any) -> None:
     settings.DEFAULT_MAX_CLUSTER_HOURS = 24
     params = {k: v for k, v in GOOD.items() if k != "max_hours"}
-    assert launch_template(alice, vision, version, params, "no-limit").cluster.max_hours == 24  # type: ignore[union-attr]
+    result = launch_template(actor=alice, team=vision, version=version, params=params, name="no-limit")
+    assert result.cluster is not None
+    assert result.cluster.max_hours == 24
 
 
 def test_over_quota_is_refused_and_nothing_is_created(alice: Any, vision: Team, version: Any, settings: Any) -> None:
     settings.DEFAULT_GPU_QUOTA = 1
     with pytest.raises(QuotaExceeded):
-        launch_template(alice, vision, version, GOOD, "too-big")
+        launch_template(actor=alice, team=vision, version=version, params=GOOD, name="too-big")
     assert nothing_created()
 
 
 def test_schema_errors_are_invalid_parameters(alice: Any, vision: Team, version: Any) -> None:
     with pytest.raises(InvalidParameters) as caught:
-        launch_template(alice, vision, version, {**GOOD, "node_count": 99}, "too-many")
+        launch_template(actor=alice, team=vision, version=version, params={**GOOD, "node_count": 99}, name="too-many")
     assert "node_count" in caught.value.extra["errors"]
     assert nothing_created()
 

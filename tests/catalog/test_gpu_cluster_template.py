@@ -54,7 +54,7 @@ def cluster_draft(
     change(schema)
     data = services.TemplateData(slug="my-gpus", name="My GPUs", summary="GPUs.", kind=TemplateKind.GPU_CLUSTER)
     version = services.VersionData(parameters_schema=schema, ui_schema={}, price_model=shipped.price_model)
-    return services.create_template(ada, template=data, version=version)
+    return services.create_template(actor=ada, template=data, version=version)
 
 
 # --- Sync and validation --------------------------------------------------------------------------------------
@@ -68,14 +68,14 @@ def test_sync_publishes_the_gpu_cluster_template_without_a_module(shipped: Templ
 
 
 def test_the_shipped_version_passes_validation(shipped: TemplateVersion) -> None:
-    report = services.validate_version(shipped)
+    report = services.validate_version(version=shipped)
     assert report.ok, report.errors
 
 
 def test_a_copy_of_the_shipped_schema_validates_and_publishes(ada: Any, shipped: TemplateVersion) -> None:
     draft = cluster_draft(ada, shipped)
-    assert services.validate_version(draft).errors == []
-    assert services.publish_version(ada, draft).lifecycle == Lifecycle.PUBLISHED
+    assert services.validate_version(version=draft).errors == []
+    assert services.publish_version(actor=ada, version=draft).lifecycle == Lifecycle.PUBLISHED
 
 
 BAD: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
@@ -127,10 +127,10 @@ def test_validation_refuses_a_schema_a_cluster_request_would_not_take(
     ada: Any, shipped: TemplateVersion, label: str, change: Callable[[dict[str, Any]], object], message: str
 ) -> None:
     draft = cluster_draft(ada, shipped, change)
-    report = services.validate_version(draft)
+    report = services.validate_version(version=draft)
     assert any(message in problem for problem in report.errors), report.errors
     with pytest.raises(errors.VersionValidationFailed):
-        services.publish_version(ada, draft)
+        services.publish_version(actor=ada, version=draft)
 
 
 def test_an_idle_window_setting_validates_and_reaches_the_cluster(
@@ -141,9 +141,9 @@ def test_an_idle_window_setting_validates_and_reaches_the_cluster(
         schema["properties"]["idle_window_minutes"] = window
 
     draft = cluster_draft(ada, shipped, stricter)
-    assert services.validate_version(draft).errors == []
-    published = services.publish_version(ada, draft)
-    result = services.launch_template(alice, vision, published, {}, "strict-gpus")
+    assert services.validate_version(version=draft).errors == []
+    published = services.publish_version(actor=ada, version=draft)
+    result = services.launch_template(actor=alice, team=vision, version=published, params={}, name="strict-gpus")
     assert result.cluster is not None
     assert result.cluster.idle_window_minutes == 15
 
@@ -152,7 +152,7 @@ def test_validation_refuses_a_module_on_a_cluster_template(ada: Any, shipped: Te
     draft = cluster_draft(ada, shipped)
     draft.module_path = "infra/templates/sandbox-experiment"
     draft.save()
-    errors_found = services.validate_version(draft).errors
+    errors_found = services.validate_version(version=draft).errors
     assert any("A GPU cluster template has no Terraform module" in problem for problem in errors_found)
 
 
@@ -165,15 +165,15 @@ def test_a_module_upload_for_a_cluster_template_is_refused(
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("main.tf", 'variable "paved_team" { type = string }\n')
     with pytest.raises(errors.ModuleArchiveRejected, match="GPU cluster template: it has no Terraform module"):
-        services.attach_module_archive(ada, draft, name="module.zip", data=buffer.getvalue())
+        services.attach_module_archive(actor=ada, version=draft, name="module.zip", data=buffer.getvalue())
     assert TemplateVersion.objects.get(pk=draft.pk).module_path == ""
 
 
 def test_terraform_templates_still_need_a_module(ada: Any, shipped: TemplateVersion) -> None:
     data = services.TemplateData(slug="no-module", name="No module", summary="s.")
-    draft = services.create_template(ada, template=data, version=services.VersionData())
+    draft = services.create_template(actor=ada, template=data, version=services.VersionData())
     assert "No Terraform module: pick a module folder or upload a module archive." in (
-        services.validate_version(draft).errors
+        services.validate_version(version=draft).errors
     )
 
 

@@ -34,7 +34,7 @@ def nothing_created() -> bool:
 
 
 def test_launch_creates_workspace_and_queued_run_with_snapshot(alice: Any, vision: Team, version: Any) -> None:
-    result = launch_template(alice, vision, version, GOOD, "my-sweep")
+    result = launch_template(actor=alice, team=vision, version=version, params=GOOD, name="my-sweep")
 
     workspace = Workspace.objects.get()
     run = Run.objects.get()
@@ -51,22 +51,22 @@ def test_launch_creates_workspace_and_queued_run_with_snapshot(alice: Any, visio
 
 
 def test_publishing_a_new_version_leaves_existing_workspaces_pinned(alice: Any, vision: Team, version: Any) -> None:
-    launch_template(alice, vision, version, GOOD, "pinned")
+    launch_template(actor=alice, team=vision, version=version, params=GOOD, name="pinned")
     TemplateVersionFactory(template=version.template, version="2.0.0")
     assert Workspace.objects.get().template_version == version
 
 
 def test_duplicate_workspace_name_in_a_team_is_refused(alice: Any, vision: Team, version: Any) -> None:
-    launch_template(alice, vision, version, GOOD, "taken")
+    launch_template(actor=alice, team=vision, version=version, params=GOOD, name="taken")
     with pytest.raises(errors.WorkspaceNameTaken, match="already has a workspace named 'taken'"):
-        launch_template(alice, vision, version, GOOD, "taken")
+        launch_template(actor=alice, team=vision, version=version, params=GOOD, name="taken")
     assert Workspace.objects.count() == 1
     assert Run.objects.count() == 1
 
 
 def test_same_name_in_another_team_is_fine(alice: Any, bob: Any, vision: Team, nlp: Team, version: Any) -> None:
-    launch_template(alice, vision, version, GOOD, "shared-name")
-    launch_template(bob, nlp, version, GOOD, "shared-name")
+    launch_template(actor=alice, team=vision, version=version, params=GOOD, name="shared-name")
+    launch_template(actor=bob, team=nlp, version=version, params=GOOD, name="shared-name")
     assert Workspace.objects.count() == 2
 
 
@@ -74,13 +74,13 @@ def test_same_name_in_another_team_is_fine(alice: Any, bob: Any, vision: Team, n
 def test_only_published_versions_launch(alice: Any, vision: Team, lifecycle: str) -> None:
     version = TemplateVersionFactory(lifecycle=lifecycle)
     with pytest.raises(errors.VersionNotLaunchable, match=lifecycle):
-        launch_template(alice, vision, version, GOOD, "nope")
+        launch_template(actor=alice, team=vision, version=version, params=GOOD, name="nope")
     assert nothing_created()
 
 
 def test_member_cannot_launch_into_another_team(alice: Any, nlp: Team, version: Any) -> None:
     with pytest.raises(errors.TemplateNotVisible):
-        launch_template(alice, nlp, version, GOOD, "sneaky")
+        launch_template(actor=alice, team=nlp, version=version, params=GOOD, name="sneaky")
     assert nothing_created()
 
 
@@ -89,19 +89,19 @@ def test_template_shared_with_other_teams_only_cannot_be_launched(alice: Any, vi
     template.visible_to.set([nlp])
     version = TemplateVersionFactory(template=template)
     with pytest.raises(errors.TemplateNotVisible):
-        launch_template(alice, vision, version, GOOD, "hidden")
+        launch_template(actor=alice, team=vision, version=version, params=GOOD, name="hidden")
 
 
 @pytest.mark.parametrize("name", ["ab", "UPPER", "has space", "-dash-first", "x" * 41, "semi;colon"])
 def test_bad_workspace_names_are_refused(alice: Any, vision: Team, version: Any, name: str) -> None:
     with pytest.raises(errors.InvalidWorkspaceName):
-        launch_template(alice, vision, version, GOOD, name)
+        launch_template(actor=alice, team=vision, version=version, params=GOOD, name=name)
     assert nothing_created()
 
 
 def test_ttl_above_the_template_maximum_is_refused(alice: Any, vision: Team, version: Any) -> None:
     with pytest.raises(errors.InvalidTtl, match="at most 72 hours"):
-        launch_template(alice, vision, version, GOOD, "long-lived", ttl_hours=73)
+        launch_template(actor=alice, team=vision, version=version, params=GOOD, name="long-lived", ttl_hours=73)
     assert nothing_created()
 
 
@@ -123,7 +123,7 @@ def test_bad_parameters_are_refused_and_nothing_is_created(
     alice: Any, vision: Team, version: Any, params: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(InvalidParameters) as caught:
-        launch_template(alice, vision, version, params, "bad-params")
+        launch_template(actor=alice, team=vision, version=version, params=params, name="bad-params")
     assert field in caught.value.extra["errors"]
     assert nothing_created()
     assert not AuditEvent.objects.filter(verb="workspace.launched").exists()

@@ -130,7 +130,7 @@ def test_a_verdict_older_than_the_ttl_is_checked_again(terraform_calls: Path, sy
     aged = first.checked_at + timedelta(seconds=settings.PROVIDER_CHECK_TTL_SECONDS, microseconds=1)
 
     for slug in sorted(AWS_PATHS):  # the first finds the verdict aged past the TTL; the re-check's is fresh
-        check_providers(shipped(slug), now=aged)
+        check_providers(version=shipped(slug), now=aged)
 
     assert len(inits(terraform_calls)) == 2
     assert ProviderCheck.objects.count() == 1  # the set's one row, refreshed
@@ -140,11 +140,11 @@ def test_a_provider_mirror_in_the_cli_configuration_makes_the_module_available(
     terraform_calls: Path, no_mirror: Path, settings: Any, tmp_path: Path
 ) -> None:
     version = fake_provider_version(tmp_path)
-    check_providers(version)
+    check_providers(version=version)
     assert "paved/fake" in version.providers_problem
 
     settings.TERRAFORM_CLI_CONFIG_FILE = str(fake_provider_mirror(tmp_path))
-    check_providers(version)
+    check_providers(version=version)
 
     assert len(inits(terraform_calls)) == 2
     assert version.providers_problem == ""
@@ -196,7 +196,7 @@ def test_an_unresponsive_mirror_is_bounded_by_the_check_timeout(
     settings.PROVIDER_CHECK_TIMEOUT_SECONDS = 3
     version = fake_provider_version(tmp_path)
 
-    check_providers(version)
+    check_providers(version=version)
 
     assert "terraform init ran longer than 3 s" in version.providers_problem
     assert silent_server.held  # init did reach the mirror, and was cut off waiting for it

@@ -214,8 +214,8 @@ def test_a_manifest_and_the_catalogs_copy_are_the_same_version_data(db: None) ->
     for manifest in discover_manifests(TEMPLATES):
         stored = TemplateVersion.objects.get(template__slug=manifest.slug, version=manifest.version)
         module_path = "" if manifest.module_dir is None else str(manifest.module_dir.relative_to(ROOT))
-        assert services.version_data_of(stored) == manifest.version_data(module_path), manifest.slug
-        assert services.validate_version(stored).errors == []
+        assert services.version_data_of(version=stored) == manifest.version_data(module_path), manifest.slug
+        assert services.validate_version(version=stored).errors == []
 
 
 FREE_TEXT_BACKSTAGE = textwrap.dedent(
@@ -240,9 +240,9 @@ def test_a_backstage_import_a_manifest_and_the_editor_get_the_same_findings(
     ada: Any, tmp_path: Path, settings: Any
 ) -> None:
     imported = import_backstage_template(FREE_TEXT_BACKSTAGE)
-    draft = services.create_template_from_backstage(ada, imported, owner_team=None)
-    services.attach_module_folder(ada, draft, folder="infra/templates/sandbox-experiment")
-    from_import = services.validate_version(TemplateVersion.objects.get(pk=draft.pk))
+    draft = services.create_template_from_backstage(actor=ada, imported=imported, owner_team=None)
+    services.attach_module_folder(actor=ada, version=draft, folder="infra/templates/sandbox-experiment")
+    from_import = services.validate_version(version=TemplateVersion.objects.get(pk=draft.pk))
 
     data = sandbox_manifest_data()
     data.update(slug="contract-demo", version="0.1.0", parameters=imported.parameters, ui=imported.ui)
@@ -250,11 +250,11 @@ def test_a_backstage_import_a_manifest_and_the_editor_get_the_same_findings(
     manifest = load_manifest(write_template(tmp_path, data))
 
     edited = services.create_template(
-        ada,
+        actor=ada,
         template=services.TemplateData(slug="contract-edit", name="Edited", summary="By hand."),
         version=manifest.version_data("infra/templates/sandbox-experiment"),
     )
-    from_editor = services.validate_version(edited)
+    from_editor = services.validate_version(version=edited)
 
     notes = "Parameters schema: 'notes' is free text (no enum, pattern or format): it reaches Terraform as-is; "
     assert from_import.errors == from_editor.errors == []
@@ -278,9 +278,11 @@ def test_a_bad_parameter_is_refused_with_the_same_sentence_by_the_loader_and_by_
         parameters_schema=data["parameters"], ui_schema=data["ui"], module_path="infra/templates/sandbox-experiment"
     )
     draft = services.create_template(
-        ada, template=services.TemplateData(slug="contract-bad", name="Bad", summary="s."), version=version
+        actor=ada, template=services.TemplateData(slug="contract-bad", name="Bad", summary="s."), version=version
     )
-    assert f"Parameters schema: {str(refused.value).split(': ', 2)[2]}" in services.validate_version(draft).errors
+    assert (
+        f"Parameters schema: {str(refused.value).split(': ', 2)[2]}" in services.validate_version(version=draft).errors
+    )
 
 
 def test_the_backstage_import_renames_a_field_the_contract_reserves() -> None:
@@ -339,11 +341,11 @@ def test_the_engine_lays_out_the_module_with_the_platform_file_and_the_values(
     version = TemplateVersionFactory(template__slug="sandbox-copy", module_path="infra/templates/sandbox-experiment")
     run = RunFactory(workspace=WorkspaceFactory(template_version=version, name="ws-7"), state=RunState.QUEUED)
 
-    workdir, _ = prepare_workdir(run)
+    workdir, _ = prepare_workdir(run=run)
 
-    assert workdir == work_dir(run) == run_dir(run) / "templates" / "module"
+    assert workdir == work_dir(run=run) == run_dir(run=run) / "templates" / "module"
     assert (workdir / PLATFORM_FILE).read_text() == PLATFORM_VARIABLES_TF
-    assert (run_dir(run) / "modules" / "default-vpc" / "main.tf").is_file()
+    assert (run_dir(run=run) / "modules" / "default-vpc" / "main.tf").is_file()
     assert not (SANDBOX / PLATFORM_FILE).exists()  # the module itself is never modified
     values = json.loads((workdir / VAR_FILE).read_text())
     assert {name: values[name] for name in PLATFORM_VARIABLES} == {

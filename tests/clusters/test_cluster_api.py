@@ -40,14 +40,14 @@ def test_request_through_the_api_then_stop_start_extend_and_terminate(alice: Any
     assert created.status_code == 201, created.json()
     cluster_id = created.json()["id"]
     assert created.json()["state"] == "requested"
-    provision_cluster(cluster_id)  # what the worker does on commit
+    provision_cluster(cluster_pk=cluster_id)  # what the worker does on commit
     running = client.get(f"{URL}{cluster_id}/").json()
     nodes = client.get(f"{URL}{cluster_id}/nodes/").json()
     stopped = client.post(f"{URL}{cluster_id}/stop/")
     extended = client.post(f"{URL}{cluster_id}/extend/", {"hours": 4}, format="json")
     started = client.post(f"{URL}{cluster_id}/start/")
     refused = client.post(f"{URL}{cluster_id}/terminate/", {"confirm": "nope"}, format="json")
-    provision_cluster(cluster_id)
+    provision_cluster(cluster_pk=cluster_id)
     terminated = client.post(f"{URL}{cluster_id}/terminate/", {"confirm": "train"}, format="json")
 
     assert running["state"] == "running"

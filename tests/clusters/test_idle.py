@@ -59,7 +59,7 @@ def replay(node: Node, fixture: str, *, end: datetime, ticks: int | None = None,
         # The API's serializer hands the service a datetime; the agent sends ISO text.
         batch["sampled_at"] = datetime.fromisoformat(batch["sampled_at"])
         batches.append(batch)
-    ingest_telemetry(node, batches)
+    ingest_telemetry(node=node, batches=batches)
 
 
 def stop_through_state_machine(cluster: Cluster, reason: str) -> None:
@@ -82,7 +82,7 @@ def test_a_single_idle_gpu_over_the_whole_window_is_idle(now: datetime) -> None:
     cluster = running_cluster()
     replay(NodeFactory(cluster=cluster), IDLE_1GPU, end=now)  # 40 ticks x 10 s
 
-    assessment = idle_assessment(cluster, now=now)
+    assessment = idle_assessment(cluster=cluster, now=now)
 
     assert assessment.idle, assessment.reason
     assert assessment.idle_since == now - 39 * TICK
@@ -95,9 +95,9 @@ def test_busy_gpus_are_active_and_idle_since_is_the_first_idle_tick(now: datetim
     replay(NodeFactory(cluster=cluster, gpu_count=8), BUSY_THEN_IDLE_8GPU, end=now)
     last_busy_tick, first_idle_tick = now - 20 * TICK, now - 19 * TICK
 
-    during_busy = idle_assessment(cluster, now=last_busy_tick)
-    idle_part_too_short = idle_assessment(cluster, now=now - 10 * TICK)  # 90 s of idle, 2 min window
-    idle_part_covers_window = idle_assessment(cluster, now=now)
+    during_busy = idle_assessment(cluster=cluster, now=last_busy_tick)
+    idle_part_too_short = idle_assessment(cluster=cluster, now=now - 10 * TICK)  # 90 s of idle, 2 min window
+    idle_part_covers_window = idle_assessment(cluster=cluster, now=now)
 
     assert not during_busy.idle
     assert "utilization" in during_busy.reason
@@ -110,7 +110,7 @@ def test_a_real_idle_h100_is_idle(now: datetime) -> None:
     cluster = running_cluster(instance_type="p5.48xlarge", idle_window_minutes=4)
     replay(NodeFactory(cluster=cluster), H100_IDLE, end=now)  # 30 ticks, stamped 10 s apart
 
-    assessment = idle_assessment(cluster, now=now)
+    assessment = idle_assessment(cluster=cluster, now=now)
 
     assert assessment.idle, assessment.reason
     assert assessment.idle_since == now - 29 * TICK
@@ -126,8 +126,8 @@ def test_a_real_h100_training_run_is_active_and_idleness_starts_when_its_memory_
     replay(NodeFactory(cluster=cluster), H100_BUSY_THEN_IDLE, end=now)  # 45 ticks, stamped 10 s apart
     freed = now - 22 * TICK
 
-    during_training = idle_assessment(cluster, now=now - 30 * TICK)
-    after_exit = idle_assessment(cluster, now=now)
+    during_training = idle_assessment(cluster=cluster, now=now - 30 * TICK)
+    after_exit = idle_assessment(cluster=cluster, now=now)
 
     assert not during_training.idle
     assert "utilization 100%" in during_training.reason
@@ -142,7 +142,7 @@ def test_a_node_that_stopped_reporting_makes_the_cluster_unknown_not_idle(now: d
     silent: Node = NodeFactory(cluster=cluster)
     replay(silent, IDLE_1GPU, end=now - timedelta(seconds=150))  # half of the 5-minute window
 
-    assessment = idle_assessment(cluster, now=now)
+    assessment = idle_assessment(cluster=cluster, now=now)
 
     assert not assessment.idle
     assert assessment.idle_since is None
@@ -158,7 +158,7 @@ def test_memory_climbing_at_zero_utilization_is_activity(now: datetime) -> None:
 
     replay(NodeFactory(cluster=cluster), IDLE_1GPU, end=now, edit=climbing)
 
-    assessment = idle_assessment(cluster, now=now)
+    assessment = idle_assessment(cluster=cluster, now=now)
 
     assert not assessment.idle
     assert "memory changed" in assessment.reason
@@ -172,7 +172,7 @@ def test_a_process_with_flat_memory_and_no_utilization_still_counts_as_idle(now:
 
     replay(NodeFactory(cluster=cluster), IDLE_1GPU, end=now, edit=attached)
 
-    assessment = idle_assessment(cluster, now=now)
+    assessment = idle_assessment(cluster=cluster, now=now)
 
     assert assessment.idle
     assert "1 process(es) still attached" in assessment.reason
@@ -227,7 +227,7 @@ def test_a_snooze_holds_the_stop_until_it_expires_and_works_once(now: datetime, 
     replay(NodeFactory(cluster=cluster), IDLE_1GPU, end=now + timedelta(minutes=4), ticks=144)
     assert warn_or_stop_idle_clusters(now=now - timedelta(minutes=11), stop=stop_through_state_machine).warned
 
-    snooze_idle_stop(cluster.owner, cluster, minutes=1, reason="checkpoint upload still running")
+    snooze_idle_stop(actor=cluster.owner, cluster=cluster, minutes=1, reason="checkpoint upload still running")
     during = warn_or_stop_idle_clusters(now=now, stop=stop_through_state_machine)
     after = warn_or_stop_idle_clusters(now=now + timedelta(minutes=2), stop=stop_through_state_machine)
 
@@ -239,7 +239,7 @@ def test_a_snooze_holds_the_stop_until_it_expires_and_works_once(now: datetime, 
     assert cluster.snooze_used
     assert AuditEvent.objects.filter(verb="cluster.idle_snoozed", target_id=str(cluster.pk)).exists()
     with pytest.raises(SnoozeUsed) as second:
-        snooze_idle_stop(cluster.owner, cluster, minutes=1, reason="once more")
+        snooze_idle_stop(actor=cluster.owner, cluster=cluster, minutes=1, reason="once more")
     assert second.value.code == "snooze_already_used"
 
 
@@ -249,14 +249,18 @@ def test_snooze_is_bounded_needs_a_reason_and_a_right_to_it(now: datetime, setti
     teammate = member(cluster.team, Role.MEMBER)
 
     with pytest.raises(InvalidSnooze):
-        snooze_idle_stop(cluster.owner, cluster, minutes=settings.MAX_SNOOZE_MINUTES + 1, reason="long job")
+        snooze_idle_stop(
+            actor=cluster.owner, cluster=cluster, minutes=settings.MAX_SNOOZE_MINUTES + 1, reason="long job"
+        )
     with pytest.raises(InvalidSnooze):
-        snooze_idle_stop(cluster.owner, cluster, minutes=0, reason="long job")
+        snooze_idle_stop(actor=cluster.owner, cluster=cluster, minutes=0, reason="long job")
     with pytest.raises(InvalidSnooze):
-        snooze_idle_stop(cluster.owner, cluster, minutes=10, reason="  ")
+        snooze_idle_stop(actor=cluster.owner, cluster=cluster, minutes=10, reason="  ")
     with pytest.raises(SnoozeForbidden):
-        snooze_idle_stop(teammate, cluster, minutes=10, reason="not mine")
-    snoozed = snooze_idle_stop(manager, cluster, minutes=settings.MAX_SNOOZE_MINUTES, reason="demo at noon")
+        snooze_idle_stop(actor=teammate, cluster=cluster, minutes=10, reason="not mine")
+    snoozed = snooze_idle_stop(
+        actor=manager, cluster=cluster, minutes=settings.MAX_SNOOZE_MINUTES, reason="demo at noon"
+    )
     assert snoozed.snoozed_until is not None
 
 
@@ -265,7 +269,7 @@ def test_an_admin_override_skips_auto_stop_and_is_audited(now: datetime) -> None
     replay(NodeFactory(cluster=cluster), IDLE_1GPU, end=now)
     admin: Any = UserFactory(is_superuser=True)
 
-    override_autostop(admin, cluster, until=now + timedelta(days=1), reason="conference deadline")
+    override_autostop(actor=admin, cluster=cluster, until=now + timedelta(days=1), reason="conference deadline")
     report = warn_or_stop_idle_clusters(now=now, stop=stop_through_state_machine)
 
     assert report.warned == []
@@ -279,9 +283,9 @@ def test_only_admins_override_auto_stop_and_only_for_a_week(now: datetime) -> No
     admin: Any = UserFactory(is_superuser=True)
 
     with pytest.raises(AutostopOverrideForbidden):
-        override_autostop(cluster.owner, cluster, until=now + timedelta(hours=1), reason="please")
+        override_autostop(actor=cluster.owner, cluster=cluster, until=now + timedelta(hours=1), reason="please")
     with pytest.raises(InvalidAutostopOverride):
-        override_autostop(admin, cluster, until=now + timedelta(days=8), reason="a long time")
+        override_autostop(actor=admin, cluster=cluster, until=now + timedelta(days=8), reason="a long time")
     cluster.refresh_from_db()
     assert cluster.autostop_override_until is None
 
@@ -289,7 +293,7 @@ def test_only_admins_override_auto_stop_and_only_for_a_week(now: datetime) -> No
 def test_the_policy_clamps_a_cluster_past_the_admin_maximums(settings: Any) -> None:
     cluster = running_cluster(idle_window_minutes=settings.MAX_IDLE_WINDOW_MINUTES * 10, idle_threshold_pct=99.0)
 
-    policy = effective_idle_policy(cluster)
+    policy = effective_idle_policy(cluster=cluster)
 
     assert policy.window == timedelta(minutes=settings.MAX_IDLE_WINDOW_MINUTES)
     assert policy.threshold_pct == MAX_IDLE_THRESHOLD_PCT

@@ -25,9 +25,9 @@ def aws(settings: Any, moto_endpoint: str) -> str:
 
 
 def running(alice: Any, vision: Any, name: str, max_hours: int, ran_hours: float) -> Cluster:
-    cluster = request_cluster(alice, vision, name=name, region="us-east-1", instance_type="g5.xlarge",
+    cluster = request_cluster(actor=alice, team=vision, name=name, region="us-east-1", instance_type="g5.xlarge",
                               node_count=1, purchase_option="on_demand", max_hours=max_hours)  # fmt: skip
-    provision_cluster(cluster.pk)
+    provision_cluster(cluster_pk=cluster.pk)
     # The cluster has been running for `ran_hours`: move its clock back instead of waiting.
     Cluster.objects.filter(pk=cluster.pk).update(running_since=timezone.now() - timedelta(hours=ran_hours))
     cluster.refresh_from_db()
@@ -64,7 +64,7 @@ def test_a_cluster_over_its_max_hours_is_terminated_and_one_under_is_left(
 
 def test_stopped_time_does_not_count(alice: Any, vision: Any, aws: str) -> None:
     cluster = running(alice, vision, "paused", max_hours=2, ran_hours=1)
-    stop_cluster(alice, cluster)
+    stop_cluster(actor=alice, cluster=cluster)
     cluster.refresh_from_db()
 
     enforce_cluster_max_hours.apply()  # the beat task, run in-process

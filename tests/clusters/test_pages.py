@@ -46,7 +46,7 @@ def send_samples(node: Node, at: datetime, utilizations: list[float], memory_use
         }
         for index, utilization in enumerate(utilizations)
     ]
-    ingest_telemetry(node, [{"node": node.instance_id, "sampled_at": at, "gpus": gpus}])
+    ingest_telemetry(node=node, batches=[{"node": node.instance_id, "sampled_at": at, "gpus": gpus}])
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def request(actor: Any, team: Any, **overrides: Any) -> Cluster:
         "node_count": 2,
         "purchase_option": "on_demand",
     }
-    return request_cluster(actor, team, **{**fields, **overrides})
+    return request_cluster(actor=actor, team=team, **{**fields, **overrides})
 
 
 def instance_states(ec2_client: Any, instance_ids: list[str]) -> dict[str, str]:
@@ -66,7 +66,7 @@ def instance_states(ec2_client: Any, instance_ids: list[str]) -> dict[str, str]:
 
 
 def running_cluster(alice: Any, vision: Any, provider: Ec2Provider, **overrides: Any) -> Cluster:
-    cluster = provision_cluster(request(alice, vision, **overrides).pk, provider=provider)
+    cluster = provision_cluster(cluster_pk=request(alice, vision, **overrides).pk, provider=provider)
     assert cluster.state == ClusterState.RUNNING
     return cluster
 
@@ -78,7 +78,7 @@ def test_request_and_provision_on_demand_gives_running_tagged_nodes(
     assert cluster.state == ClusterState.REQUESTED
     assert cluster.hourly_price == 2 * price_for("g5.xlarge", "us-east-1", "on_demand")
 
-    cluster = provision_cluster(cluster.pk)  # provider built from settings (the moto endpoint)
+    cluster = provision_cluster(cluster_pk=cluster.pk)  # provider built from settings (the moto endpoint)
 
     assert cluster.state == ClusterState.RUNNING
     assert cluster.running_since is not None
@@ -123,7 +123,7 @@ def test_spot_with_fallback_runs_on_demand_and_says_so(alice: Any, vision: Any, 
 def test_plain_spot_without_capacity_fails_and_leaves_nothing(alice: Any, vision: Any, provider: Ec2Provider) -> None:
     inject(provider, "RunInstances", refuse_spot)
 
-    cluster = provision_cluster(request(alice, vision, purchase_option="spot").pk, provider=provider)
+    cluster = provision_cluster(cluster_pk=request(alice, vision, purchase_option="spot").pk, provider=provider)
 
     assert cluster.state == ClusterState.FAILED
     assert "No spot capacity for 2 x g5.xlarge" in cluster.state_reason
@@ -139,11 +139,11 @@ def test_throttling_is_raised_for_the_task_to_retry_and_fails_on_the_last_attemp
     cluster = request(alice, vision)
 
     with pytest.raises(CloudThrottled):
-        provision_cluster(cluster.pk, provider=provider, may_retry=True)
+        provision_cluster(cluster_pk=cluster.pk, provider=provider, may_retry=True)
     cluster.refresh_from_db()
     assert cluster.state == ClusterState.PROVISIONING
 
-    cluster = provision_cluster(cluster.pk, provider=provider, may_retry=False)
+    cluster = provision_cluster(cluster_pk=cluster.pk, provider=provider, may_retry=False)
     assert cluster.state == ClusterState.FAILED
     assert "throttling" in cluster.state_reason
 
@@ -151,7 +151,7 @@ def test_throttling_is_raised_for_the_task_to_retry_and_fails_on_the_last_attemp
 def test_provisioning_twice_launches_once(alice: Any, vision: Any, provider: Ec2Provider) -> None:
     cluster = running_cluster(alice, vision, provider)
 
-    again = provision_cluster(cluster.pk, provider=provider)
+    again = provision_cluster(cluster_pk=cluster.pk, provider=provider)
 
     assert again.state == ClusterState.RUNNING
     assert len(provider.find_tagged_instances(str(cluster.pk))) == 2
@@ -164,7 +164,7 @@ def test_stop_start_terminate_drive_the_instances(
     Cluster.objects.filter(pk=cluster.pk).update(running_since=timezone.now() - timedelta(hours=1))
     ids = list(cluster.nodes.values_list("instance_id", flat=True))
 
-    cluster = stop_cluster(alice, cluster, reason="lunch", provider=provider)
+    cluster = stop_cluster(actor=alice, cluster=cluster, reason="lunch", provider=provider)
     assert cluster.state == ClusterState.STOPPED
     assert cluster.running_since is None
     assert cluster.running_seconds >= 3600
@@ -172,15 +172,15 @@ def test_stop_start_terminate_drive_the_instances(
     assert set(cluster.nodes.values_list("state", flat=True)) == {NodeState.STOPPED}
     assert selectors.team_gpu_usage(vision) == 0
 
-    cluster = start_cluster(alice, cluster)
+    cluster = start_cluster(actor=alice, cluster=cluster)
     assert cluster.state == ClusterState.PROVISIONING
-    cluster = provision_cluster(cluster.pk, provider=provider)
+    cluster = provision_cluster(cluster_pk=cluster.pk, provider=provider)
     assert cluster.state == ClusterState.RUNNING
     assert cluster.running_since is not None
     assert set(instance_states(ec2_client, ids).values()) == {"running"}
     assert cluster.nodes.count() == 2
 
-    cluster = terminate_cluster(alice, cluster, provider=provider)
+    cluster = terminate_cluster(actor=alice, cluster=cluster, provider=provider)
     assert cluster.state == ClusterState.TERMINATED
     assert set(instance_states(ec2_client, ids).values()) == {"terminated"}
     assert set(cluster.nodes.values_list("state", flat=True)) == {NodeState.TERMINATED}
@@ -193,7 +193,7 @@ def test_stop_without_actor_is_the_system_stopping_an_idle_cluster(
 ) -> None:
     cluster = running_cluster(alice, vision, provider)
 
-    cluster = stop_cluster(None, cluster, reason="Idle for 30 minutes.", provider=provider)
+    cluster = stop_cluster(actor=None, cluster=cluster, reason="Idle for 30 minutes.", provider=provider)
 
     assert cluster.state == ClusterState.STOPPED
     assert cluster.state_reason == "Idle for 30 minutes."
@@ -207,7 +207,7 @@ def test_someone_outside_the_team_cannot_stop_a_cluster(
     cluster = running_cluster(alice, vision, provider)
 
     with pytest.raises(NotAMember):
-        stop_cluster(bob, cluster, provider=provider)
+        stop_cluster(actor=bob, cluster=cluster, provider=provider)
     cluster.refresh_from_db()
     assert cluster.state == ClusterState.RUNNING
 
@@ -215,10 +215,10 @@ def test_someone_outside_the_team_cannot_stop_a_cluster(
 def test_terminating_a_requested_cluster_makes_provisioning_a_no_op(
     alice: Any, vision: Any, provider: Ec2Provider
 ) -> None:
-    cluster = terminate_cluster(alice, request(alice, vision), provider=provider)
+    cluster = terminate_cluster(actor=alice, cluster=request(alice, vision), provider=provider)
     assert cluster.state == ClusterState.TERMINATED
 
-    assert provision_cluster(cluster.pk, provider=provider).state == ClusterState.TERMINATED
+    assert provision_cluster(cluster_pk=cluster.pk, provider=provider).state == ClusterState.TERMINATED
     assert provider.find_tagged_instances() == []
 
 
@@ -283,7 +283,7 @@ def test_reconcile_follows_a_spot_interruption_that_stops_a_node_and_its_restart
 def test_reconcile_fails_a_stopped_cluster_whose_instances_are_gone(
     alice: Any, vision: Any, provider: Ec2Provider, ec2_client: Any
 ) -> None:
-    cluster = stop_cluster(alice, running_cluster(alice, vision, provider), provider=provider)
+    cluster = stop_cluster(actor=alice, cluster=running_cluster(alice, vision, provider), provider=provider)
     ec2_client.terminate_instances(InstanceIds=list(cluster.nodes.values_list("instance_id", flat=True)))
 
     report = reconcile_clusters(provider=provider)

@@ -50,7 +50,7 @@ def test_admin_sets_a_quota_with_an_idle_policy_and_new_clusters_follow_it(
          "idle_threshold_pct": "10"},
         follow=True,
     )  # fmt: skip
-    cluster = request_cluster(alice, vision, name="a", region="us-east-1", instance_type="g5.xlarge",
+    cluster = request_cluster(actor=alice, team=vision, name="a", region="us-east-1", instance_type="g5.xlarge",
                               node_count=1, purchase_option="spot")  # fmt: skip
 
     assert "Quota of team vision saved" in response.content.decode()
@@ -60,10 +60,10 @@ def test_admin_sets_a_quota_with_an_idle_policy_and_new_clusters_follow_it(
 
 
 def test_a_request_may_shorten_the_idle_window_but_not_lengthen_it(alice: Any, vision: Team) -> None:
-    shorter = request_cluster(alice, vision, name="strict", region="us-east-1", instance_type="g5.xlarge",
+    shorter = request_cluster(actor=alice, team=vision, name="strict", region="us-east-1", instance_type="g5.xlarge",
                               node_count=1, purchase_option="spot", idle_window_minutes=10)  # fmt: skip
     with pytest.raises(InvalidIdleWindow, match="stricter, not looser"):
-        request_cluster(alice, vision, name="lax", region="us-east-1", instance_type="g5.xlarge",
+        request_cluster(actor=alice, team=vision, name="lax", region="us-east-1", instance_type="g5.xlarge",
                         node_count=1, purchase_option="spot", idle_window_minutes=600)  # fmt: skip
     assert shorter.idle_window_minutes == 10
 
@@ -101,4 +101,4 @@ def test_admin_grants_a_time_boxed_exception_from_the_page(admin_client: Client,
 def test_set_team_quota_refuses_a_threshold_over_the_admin_bound(vision: Team) -> None:
     admin = UserFactory(is_superuser=True)
     with pytest.raises(InvalidQuota, match="at most 50%"):
-        set_team_quota(admin, vision, 8, 12, idle_threshold_pct=90)
+        set_team_quota(actor=admin, team=vision, max_gpus=8, max_cluster_hours=12, idle_threshold_pct=90)

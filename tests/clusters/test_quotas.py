@@ -36,7 +36,7 @@ def request(actor: Any, team: Any, **overrides: Any) -> Cluster:
         "node_count": 2,
         "purchase_option": "on_demand",
     }
-    return request_cluster(actor, team, **{**fields, **overrides})
+    return request_cluster(actor=actor, team=team, **{**fields, **overrides})
 
 
 def test_usage_counts_clusters_holding_gpus_not_stopped_or_finished_ones(vision: Any) -> None:
@@ -89,17 +89,17 @@ def test_instance_type_limit_caps_nodes_of_that_type(alice: Any, vision: Any) ->
 def test_quota_exception_raises_the_limit_until_it_expires(admin: Any, vision: Any, settings: Any) -> None:
     settings.DEFAULT_GPU_QUOTA = 2
     with pytest.raises(QuotaExceeded):
-        check_cluster_request(vision, "g5.xlarge", 4, 1)
+        check_cluster_request(team=vision, instance_type="g5.xlarge", node_count=4, gpus_per_node=1)
 
-    exception = grant_quota_exception(admin, vision, 2, "NeurIPS deadline", hours=48)
+    exception = grant_quota_exception(actor=admin, team=vision, extra_gpus=2, reason="NeurIPS deadline", hours=48)
 
-    check_cluster_request(vision, "g5.xlarge", 4, 1)
+    check_cluster_request(team=vision, instance_type="g5.xlarge", node_count=4, gpus_per_node=1)
     quota = selectors.effective_quota(vision)
     assert (quota.max_gpus, quota.extra_gpus, quota.extra_gpus_until) == (4, 2, exception.expires_at)
 
     QuotaException.objects.filter(pk=exception.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(QuotaExceeded):
-        check_cluster_request(vision, "g5.xlarge", 4, 1)
+        check_cluster_request(team=vision, instance_type="g5.xlarge", node_count=4, gpus_per_node=1)
     assert selectors.remaining_gpus(vision) == 2
 
 
@@ -109,24 +109,24 @@ def test_starting_a_stopped_cluster_checks_quota_again(alice: Any, vision: Any, 
     ClusterFactory(team=vision, state=ClusterState.RUNNING, node_count=1)
 
     with pytest.raises(QuotaExceeded):
-        start_cluster(alice, stopped)
+        start_cluster(actor=alice, cluster=stopped)
     stopped.refresh_from_db()
     assert stopped.state == ClusterState.STOPPED
 
 
 def test_only_platform_admins_set_quotas_or_grant_exceptions(alice: Any, mark: Any, vision: Any) -> None:
     with pytest.raises(NotAPlatformAdmin):
-        set_team_quota(mark, vision, 64, 72)
+        set_team_quota(actor=mark, team=vision, max_gpus=64, max_cluster_hours=72)
     with pytest.raises(NotAPlatformAdmin):
-        grant_quota_exception(alice, vision, 8, "please", hours=24)
+        grant_quota_exception(actor=alice, team=vision, extra_gpus=8, reason="please", hours=24)
 
     assert not TeamQuota.objects.exists()
     assert not QuotaException.objects.exists()
 
 
 def test_setting_a_quota_is_audited(admin: Any, vision: Any) -> None:
-    set_team_quota(admin, vision, 64, 72)
-    set_team_quota(admin, vision, 32, 48)
+    set_team_quota(actor=admin, team=vision, max_gpus=64, max_cluster_hours=72)
+    set_team_quota(actor=admin, team=vision, max_gpus=32, max_cluster_hours=48)
 
     assert selectors.effective_quota(vision).max_gpus == 32
     events = list(AuditEvent.objects.filter(verb="quota.set").order_by("pk"))
@@ -148,12 +148,12 @@ def test_quota_exceptions_are_time_boxed_and_justified(
     admin: Any, vision: Any, extra_gpus: int, reason: str, hours: int
 ) -> None:
     with pytest.raises(InvalidQuota):
-        grant_quota_exception(admin, vision, extra_gpus, reason, hours=hours)
+        grant_quota_exception(actor=admin, team=vision, extra_gpus=extra_gpus, reason=reason, hours=hours)
     assert not QuotaException.objects.exists()
 
 
 def test_granting_an_exception_is_audited(admin: Any, vision: Any) -> None:
-    exception = grant_quota_exception(admin, vision, 8, "ICML camera-ready", hours=30 * 24)
+    exception = grant_quota_exception(actor=admin, team=vision, extra_gpus=8, reason="ICML camera-ready", hours=30 * 24)
 
     event = AuditEvent.objects.get(verb="quota.exception_granted")
     assert event.team == vision

@@ -40,9 +40,9 @@ def provider(settings: Any, moto_endpoint: str) -> Ec2Provider:
 
 
 def launched(alice: Any, vision: Any, provider: Ec2Provider, **fields: Any) -> Cluster:
-    cluster = request_cluster(alice, vision, name=fields.get("name", "train"), region="us-east-1",
+    cluster = request_cluster(actor=alice, team=vision, name=fields.get("name", "train"), region="us-east-1",
                               instance_type="g5.xlarge", node_count=2, purchase_option="spot")  # fmt: skip
-    return provision_cluster(cluster.pk, provider=provider)
+    return provision_cluster(cluster_pk=cluster.pk, provider=provider)
 
 
 def user_data(ec2_client: Any, instance_id: str) -> str:
@@ -139,7 +139,7 @@ def test_registration_is_refused_with_a_wrong_secret_bad_input_or_a_finished_clu
     node_token_scheme.credentials(HTTP_AUTHORIZATION=f"Node {secret}")
     as_node = node_token_scheme.post(URL, {"instance_id": node.instance_id}, format="json")
     malformed = bootstrap_client(secret).post(URL, {"instance_id": "../../etc"}, format="json")
-    terminate_cluster(alice, cluster, provider=provider)
+    terminate_cluster(actor=alice, cluster=cluster, provider=provider)
     finished = bootstrap_client(secret).post(URL, {"instance_id": node.instance_id}, format="json")
 
     assert wrong.status_code == 401
@@ -180,7 +180,7 @@ def test_the_real_agent_registers_with_the_user_data_secret_then_reports(
 ) -> None:
     # Committed rows for the live server: the request's on-commit dispatch goes to the real worker, which
     # provisions the cluster in the same moto server.
-    cluster = request_cluster(alice, vision, name="train", region="us-east-1", instance_type="g5.xlarge",
+    cluster = request_cluster(actor=alice, team=vision, name="train", region="us-east-1", instance_type="g5.xlarge",
                               node_count=2, purchase_option="spot")  # fmt: skip
     wait_cluster_state(cluster, ClusterState.RUNNING)
     node = cluster.nodes.first()
@@ -225,4 +225,4 @@ def test_registering_needs_both_token_files(tmp_path: Path) -> None:
 def test_register_node_service_refuses_unknown_instances_of_a_running_cluster(vision: Any) -> None:
     cluster = ClusterFactory(team=vision, state=ClusterState.RUNNING)
     with pytest.raises(UnknownClusterNode, match="not a node of cluster"):
-        register_node(cluster, "i-0fffffffffffffff0")
+        register_node(cluster=cluster, instance_id="i-0fffffffffffffff0")

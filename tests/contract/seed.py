@@ -43,7 +43,7 @@ def seed_contract_data() -> ContractData:
     data = ContractData()
     ids: dict[str, list[int]] = {"runs": [], "workspaces": [], "clusters": [], "tokens": []}
     for username in FUZZ_USERS:
-        token, raw = create_api_token(users[username], name="contract-fuzz")
+        token, raw = create_api_token(actor=users[username], name="contract-fuzz")
         data.bearer_tokens.append(raw)
         ids["tokens"].append(token.pk)
     for team, owner in (

@@ -104,9 +104,9 @@ def test_alice_toggles_a_backstage_page_condition_and_its_fields_appear_and_disa
 ) -> None:
     ada = UserFactory(username="ada", is_superuser=True, is_staff=True)
     imported = import_backstage_template((Path(__file__).parent / "fixtures" / "conditional-sandbox.yaml").read_text())
-    draft = services.create_template_from_backstage(ada, imported, owner_team=None)
-    services.attach_module_folder(ada, draft, folder="infra/templates/sandbox-experiment")
-    services.publish_version(ada, draft)
+    draft = services.create_template_from_backstage(actor=ada, imported=imported, owner_team=None)
+    services.attach_module_folder(actor=ada, version=draft, folder="infra/templates/sandbox-experiment")
+    services.publish_version(actor=ada, version=draft)
     log_in(page, live_server, "alice")
     page.goto(f"{live_server.url}/catalog/conditional-sandbox/launch/")
     scratch = page.locator("#p-dataset_size_gb-field")

@@ -153,7 +153,9 @@ def test_alice_runs_a_spot_cluster_that_idles_until_paved_stops_it(
     wait_for(
         lambda: Cluster.objects.get(pk=cluster.pk).idle_warned_at is not None,
         timeout=30,
-        message=lambda: f"an idle warning (the idle check says: {idle_assessment(cluster, now=timezone.now()).reason})",
+        message=lambda: (
+            f"an idle warning (the idle check says: {idle_assessment(cluster=cluster, now=timezone.now()).reason})"
+        ),
     )
     assert Cluster.objects.get(pk=cluster.pk).state == ClusterState.RUNNING
     warning = page.locator("[data-testid=idle-warning]")

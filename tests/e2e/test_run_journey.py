@@ -171,7 +171,7 @@ def test_workspace_page_follows_its_first_run_to_ready_without_a_reload(
     sandbox = TemplateVersion.objects.get(template__slug="sandbox-experiment")
     log_in(page, live_server, "alice")
     worker.pause()
-    result = launch_template(alice, vision, sandbox, PARAMS, "alice-watched")
+    result = launch_template(actor=alice, team=vision, version=sandbox, params=PARAMS, name="alice-watched")
     page.goto(f"{live_server.url}/workspaces/{result.workspace.pk}/")
     expect(page.locator("[data-testid=workspace-status]")).to_have_text("Provisioning")
     mark_page(page)

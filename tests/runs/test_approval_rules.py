@@ -35,29 +35,29 @@ def run_for(team: Team, *, policy: str = ApprovalPolicy.NEVER, hourly: str = "3.
     ],
 )
 def test_template_policy_decides_without_a_team_rule(vision: Team, policy: str, hourly: str, needed: bool) -> None:
-    assert bool(approval_reason(run_for(vision, policy=policy, hourly=hourly))) is needed
+    assert bool(approval_reason(run=run_for(vision, policy=policy, hourly=hourly))) is needed
 
 
 def test_team_threshold_adds_approvals_the_template_would_skip(vision: Team) -> None:
     admin = member(vision, Role.ADMIN)
-    set_approval_rule(admin, vision, hourly_threshold=Decimal("1.00"), require_for_destroy=False)
-    assert "Team rule" in approval_reason(run_for(vision, hourly="3.10"))
-    assert approval_reason(run_for(vision, hourly="0.50")) == ""
+    set_approval_rule(actor=admin, team=vision, hourly_threshold=Decimal("1.00"), require_for_destroy=False)
+    assert "Team rule" in approval_reason(run=run_for(vision, hourly="3.10"))
+    assert approval_reason(run=run_for(vision, hourly="0.50")) == ""
 
 
 def test_team_rule_can_require_approval_for_destroys(vision: Team) -> None:
     admin = member(vision, Role.ADMIN)
-    assert approval_reason(run_for(vision, kind=RunKind.DESTROY)) == ""
-    set_approval_rule(admin, vision, hourly_threshold=None, require_for_destroy=True)
-    assert "destroys" in approval_reason(run_for(vision, kind=RunKind.DESTROY))
+    assert approval_reason(run=run_for(vision, kind=RunKind.DESTROY)) == ""
+    set_approval_rule(actor=admin, team=vision, hourly_threshold=None, require_for_destroy=True)
+    assert "destroys" in approval_reason(run=run_for(vision, kind=RunKind.DESTROY))
 
 
 def test_only_admins_set_a_teams_rule_and_it_is_audited(vision: Team, alice: Any, mark: Any) -> None:
     for user in (alice, mark):
         with pytest.raises(NotAnApprover):
-            set_approval_rule(user, vision, hourly_threshold=Decimal("1"), require_for_destroy=True)
+            set_approval_rule(actor=user, team=vision, hourly_threshold=Decimal("1"), require_for_destroy=True)
     admin = member(vision, Role.ADMIN)
-    set_approval_rule(admin, vision, hourly_threshold=Decimal("2.50"), require_for_destroy=True)
+    set_approval_rule(actor=admin, team=vision, hourly_threshold=Decimal("2.50"), require_for_destroy=True)
     event = AuditEvent.objects.get(verb="approval_rule.updated")
     assert (event.actor, event.team, event.data["hourly_threshold"]) == (admin, vision, "2.50")
 

@@ -44,6 +44,8 @@ def test_no_module_of_the_run_engine_imports_the_catalog() -> None:
 @pytest.mark.django_db
 def test_a_launch_copies_the_module_folder_onto_the_workspace_and_its_run(alice: Any, vision: Team) -> None:
     version = TemplateVersionFactory(module_path="infra/templates/sandbox-experiment")
-    result = launch_template(alice, vision, version, {"experiment_name": "copied"}, "copied")
+    result = launch_template(
+        actor=alice, team=vision, version=version, params={"experiment_name": "copied"}, name="copied"
+    )
     run = Run.objects.select_related("workspace").get(pk=result.run.pk)
     assert run.module_path == run.workspace.module_path == "infra/templates/sandbox-experiment"

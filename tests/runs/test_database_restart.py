@@ -93,16 +93,20 @@ def test_a_database_restart_is_survived_by_the_web_process_the_worker_and_every_
     workers.start("db-restart-worker", worker_env)
     team = TeamFactory(slug="vision", name="Vision")
     alice = member(team, Role.MEMBER, username="alice")
-    _, token = create_api_token(alice, name="restart-test")
+    _, token = create_api_token(actor=alice, name="restart-test")
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {token}"
 
     applying = launch_template(
-        alice, team, sleeper_version(), {"sleep_seconds": APPLY_SECONDS}, "through-a-restart"
+        actor=alice,
+        team=team,
+        version=sleeper_version(),
+        params={"sleep_seconds": APPLY_SECONDS},
+        name="through-a-restart",
     ).run
     applying = wait_state(applying, RunState.APPLYING, *FINISHED)
     assert applying.state == RunState.APPLYING, applying.state_reason
-    waiting = services.queue_run(alice, applying.workspace, kind=RunKind.APPLY, reason="second apply")
+    waiting = services.queue_run(actor=alice, workspace=applying.workspace, kind=RunKind.APPLY, reason="second apply")
     wait_for(
         lambda: "Waiting for run" in Run.objects.get(pk=waiting.pk).state_reason,
         timeout=20,

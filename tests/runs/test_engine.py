@@ -51,7 +51,7 @@ def state_resources(workspace: Workspace) -> int:
 def test_launch_runs_to_applied_with_outputs_and_masks_sensitive_ones(
     celery_worker: Any, sandbox: TemplateVersion, alice: Any, vision: Team, client: Client
 ) -> None:
-    result = launch_template(alice, vision, sandbox, PARAMS, "engine-applied")
+    result = launch_template(actor=alice, team=vision, version=sandbox, params=PARAMS, name="engine-applied")
 
     run = wait_state(result.run, RunState.APPLIED, RunState.FAILED, RunState.ERRORED)
 
@@ -86,15 +86,15 @@ def test_approval_required_run_waits_then_applies_when_a_manager_approves(
 ) -> None:
     TemplateVersion.objects.filter(pk=sandbox.pk).update(approval_policy=ApprovalPolicy.ALWAYS)
     sandbox.refresh_from_db()
-    result = launch_template(alice, vision, sandbox, PARAMS, "engine-approval")
+    result = launch_template(actor=alice, team=vision, version=sandbox, params=PARAMS, name="engine-approval")
 
     run = wait_state(result.run, RunState.AWAITING_APPROVAL, RunState.FAILED)
     assert run.state == RunState.AWAITING_APPROVAL
     assert state_resources(result.workspace) == 0
     with pytest.raises(services.approvals.NotAnApprover):
-        services.approve_run(alice, run)
+        services.approve_run(actor=alice, run=run)
 
-    services.approve_run(mark, run, comment="go")
+    services.approve_run(actor=mark, run=run, comment="go")
 
     run = wait_state(run, RunState.APPLIED, RunState.FAILED, RunState.ERRORED)
     assert run.state == RunState.APPLIED, run.state_reason
@@ -108,16 +108,16 @@ def test_rejected_run_applies_nothing_and_frees_the_workspace(
 ) -> None:
     TemplateVersion.objects.filter(pk=sandbox.pk).update(approval_policy=ApprovalPolicy.ALWAYS)
     sandbox.refresh_from_db()
-    result = launch_template(alice, vision, sandbox, PARAMS, "engine-reject")
+    result = launch_template(actor=alice, team=vision, version=sandbox, params=PARAMS, name="engine-reject")
     run = wait_state(result.run, RunState.AWAITING_APPROVAL)
 
-    services.reject_run(mark, run, comment="too big")
+    services.reject_run(actor=mark, run=run, comment="too big")
 
     run.refresh_from_db()
     assert run.state == RunState.REJECTED
     assert Workspace.objects.get(pk=result.workspace.pk).locked_by is None
     # Nothing applies it later: a late apply task finds nothing to do and the sweeper sends it nowhere.
-    services.apply_approved_run(run.pk)
+    services.apply_approved_run(run_pk=run.pk)
     assert run.pk not in services.sweep_runs(now=timezone.now() + timedelta(hours=1)).redispatched
     assert Run.objects.get(pk=run.pk).state == RunState.REJECTED
     assert state_resources(result.workspace) == 0
@@ -126,13 +126,13 @@ def test_rejected_run_applies_nothing_and_frees_the_workspace(
 def test_destroy_removes_every_resource_from_state(
     celery_worker: Any, sandbox: TemplateVersion, alice: Any, vision: Team
 ) -> None:
-    result = launch_template(alice, vision, sandbox, PARAMS, "engine-destroy")
+    result = launch_template(actor=alice, team=vision, version=sandbox, params=PARAMS, name="engine-destroy")
     wait_state(result.run, RunState.APPLIED)
     workspace = Workspace.objects.get(pk=result.workspace.pk)
     with pytest.raises(services.lifecycle.ConfirmationMismatch):
-        services.request_destroy(alice, workspace, confirm_name="wrong")
+        services.request_destroy(actor=alice, workspace=workspace, confirm_name="wrong")
 
-    destroy = services.request_destroy(alice, workspace, confirm_name="engine-destroy")
+    destroy = services.request_destroy(actor=alice, workspace=workspace, confirm_name="engine-destroy")
 
     destroy = wait_state(destroy, RunState.APPLIED, RunState.FAILED, RunState.ERRORED)
     assert destroy.state == RunState.APPLIED, destroy.state_reason
@@ -145,8 +145,8 @@ def test_destroy_removes_every_resource_from_state(
 def test_runs_of_one_workspace_go_one_at_a_time_in_order(
     celery_worker: Any, sandbox: TemplateVersion, alice: Any, vision: Team
 ) -> None:
-    result = launch_template(alice, vision, sandbox, PARAMS, "engine-fifo")
-    second = services.queue_run(alice, result.workspace, kind=RunKind.APPLY, reason="again")
+    result = launch_template(actor=alice, team=vision, version=sandbox, params=PARAMS, name="engine-fifo")
+    second = services.queue_run(actor=alice, workspace=result.workspace, kind=RunKind.APPLY, reason="again")
 
     wait_state(second, RunState.APPLIED, RunState.FAILED, RunState.ERRORED)
     first = Run.objects.get(pk=result.run.pk)
@@ -163,16 +163,18 @@ def test_runs_of_one_workspace_go_one_at_a_time_in_order(
 # test) can pick the run up and race the test or the teardown's flush.
 @pytest.mark.django_db(transaction=False)
 def test_cancelling_a_queued_run_stops_it_before_it_starts(sandbox: TemplateVersion, alice: Any, vision: Team) -> None:
-    result = launch_template(alice, vision, sandbox, PARAMS, "engine-cancel")  # no worker: stays queued
-    run = services.cancel_run(alice, result.run)
+    result = launch_template(
+        actor=alice, team=vision, version=sandbox, params=PARAMS, name="engine-cancel"
+    )  # no worker: stays queued
+    run = services.cancel_run(actor=alice, run=result.run)
     assert run.state == RunState.CANCELLED
-    services.execute_run(run.pk)  # a late delivery of its task does nothing
+    services.execute_run(run_pk=run.pk)  # a late delivery of its task does nothing
     assert Run.objects.get(pk=run.pk).state == RunState.CANCELLED
 
 
 @pytest.mark.django_db(transaction=False)  # as above: no dispatch, so the run stays queued
 def test_illegal_transitions_are_refused(sandbox: TemplateVersion, alice: Any, vision: Team) -> None:
-    run = launch_template(alice, vision, sandbox, PARAMS, "engine-illegal").run
+    run = launch_template(actor=alice, team=vision, version=sandbox, params=PARAMS, name="engine-illegal").run
     with pytest.raises(services.transitions.IllegalTransition):
         services.run_transition(run=run, to=RunState.APPLIED)
     assert Run.objects.get(pk=run.pk).state == RunState.QUEUED
@@ -184,12 +186,12 @@ def test_failed_run_can_be_retried(celery_worker: Any, sandbox: TemplateVersion,
         template=template, version="9.9.9", lifecycle="published", parameters_schema=sandbox.parameters_schema,
         price_model=sandbox.price_model, module_path="infra/templates/does-not-exist",
     )  # fmt: skip
-    result = launch_template(alice, vision, broken, PARAMS, "engine-retry")
+    result = launch_template(actor=alice, team=vision, version=broken, params=PARAMS, name="engine-retry")
     failed = wait_state(result.run, RunState.FAILED, RunState.ERRORED)
     assert "module" in failed.state_reason
     assert Workspace.objects.get(pk=result.workspace.pk).locked_by is None
 
-    retry = services.retry_run(alice, failed)
+    retry = services.retry_run(actor=alice, run=failed)
     assert retry.retry_of == failed
     assert retry.state == RunState.QUEUED
     # The worker runs the retry (and fails it the same way); let it finish before the database is flushed.

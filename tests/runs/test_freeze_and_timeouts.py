@@ -48,16 +48,18 @@ def ada(vision: Team) -> Any:
 def test_only_platform_admins_start_a_change_freeze(alice: Any, mark: Any, ada: Any) -> None:
     for user in (alice, mark):
         with pytest.raises(NotAPlatformAdmin):
-            services.set_change_freeze(user, active=True, reason="nope")
-    services.set_change_freeze(ada, active=True, reason="Release weekend")
+            services.set_change_freeze(actor=user, active=True, reason="nope")
+    services.set_change_freeze(actor=ada, active=True, reason="Release weekend")
     assert AuditEvent.objects.filter(verb="platform.change_freeze_started", actor=ada).exists()
 
 
 def test_frozen_runs_wait_queued_and_run_when_the_freeze_lifts(
     celery_worker: Any, sandbox: TemplateVersion, alice: Any, vision: Team, ada: Any
 ) -> None:
-    services.set_change_freeze(ada, active=True, reason="Release weekend")
-    run = launch_template(alice, vision, sandbox, {"experiment_name": "frozen-one"}, "frozen-one").run
+    services.set_change_freeze(actor=ada, active=True, reason="Release weekend")
+    run = launch_template(
+        actor=alice, team=vision, version=sandbox, params={"experiment_name": "frozen-one"}, name="frozen-one"
+    ).run
     held = wait_for(
         lambda: Run.objects.filter(pk=run.pk, state_reason__startswith="Held by the change freeze").first(),
         timeout=30,
@@ -66,7 +68,7 @@ def test_frozen_runs_wait_queued_and_run_when_the_freeze_lifts(
     assert held.state == RunState.QUEUED
     assert "change freeze: Release weekend" in held.state_reason
 
-    services.set_change_freeze(ada, active=False)
+    services.set_change_freeze(actor=ada, active=False)
 
     assert wait_state(run, RunState.APPLIED, RunState.FAILED, RunState.ERRORED).state == RunState.APPLIED
 
@@ -81,7 +83,7 @@ def test_apply_longer_than_the_templates_timeout_fails_and_frees_the_workspace(
         price_model={"currency": "USD", "base_hourly": "0", "components": []},
         module_path=str(tmp_path), apply_timeout_seconds=3,
     )  # fmt: skip
-    run = launch_template(alice, vision, slow, {}, "too-slow").run
+    run = launch_template(actor=alice, team=vision, version=slow, params={}, name="too-slow").run
 
     failed = wait_state(run, RunState.FAILED, RunState.APPLIED, RunState.ERRORED, timeout=45)
 

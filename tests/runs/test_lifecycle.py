@@ -75,14 +75,14 @@ def gated(sandbox: TemplateVersion) -> TemplateVersion:
 
 
 def launch_applied(actor: Any, team: Team, version: TemplateVersion, name: str) -> Workspace:
-    result = launch_template(actor, team, version, {"experiment_name": name}, name)
+    result = launch_template(actor=actor, team=team, version=version, params={"experiment_name": name}, name=name)
     run = wait_state(result.run, *FINISHED)
     assert run.state == RunState.APPLIED, run.state_reason
     return Workspace.objects.get(pk=result.workspace.pk)
 
 
 def launch_awaiting_approval(actor: Any, team: Team, gated: TemplateVersion, name: str) -> Run:
-    result = launch_template(actor, team, gated, {"experiment_name": name}, name)
+    result = launch_template(actor=actor, team=team, version=gated, params={"experiment_name": name}, name=name)
     run = wait_state(result.run, RunState.AWAITING_APPROVAL, *FINISHED)
     assert run.state == RunState.AWAITING_APPROVAL, run.state_reason
     return run
@@ -173,10 +173,10 @@ def test_expired_approval_discards_the_run_and_frees_the_workspace(
     assert run.state_reason == "The approval request expired."
     assert Workspace.objects.get(pk=run.workspace_id).locked_by is None
     with pytest.raises(ApprovalNotPending):
-        services.approve_run(mark, run)
+        services.approve_run(actor=mark, run=run)
     assert services.expire_approvals(now=timezone.now() + timedelta(days=30)) == 0  # nor on any later sweep
     # Nothing applies it later: a late apply task finds nothing to do and the sweeper sends it nowhere.
-    services.apply_approved_run(run.pk)
+    services.apply_approved_run(run_pk=run.pk)
     assert run.pk not in services.sweep_runs(now=timezone.now() + timedelta(hours=1)).redispatched
     assert Run.objects.get(pk=run.pk).state == RunState.DISCARDED
     assert state_resources(run.workspace) == []
@@ -187,9 +187,9 @@ def test_approval_of_a_cancelled_run_expires_without_blocking_the_other_expiries
 ) -> None:
     cancelled = launch_awaiting_approval(alice, vision, gated, "approval-cancelled")
     waiting = launch_awaiting_approval(alice, vision, gated, "approval-waiting")
-    services.cancel_run(alice, cancelled)
+    services.cancel_run(actor=alice, run=cancelled)
     with pytest.raises(ApprovalNotPending):
-        services.approve_run(mark, cancelled)  # nothing left to decide
+        services.approve_run(actor=mark, run=cancelled)  # nothing left to decide
     Approval.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
 
     assert services.expire_approvals() == 2
@@ -210,7 +210,7 @@ def test_cancelling_a_running_apply_interrupts_terraform_and_frees_the_workspace
     engine: None, alice: Any, vision: Team
 ) -> None:
     sleeper = sleeper_version()  # its apply sleeps 30 s in a local-exec provisioner
-    result = launch_template(alice, vision, sleeper, {}, "cancel-applying")
+    result = launch_template(actor=alice, team=vision, version=sleeper, params={}, name="cancel-applying")
     run = wait_state(result.run, RunState.APPLYING, *FINISHED)
     assert run.state == RunState.APPLYING, run.state_reason
     applying_at = time.monotonic()
@@ -223,7 +223,7 @@ def test_cancelling_a_running_apply_interrupts_terraform_and_frees_the_workspace
     assert time.monotonic() - applying_at < 8
 
     asked_at = time.monotonic()
-    cancelling = services.cancel_run(alice, run)
+    cancelling = services.cancel_run(actor=alice, run=run)
     assert cancelling.cancel_requested
     run = wait_state(run, *FINISHED, timeout=20)
 
@@ -234,11 +234,11 @@ def test_cancelling_a_running_apply_interrupts_terraform_and_frees_the_workspace
     assert workspace.locked_by is None
     assert AuditEvent.objects.filter(verb="run.cancel_requested", target_id=str(run.pk)).exists()
 
-    again = services.queue_run(alice, workspace, kind=RunKind.APPLY, reason="after the cancel")
+    again = services.queue_run(actor=alice, workspace=workspace, kind=RunKind.APPLY, reason="after the cancel")
     again = wait_state(again, RunState.APPLYING, *FINISHED, timeout=60)
     assert again.state == RunState.APPLYING, again.state_reason  # planned: Terraform's state lock was free
     assert again.plan_summary["add"] == 1
-    services.cancel_run(alice, again)
+    services.cancel_run(actor=alice, run=again)
     assert wait_state(again, *FINISHED, timeout=20).state == RunState.CANCELLED
 
 

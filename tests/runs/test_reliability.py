@@ -61,7 +61,9 @@ def test_run_whose_worker_is_killed_mid_apply_is_errored_by_the_sweeper_and_its_
 ) -> None:
     sleeper = sleeper_version()
     worker = workers.start("reliability-doomed")
-    result = launch_template(alice, vision, sleeper, {"sleep_seconds": 8}, "killed-mid-apply")
+    result = launch_template(
+        actor=alice, team=vision, version=sleeper, params={"sleep_seconds": 8}, name="killed-mid-apply"
+    )
     run = wait_state(result.run, RunState.APPLYING, *FINISHED)
     assert run.state == RunState.APPLYING, run.state_reason
     wait_for(lambda: Run.objects.get(pk=run.pk).heartbeat_at is not None, timeout=10, message="a heartbeat")
@@ -86,7 +88,7 @@ def test_run_whose_worker_is_killed_mid_apply_is_errored_by_the_sweeper_and_its_
     assert services.sweep_runs().errored == []  # sweeping again changes nothing
 
     workers.start("reliability-rescuer")
-    retry = services.retry_run(alice, run)
+    retry = services.retry_run(actor=alice, run=run)
 
     # The orphaned Terraform of the dead worker may still hold the state lock until its sleep ends; the
     # retry's plan waits for it (-lock-timeout), so only success is asserted, not speed.
@@ -108,7 +110,9 @@ def test_launch_while_the_broker_is_down_stays_queued_and_the_sweeper_dispatches
     broker.stop()
 
     started = time.monotonic()
-    result = launch_template(alice, vision, sandbox, {"experiment_name": "outage-test"}, "broker-outage")
+    result = launch_template(
+        actor=alice, team=vision, version=sandbox, params={"experiment_name": "outage-test"}, name="broker-outage"
+    )
     assert time.monotonic() - started < 30  # the launch gives up on the broker instead of hanging
 
     run = Run.objects.get(pk=result.run.pk)
@@ -134,7 +138,9 @@ def test_a_run_delivered_twice_at_once_is_planned_and_applied_exactly_once(
     broker: PrivateRedis, alice: Any, vision: Team
 ) -> None:
     sandbox: TemplateVersion = sandbox_version()
-    result = launch_template(alice, vision, sandbox, {"experiment_name": "twice-test"}, "delivered-twice")
+    result = launch_template(
+        actor=alice, team=vision, version=sandbox, params={"experiment_name": "twice-test"}, name="delivered-twice"
+    )
     run_pk = result.run.pk  # queued on the private broker, where no worker listens
     errors: list[BaseException] = []
     go = threading.Barrier(2)
@@ -142,7 +148,7 @@ def test_a_run_delivered_twice_at_once_is_planned_and_applied_exactly_once(
     def deliver() -> None:
         try:
             go.wait(timeout=10)
-            services.execute_run(run_pk)
+            services.execute_run(run_pk=run_pk)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
         finally:
@@ -154,7 +160,7 @@ def test_a_run_delivered_twice_at_once_is_planned_and_applied_exactly_once(
     for delivery in deliveries:
         delivery.join(timeout=120)
     assert not any(delivery.is_alive() for delivery in deliveries)
-    services.execute_run(run_pk)  # and a late redelivery after it finished
+    services.execute_run(run_pk=run_pk)  # and a late redelivery after it finished
 
     assert errors == []
     run = Run.objects.get(pk=run_pk)
@@ -175,12 +181,14 @@ def test_approval_given_while_the_broker_is_down_is_applied_once_the_sweeper_sen
 ) -> None:
     gated = approval_version(sandbox_version())
     workers.start("reliability-approval-outage")
-    result = launch_template(alice, vision, gated, {"experiment_name": "gated-test"}, "approved-in-outage")
+    result = launch_template(
+        actor=alice, team=vision, version=gated, params={"experiment_name": "gated-test"}, name="approved-in-outage"
+    )
     run = wait_state(result.run, RunState.AWAITING_APPROVAL, *FINISHED)
     assert run.state == RunState.AWAITING_APPROVAL, run.state_reason
     broker.stop()
 
-    services.approve_run(mark, run, comment="ship it")  # recorded, though the apply cannot be sent yet
+    services.approve_run(actor=mark, run=run, comment="ship it")  # recorded, though the apply cannot be sent yet
 
     run.refresh_from_db()
     assert run.state == RunState.AWAITING_APPROVAL

@@ -52,7 +52,7 @@ def apply_out_of_band(workspace: Workspace, settings: Any, tmp_path: Path) -> No
     failed half way would have: the state holds resources although no run of the workspace applied."""
     settings.RUNS_DIR = tmp_path / "runs"
     run = RunFactory(workspace=workspace, created_by=workspace.created_by, state=RunState.ERRORED)
-    workdir, config = prepare_workdir(run)
+    workdir, config = prepare_workdir(run=run)
     runner = TerraformRunner(workdir, on_line=lambda line: None, timeout=120)
     runner.init(backend_config=config)
     assert runner.plan() is True
@@ -78,8 +78,14 @@ def test_forget_hides_a_never_applied_workspace_keeps_its_history_and_frees_its_
     assert as_user(alice).get(f"/api/v1/workspaces/{failed.pk}/").status_code == 200
     assert Run.objects.filter(workspace=failed).count() == 1
     with pytest.raises(WorkspaceBusy):  # nothing more runs on a forgotten workspace
-        services.queue_run(alice, Workspace.objects.get(pk=failed.pk), kind=RunKind.APPLY)
-    again = launch_template(alice, vision, failed.template_version, {"experiment_name": "second-try"}, failed.name)
+        services.queue_run(actor=alice, workspace=Workspace.objects.get(pk=failed.pk), kind=RunKind.APPLY)
+    again = launch_template(
+        actor=alice,
+        team=vision,
+        version=failed.template_version,
+        params={"experiment_name": "second-try"},
+        name=failed.name,
+    )
     assert again.workspace.pk != failed.pk
 
 
@@ -198,7 +204,7 @@ def test_force_delete_keeps_the_redacted_state_in_the_audit_discards_waiting_run
     assert kept["outputs"]["sandbox_id"]["value"]  # what is not sensitive is kept as it was
     assert event.data["discarded_runs"] == [waiting.pk]
     assert event.data["lock_held_by"] == waiting.pk
-    assert read_state(workspace) is None  # the state schema and its lock are gone with it
+    assert read_state(workspace=workspace) is None  # the state schema and its lock are gone with it
 
 
 @pytest.mark.integration
@@ -208,14 +214,17 @@ def test_force_delete_of_a_local_state_file_keeps_it_in_the_audit_and_removes_it
     settings.USING_POSTGRES = False  # the state backend of a portal on SQLite (`make run`): a local file
     settings.TERRAFORM_STATE_DIR = tmp_path / "state"
     apply_out_of_band(failed, settings, tmp_path)
-    assert managed_resources(read_state(failed)) == ["terraform_data.sandbox", "terraform_data.tracking"]
+    assert managed_resources(state=read_state(workspace=failed)) == [
+        "terraform_data.sandbox",
+        "terraform_data.tracking",
+    ]
 
     with django_capture_on_commit_callbacks(execute=True):
         services.force_delete_workspace(actor=ada, workspace=failed, confirm_name=failed.name)
 
     event = AuditEvent.objects.get(verb="workspace.deleted")
     assert {r["name"] for r in event.data["state"]["resources"]} == {"sandbox", "tracking"}
-    assert read_state(failed) is None
+    assert read_state(workspace=failed) is None
     assert not any((tmp_path / "state").rglob("terraform.tfstate"))
 
 

@@ -30,7 +30,7 @@ def workspace(vision: Team, alice: Any) -> Workspace:
 
 
 def test_owner_extends_within_the_template_maximum(workspace: Workspace, alice: Any) -> None:
-    extended = extend_ttl(alice, workspace, hours=48)
+    extended = extend_ttl(actor=alice, workspace=workspace, hours=48)
     assert extended.expires_at is not None
     assert timedelta(hours=47) < extended.expires_at - timezone.now() <= timedelta(hours=48)
     assert AuditEvent.objects.filter(verb="workspace.extended", actor=alice).exists()
@@ -39,7 +39,7 @@ def test_owner_extends_within_the_template_maximum(workspace: Workspace, alice: 
 def test_extension_beyond_the_maximum_is_refused(workspace: Workspace, alice: Any) -> None:
     before = workspace.expires_at
     with pytest.raises(InvalidExtension, match="1 to 72 hours"):
-        extend_ttl(alice, workspace, hours=73)
+        extend_ttl(actor=alice, workspace=workspace, hours=73)
     assert Workspace.objects.get(pk=workspace.pk).expires_at == before
 
 
@@ -48,17 +48,17 @@ def test_other_members_cannot_extend_but_managers_can(workspace: Workspace, visi
 
     colleague = member(vision)
     with pytest.raises(WorkspaceBusy):
-        extend_ttl(colleague, workspace, hours=2)
+        extend_ttl(actor=colleague, workspace=workspace, hours=2)
     before = workspace.expires_at
     assert before is not None
-    after = extend_ttl(mark, workspace, hours=2).expires_at
+    after = extend_ttl(actor=mark, workspace=workspace, hours=2).expires_at
     assert after is not None
     assert after > before
 
 
 def test_another_teams_member_cannot_extend(workspace: Workspace, bob: Any) -> None:
     with pytest.raises(NotAMember):
-        extend_ttl(bob, workspace, hours=2)
+        extend_ttl(actor=bob, workspace=workspace, hours=2)
 
 
 def test_owners_are_warned_once_before_expiry(workspace: Workspace, settings: Any) -> None:
@@ -88,7 +88,7 @@ def test_the_warning_goes_by_the_clock_the_sweep_is_given(workspace: Workspace, 
 def test_extending_re_arms_the_warning(workspace: Workspace, alice: Any, settings: Any) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     warn_expiring_workspaces()
-    extend_ttl(alice, workspace, hours=1)
+    extend_ttl(actor=alice, workspace=workspace, hours=1)
     assert warn_expiring_workspaces() == [workspace.pk]
 
 

@@ -74,7 +74,7 @@ def _archive_members(name: str, data: bytes) -> list[tuple[str, bytes]]:
 
 
 def _require_module_draft(actor: User, version: TemplateVersion) -> None:
-    require_curator(actor, version.template)
+    require_curator(actor=actor, template=version.template)
     if version.lifecycle != Lifecycle.DRAFT:
         raise errors.LifecycleError("Modules can only be attached to drafts.")
     if version.template.kind == TemplateKind.GPU_CLUSTER:
@@ -86,7 +86,7 @@ def _require_module_draft(actor: User, version: TemplateVersion) -> None:
 
 @transaction.atomic
 def attach_module_folder(
-    actor: User, version: TemplateVersion, *, folder: str, request: HttpRequest | None = None
+    *, actor: User, version: TemplateVersion, folder: str, request: HttpRequest | None = None
 ) -> TemplateVersion:
     """Point a draft at one of the shipped module folders (infra/templates/<slug>), the API's counterpart of the
     editor's module picker: only those folders are offered, so a curator cannot point a run at any path."""
@@ -104,13 +104,20 @@ def attach_module_folder(
         raise errors.ModuleArchiveRejected(f"The module in {wanted} does not parse: {exc}") from exc
     version.module_path = wanted
     version.save(update_fields=["module_path", "updated_at"])
-    record(actor, version.template.owner_team, "template.module_attached", version, {"module_path": wanted}, request)
+    record(
+        actor=actor,
+        team=version.template.owner_team,
+        verb="template.module_attached",
+        target=version,
+        data={"module_path": wanted},
+        request=request,
+    )
     return version
 
 
 @transaction.atomic
 def attach_module_archive(
-    actor: User, version: TemplateVersion, *, name: str, data: bytes, request: HttpRequest | None = None
+    *, actor: User, version: TemplateVersion, name: str, data: bytes, request: HttpRequest | None = None
 ) -> TemplateVersion:
     """Unpack an uploaded Terraform module for a draft into the data dir and point the draft at it."""
     _require_module_draft(actor, version)
@@ -142,5 +149,12 @@ def attach_module_archive(
     staging.rename(target)
     version.module_path = str(target)
     version.save(update_fields=["module_path", "updated_at"])
-    record(actor, version.template.owner_team, "template.module_uploaded", version, {"files": len(members)}, request)
+    record(
+        actor=actor,
+        team=version.template.owner_team,
+        verb="template.module_uploaded",
+        target=version,
+        data={"files": len(members)},
+        request=request,
+    )
     return version

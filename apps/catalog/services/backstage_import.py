@@ -26,7 +26,7 @@ from apps.catalog.services.curation import (
 
 @transaction.atomic
 def create_template_from_backstage(
-    actor: User, imported: BackstageImport, *, owner_team: Team | None, request: HttpRequest | None = None
+    *, actor: User, imported: BackstageImport, owner_team: Team | None, request: HttpRequest | None = None
 ) -> TemplateVersion:
     """A draft from a Backstage software template. What could not be carried over (steps, custom fields)
     is kept on the draft as its import report; the admin attaches a Terraform module before publishing.
@@ -40,16 +40,16 @@ def create_template_from_backstage(
     )
     reimported = False
     if existing is not None:
-        require_curator(actor, existing)
+        require_curator(actor=actor, template=existing)
         open_draft = existing.versions.filter(lifecycle=Lifecycle.DRAFT).order_by("-created_at").first()
         if open_draft is not None:
-            kept = version_data_of(open_draft)
+            kept = version_data_of(version=open_draft)
             kept.parameters_schema, kept.ui_schema, kept.changelog = imported.parameters, imported.ui, changelog
-            draft = update_draft(actor, open_draft, kept, request=request)
+            draft = update_draft(actor=actor, version=open_draft, data=kept, request=request)
             reimported = True
         else:
-            draft = create_draft_version(actor, existing, request=request)
-            apply_version_data(draft, VersionData(**{**data.__dict__, "version": draft.version}))
+            draft = create_draft_version(actor=actor, template=existing, request=request)
+            apply_version_data(version=draft, data=VersionData(**{**data.__dict__, "version": draft.version}))
     else:
         template = TemplateData(
             slug=imported.slug,
@@ -59,16 +59,16 @@ def create_template_from_backstage(
             tags=list(imported.tags),
             owner_team=owner_team,
         )
-        draft = create_template(actor, template=template, version=data, request=request)
+        draft = create_template(actor=actor, template=template, version=data, request=request)
     draft.source = "backstage"
     draft.import_report = list(imported.unsupported)
     draft.save()
     record(
-        actor,
-        draft.template.owner_team,
-        "template.imported",
-        draft,
-        {"unsupported": len(imported.unsupported), "updated_open_draft": reimported},
-        request,
+        actor=actor,
+        team=draft.template.owner_team,
+        verb="template.imported",
+        target=draft,
+        data={"unsupported": len(imported.unsupported), "updated_open_draft": reimported},
+        request=request,
     )
     return draft

@@ -39,17 +39,19 @@ def semver_key(version: str) -> tuple[int, int, int]:
 # --- Validation ---------------------------------------------------------------------------------------------
 
 
-def validate_version(version: TemplateVersion) -> VersionReport:
+def validate_version(*, version: TemplateVersion) -> VersionReport:
     """Everything that must hold before a version may be published: the template contract
     (`apps.catalog.spec.validate_version_data`) on its content, with its module or, for a GPU cluster template,
     the cluster settings its launch hands to request_cluster."""
-    return validate_version_data(version_data_of(version), kind=version.template.kind, module_dir=module_dir(version))
+    return validate_version_data(
+        version_data_of(version=version), kind=version.template.kind, module_dir=module_dir(version)
+    )
 
 
 # --- Curation -----------------------------------------------------------------------------------------------
 
 
-def require_curator(actor: User, template: Template | None) -> None:
+def require_curator(*, actor: User, template: Template | None) -> None:
     if not can_curate(actor, template):
         raise errors.CurationDenied("Only platform admins and admins of the owning team may curate templates.")
 
@@ -84,7 +86,7 @@ def _check_template_data(data: TemplateData) -> None:
         raise errors.InvalidTemplate("A template needs a name and a one-line summary.")
 
 
-def apply_template_data(template: Template, data: TemplateData) -> None:
+def apply_template_data(*, template: Template, data: TemplateData) -> None:
     template.name, template.summary, template.description = data.name, data.summary, data.description
     template.kind, template.icon, template.owner_team = data.kind, data.icon, data.owner_team
     template.visible_to_all = data.visible_to is None
@@ -93,13 +95,13 @@ def apply_template_data(template: Template, data: TemplateData) -> None:
     template.visible_to.set(data.visible_to or [])
 
 
-def version_data_of(version: TemplateVersion) -> VersionData:
+def version_data_of(*, version: TemplateVersion) -> VersionData:
     """A version's current content as VersionData, so a partial edit (API PATCH, re-import) changes only what
     it names."""
     return VersionData(**{name: getattr(version, name) for name in VERSION_CONTENT_FIELDS})
 
 
-def apply_version_data(version: TemplateVersion, data: VersionData) -> None:
+def apply_version_data(*, version: TemplateVersion, data: VersionData) -> None:
     semver_key(data.version)
     for name in VERSION_CONTENT_FIELDS:
         setattr(version, name, getattr(data, name))
@@ -107,7 +109,7 @@ def apply_version_data(version: TemplateVersion, data: VersionData) -> None:
 
 @transaction.atomic
 def create_template(
-    actor: User, *, template: TemplateData, version: VersionData, request: HttpRequest | None = None, **extra: Any
+    *, actor: User, template: TemplateData, version: VersionData, request: HttpRequest | None = None, **extra: Any
 ) -> TemplateVersion:
     """Create a template together with its first draft version."""
     _check_template_data(template)
@@ -115,36 +117,50 @@ def create_template(
         if not can(actor, "team.administer", template.owner_team):
             raise errors.CurationDenied("You can only create templates owned by a team you administer.")
     else:
-        require_curator(actor, None)
+        require_curator(actor=actor, template=None)
     if Template.objects.filter(slug=template.slug).exists():
         raise errors.InvalidTemplate(f"A template with slug '{template.slug}' already exists; add a version to it.")
     created = Template(slug=template.slug)
-    apply_template_data(created, template)
+    apply_template_data(template=created, data=template)
     draft = TemplateVersion(template=created, created_by=actor, **extra)
-    apply_version_data(draft, version)
+    apply_version_data(version=draft, data=version)
     draft.save()
-    record(actor, created.owner_team, "template.created", draft, {"version": draft.version}, request)
+    record(
+        actor=actor,
+        team=created.owner_team,
+        verb="template.created",
+        target=draft,
+        data={"version": draft.version},
+        request=request,
+    )
     return draft
 
 
 @transaction.atomic
 def update_template(
-    actor: User, template: Template, data: TemplateData, request: HttpRequest | None = None
+    *, actor: User, template: Template, data: TemplateData, request: HttpRequest | None = None
 ) -> Template:
-    require_curator(actor, template)
+    require_curator(actor=actor, template=template)
     data.slug = template.slug
     _check_template_data(data)
-    apply_template_data(template, data)
-    record(actor, template.owner_team, "template.updated", template, {"name": data.name}, request)
+    apply_template_data(template=template, data=data)
+    record(
+        actor=actor,
+        team=template.owner_team,
+        verb="template.updated",
+        target=template,
+        data={"name": data.name},
+        request=request,
+    )
     return template
 
 
 @transaction.atomic
 def create_draft_version(
-    actor: User, template: Template, *, version: str | None = None, request: HttpRequest | None = None
+    *, actor: User, template: Template, version: str | None = None, request: HttpRequest | None = None
 ) -> TemplateVersion:
     """A new draft that starts as a copy of the newest version, with the patch number bumped."""
-    require_curator(actor, template)
+    require_curator(actor=actor, template=template)
     newest = template.versions.order_by("-created_at").first()
     draft = TemplateVersion(template=template, created_by=actor)
     if newest is not None:
@@ -159,15 +175,22 @@ def create_draft_version(
     if template.versions.filter(version=draft.version).exists():
         raise errors.InvalidTemplate(f"Version {draft.version} of {template.slug} already exists.")
     draft.save()
-    record(actor, template.owner_team, "template.version_created", draft, {"version": draft.version}, request)
+    record(
+        actor=actor,
+        team=template.owner_team,
+        verb="template.version_created",
+        target=draft,
+        data={"version": draft.version},
+        request=request,
+    )
     return draft
 
 
 @transaction.atomic
 def update_draft(
-    actor: User, version: TemplateVersion, data: VersionData, request: HttpRequest | None = None
+    *, actor: User, version: TemplateVersion, data: VersionData, request: HttpRequest | None = None
 ) -> TemplateVersion:
-    require_curator(actor, version.template)
+    require_curator(actor=actor, template=version.template)
     version = TemplateVersion.objects.select_for_update().get(pk=version.pk)
     if version.lifecycle != Lifecycle.DRAFT:
         raise errors.LifecycleError(
@@ -176,23 +199,30 @@ def update_draft(
     before = version.content()
     if data.version != version.version and version.template.versions.filter(version=data.version).exists():
         raise errors.InvalidTemplate(f"Version {data.version} of {version.template.slug} already exists.")
-    apply_version_data(version, data)
+    apply_version_data(version=version, data=data)
     version.save()
     changed = sorted(name for name, value in version.content().items() if before[name] != value)
-    record(actor, version.template.owner_team, "template.draft_updated", version, {"changed": changed}, request)
+    record(
+        actor=actor,
+        team=version.template.owner_team,
+        verb="template.draft_updated",
+        target=version,
+        data={"changed": changed},
+        request=request,
+    )
     return version
 
 
 def _move(actor: User | None, version: TemplateVersion, to: str, request: HttpRequest | None) -> TemplateVersion:
     """Move `version` to `to`; `actor` None only for the platform itself (`publish_shipped_version`)."""
     if actor is not None:
-        require_curator(actor, version.template)
+        require_curator(actor=actor, template=version.template)
     return version_transition(version=version, to=to, actor=actor, request=request)
 
 
 def _validate_and_publish(actor: User | None, version: TemplateVersion, request: HttpRequest | None) -> TemplateVersion:
     if version.lifecycle == Lifecycle.DRAFT:
-        report = validate_version(version)
+        report = validate_version(version=version)
         if not report.ok:
             raise errors.VersionValidationFailed(
                 f"{version} cannot be published: " + " ".join(report.errors), extra={"errors": report.errors}
@@ -201,31 +231,31 @@ def _validate_and_publish(actor: User | None, version: TemplateVersion, request:
 
 
 @transaction.atomic
-def publish_version(actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
+def publish_version(*, actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
     """Publish a valid draft (or re-publish a deprecated version). Existing workspaces keep their version."""
-    require_curator(actor, version.template)
+    require_curator(actor=actor, template=version.template)
     return _validate_and_publish(actor, version, request)
 
 
 @transaction.atomic
-def publish_shipped_version(version: TemplateVersion) -> TemplateVersion:
+def publish_shipped_version(*, version: TemplateVersion) -> TemplateVersion:
     """`sync_templates`'s publish of a shipped golden path's draft: the same validation and move as an admin's
     publish, by the platform (audited with no actor)."""
     return _validate_and_publish(None, version, None)
 
 
 @transaction.atomic
-def deprecate_version(actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
+def deprecate_version(*, actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
     """Hide a version from new launches; workspaces created from it keep working and keep showing it."""
     return _move(actor, version, Lifecycle.DEPRECATED, request)
 
 
 @transaction.atomic
-def retire_version(actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
+def retire_version(*, actor: User, version: TemplateVersion, request: HttpRequest | None = None) -> TemplateVersion:
     return _move(actor, version, Lifecycle.RETIRED, request)
 
 
-def diff_versions(old: TemplateVersion | None, new: TemplateVersion) -> list[str]:
+def diff_versions(*, old: TemplateVersion | None, new: TemplateVersion) -> list[str]:
     """Unified diff of two versions' content and module files, for review before publishing."""
 
     def lines(version: TemplateVersion | None) -> list[str]:

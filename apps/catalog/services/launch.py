@@ -62,7 +62,7 @@ class LaunchResult:
         return self.launched_run
 
 
-def estimate_launch(version: TemplateVersion, params: Any) -> Estimate:
+def estimate_launch(*, version: TemplateVersion, params: Any) -> Estimate:
     """Validate `params` as a launch would and price them."""
     return estimate_hourly(version.price_model, validate_parameters(version.parameters_schema, params))
 
@@ -132,8 +132,8 @@ def _launch_cluster(launch: Launch) -> LaunchResult:
             "its schema must declare (or default) region, instance_type, node_count and purchase_option."
         )
     cluster = request_cluster(
-        launch.actor,
-        launch.team,
+        actor=launch.actor,
+        team=launch.team,
         name=launch.name,
         region=parameters["region"],
         instance_type=parameters["instance_type"],
@@ -156,12 +156,12 @@ LAUNCHERS: dict[str, Callable[[Launch], LaunchResult]] = {
 
 @transaction.atomic
 def launch_template(
+    *,
     actor: User,
     team: Team,
     version: TemplateVersion,
     params: Any,
     name: str,
-    *,
     reason: str = "",
     ttl_hours: int | None = None,
     request: HttpRequest | None = None,
@@ -180,7 +180,7 @@ def launch_template(
             f"{version} is a {version.template.get_kind_display()} template, which Paved cannot launch yet."
         )
     if version.template.kind == TemplateKind.TERRAFORM:
-        require_installable_providers(version)
+        require_installable_providers(version=version)
     if not WORKSPACE_NAME.match(name or ""):
         raise errors.InvalidWorkspaceName(
             "Workspace names are 3-40 lowercase letters, digits or dashes, starting with a letter "

@@ -158,7 +158,7 @@ def _verdict(key: str, providers: list[list[str]], *, now: datetime | None = Non
     return check
 
 
-def check_providers(version: TemplateVersion, *, now: datetime | None = None) -> TemplateVersion:
+def check_providers(*, version: TemplateVersion, now: datetime | None = None) -> TemplateVersion:
     """Record on `version` whether its providers can be installed here, running `terraform init` only when no
     verdict fresh at `now` (the clock unless a caller gives its own) exists for its provider set and the current
     CLI configuration."""
@@ -175,10 +175,10 @@ def check_providers(version: TemplateVersion, *, now: datetime | None = None) ->
     return version
 
 
-def require_installable_providers(version: TemplateVersion) -> None:
+def require_installable_providers(*, version: TemplateVersion) -> None:
     """Refuse a launch whose run would fail at `terraform init`: the verdict is re-checked first (cheaply, from
     the cache) so a mirror configured since the last sync is honoured."""
-    check_providers(version)
+    check_providers(version=version)
     if version.providers_problem:
         raise errors.ProvidersUnavailable(
             f"{version} cannot be launched on this installation: its Terraform providers cannot be installed. "

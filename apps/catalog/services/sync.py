@@ -52,7 +52,7 @@ def _module_path(manifest: TemplateManifest) -> str:
 
 
 @transaction.atomic
-def sync_manifest(manifest: TemplateManifest, report: SyncReport) -> None:
+def sync_manifest(*, manifest: TemplateManifest, report: SyncReport) -> None:
     """Make the catalog match one shipped template.yaml: metadata follows the file; a version is published the
     first time it is seen, and never rewritten afterwards (bump the version to change it).
 
@@ -75,26 +75,26 @@ def sync_manifest(manifest: TemplateManifest, report: SyncReport) -> None:
     template = Template.objects.filter(slug=manifest.slug).first()
     if template is None:
         template = Template(slug=manifest.slug)
-        apply_template_data(template, data)
+        apply_template_data(template=template, data=data)
     elif (template.name, template.summary, template.description, template.kind, template.icon) != (
         data.name, data.summary, data.description, data.kind, data.icon
     ) or sorted(template.tags.values_list("name", flat=True)) != sorted(data.tags):  # fmt: skip
-        apply_template_data(template, data)
+        apply_template_data(template=template, data=data)
         report.updated_metadata.append(manifest.slug)
     wanted = manifest.version_data(_module_path(manifest))
     existing = template.versions.filter(version=manifest.version).first()
     label = f"{manifest.slug}@{manifest.version}"
     if existing is None:
         version = TemplateVersion(template=template, source="infra", lifecycle=Lifecycle.DRAFT)
-        apply_version_data(version, wanted)
+        apply_version_data(version=version, data=wanted)
         version.save()
-        publish_shipped_version(version)
-        record(None, owner, "template.synced", version, {"path": str(manifest.path)})
+        publish_shipped_version(version=version)
+        record(actor=None, team=owner, verb="template.synced", target=version, data={"path": str(manifest.path)})
         report.created.append(label)
         report.warnings += [f"{label}: {warning}" for warning in manifest.warnings]
         return
     probe = TemplateVersion()
-    apply_version_data(probe, wanted)
+    apply_version_data(version=probe, data=wanted)
     if json.dumps(probe.content(), sort_keys=True, default=str) == json.dumps(
         existing.content(), sort_keys=True, default=str
     ):
@@ -105,13 +105,13 @@ def sync_manifest(manifest: TemplateManifest, report: SyncReport) -> None:
         )
 
 
-def sync_templates(manifests: list[TemplateManifest]) -> SyncReport:
+def sync_templates(*, manifests: list[TemplateManifest]) -> SyncReport:
     """Sync every manifest, then check that each shipped version's Terraform providers can be installed here
     (one `terraform init` per provider set, cached), so a version that cannot is shown unavailable."""
     report = SyncReport()
     for manifest in manifests:
         try:
-            sync_manifest(manifest, report)
+            sync_manifest(manifest=manifest, report=report)
         except errors.VersionValidationFailed as exc:
             label = f"{manifest.slug}@{manifest.version}"
             report.invalid.append(f"{label} ({manifest.path}): " + " ".join(exc.extra.get("errors", [exc.message])))
@@ -119,6 +119,6 @@ def sync_templates(manifests: list[TemplateManifest]) -> SyncReport:
         template__slug__in=[m.slug for m in manifests], source="infra", template__kind=TemplateKind.TERRAFORM
     )
     for version in shipped:
-        if check_providers(version).providers_problem:
+        if check_providers(version=version).providers_problem:
             report.unavailable.append(f"{version}: {version.providers_problem}")
     return report

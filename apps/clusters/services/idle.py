@@ -81,7 +81,7 @@ class IdleReport:
     skipped: dict[int, str] = field(default_factory=dict)
 
 
-def effective_idle_policy(cluster: Cluster) -> IdlePolicy:
+def effective_idle_policy(*, cluster: Cluster) -> IdlePolicy:
     """The cluster's own settings, held inside the admin's bounds (a user cannot turn auto-stop off by asking for a
     week-long window or a 100 % threshold)."""
     minutes = min(max(int(cluster.idle_window_minutes), 1), settings.MAX_IDLE_WINDOW_MINUTES)
@@ -128,9 +128,9 @@ def _coverage(times: list[datetime], window_start: datetime) -> timedelta:
     return covered
 
 
-def idle_assessment(cluster: Cluster, *, now: datetime) -> IdleAssessment:
+def idle_assessment(*, cluster: Cluster, now: datetime) -> IdleAssessment:
     """Whether every GPU of every node has been idle over the whole window ending at `now`."""
-    policy = effective_idle_policy(cluster)
+    policy = effective_idle_policy(cluster=cluster)
     window_start = now - policy.window
     window_label = f"{_minutes(policy.window)} minutes"
     nodes = list(cluster.nodes.exclude(state__in=[NodeState.STOPPED, NodeState.TERMINATED]))
@@ -205,11 +205,11 @@ def _warn(cluster: Cluster, assessment: IdleAssessment, now: datetime) -> bool:
         locked.idle_warned_at = now
         locked.save(update_fields=["idle_warned_at", "updated_at"])
         record(
-            None,
-            locked.team,
-            "cluster.idle_warning",
-            locked,
-            {"idle_since": assessment.idle_since, "reason": assessment.reason, "stops_after": now + STOP_GRACE},
+            actor=None,
+            team=locked.team,
+            verb="cluster.idle_warning",
+            target=locked,
+            data={"idle_since": assessment.idle_since, "reason": assessment.reason, "stops_after": now + STOP_GRACE},
         )
     cluster.idle_warned_at = now
     if locked.owner.email:
@@ -245,7 +245,7 @@ def warn_or_stop_idle_clusters(*, now: datetime | None = None, stop: StopCallabl
         if cluster.snoozed_until and cluster.snoozed_until > now:
             report.skipped[cluster.pk] = f"Snoozed until {cluster.snoozed_until.isoformat()}."
             continue
-        assessment = idle_assessment(cluster, now=now)
+        assessment = idle_assessment(cluster=cluster, now=now)
         _remember(cluster, assessment, now)
         if not assessment.idle:
             if cluster.idle_warned_at is not None:
@@ -264,7 +264,7 @@ def warn_or_stop_idle_clusters(*, now: datetime | None = None, stop: StopCallabl
 def _remember(cluster: Cluster, assessment: IdleAssessment, now: datetime) -> None:
     """Keep the check's findings on the cluster for its page (which polls every 10 s per viewer, and must not
     re-read an hour of every GPU's samples each time)."""
-    streak = assessment.idle_since if assessment.idle else idle_streak_start(cluster, now=now)
+    streak = assessment.idle_since if assessment.idle else idle_streak_start(cluster=cluster, now=now)
     Cluster.objects.filter(pk=cluster.pk).update(
         idle_checked_at=now, idle_streak_since=streak, idle_status=assessment.reason[:300]
     )
@@ -273,7 +273,7 @@ def _remember(cluster: Cluster, assessment: IdleAssessment, now: datetime) -> No
 def _auto_stop(
     cluster: Cluster, assessment: IdleAssessment, now: datetime, stop: StopCallable, report: IdleReport
 ) -> None:
-    policy = effective_idle_policy(cluster)
+    policy = effective_idle_policy(cluster=cluster)
     idle_for = _minutes(now - assessment.idle_since) if assessment.idle_since else _minutes(policy.window)
     reason = (
         f"Idle for {idle_for} minutes (all GPUs under {policy.threshold_pct:g}%, memory flat); stopped by auto-stop."
@@ -286,18 +286,18 @@ def _auto_stop(
     with transaction.atomic():
         Cluster.objects.filter(pk=cluster.pk).update(idle_warned_at=None, updated_at=timezone.now())
         record(
-            None,
-            cluster.team,
-            "cluster.auto_stopped",
-            cluster,
-            {"reason": reason, "idle_since": assessment.idle_since, "warned_at": cluster.idle_warned_at},
+            actor=None,
+            team=cluster.team,
+            verb="cluster.auto_stopped",
+            target=cluster,
+            data={"reason": reason, "idle_since": assessment.idle_since, "warned_at": cluster.idle_warned_at},
         )
     cluster.idle_warned_at = None
     report.stopped.append(cluster.pk)
 
 
 @transaction.atomic
-def snooze_idle_stop(actor: User, cluster: Cluster, *, minutes: int, reason: str) -> Cluster:
+def snooze_idle_stop(*, actor: User, cluster: Cluster, minutes: int, reason: str) -> Cluster:
     """Hold off auto-stop once per cluster, for a bounded time, with a reason. Clears a pending warning, so when
     the snooze ends an idle cluster is warned again and gets the full grace before it stops."""
     locked = Cluster.objects.select_for_update().select_related("team").get(pk=cluster.pk)
@@ -323,12 +323,18 @@ def snooze_idle_stop(actor: User, cluster: Cluster, *, minutes: int, reason: str
     locked.snooze_used = True
     locked.idle_warned_at = None
     locked.save(update_fields=["snoozed_until", "snooze_reason", "snooze_used", "idle_warned_at", "updated_at"])
-    record(actor, locked.team, "cluster.idle_snoozed", locked, {"until": locked.snoozed_until, "reason": reason})
+    record(
+        actor=actor,
+        team=locked.team,
+        verb="cluster.idle_snoozed",
+        target=locked,
+        data={"until": locked.snoozed_until, "reason": reason},
+    )
     return locked
 
 
 @transaction.atomic
-def override_autostop(actor: User, cluster: Cluster, *, until: datetime | None, reason: str) -> Cluster:
+def override_autostop(*, actor: User, cluster: Cluster, until: datetime | None, reason: str) -> Cluster:
     """A platform admin's exception (a deadline, a demo): no idle auto-stop until `until` (at most 7 days ahead);
     `until=None` ends the override. The only way past the policy, and always audited."""
     require(
@@ -350,28 +356,28 @@ def override_autostop(actor: User, cluster: Cluster, *, until: datetime | None, 
     locked.autostop_override_until = until
     locked.save(update_fields=["autostop_override_until", "updated_at"])
     record(
-        actor,
-        locked.team,
-        "cluster.autostop_override",
-        locked,
-        {"until": until, "previous": previous, "reason": reason},
+        actor=actor,
+        team=locked.team,
+        verb="cluster.autostop_override",
+        target=locked,
+        data={"until": until, "previous": previous, "reason": reason},
     )
     return locked
 
 
-def idle_streak_start(cluster: Cluster, *, now: datetime) -> datetime | None:
+def idle_streak_start(*, cluster: Cluster, now: datetime) -> datetime | None:
     """When the current idle stretch of every GPU began, even if it is still shorter than the window (the page's
     countdown). None when a GPU is active now or nothing reported in the last sample gap."""
-    rows = GpuSample.objects.filter(
-        node__cluster=cluster, sampled_at__gt=now - effective_idle_policy(cluster).window * 2, sampled_at__lte=now
-    ).values_list("node_id", "gpu_index", "sampled_at", "utilization_pct", "memory_used_mib", "memory_total_mib",
-                  "process_count")  # fmt: skip
+    since = now - effective_idle_policy(cluster=cluster).window * 2
+    rows = GpuSample.objects.filter(node__cluster=cluster, sampled_at__gt=since, sampled_at__lte=now).values_list(
+        "node_id", "gpu_index", "sampled_at", "utilization_pct", "memory_used_mib", "memory_total_mib", "process_count"
+    )
     per_gpu: dict[tuple[int, int], list[_Row]] = defaultdict(list)
     for node_id, gpu_index, at, util, used, total, processes in rows.order_by("sampled_at"):
         per_gpu[(node_id, gpu_index)].append((at, util, used, total, processes))
     if not per_gpu:
         return None
-    threshold = effective_idle_policy(cluster).threshold_pct
+    threshold = effective_idle_policy(cluster=cluster).threshold_pct
     starts = []
     for gpu_rows in per_gpu.values():
         if now - gpu_rows[-1][0] > MAX_SAMPLE_GAP:

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def extend_cluster(actor: User, cluster: Cluster, *, hours: int, request: HttpRequest | None = None) -> Cluster:
+def extend_cluster(*, actor: User, cluster: Cluster, hours: int, request: HttpRequest | None = None) -> Cluster:
     """Add `hours` of running time to the cluster's limit, up to the team's maximum hours per cluster."""
     locked = Cluster.objects.select_for_update().select_related("team").get(pk=cluster.pk)
     require(
@@ -60,7 +60,14 @@ def extend_cluster(actor: User, cluster: Cluster, *, hours: int, request: HttpRe
         )
     locked.max_hours = current + hours
     locked.save(update_fields=["max_hours", "updated_at"])
-    record(actor, locked.team, "cluster.extended", locked, {"from": current, "to": locked.max_hours}, request)
+    record(
+        actor=actor,
+        team=locked.team,
+        verb="cluster.extended",
+        target=locked,
+        data={"from": current, "to": locked.max_hours},
+        request=request,
+    )
     return locked
 
 
@@ -81,7 +88,7 @@ def terminate_clusters_over_max_hours(*, now: datetime | None = None) -> MaxHour
             continue
         reason = f"Reached its maximum of {cluster.max_hours} running hours; terminated by Paved."
         try:
-            terminate_cluster(None, cluster, reason=reason)
+            terminate_cluster(actor=None, cluster=cluster, reason=reason)
         except CloudError as exc:
             logger.warning("Could not terminate cluster #%s over its max hours: %s", cluster.pk, exc.message)
             report.errors.append(f"cluster #{cluster.pk}: {exc.message}")

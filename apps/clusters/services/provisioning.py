@@ -60,7 +60,7 @@ INTERRUPTED_STATES = frozenset({"stopping", "stopped"})
 LIVE_NODE_STATES = (NodeState.PENDING, NodeState.RUNNING, NodeState.STOPPED)
 
 
-def ec2_provider(region: str) -> Ec2Provider:
+def ec2_provider(*, region: str) -> Ec2Provider:
     return Ec2Provider(region, endpoint_url=settings.AWS_ENDPOINT_URL or None)
 
 
@@ -97,9 +97,9 @@ def _fail(cluster: Cluster, reason: str, actor: User | None = None) -> Cluster:
 
 
 def request_cluster(
+    *,
     actor: User,
     team: Team,
-    *,
     name: str,
     region: str,
     instance_type: str,
@@ -156,7 +156,9 @@ def request_cluster(
         Team.objects.select_for_update().get(pk=team.pk)
         if Cluster.objects.filter(team=team, name=name).exists():
             raise ClusterNameTaken(f"Team {team.slug} already has a cluster named {name!r}; choose another name.")
-        check_cluster_request(team, instance_type, node_count, gpus_per_node)
+        check_cluster_request(
+            team=team, instance_type=instance_type, node_count=node_count, gpus_per_node=gpus_per_node
+        )
         quota = selectors.effective_quota(team)
         if max_hours is None:
             max_hours = quota.max_cluster_hours
@@ -182,11 +184,11 @@ def request_cluster(
             idle_window_minutes=idle_window_minutes,
         )
         record(
-            actor,
-            team,
-            "cluster.requested",
-            cluster,
-            {
+            actor=actor,
+            team=team,
+            verb="cluster.requested",
+            target=cluster,
+            data={
                 "region": region,
                 "instance_type": instance_type,
                 "node_count": node_count,
@@ -204,7 +206,7 @@ def request_cluster(
 # -- provision (and start) -------------------------------------------------------------------------------------
 
 
-def provision_cluster(cluster_pk: int, *, provider: Ec2Provider | None = None, may_retry: bool = False) -> Cluster:
+def provision_cluster(*, cluster_pk: int, provider: Ec2Provider | None = None, may_retry: bool = False) -> Cluster:
     """Bring a `requested` cluster (or one `start_cluster` moved back to `provisioning`) to `running`.
 
     Safe to run twice: a cluster in any other state is left alone, and a re-run for a cluster already in
@@ -218,7 +220,7 @@ def provision_cluster(cluster_pk: int, *, provider: Ec2Provider | None = None, m
         elif cluster.state != ClusterState.PROVISIONING:
             logger.info("Cluster #%s is %s; nothing to provision.", cluster_pk, cluster.state)
             return cluster
-    provider = provider or ec2_provider(cluster.region)
+    provider = provider or ec2_provider(region=cluster.region)
     running_reason = "All nodes are running."
     launched: list[str] = []
     try:
@@ -275,7 +277,7 @@ def _launch(cluster: Cluster, provider: Ec2Provider) -> tuple[list[str], str]:
             instance_type=cluster.instance_type,
             count=cluster.node_count,
             purchase_option=cluster.purchase_option,  # type: ignore[arg-type]
-            user_data=node_user_data(cluster, bootstrap_secret),
+            user_data=node_user_data(cluster=cluster, bootstrap_secret=bootstrap_secret),
         )
         instance_ids, used = result.instance_ids, result.purchase_option_used
         reason = (
@@ -295,7 +297,13 @@ def _launch(cluster: Cluster, provider: Ec2Provider) -> tuple[list[str], str]:
                 token_digest=digest,
             )
         Cluster.objects.filter(pk=cluster.pk).update(purchase_option_used=used)
-        record(None, cluster.team, "cluster.nodes_launched", cluster, {"instance_ids": instance_ids, "used": used})
+        record(
+            actor=None,
+            team=cluster.team,
+            verb="cluster.nodes_launched",
+            target=cluster,
+            data={"instance_ids": instance_ids, "used": used},
+        )
     return instance_ids, reason
 
 
@@ -313,7 +321,7 @@ def _terminate_quietly(provider: Ec2Provider, instance_ids: list[str], cluster: 
 
 
 def stop_cluster(
-    actor: User | None, cluster: Cluster, reason: str = "", *, provider: Ec2Provider | None = None
+    *, actor: User | None, cluster: Cluster, reason: str = "", provider: Ec2Provider | None = None
 ) -> Cluster:
     """Stop a running cluster's nodes (disks are kept, GPUs are released). `actor` None is the system (idle
     auto-stop). If EC2 refuses, the cluster becomes `failed` (its nodes may still run: terminate it) and the
@@ -324,7 +332,7 @@ def stop_cluster(
     cluster_transition(cluster=cluster, to=ClusterState.STOPPING, actor=actor, reason=reason)
     instance_ids = [node.instance_id for node in _live_nodes(cluster)]
     try:
-        (provider or ec2_provider(cluster.region)).stop_nodes(instance_ids)
+        (provider or ec2_provider(region=cluster.region)).stop_nodes(instance_ids)
     except CloudError as exc:
         _fail(cluster, f"Stopping failed; the nodes may still be running, so terminate the cluster. {exc.message}")
         raise
@@ -334,18 +342,23 @@ def stop_cluster(
     return locked
 
 
-def stop_cluster_for_idleness(cluster: Cluster, reason: str, *, provider: Ec2Provider | None = None) -> Cluster:
-    return stop_cluster(None, cluster, reason=reason, provider=provider)
+def stop_cluster_for_idleness(*, cluster: Cluster, reason: str, provider: Ec2Provider | None = None) -> Cluster:
+    return stop_cluster(actor=None, cluster=cluster, reason=reason, provider=provider)
 
 
-def start_cluster(actor: User, cluster: Cluster) -> Cluster:
+def start_cluster(*, actor: User, cluster: Cluster) -> Cluster:
     """Move a stopped cluster back to `provisioning` (its GPUs count against quota again) and hand the start
     of its nodes to a worker, which runs `provision_cluster`."""
     _require_operator(actor, cluster)
     with transaction.atomic():
         Team.objects.select_for_update().get(pk=cluster.team_id)
         if cluster.state == ClusterState.STOPPED:
-            check_cluster_request(cluster.team, cluster.instance_type, cluster.node_count, cluster.gpus_per_node)
+            check_cluster_request(
+                team=cluster.team,
+                instance_type=cluster.instance_type,
+                node_count=cluster.node_count,
+                gpus_per_node=cluster.gpus_per_node,
+            )
         locked = cluster_transition(
             cluster=cluster, to=ClusterState.PROVISIONING, actor=actor, reason=f"Started by {actor.get_username()}."
         )
@@ -354,7 +367,7 @@ def start_cluster(actor: User, cluster: Cluster) -> Cluster:
 
 
 def request_termination(
-    actor: User, cluster: Cluster, *, confirm_name: str, provider: Ec2Provider | None = None
+    *, actor: User, cluster: Cluster, confirm_name: str, provider: Ec2Provider | None = None
 ) -> Cluster:
     """A person's termination, confirmed by typing the cluster's name (the page and the API alike)."""
     _require_operator(actor, cluster)
@@ -362,11 +375,11 @@ def request_termination(
         raise TerminationNotConfirmed(
             f"Type the cluster name {cluster.name} to confirm termination; nothing was terminated."
         )
-    return terminate_cluster(actor, cluster, provider=provider)
+    return terminate_cluster(actor=actor, cluster=cluster, provider=provider)
 
 
 def terminate_cluster(
-    actor: User | None, cluster: Cluster, reason: str = "", *, provider: Ec2Provider | None = None
+    *, actor: User | None, cluster: Cluster, reason: str = "", provider: Ec2Provider | None = None
 ) -> Cluster:
     """Terminate every instance of the cluster (also ones tagged with it that a launch had not recorded yet)."""
     if actor is not None:
@@ -377,7 +390,7 @@ def terminate_cluster(
         # Nothing was launched yet; the provisioning task will find the cluster terminated and do nothing.
         return cluster_transition(cluster=cluster, to=ClusterState.TERMINATED, actor=actor, reason=reason)
     cluster_transition(cluster=cluster, to=ClusterState.TERMINATING, actor=actor, reason=reason)
-    provider = provider or ec2_provider(cluster.region)
+    provider = provider or ec2_provider(region=cluster.region)
     try:
         tagged = [i.instance_id for i in provider.find_tagged_instances(str(cluster.pk)) if i.state not in GONE_STATES]
         instance_ids = sorted({node.instance_id for node in _live_nodes(cluster)} | set(tagged))
@@ -433,7 +446,7 @@ def reconcile_clusters(*, provider: Ec2Provider | None = None, now: datetime | N
         if provider is not None:
             return provider
         if region not in providers:
-            providers[region] = ec2_provider(region)
+            providers[region] = ec2_provider(region=region)
         return providers[region]
 
     clusters = Cluster.objects.filter(state__in=[ClusterState.RUNNING, ClusterState.STOPPED]).select_related("team")
@@ -508,9 +521,21 @@ def _follow_interruptions(
         nodes_transition(nodes=cluster.nodes.filter(instance_id__in=stopped), to=NodeState.STOPPED)
         nodes_transition(nodes=cluster.nodes.filter(instance_id__in=resumed), to=NodeState.RUNNING)
         if stopped:
-            record(None, cluster.team, "cluster.nodes_interrupted", cluster, {"instance_ids": sorted(stopped)})
+            record(
+                actor=None,
+                team=cluster.team,
+                verb="cluster.nodes_interrupted",
+                target=cluster,
+                data={"instance_ids": sorted(stopped)},
+            )
         if resumed:
-            record(None, cluster.team, "cluster.nodes_resumed", cluster, {"instance_ids": sorted(resumed)})
+            record(
+                actor=None,
+                team=cluster.team,
+                verb="cluster.nodes_resumed",
+                target=cluster,
+                data={"instance_ids": sorted(resumed)},
+            )
         down = cluster.nodes.filter(state=NodeState.STOPPED).count()
         reason = (
             f"{down} of {cluster.node_count} nodes stopped by EC2 (spot capacity reclaimed); they start again when "
@@ -527,7 +552,7 @@ def _mark_missing(cluster: Cluster, gone: Iterable[str], *, all_gone: bool, repo
     gone = sorted(gone)
     with transaction.atomic():
         nodes_transition(nodes=cluster.nodes.filter(instance_id__in=gone), to=NodeState.MISSING)
-        record(None, cluster.team, "cluster.nodes_missing", cluster, {"instance_ids": gone})
+        record(actor=None, team=cluster.team, verb="cluster.nodes_missing", target=cluster, data={"instance_ids": gone})
         report.missing_nodes += gone
         if not all_gone:
             return

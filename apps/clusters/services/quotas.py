@@ -21,7 +21,7 @@ from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT, MIN_IDLE_WINDOW_MINU
 MAX_EXCEPTION_HOURS = 30 * 24
 
 
-def check_cluster_request(team: Team, instance_type: str, node_count: int, gpus_per_node: int) -> None:
+def check_cluster_request(*, team: Team, instance_type: str, node_count: int, gpus_per_node: int) -> None:
     """Raise unless `team` may add `node_count` x `instance_type` now. Callers lock the team row first so two
     concurrent requests cannot both pass against the same remaining GPUs."""
     requested = node_count * gpus_per_node
@@ -51,11 +51,11 @@ def _require_platform_admin(actor: User) -> None:
 
 @transaction.atomic
 def set_team_quota(
+    *,
     actor: User,
     team: Team,
     max_gpus: int,
     max_cluster_hours: int,
-    *,
     idle_window_minutes: int | None = None,
     idle_threshold_pct: float | None = None,
 ) -> TeamQuota:
@@ -85,12 +85,12 @@ def set_team_quota(
         "idle_threshold_pct": idle_threshold_pct,
     }
     quota, _ = TeamQuota.objects.update_or_create(team=team, defaults=values)
-    record(actor, team, "quota.set", quota, {"previous": previous, **values})
+    record(actor=actor, team=team, verb="quota.set", target=quota, data={"previous": previous, **values})
     return quota
 
 
 @transaction.atomic
-def grant_quota_exception(actor: User, team: Team, extra_gpus: int, reason: str, hours: int) -> QuotaException:
+def grant_quota_exception(*, actor: User, team: Team, extra_gpus: int, reason: str, hours: int) -> QuotaException:
     _require_platform_admin(actor)
     if extra_gpus < 1:
         raise InvalidQuota(f"An exception grants at least 1 extra GPU, got {extra_gpus}.")
@@ -110,10 +110,10 @@ def grant_quota_exception(actor: User, team: Team, extra_gpus: int, reason: str,
         expires_at=timezone.now() + timedelta(hours=hours),
     )
     record(
-        actor,
-        team,
-        "quota.exception_granted",
-        exception,
-        {"extra_gpus": extra_gpus, "hours": hours, "reason": reason[:300], "expires_at": exception.expires_at},
+        actor=actor,
+        team=team,
+        verb="quota.exception_granted",
+        target=exception,
+        data={"extra_gpus": extra_gpus, "hours": hours, "reason": reason[:300], "expires_at": exception.expires_at},
     )
     return exception

@@ -49,7 +49,7 @@ class RegisteredNode:
     token: str  # shown once, to the node
 
 
-def register_node(cluster: Cluster, instance_id: str, *, request: HttpRequest | None = None) -> RegisteredNode:
+def register_node(*, cluster: Cluster, instance_id: str, request: HttpRequest | None = None) -> RegisteredNode:
     """Issue `instance_id`'s node token. A node that boots before the worker recorded the launch gets
     NodeNotRecordedYet (its agent retries); a second registration of the same node is refused and audited."""
     with transaction.atomic():
@@ -71,10 +71,24 @@ def register_node(cluster: Cluster, instance_id: str, *, request: HttpRequest | 
             node.token_digest = digest
             node.registered_at = timezone.now()
             node.save(update_fields=["token_digest", "registered_at", "updated_at"])
-            record(None, locked.team, "cluster.node_registered", locked, {"instance_id": instance_id}, request)
+            record(
+                actor=None,
+                team=locked.team,
+                verb="cluster.node_registered",
+                target=locked,
+                data={"instance_id": instance_id},
+                request=request,
+            )
     if already is not None:
         # Audited outside the transaction: a refusal is worth keeping (a leaked secret, a node that lost its token).
-        record(None, locked.team, "cluster.node_registration_refused", locked, {"instance_id": instance_id}, request)
+        record(
+            actor=None,
+            team=locked.team,
+            verb="cluster.node_registration_refused",
+            target=locked,
+            data={"instance_id": instance_id},
+            request=request,
+        )
         raise NodeAlreadyRegistered(
             f"Node {instance_id} registered at {already:%Y-%m-%d %H:%M} UTC; a node registers once. "
             "If it lost its token, replace the node (terminate and start the cluster again)."
@@ -82,7 +96,7 @@ def register_node(cluster: Cluster, instance_id: str, *, request: HttpRequest | 
     return RegisteredNode(node=node, token=raw)
 
 
-def node_user_data(cluster: Cluster, bootstrap_secret: str, *, portal_url: str | None = None) -> str:
+def node_user_data(*, cluster: Cluster, bootstrap_secret: str, portal_url: str | None = None) -> str:
     """The cloud-init script every node of `cluster` boots with: it writes the portal address and the bootstrap
     secret (root-only) and starts the agent as a service, which registers and then reports every 10 s.
 

@@ -228,7 +228,7 @@ class RollupReport:
     hourly_written: int = 0
 
 
-def rollup_telemetry(now: datetime | None = None) -> RollupReport:
+def rollup_telemetry(*, now: datetime | None = None) -> RollupReport:
     """Fold raw samples older than the raw retention into rollups, delete them, and drop expired rollups.
 
     Safe to run twice or concurrently. The cutoff is rounded down to a bucket boundary so that a bucket is

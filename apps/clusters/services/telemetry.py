@@ -39,7 +39,7 @@ class IngestResult:
     duplicates: int
 
 
-def ingest_telemetry(node: Node, batches: list[dict[str, Any]]) -> IngestResult:
+def ingest_telemetry(*, node: Node, batches: list[dict[str, Any]]) -> IngestResult:
     """Store validated batches of one node. Idempotent: a resent batch (the agent retries after outages) is
     counted as duplicates and stores nothing; batches may arrive out of order."""
     now = timezone.now()

@@ -46,16 +46,16 @@ def _decide(actor: User, run: Run, status: str, comment: str, request: HttpReque
 
 
 @transaction.atomic
-def approve_run(actor: User, run: Run, *, comment: str = "", request: HttpRequest | None = None) -> Approval:
+def approve_run(*, actor: User, run: Run, comment: str = "", request: HttpRequest | None = None) -> Approval:
     """Approve the exact saved plan; a worker applies it."""
     approval = _decide(actor, run, ApprovalStatus.APPROVED, comment, request)
     Run.objects.filter(pk=run.pk).update(state_reason=f"Approved by {actor.username}; waiting for a worker.")
-    dispatch_apply(run)
+    dispatch_apply(run=run)
     return approval
 
 
 @transaction.atomic
-def reject_run(actor: User, run: Run, *, comment: str = "", request: HttpRequest | None = None) -> Approval:
+def reject_run(*, actor: User, run: Run, comment: str = "", request: HttpRequest | None = None) -> Approval:
     """Reject: nothing is applied, the plan is thrown away and the workspace is freed."""
     approval = _decide(actor, run, ApprovalStatus.REJECTED, comment, request)
     run_transition(run=run, to=RunState.REJECTED, actor=actor, reason=f"Rejected by {actor.username}: {comment}")
@@ -81,9 +81,9 @@ def expire_approvals(*, now: datetime | None = None) -> int:
 
 @transaction.atomic
 def set_approval_rule(
+    *,
     actor: User,
     team: Team,
-    *,
     hourly_threshold: Decimal | None,
     require_for_destroy: bool,
     request: HttpRequest | None = None,
@@ -95,11 +95,11 @@ def set_approval_rule(
         team=team, defaults={"hourly_threshold": hourly_threshold, "require_for_destroy": require_for_destroy}
     )
     record(
-        actor,
-        team,
-        "approval_rule.updated",
-        rule,
-        {"hourly_threshold": hourly_threshold, "require_for_destroy": require_for_destroy},
-        request,
+        actor=actor,
+        team=team,
+        verb="approval_rule.updated",
+        target=rule,
+        data={"hourly_threshold": hourly_threshold, "require_for_destroy": require_for_destroy},
+        request=request,
     )
     return rule

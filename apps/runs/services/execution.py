@@ -70,18 +70,18 @@ def _send_on_commit(task_name: str, run_pk: int) -> None:
     transaction.on_commit(send)
 
 
-def dispatch_run(run: Run) -> None:
+def dispatch_run(*, run: Run) -> None:
     """Hand the queued run to a worker (after commit)."""
     _send_on_commit("execute_run", run.pk)
 
 
-def dispatch_apply(run: Run) -> None:
+def dispatch_apply(*, run: Run) -> None:
     """Hand the approved run to a worker (after commit)."""
     _send_on_commit("apply_approved_run", run.pk)
 
 
 @transaction.atomic
-def claim_run(run: Run) -> bool:
+def claim_run(*, run: Run) -> bool:
     """Take the workspace for `run` and move it to planning, FIFO. False (and the run says why) while another
     run holds the workspace or an older run is queued ahead; False too when the run is no longer queued, which
     makes a redelivered task a no-op."""
@@ -99,7 +99,7 @@ def claim_run(run: Run) -> bool:
     ahead = workspace.runs.filter(state=RunState.QUEUED, pk__lt=run.pk).order_by("pk").first()
     if ahead is not None:
         Run.objects.filter(pk=run.pk).update(state_reason=f"Queued behind run #{ahead.pk}.")
-        dispatch_run(ahead)
+        dispatch_run(run=ahead)
         return False
     workspace.locked_by = run
     workspace.locked_at = timezone.now()
@@ -118,16 +118,16 @@ def _database_key() -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", Path(name).name) or "default"
 
 
-def run_dir(run: Run) -> Path:
+def run_dir(*, run: Run) -> Path:
     return Path(settings.RUNS_DIR) / _database_key() / str(run.pk)
 
 
-def work_dir(run: Run) -> Path:
+def work_dir(*, run: Run) -> Path:
     """Where Terraform runs for `run`: the module's copy inside the run dir (see `lay_out_module`)."""
-    return run_dir(run) / MODULE_IN_WORK_DIR
+    return run_dir(run=run) / MODULE_IN_WORK_DIR
 
 
-def backend_config(workspace: Workspace) -> tuple[str, dict[str, str]]:
+def backend_config(*, workspace: Workspace) -> tuple[str, dict[str, str]]:
     """State per Paved workspace: a PostgreSQL schema of its own (pg backend, with its own locking) when the
     portal runs on PostgreSQL, else a local state file under the data dir. Never shared between workspaces."""
     db = settings.DATABASES["default"]
@@ -142,7 +142,7 @@ def backend_config(workspace: Workspace) -> tuple[str, dict[str, str]]:
     return "local", {"path": str(path)}
 
 
-def module_source(run: Run) -> Path | None:
+def module_source(*, run: Run) -> Path | None:
     """The run's module folder: shipped paths are relative to the repository, uploaded ones absolute."""
     if not run.module_path:
         return None
@@ -150,22 +150,22 @@ def module_source(run: Run) -> Path | None:
     return path if path.is_absolute() else Path(settings.BASE_DIR) / path
 
 
-def prepare_workdir(run: Run) -> tuple[Path, dict[str, str]]:
+def prepare_workdir(*, run: Run) -> tuple[Path, dict[str, str]]:
     """Lay out the pinned module with the platform variables file and the shared modules (`lay_out_module`),
     write the JSON var file and the backend block. Parameters reach Terraform only as JSON values (never
     string-built HCL), and the module itself is never modified."""
-    source = module_source(run)
+    source = module_source(run=run)
     if source is None or not source.is_dir():
         raise TerraformError(f"The module of {run.template_version} is missing ({run.module_path}).")
-    shutil.rmtree(run_dir(run), ignore_errors=True)
-    workdir = lay_out_module(source, run_dir(run))
+    shutil.rmtree(run_dir(run=run), ignore_errors=True)
+    workdir = lay_out_module(source, run_dir(run=run))
     workspace = run.workspace
     version = run.template_version
     platform = platform_values(
         team=workspace.team.slug, workspace=workspace.name, template=version.template.slug, version=version.version
     )
     (workdir / VAR_FILE).write_text(json.dumps({**run.parameters, **platform}, indent=2))
-    backend, config = backend_config(workspace)
+    backend, config = backend_config(workspace=workspace)
     (workdir / "paved_backend.tf").write_text(f'terraform {{\n  backend "{backend}" {{}}\n}}\n')
     return workdir, config
 
@@ -190,11 +190,11 @@ def _cancel_probe(run: Run, log: RunLogWriter) -> Callable[[], bool]:
     return should_cancel
 
 
-def plan_timeout(run: Run) -> int:
+def plan_timeout(*, run: Run) -> int:
     return run.template_version.plan_timeout_seconds or settings.PLAN_TIMEOUT_SECONDS
 
 
-def apply_timeout(run: Run) -> int:
+def apply_timeout(*, run: Run) -> int:
     return run.template_version.apply_timeout_seconds or settings.APPLY_TIMEOUT_SECONDS
 
 
@@ -205,7 +205,7 @@ def _runner(run: Run, workdir: Path, log: RunLogWriter, timeout: int) -> Terrafo
 # --- Plan and apply ---------------------------------------------------------------------------------------
 
 
-def approval_reason(run: Run) -> str:
+def approval_reason(*, run: Run) -> str:
     """Why this run needs an approval, or "" when it does not: the template version's policy, then the team's
     own rule (which can only add approvals)."""
     version = run.template_version
@@ -237,7 +237,7 @@ def _record_applied(run: Run, outputs: dict[str, Any]) -> None:
 
 def _record(run: Run, what: str, action: Callable[[], Any]) -> Any:
     """A database step of a run on a worker, which waits out a short database outage (see `outages`)."""
-    return outlast_database_outage(action, what=f"{what} of run #{run.pk}")
+    return outlast_database_outage(action=action, what=f"{what} of run #{run.pk}")
 
 
 @transaction.atomic
@@ -267,7 +267,7 @@ def _fail(run: Run, exc: Exception) -> None:
         run_transition(run=run, to=RunState.ERRORED, reason=f"Internal error: {type(exc).__name__}: {exc}"[:300])
 
 
-def execute_run(run_pk: int) -> None:
+def execute_run(*, run_pk: int) -> None:
     """Plan a queued run and apply it, or stop at awaiting_approval when its policy says so."""
     run = Run.objects.select_related("workspace__team", "template_version__template", "team").filter(pk=run_pk).first()
     if run is None or run.state != RunState.QUEUED:
@@ -275,12 +275,12 @@ def execute_run(run_pk: int) -> None:
     if run.cancel_requested:
         run_transition(run=run, to=RunState.CANCELLED, reason="Cancelled before it started.")
         return
-    if not claim_run(run):
+    if not claim_run(run=run):
         return
     log = RunLogWriter(run)
     try:
-        workdir, config = prepare_workdir(run)
-        runner = _runner(run, workdir, log, plan_timeout(run))
+        workdir, config = prepare_workdir(run=run)
+        runner = _runner(run, workdir, log, plan_timeout(run=run))
         runner.init(backend_config=config)
         has_changes = runner.plan(out=PLAN_FILE, destroy=run.kind == RunKind.DESTROY)
         summary: PlanSummary = summarize_plan(runner.show_plan(PLAN_FILE))
@@ -301,12 +301,12 @@ def execute_run(run_pk: int) -> None:
         if not has_changes:
             _finish_with_outputs(run, runner)
             return
-        why = _record(run, "checking the approval policy", lambda: approval_reason(run))
+        why = _record(run, "checking the approval policy", lambda: approval_reason(run=run))
         if why:
-            _record(run, "requesting an approval", lambda: request_approval(run, why))
+            _record(run, "requesting an approval", lambda: request_approval(run=run, why=why))
             return
         _record(run, "starting the apply", lambda: run_transition(run=run, to=RunState.APPLYING, reason=APPLYING))
-        _runner(run, workdir, log, apply_timeout(run)).apply(PLAN_FILE)
+        _runner(run, workdir, log, apply_timeout(run=run)).apply(PLAN_FILE)
         log.flush(wait=True)
         _finish_with_outputs(run, runner)
     except Exception as exc:  # noqa: BLE001 - every failure must end the run in a terminal state, not stuck
@@ -322,7 +322,7 @@ def _settle(run: Run, log: RunLogWriter) -> None:
     log.flush(wait=True)
 
 
-def apply_approved_run(run_pk: int) -> None:
+def apply_approved_run(*, run_pk: int) -> None:
     """Apply exactly the plan that was approved."""
     run = Run.objects.select_related("workspace__team", "template_version__template", "team").filter(pk=run_pk).first()
     if run is None:
@@ -333,8 +333,8 @@ def apply_approved_run(run_pk: int) -> None:
         return
     log = RunLogWriter(run)
     try:
-        workdir = work_dir(run)
-        runner = _runner(run, workdir, log, apply_timeout(run))
+        workdir = work_dir(run=run)
+        runner = _runner(run, workdir, log, apply_timeout(run=run))
         runner.apply(PLAN_FILE)
         log.flush(wait=True)
         _finish_with_outputs(run, runner)
@@ -346,7 +346,7 @@ def apply_approved_run(run_pk: int) -> None:
 
 
 @transaction.atomic
-def request_approval(run: Run, why: str) -> Approval:
+def request_approval(*, run: Run, why: str) -> Approval:
     expires = timezone.now() + timedelta(hours=settings.APPROVAL_EXPIRY_HOURS)
     approval = Approval.objects.create(run=run, team=run.team, why_needed=why[:300], expires_at=expires)
     run_transition(run=run, to=RunState.AWAITING_APPROVAL, reason=why, needs_approval=True)

@@ -16,22 +16,22 @@ from apps.runs.services.execution import dispatch_run
 
 @transaction.atomic
 def set_change_freeze(
-    actor: User, *, active: bool, reason: str = "", request: HttpRequest | None = None
+    *, actor: User, active: bool, reason: str = "", request: HttpRequest | None = None
 ) -> ChangeFreeze:
     require(actor, "platform.change_freeze", message="Only platform admins may start or lift a change freeze.")
     reason = reason.strip() or ("Change freeze." if active else "Change freeze lifted.")
     freeze = ChangeFreeze.objects.create(active=active, reason=reason[:300], set_by=actor)
     record(
-        actor,
-        None,
-        "platform.change_freeze_" + ("started" if active else "lifted"),
-        freeze,
-        {"reason": reason},
-        request,
+        actor=actor,
+        team=None,
+        verb="platform.change_freeze_" + ("started" if active else "lifted"),
+        target=freeze,
+        data={"reason": reason},
+        request=request,
     )
     if not active:
         for run in Run.objects.filter(state=RunState.QUEUED).order_by("pk"):
-            dispatch_run(run)
+            dispatch_run(run=run)
     return freeze
 
 

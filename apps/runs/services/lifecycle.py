@@ -19,12 +19,12 @@ from apps.runs.services.execution import dispatch_run
 from apps.runs.services.transitions import run_transition
 
 
-def require_member(actor: User, workspace: Workspace) -> None:
+def require_member(*, actor: User, workspace: Workspace) -> None:
     """Who may act on a workspace (new runs, destroy, cancel, forget): a member of its team."""
     require(actor, "workspace.operate", workspace, message="You are not a member of this workspace's team.")
 
 
-def require_typed_name(workspace: Workspace, confirm_name: str, what: str) -> None:
+def require_typed_name(*, workspace: Workspace, confirm_name: str, what: str) -> None:
     """Irreversible acts on a workspace are confirmed by typing its name, as a cluster's termination is."""
     if confirm_name.strip() != workspace.name:
         raise ConfirmationMismatch(f"Type the workspace name '{workspace.name}' exactly to confirm the {what}.")
@@ -49,37 +49,46 @@ def _new_run(workspace: Workspace, *, kind: str, reason: str, created_by: User) 
 
 @transaction.atomic
 def queue_run(
-    actor: User, workspace: Workspace, *, kind: str, reason: str = "", request: HttpRequest | None = None
+    *, actor: User, workspace: Workspace, kind: str, reason: str = "", request: HttpRequest | None = None
 ) -> Run:
     """Queue a run of `kind` on the workspace's pinned version and parameters; it starts when the workspace
     is free (runs of one workspace go one at a time, in order)."""
-    require_member(actor, workspace)
+    require_member(actor=actor, workspace=workspace)
     if workspace.status == WorkspaceStatus.DESTROYED or workspace.is_gone:
         raise WorkspaceBusy(f"{workspace.name} is {workspace.status}; launch a new workspace instead.")
     run = _new_run(workspace, kind=kind, reason=reason, created_by=actor)
-    record(actor, workspace.team, f"run.requested_{kind}", run, {"workspace": workspace.name}, request)
-    dispatch_run(run)
+    record(
+        actor=actor,
+        team=workspace.team,
+        verb=f"run.requested_{kind}",
+        target=run,
+        data={"workspace": workspace.name},
+        request=request,
+    )
+    dispatch_run(run=run)
     return run
 
 
 @transaction.atomic
-def request_destroy(actor: User, workspace: Workspace, *, confirm_name: str, request: HttpRequest | None = None) -> Run:
+def request_destroy(*, actor: User, workspace: Workspace, confirm_name: str, request: HttpRequest | None = None) -> Run:
     """Destroy everything the workspace created; the caller must type the workspace name to confirm."""
-    require_typed_name(workspace, confirm_name, "destroy")
-    return queue_run(actor, workspace, kind=RunKind.DESTROY, reason="Destroy requested.", request=request)
+    require_typed_name(workspace=workspace, confirm_name=confirm_name, what="destroy")
+    return queue_run(
+        actor=actor, workspace=workspace, kind=RunKind.DESTROY, reason="Destroy requested.", request=request
+    )
 
 
 @transaction.atomic
-def cancel_run(actor: User, run: Run, *, request: HttpRequest | None = None) -> Run:
+def cancel_run(*, actor: User, run: Run, request: HttpRequest | None = None) -> Run:
     """Queued or waiting runs stop at once; a running Terraform is interrupted by its worker (SIGINT, so the
     state lock is released) within about a second."""
-    require_member(actor, run.workspace)
+    require_member(actor=actor, workspace=run.workspace)
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state in {RunState.QUEUED, RunState.PLANNED, RunState.AWAITING_APPROVAL}:
         run_transition(run=run, to=RunState.CANCELLED, actor=actor, reason=f"Cancelled by {actor.username}.")
     elif run.state in {RunState.PLANNING, RunState.APPLYING}:
         Run.objects.filter(pk=run.pk).update(cancel_requested=True, state_reason="Cancelling…")
-        record(actor, run.team, "run.cancel_requested", run, {}, request)
+        record(actor=actor, team=run.team, verb="run.cancel_requested", target=run, data={}, request=request)
     else:
         raise WorkspaceBusy(f"Run #{run.pk} is {run.state}; there is nothing to cancel.", code="run_not_cancellable")
     run.refresh_from_db()
@@ -87,11 +96,13 @@ def cancel_run(actor: User, run: Run, *, request: HttpRequest | None = None) -> 
 
 
 @transaction.atomic
-def retry_run(actor: User, run: Run, *, request: HttpRequest | None = None) -> Run:
+def retry_run(*, actor: User, run: Run, request: HttpRequest | None = None) -> Run:
     """A fresh run with the same kind, version and parameters as a failed, errored or cancelled one."""
     if not run.is_retryable:
         raise NothingToRetry(f"Run #{run.pk} is {run.state}; only failed, errored or cancelled runs can be retried.")
-    retry = queue_run(actor, run.workspace, kind=run.kind, reason=f"Retry of run #{run.pk}.", request=request)
+    retry = queue_run(
+        actor=actor, workspace=run.workspace, kind=run.kind, reason=f"Retry of run #{run.pk}.", request=request
+    )
     retry.retry_of = run
     retry.save(update_fields=["retry_of", "updated_at"])
     return retry
@@ -100,8 +111,8 @@ def retry_run(actor: User, run: Run, *, request: HttpRequest | None = None) -> R
 def _system_run(workspace: Workspace, kind: str, reason: str) -> Run:
     """A run the platform starts itself (TTL, drift schedule), attributed to the workspace's creator."""
     run = _new_run(workspace, kind=kind, reason=reason, created_by=workspace.created_by)
-    record(None, workspace.team, f"run.scheduled_{kind}", run, {"reason": reason})
-    dispatch_run(run)
+    record(actor=None, team=workspace.team, verb=f"run.scheduled_{kind}", target=run, data={"reason": reason})
+    dispatch_run(run=run)
     return run
 
 
@@ -133,10 +144,10 @@ def check_drift() -> list[int]:
 
 
 @transaction.atomic
-def extend_ttl(actor: User, workspace: Workspace, *, hours: int, request: HttpRequest | None = None) -> Workspace:
+def extend_ttl(*, actor: User, workspace: Workspace, hours: int, request: HttpRequest | None = None) -> Workspace:
     """Push the expiry out to `hours` from now. Never beyond the template's maximum TTL from now: an owner can
     keep a workspace alive by extending it, but nothing outlives its maximum unattended."""
-    require_member(actor, workspace)
+    require_member(actor=actor, workspace=workspace)
     workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
     if not can(actor, "workspace.extend", workspace):
         raise WorkspaceBusy("Only the workspace's owner or a team manager may extend it.", code="not_the_owner")
@@ -150,7 +161,12 @@ def extend_ttl(actor: User, workspace: Workspace, *, hours: int, request: HttpRe
     workspace.expiry_warned_at = None
     workspace.save(update_fields=["expires_at", "expiry_warned_at", "updated_at"])
     record(
-        actor, workspace.team, "workspace.extended", workspace, {"from": previous, "to": workspace.expires_at}, request
+        actor=actor,
+        team=workspace.team,
+        verb="workspace.extended",
+        target=workspace,
+        data={"from": previous, "to": workspace.expires_at},
+        request=request,
     )
     return workspace
 
@@ -178,6 +194,12 @@ def warn_expiring_workspaces(*, now: datetime | None = None) -> list[int]:
             fail_silently=True,
         )
         Workspace.objects.filter(pk=workspace.pk).update(expiry_warned_at=now)
-        record(None, workspace.team, "workspace.expiry_warning", workspace, {"expires_at": workspace.expires_at})
+        record(
+            actor=None,
+            team=workspace.team,
+            verb="workspace.expiry_warning",
+            target=workspace,
+            data={"expires_at": workspace.expires_at},
+        )
         warned.append(workspace.pk)
     return warned

@@ -46,7 +46,7 @@ class RunLogWriter:
         """Write the buffered lines (and the heartbeat). False when the database could not be reached: the
         lines are kept for the next flush. With `wait`, rides out an outage and raises only if it lasts."""
         if wait:
-            outlast_database_outage(self._write, what=f"writing the log of run #{self.run.pk}")
+            outlast_database_outage(action=self._write, what=f"writing the log of run #{self.run.pk}")
             return True
         try:
             self._write()
@@ -83,7 +83,7 @@ class RunLogWriter:
         self.flushed_at = time.monotonic()
 
 
-def iter_log_text(run: Run) -> Iterator[str]:
+def iter_log_text(*, run: Run) -> Iterator[str]:
     """The whole log, chunk by chunk, for downloads (streamed; never loaded into memory at once)."""
     for text in RunLogChunk.objects.filter(run=run).order_by("seq").values_list("text", flat=True).iterator():
         yield text + "\n"

@@ -33,7 +33,7 @@ def drop_broken_connection() -> None:
         connection.close_if_unusable_or_obsolete()
 
 
-def outlast_database_outage(action: Callable[[], T], *, what: str) -> T:
+def outlast_database_outage(*, action: Callable[[], T], what: str) -> T:
     """`action()`, tried again with backoff while the database cannot be reached. `action` must be all-or-nothing
     (one transaction), so trying again never does half of it twice. Inside an outer transaction nothing is tried
     again: that transaction is lost anyway, and its owner decides."""

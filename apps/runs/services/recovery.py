@@ -46,7 +46,7 @@ def sweep_runs(*, now: datetime | None = None) -> SweepReport:
             continue
         report.errored.append(run.pk)
     for run in Run.objects.filter(state=RunState.QUEUED, queued_at__lt=now - REDISPATCH_AFTER):
-        dispatch_run(run)
+        dispatch_run(run=run)
         report.redispatched.append(run.pk)
     # Approved, but its apply never reached a worker (broker down when the approval was given): send it again.
     # The apply claims the run with its transition to applying, so a second delivery does nothing.
@@ -55,6 +55,6 @@ def sweep_runs(*, now: datetime | None = None) -> SweepReport:
         approval__status=ApprovalStatus.APPROVED,
         approval__decided_at__lt=now - REDISPATCH_AFTER,
     ):
-        dispatch_apply(run)
+        dispatch_apply(run=run)
         report.redispatched.append(run.pk)
     return report

@@ -31,7 +31,7 @@ def _runs_in_flight(workspace: Workspace) -> list[Run]:
 def forget_workspace(*, actor: User, workspace: Workspace, request: HttpRequest | None = None) -> Workspace:
     """Forget a workspace none of whose runs ever applied anything and whose state holds no resource: there is
     nothing to destroy, so it simply leaves the lists (and frees its name). Anything else must be destroyed."""
-    require_member(actor, workspace)
+    require_member(actor=actor, workspace=workspace)
     workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
     busy = _runs_in_flight(workspace)
     if busy:
@@ -40,7 +40,7 @@ def forget_workspace(*, actor: User, workspace: Workspace, request: HttpRequest 
             code="runs_in_flight",
         )
     applied = workspace.runs.filter(state=RunState.APPLIED).order_by("pk").first()
-    resources = managed_resources(read_state(workspace))
+    resources = managed_resources(state=read_state(workspace=workspace))
     if applied is not None or resources:
         what = f"run #{applied.pk} applied" if applied is not None else f"its state holds {', '.join(resources[:5])}"
         raise WorkspaceHasResources(
@@ -69,7 +69,7 @@ def force_delete_workspace(
         "workspace.force_delete",
         message="Only platform admins may force-delete a workspace; destroy it instead.",
     )
-    require_typed_name(workspace, confirm_name, "force-delete")
+    require_typed_name(workspace=workspace, confirm_name=confirm_name, what="force-delete")
     workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
     running = [run for run in _runs_in_flight(workspace) if run.state not in WAITING_STATES]
     if running:
@@ -81,15 +81,15 @@ def force_delete_workspace(
     for run in _runs_in_flight(workspace):
         run_transition(run=run, to=RunState.DISCARDED, actor=actor, reason="The workspace was force-deleted.")
         discarded.append(run.pk)
-    state = read_state(workspace)
+    state = read_state(workspace=workspace)
     deleted = workspace_transition(
         workspace=workspace,
         to=WorkspaceStatus.DELETED,
         actor=actor,
         reason=reason or "Force-deleted by a platform admin.",
         data={
-            "left_behind": managed_resources(state),
-            "state": redacted_state(state),
+            "left_behind": managed_resources(state=state),
+            "state": redacted_state(state=state),
             "discarded_runs": discarded,
             "lock_held_by": workspace.locked_by_id,
         },
@@ -97,5 +97,5 @@ def force_delete_workspace(
         locked_by=None,
         locked_at=None,
     )
-    drop_state(workspace)
+    drop_state(workspace=workspace)
     return deleted

@@ -17,9 +17,9 @@ from apps.runs.services.execution import backend_config
 REDACTED = "(sensitive, redacted)"
 
 
-def read_state(workspace: Workspace) -> dict[str, Any] | None:
+def read_state(*, workspace: Workspace) -> dict[str, Any] | None:
     """The workspace's current Terraform state document, or None when Terraform never wrote one."""
-    backend, config = backend_config(workspace)
+    backend, config = backend_config(workspace=workspace)
     if backend == "local":
         path = Path(config["path"])
         return json.loads(path.read_text()) if path.is_file() else None
@@ -35,7 +35,7 @@ def read_state(workspace: Workspace) -> dict[str, Any] | None:
     return None if row is None else dict(json.loads(row[0]))
 
 
-def managed_resources(state: dict[str, Any] | None) -> list[str]:
+def managed_resources(*, state: dict[str, Any] | None) -> list[str]:
     """Addresses of what the state says Terraform created (data sources left out: they own nothing)."""
     resources = (state or {}).get("resources") or []
     return [
@@ -45,7 +45,7 @@ def managed_resources(state: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def redacted_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
+def redacted_state(*, state: dict[str, Any] | None) -> dict[str, Any] | None:
     """The state with what Terraform marks sensitive replaced: audit data must not hold secrets, and what an
     operator needs to clean up by hand (resource types, names, ids, attributes) is kept. A sensitive path inside
     an attribute redacts the whole attribute."""
@@ -67,10 +67,10 @@ def redacted_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
     return dict(copy)
 
 
-def drop_state(workspace: Workspace) -> None:
+def drop_state(*, workspace: Workspace) -> None:
     """Remove the workspace's state and its lock: the pg schema goes with the surrounding transaction (DDL is
     transactional in PostgreSQL), a local state folder once that transaction commits."""
-    backend, config = backend_config(workspace)
+    backend, config = backend_config(workspace=workspace)
     if backend == "local":
         folder = Path(config["path"]).parent
         transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))

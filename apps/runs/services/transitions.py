@@ -102,7 +102,7 @@ def _dispatch_next(change: Change[Run]) -> None:
 
     following = Run.objects.filter(workspace_id=change.obj.workspace_id, state=RunState.QUEUED).order_by("pk").first()
     if following is not None:
-        dispatch_run(following)
+        dispatch_run(run=following)
 
 
 RUN_MACHINE: Machine[Run] = Machine(

@@ -68,18 +68,18 @@ def create_workspace(
         created_by=actor,
         estimated_hourly_cost=hourly_cost,
     )
-    dispatch_run(run)
+    dispatch_run(run=run)
     record(
-        actor,
-        team,
-        "workspace.launched",
-        workspace,
-        {
+        actor=actor,
+        team=team,
+        verb="workspace.launched",
+        target=workspace,
+        data={
             "template": template_version.template.slug,
             "version": template_version.version,
             "run": run.pk,
             "hourly": hourly_cost,
         },
-        request,
+        request=request,
     )
     return workspace, run

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No active user named {username!r}. Create the user first (or run seed_demo).")
         try:
-            _, raw = create_api_token(user, name=name)
+            _, raw = create_api_token(actor=user, name=name)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(raw)

@@ -21,7 +21,7 @@ class Command(BaseCommand):
             manifests = discover_manifests(Path(root))
         except ManifestError as exc:
             raise CommandError(str(exc)) from exc
-        report = sync_templates(manifests)
+        report = sync_templates(manifests=manifests)
         for label in report.created:
             self.stdout.write(f"  published {label}")
         for slug in report.updated_metadata:
