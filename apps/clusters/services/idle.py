@@ -194,7 +194,7 @@ def idle_assessment(*, cluster: Cluster, now: datetime) -> IdleAssessment:
 def _stop_with_provisioning(cluster: Cluster, reason: str) -> None:
     # Looked up when called: provisioning imports the cloud layer, and idle detection must not depend on it at import.
     provisioning = importlib.import_module("apps.clusters.services.provisioning")
-    provisioning.stop_cluster(None, cluster, reason=reason)
+    provisioning.stop_cluster(actor=None, cluster=cluster, reason=reason)
 
 
 def _warn(cluster: Cluster, assessment: IdleAssessment, now: datetime) -> bool:
