@@ -215,7 +215,7 @@ def _gunicorn(errors: list[str], **env_overrides: str) -> Iterator[int]:
     log = tempfile.NamedTemporaryFile(prefix="paved-bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
     command = [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"{HOST}:{port}",
                "--workers", str(WORKERS), "--access-logfile", "-"]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
@@ -451,7 +451,7 @@ def run() -> list[str]:
                     for phase in (bursts[0], paced, bursts[1])
                 ),
             ],
-        ),  # fmt: skip
+        ),
         f"paced minute ({paced_requests:,} POSTs over {ROUNDS * INTERVAL_S} s): latency {_latency(paced)}; clients "
         f"behind schedule p50 {percentile(lateness, 50):.0f} ms, p95 {percentile(lateness, 95):.0f} ms, max "
         f"{max(lateness):.0f} ms -> 1,000 samples/s target {'MET' if kept_up else 'NOT MET'}",
@@ -484,7 +484,7 @@ def run() -> list[str]:
                     _human_bytes(rollup_bytes_after),
                 ],
             ],
-        ),  # fmt: skip
+        ),
         "(the raw table's emptied index pages stay allocated and are reused by new samples; VACUUM FULL returns them)",
         f"rollup storage: {per_rollup:.0f} B/rollup row; {FLEET_GPUS:,} GPUs x {ROLLUP_BUCKETS_PER_DAY} "
         f"buckets/day = {_human_bytes(per_rollup * FLEET_GPUS * ROLLUP_BUCKETS_PER_DAY)}/day "

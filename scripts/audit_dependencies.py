@@ -98,7 +98,7 @@ def serve_advisories(directory: Path) -> Iterator[str]:
             by_package.setdefault(package["name"], []).append(advisory)
 
     class Query(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             query = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
             name, version = canonicalize_name(query["package"]["name"]), query["version"]
             vulns = [adv for adv in by_package.get(name, []) if affects(adv, name, version)]
@@ -109,7 +109,7 @@ def serve_advisories(directory: Path) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Query)

@@ -26,7 +26,7 @@ received: list[dict[str, Any]] = []
 
 
 class StandIn(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         received.append({"path": self.path, "authorization": self.headers.get("Authorization"), "body": body})
         if self.path.endswith("/nodes/register"):

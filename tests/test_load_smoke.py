@@ -31,7 +31,7 @@ def test_the_load_test_runs_its_users_against_a_live_portal_with_no_errors_and_t
         "--database-name", database, "--out", str(tmp_path),
     ]  # fmt: skip
     env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL}
-    completed = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)  # noqa: S603
+    completed = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.serializers.json import DjangoJSONEncoder
@@ -22,7 +22,7 @@ def client_ip(*, request: HttpRequest | None) -> str | None:
 
 
 def _json_safe(data: dict[str, Any] | None) -> dict[str, Any]:
-    return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
+    return cast("dict[str, Any]", json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder)))
 
 
 def record(

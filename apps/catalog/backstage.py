@@ -168,7 +168,7 @@ class _Converter:
             reason = reason or (f"'{snake}' is set by Paved on every run" if snake in PLATFORM_VARIABLES else None)
             reason = reason or "Terraform variable names are snake_case"
             self.note(f"Renamed parameter '{name}' to '{new}' ({reason}).")
-        return new
+        return str(new)
 
     def convert_object(self, schema: Any, where: str, *, top: bool) -> Any:
         """Convert a schema that applies to the whole parameter object, whose property names are variables."""
@@ -212,7 +212,7 @@ class _Converter:
                 self.branch_properties.setdefault(new)
         return out
 
-    def convert_property(self, path: str, schema: Any, *, hints: bool) -> Any:
+    def convert_property(self, path: str, schema: Any, *, hints: bool) -> Any:  # noqa: C901 - one branch per keyword family a Backstage field may carry
         """Move `ui:*` keys into Paved's ui hints (top-level parameters only) and drop what cannot run in Paved."""
         if isinstance(schema, bool):
             return schema
@@ -325,7 +325,7 @@ def _pages(parameters: Any) -> list[Any]:
     )
 
 
-def _merge_pages(pages: list[Any], conv: _Converter) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+def _merge_pages(pages: list[Any], conv: _Converter) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:  # noqa: C901 - one case per page shape (plain, dependencies, oneOf, if/then)
     """Fold Backstage's form pages into one object schema, because a Terraform module takes one set of variables.
 
     A page with a condition (`when:`/`if: ${{ ... }}`) becomes `{"if": <condition>, "then": <the page>}`, so its

@@ -71,7 +71,7 @@ def _offered_anywhere(catalog: dict[str, InstanceType], types: list[Any], region
     ]
 
 
-def check_cluster_schema(schema: Any) -> list[str]:
+def check_cluster_schema(schema: Any) -> list[str]:  # noqa: C901 - one sentence per rule of a cluster schema, read top to bottom
     """Problems with a `gpu_cluster` template's parameters schema, as sentences a curator can act on."""
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
         return ["A GPU cluster template's parameters schema must be an object with properties."]

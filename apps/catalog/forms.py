@@ -34,7 +34,7 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args: Any, teams: QuerySet[Team], version: TemplateVersion, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        team_field = cast(forms.ModelChoiceField, self.fields["team"])
+        team_field = cast("forms.ModelChoiceField[Any]", self.fields["team"])
         team_field.queryset = teams
         if version.template.kind == TemplateKind.GPU_CLUSTER:
             # The cluster's own max_hours parameter bounds its life; a workspace TTL would not apply.

@@ -144,7 +144,7 @@ class _Checker:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(key, f"must be a whole number of hours or null, not {value!r}.")
-        return value
+        return int(value)
 
     def decimal(self, value: Any, key: str) -> Decimal:
         if not isinstance(value, str):
@@ -187,7 +187,7 @@ def _check_folder(check: _Checker, kind: str) -> None:
 # --- Loading --------------------------------------------------------------------------------------------------
 
 
-def load_manifest(path: Path) -> TemplateManifest:
+def load_manifest(path: Path) -> TemplateManifest:  # noqa: C901 - one check per template.yaml key, in file order
     """Read and check one template.yaml; raises ManifestError naming the file and the key at fault."""
     path = Path(path)
     check = _Checker(path)

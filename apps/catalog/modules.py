@@ -381,11 +381,11 @@ def _load(source: str, skeleton: str) -> dict[str, Any]:
     try:
         result = ThreadTerraformCommand(source).validate()
         out["validate"] = result.value if isinstance(result.value, dict) else {"stderr": str(result.error)}
-    except Exception as exc:  # whatever the cgo bridge raises
+    except Exception as exc:  # noqa: BLE001 - whatever the cgo bridge raises
         out["validate"] = {"stderr": str(exc)}
     try:
         out["module"], out["diagnostics"] = TerraformConfig.load_config_dir(skeleton)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the same bridge; the error is reported as the module's problem
         out["error"] = str(exc)
     return out
 

@@ -47,7 +47,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._aliases = 0
 
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's signature
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
         if self.flow_level >= MAX_DEPTH:
             raise YamlTooComplex(
                 f"{self.subject} nests lists or mappings deeper than {MAX_DEPTH} levels"
@@ -61,14 +61,14 @@ class _BoundedLoader(yaml.SafeLoader):
             if self._aliases > MAX_ALIASES:
                 raise YamlTooComplex(
                     f"{self.subject} uses more than {MAX_ALIASES} YAML aliases (*name)"
-                    f"{_position(self.peek_event().start_mark)}; expected an ordinary template."
+                    f"{_position(self.peek_event().start_mark)}; expected an ordinary template."  # type: ignore[no-untyped-call]
                 )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise YamlTooComplex(
                     f"{self.subject} nests lists or mappings deeper than {MAX_DEPTH} levels"
-                    f"{_position(self.peek_event().start_mark)}; expected an ordinary template."
+                    f"{_position(self.peek_event().start_mark)}; expected an ordinary template."  # type: ignore[no-untyped-call]
                 )
             return super().compose_node(parent, index)
         finally:
@@ -109,7 +109,7 @@ def load_yaml_documents(text: str, *, limit: int = MAX_YAML_BYTES, subject: str 
     try:
         loader = _BoundedLoader(text, subject)  # the reader checks for control characters here already
         try:
-            while loader.check_data():
+            while loader.check_data():  # type: ignore[no-untyped-call]  # PyYAML's stubs leave it untyped
                 documents.append(_plain(loader.get_data(), 0, budget, subject))
         finally:
             loader.dispose()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -154,7 +154,7 @@ def _top_properties(schema: object) -> dict[str, Any]:
     return _as_dict(_as_dict(schema).get("properties"))
 
 
-def _rule_from_condition(condition: object, top: dict[str, Any]) -> dict[str, Any] | None:
+def _rule_from_condition(condition: object, top: dict[str, Any]) -> dict[str, Any] | None:  # noqa: C901 - one case per condition shape the form can show or hide
     """Translate a simple condition (`properties: {G: {const|enum}}`, `required: [G]`, `not`) into a rule."""
     if not isinstance(condition, dict):
         return None
@@ -331,7 +331,7 @@ def _type_message(expected: object) -> str:
 def _keyword_message(error: ValidationError) -> str:
     """A sentence that says what is allowed, for one failed keyword."""
     keyword, value = error.validator, _validator_value(error)
-    messages = {
+    messages: dict[str, Callable[[], str]] = {
         "type": lambda: _type_message(value),
         "enum": lambda: f"Must be one of: {', '.join(_format_value(v) for v in value)}.",
         "const": lambda: f"Must be {_format_value(value)}.",

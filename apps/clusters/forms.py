@@ -42,7 +42,7 @@ class ClusterRequestForm(forms.Form):
 
     def __init__(self, *args: Any, teams: QuerySet[Team], catalog: dict[str, InstanceType], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ModelChoiceField, self.fields["team"]).queryset = teams
+        cast("forms.ModelChoiceField[Any]", self.fields["team"]).queryset = teams
         regions = sorted({region for instance in catalog.values() for region in instance.regions})
         cast(forms.ChoiceField, self.fields["region"]).choices = [(region, region) for region in regions]
         cast(forms.ChoiceField, self.fields["instance_type"]).choices = [

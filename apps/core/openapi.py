@@ -135,7 +135,9 @@ class BoundedFilterExtension(DjangoFilterExtension):
     def resolve_filter_field(
         self, auto_schema: Any, model: Any, filterset_class: Any, field_name: str, filter_field: Any
     ) -> list[dict[str, Any]]:
-        parameters = super().resolve_filter_field(auto_schema, model, filterset_class, field_name, filter_field)
+        parameters: list[dict[str, Any]] = super().resolve_filter_field(  # type: ignore[no-untyped-call]
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
         if is_integer_filter(filter_field, model):
             for parameter in parameters:
                 parameter["schema"] = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}

@@ -6,7 +6,7 @@ ignored and never a database error. The bounds enforced here are the ones apps/c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db import models
@@ -138,7 +138,7 @@ class StrictFilterBackend(DjangoFilterBackend):
         refuse_empty(request, typed)
         if not filterset.is_valid():
             raise invalid_all(filterset.errors)
-        return filterset.qs
+        return cast("QuerySet[Any]", filterset.qs)
 
 
 def ordering_pattern(fields: list[str]) -> str:

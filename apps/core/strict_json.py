@@ -14,7 +14,7 @@ from typing import Any
 from django.http import QueryDict
 from rest_framework import fields
 
-JSON_TYPES: dict[type[fields.Field], tuple[type, ...]] = {
+JSON_TYPES: dict[type[fields.Field[Any, Any, Any, Any]], tuple[type, ...]] = {
     fields.CharField: (str,),
     fields.IntegerField: (int,),
     fields.FloatField: (int, float),
@@ -22,12 +22,12 @@ JSON_TYPES: dict[type[fields.Field], tuple[type, ...]] = {
 }
 
 
-def _from_json(field: fields.Field) -> bool:
+def _from_json(field: fields.Field[Any, Any, Any, Any]) -> bool:
     return not isinstance(getattr(field.root, "initial_data", None), QueryDict)
 
 
 def _strict(original: Callable[..., Any], types: tuple[type, ...]) -> Callable[..., Any]:
-    def to_internal_value(self: fields.Field, data: Any) -> Any:
+    def to_internal_value(self: fields.Field[Any, Any, Any, Any], data: Any) -> Any:
         wrong = not isinstance(data, types) or (isinstance(data, bool) and bool not in types)
         if wrong and _from_json(self):
             self.fail("invalid")

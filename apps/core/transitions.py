@@ -73,8 +73,8 @@ class Machine(Generic[M]):
     related: tuple[str, ...] = ()
     audit_verb: Callable[[str], str] | None = None
     audit_data: Callable[[Change[M]], dict[str, Any]] = _default_audit_data
-    team: Callable[[M], Any] = lambda obj: obj.team  # type: ignore[attr-defined]  # noqa: E731
-    audit_target: Callable[[M], models.Model] = lambda obj: obj  # noqa: E731
+    team: Callable[[M], Any] = lambda obj: obj.team  # type: ignore[attr-defined]
+    audit_target: Callable[[M], models.Model] = lambda obj: obj
 
     def allows(self, previous: str, to: str) -> bool:
         return to in self.edges.get(previous, ())

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
-from kombu import Connection
+from kombu.connection import Connection
 
 from apps.ops.models import WorkerHeartbeat
 

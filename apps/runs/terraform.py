@@ -404,7 +404,7 @@ class TerraformRunner:
         env.update(self.extra_env)
         return env
 
-    def _run(self, argv: list[str], *, log_stdout: bool = True) -> _Completed:
+    def _run(self, argv: list[str], *, log_stdout: bool = True) -> _Completed:  # noqa: C901 - spawn, stream, cancel, timeout and kill in one place, so every exit frees the process group
         """Spawn `argv` in the work dir, stream its lines, stop it on cancel or timeout.
 
         Lines from both pipes go through one queue filled by two reader threads, so this loop never blocks on

@@ -134,7 +134,7 @@ def run_locust(args: argparse.Namespace, host: str, seed_file: Path) -> int:
         "--loglevel", "WARNING", "--exit-code-on-error", "0",
     ]  # fmt: skip
     with (args.out / "locust.log").open("wb") as log:
-        return subprocess.run(  # noqa: S603 - fixed argv
+        return subprocess.run(
             argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=args.duration + 120, check=False
         ).returncode
 

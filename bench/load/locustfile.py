@@ -23,7 +23,7 @@ from typing import Any
 
 from locust import HttpUser, between, constant_throughput, task
 
-SEED: dict[str, Any] = json.loads(open(os.environ["LOAD_SEED_FILE"]).read())  # noqa: SIM115, PTH123
+SEED: dict[str, Any] = json.loads(open(os.environ["LOAD_SEED_FILE"]).read())  # noqa: SIM115
 USERS = SEED["users"]
 NEXT_USER = itertools.count()
 WAIT = between(float(os.environ.get("LOAD_WAIT_MIN", "3")), float(os.environ.get("LOAD_WAIT_MAX", "12")))

@@ -370,7 +370,7 @@ def test_discover_refuses_a_folder_without_manifest_and_skips_hidden_ones(tmp_pa
     (tmp_path / "README.md").write_text("not a folder")
     assert [m.slug for m in discover_manifests(tmp_path)] == ["demo"]
     (tmp_path / "orphan").mkdir()
-    with pytest.raises(ManifestError, match="template.yaml: is missing"):
+    with pytest.raises(ManifestError, match=r"template\.yaml: is missing"):
         discover_manifests(tmp_path)
 
 

@@ -119,7 +119,7 @@ def test_ui_order_puts_listed_fields_first_and_ignores_unknown_names() -> None:
 def test_ui_order_wildcard_stands_for_the_other_fields() -> None:
     form = build_parameters_form(launch_schema(), {"ui:order": ["name", "*", "notes"]})
 
-    assert list(form.fields)[0] == "name"
+    assert next(iter(form.fields)) == "name"
     assert list(form.fields)[-1] == "notes"
     assert len(form.fields) == 9
 

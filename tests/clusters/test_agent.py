@@ -5,6 +5,7 @@ No database and no Django: the agent runs on GPU nodes with only the standard li
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -148,7 +149,7 @@ def test_nvml_source_converts_nvml_units_and_reports_unsupported_sensors_as_none
     class NVMLError(Exception):
         pass
 
-    class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's name
+    class NVMLError_NotSupported(NVMLError):
         pass
 
     def power(handle: int) -> int:
@@ -219,7 +220,7 @@ def test_real_nvml_recordings_load_and_pass_the_ingest_field_checks(recording: P
     assert all(len(tick.gpus) == 1 for tick in ticks)
     assert {g.name for tick in ticks for g in tick.gpus} == {"NVIDIA H100 80GB HBM3"}
     assert all(g.memory_total_mib == 81559.0 and g.power_w is not None for tick in ticks for g in tick.gpus)
-    assert [round(b.t - a.t) for a, b in zip(ticks, ticks[1:], strict=False)] == [2] * (len(ticks) - 1)
+    assert [round(b.t - a.t) for a, b in itertools.pairwise(ticks)] == [2] * (len(ticks) - 1)
     from apps.clusters.api import BatchSerializer  # the portal side; the agent itself never imports Django
 
     for tick in ticks:
@@ -378,7 +379,7 @@ def test_client_refuses_a_url_that_is_not_http() -> None:
 @needs_no_gpu
 def test_agent_without_nvml_prints_one_line_and_exits_2() -> None:
     proc = agent("--portal", "http://127.0.0.1:9", "--node-id", "n1", "--once")
-    stdout, stderr = proc.communicate(timeout=30)
+    _stdout, stderr = proc.communicate(timeout=30)
 
     assert proc.returncode == 2
     assert "Traceback" not in stderr
@@ -391,7 +392,7 @@ def test_agent_without_nvml_prints_one_line_and_exits_2() -> None:
 @needs_no_gpu
 def test_the_paved_gpu_agent_console_script_is_the_same_agent() -> None:
     script = Path(sys.executable).parent / "paved-gpu-agent"
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [str(script), "--portal", "http://127.0.0.1:9", "--node-id", "n1", "--once"],
         capture_output=True, text=True, timeout=30, env={**os.environ, "PAVED_NODE_TOKEN": TOKEN},
     )  # fmt: skip
@@ -402,7 +403,7 @@ def test_the_paved_gpu_agent_console_script_is_the_same_agent() -> None:
 
 def test_agent_replay_once_posts_one_batch(portal: PortalStub) -> None:
     proc = agent("--portal", portal.url, "--node-id", "n1", "--replay", str(BUSY_THEN_IDLE), "--once")
-    stdout, stderr = proc.communicate(timeout=30)
+    _stdout, stderr = proc.communicate(timeout=30)
 
     assert proc.returncode == 0, stderr
     [request] = portal.requests
@@ -435,7 +436,7 @@ def test_agent_on_ctrl_c_flushes_what_it_buffered_and_exits_0(portal: PortalStub
     )
     portal.status = 202
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=30)
+    _stdout, stderr = proc.communicate(timeout=30)
 
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr

@@ -108,7 +108,7 @@ def test_spot_with_fallback_launches_on_demand_when_spot_capacity_is_refused(pro
 def test_plain_spot_without_capacity_raises_and_leaves_nothing_behind(provider: Ec2Provider) -> None:
     inject(provider, "RunInstances", refuse_spot)
 
-    with pytest.raises(CapacityUnavailable, match="No spot capacity for 2 x g5.xlarge") as excinfo:
+    with pytest.raises(CapacityUnavailable, match=r"No spot capacity for 2 x g5\.xlarge") as excinfo:
         launch(provider, "spot")
 
     assert excinfo.value.code == "capacity_unavailable"

@@ -132,7 +132,7 @@ def test_unknown_instance_type_error_lists_valid_types() -> None:
 
 
 def test_region_not_offered_error_lists_offered_regions() -> None:
-    with pytest.raises(RegionNotOffered, match="p5.48xlarge is not offered in eu-west-1.*us-east-1, us-west-2"):
+    with pytest.raises(RegionNotOffered, match=r"p5\.48xlarge is not offered in eu-west-1.*us-east-1, us-west-2"):
         price_for("p5.48xlarge", "eu-west-1", "on_demand")
 
 

@@ -79,7 +79,7 @@ def test_instance_type_limit_caps_nodes_of_that_type(alice: Any, vision: Any) ->
     InstanceTypeLimit.objects.create(team=vision, instance_type="g5.xlarge", max_nodes=3)
     ClusterFactory(team=vision, state=ClusterState.RUNNING, instance_type="g5.xlarge", node_count=2)
 
-    with pytest.raises(InstanceTypeLimitExceeded, match="at most 3 g5.xlarge nodes and already has 2") as excinfo:
+    with pytest.raises(InstanceTypeLimitExceeded, match=r"at most 3 g5\.xlarge nodes and already has 2") as excinfo:
         request(alice, vision)
 
     assert excinfo.value.code == "instance_type_limit_exceeded"

@@ -195,7 +195,7 @@ def test_the_real_agent_registers_with_the_user_data_secret_then_reports(
     ]  # fmt: skip
 
     def run_agent() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603
+        return subprocess.run(
             command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60
         )
 
@@ -213,7 +213,7 @@ def test_the_real_agent_registers_with_the_user_data_secret_then_reports(
 
 
 def test_registering_needs_both_token_files(tmp_path: Path) -> None:
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "apps.clusters.agent", "--portal", "http://127.0.0.1:9", "--register"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -121,7 +121,7 @@ def test_telemetry_needs_a_valid_node_token(db: None, header: str | None, code: 
 
 
 def test_a_nodes_token_cannot_report_for_another_node(db: None) -> None:
-    node, raw = node_with_token()
+    _node, raw = node_with_token()
     other, _ = node_with_token()
     response = client_for(raw).post(URL, [batch(other, timezone.now())], format="json")
     assert response.status_code == 403
@@ -172,7 +172,7 @@ def test_the_agent_replays_recorded_nvml_samples_into_a_live_portal(live_server:
     token = tmp_path / "token"
     token.write_text(raw)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-m", "apps.clusters.agent", "--portal", live_server.url, "--node-id", node.instance_id,
          "--token-file", str(token), "--replay", str(DATA / "g5xlarge_idle.jsonl"), "--once"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,

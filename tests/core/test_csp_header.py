@@ -25,7 +25,7 @@ def plain_paths(patterns: list[Any], prefix: str = "") -> list[str]:
     found: list[str] = []
     for entry in patterns:
         route = prefix + str(entry.pattern)
-        if "<" in route or "(?P" in route or route.startswith("admin/") and route != "admin/":
+        if "<" in route or "(?P" in route or (route.startswith("admin/") and route != "admin/"):
             continue
         if isinstance(entry, URLResolver):
             found += plain_paths(entry.url_patterns, route)

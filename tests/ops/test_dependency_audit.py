@@ -44,7 +44,7 @@ def test_an_installed_vulnerable_version_fails_the_audit_and_others_do_not(tmp_p
                 "GHSA-in-range",
                 "Django",
                 ranges=[{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": f"{major + 1}.0"}]}],
-            ),  # fmt: skip
+            ),
             advisory(
                 "GHSA-fixed-long-ago",
                 "django",
@@ -54,7 +54,7 @@ def test_an_installed_vulnerable_version_fails_the_audit_and_others_do_not(tmp_p
                         "events": [{"introduced": "0"}, {"fixed": "1.0"}, {"introduced": f"{major + 2}.0"}],
                     }
                 ],
-            ),  # fmt: skip
+            ),
         ],
     )
 

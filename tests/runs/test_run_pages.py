@@ -199,7 +199,7 @@ def test_log_after_returns_only_newer_lines_out_of_band_and_the_next_poller(
 
     html = page(alice_client, f"/runs/{run.pk}/log/?after=3")
 
-    attrs, text = must(html, "beforeend:#log", attr="hx-swap-oob")
+    _attrs, text = must(html, "beforeend:#log", attr="hx-swap-oob")
     assert [t for t in text.split("\n") if t] == [line(4), line(5)]
     assert line(3) not in html
     poller, _ = must(html, "log-poller")

@@ -195,7 +195,7 @@ def test_terraform_binary_honours_the_terraform_bin_setting(settings: Any, tmp_p
 def test_terraform_bin_that_is_not_an_executable_is_a_clear_error(settings: Any, tmp_path: Path) -> None:
     settings.TERRAFORM_BIN = str(tmp_path / "nowhere" / "terraform")
 
-    with pytest.raises(TerraformError, match="TERRAFORM_BIN is set to .* not an executable file"):
+    with pytest.raises(TerraformError, match=r"TERRAFORM_BIN is set to .* not an executable file"):
         terraform_binary()
 
 
@@ -506,7 +506,7 @@ def test_runner_works_in_a_forked_child(tmp_path: Path) -> None:
             runner.init(backend_config=state_config(tmp_path))
             os.write(write_end, json.dumps({"changes": runner.plan()}).encode())
             code = 0
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - a forked child reports whatever it met, then exits
             os.write(write_end, json.dumps({"error": repr(exc)}).encode())
         finally:
             os._exit(code)

@@ -5,10 +5,7 @@ from apps.catalog.services.archives import attach_module_archive, attach_module_
 from apps.catalog.services.backstage_import import create_template_from_backstage
 from apps.catalog.services.curation import (
     LIFECYCLE_ACTIONS,
-    SEMVER,
     TemplateData,
-    VersionData,
-    VersionReport,
     create_draft_version,
     create_template,
     deprecate_version,
@@ -24,6 +21,8 @@ from apps.catalog.services.curation import (
 )
 from apps.catalog.services.launch import WORKSPACE_NAME, LaunchResult, estimate_launch, launch_template
 from apps.catalog.services.sync import SyncReport, sync_manifest, sync_templates
+from apps.catalog.spec import VersionData, VersionReport
+from apps.catalog.spec.limits import SEMVER
 
 __all__ = [
     "LIFECYCLE_ACTIONS",

@@ -12,7 +12,6 @@ from apps.catalog.backstage import BackstageImport
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.catalog.services.curation import (
     TemplateData,
-    VersionData,
     apply_version_data,
     create_draft_version,
     create_template,
@@ -20,6 +19,7 @@ from apps.catalog.services.curation import (
     update_draft,
     version_data_of,
 )
+from apps.catalog.spec import VersionData
 
 # --- Backstage import ---------------------------------------------------------------------------------------
 

@@ -28,4 +28,4 @@ def ec2_instance_id(timeout: float = 2.0) -> str:
         raise OSError(f"no EC2 instance metadata at {base} ({exc}); pass --node-id") from exc
     if not instance_id.startswith("i-"):
         raise OSError(f"the metadata service at {base} gave {instance_id!r}, not an instance id; pass --node-id")
-    return instance_id
+    return str(instance_id)
