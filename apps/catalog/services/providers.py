@@ -28,9 +28,9 @@ from django.utils import timezone
 
 from apps.catalog import errors
 from apps.catalog.models import ProviderCheck, TemplateKind, TemplateVersion
-from apps.catalog.modules import SHARED_MODULES, lay_out_module
 from apps.catalog.selectors import module_dir
 from apps.runs.terraform import TerraformError, TerraformRunner, TerraformTimedOut, cli_config_file, terraform_binary
+from apps.runs.workdir import SHARED_MODULES, lay_out_module
 
 FIX = (
     "To make it available, point TF_CLI_CONFIG_FILE at a Terraform CLI configuration with a provider mirror "

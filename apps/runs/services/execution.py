@@ -22,8 +22,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from apps.catalog.modules import MODULE_IN_WORK_DIR, lay_out_module
-from apps.catalog.spec.platform import platform_values
 from apps.runs.errors import IllegalTransition
 from apps.runs.models import Approval, ApprovalRule, Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.selectors import active_freeze
@@ -38,6 +36,7 @@ from apps.runs.terraform import (
     TerraformTimedOut,
     summarize_plan,
 )
+from apps.runs.workdir import MODULE_IN_WORK_DIR, lay_out_module, platform_values
 
 logger = logging.getLogger(__name__)
 
