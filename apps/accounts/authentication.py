@@ -4,6 +4,7 @@ auth with CSRF."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -14,7 +15,7 @@ from apps.accounts import tokens
 from apps.accounts.services import authenticate_token
 
 
-class HeaderTokenAuthentication(authentication.BaseAuthentication):
+class HeaderTokenAuthentication(authentication.BaseAuthentication, ABC):
     """Parse `Authorization: <keyword> <secret>` and hand the secret's digest to `lookup`. Another keyword is left
     to the next authentication class; a malformed header or an unknown secret is a 401."""
 
@@ -23,9 +24,10 @@ class HeaderTokenAuthentication(authentication.BaseAuthentication):
     prefix = ""  # when set, a secret without it is unknown without a lookup
     unknown = "Unknown token."
 
+    @abstractmethod
     def lookup(self, digest: str) -> tuple[Any, Any] | None:
-        """(user, auth) for the secret with this digest, or None when there is no live one."""
-        raise NotImplementedError
+        """(user, auth) for the secret with this digest, or None when there is no live one. Each scheme (Bearer,
+        Node, Bootstrap) says where its secrets live."""
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         header = authentication.get_authorization_header(request).split()
