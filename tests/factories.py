@@ -17,6 +17,7 @@ from apps.audit.models import AuditEvent
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.clusters.models import Cluster, Node, PurchaseOption
 from apps.clusters.services import new_node_token
+from apps.costs.models import CostLineItem, CostSource
 from apps.runs.models import Run, Workspace
 
 User = get_user_model()
@@ -168,6 +169,24 @@ class NodeFactory(factory.django.DjangoModelFactory):
     instance_id = factory.Sequence(lambda n: f"i-{n:017x}")
     gpu_count = 1
     token_digest = factory.LazyFunction(lambda: new_node_token()[1])
+
+
+class CostLineItemFactory(factory.django.DjangoModelFactory):
+    """One hour of spend; pass usage_start, team/workspace/... and net_cost (unblended follows it)."""
+
+    class Meta:
+        model = CostLineItem
+
+    source = CostSource.CUR
+    line_id = factory.Sequence(lambda n: f"line-{n}")
+    usage_start = factory.LazyFunction(lambda: timezone.now().replace(minute=0, second=0, microsecond=0))
+    usage_end = factory.LazyAttribute(lambda line: line.usage_start + timezone.timedelta(hours=1))
+    billing_period = factory.LazyAttribute(lambda line: line.usage_start.date().replace(day=1))
+    product_code = "AmazonEC2"
+    usage_type = "BoxUsage:g5.xlarge"
+    line_item_type = "Usage"
+    net_cost = factory.LazyFunction(lambda: __import__("decimal").Decimal("1.00"))
+    unblended_cost = factory.LazyAttribute(lambda line: line.net_cost)
 
 
 def node_with_token(**fields: Any) -> tuple[Node, str]:
