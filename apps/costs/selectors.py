@@ -316,7 +316,7 @@ def explore(
             label, key = f"{team_slugs.get(team_id, '?')}: no {group_by.replace('_', ' ')}", f"none:{team_id}"
         elif kind == "shared":
             label, key = f"Shared: {value}", f"shared:{value}:{team_id}"
-            if group_by != "team" or len(team_ids) > 1:
+            if len(team_ids) > 1:  # whose share it is, when more than one team is shown
                 label = f"{label} ({team_slugs.get(team_id, '?')})"
         else:
             label, key = UNALLOCATED_LABEL, "unallocated"
