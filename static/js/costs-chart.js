@@ -21,7 +21,7 @@
       options: {
         animation: false,
         responsive: true,
-        maintainAspectRatio: false,
+        aspectRatio: 2.4,
         scales: {
           x: { stacked: true },
           y: { stacked: true, title: { display: true, text: config.currency } },
