@@ -65,7 +65,7 @@ class MoneySerializer(serializers.Serializer[Any]):
 
 class CostGroupSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
     kind = serializers.ChoiceField(choices=["own", "none", "shared", "unallocated"])
     total = MoneySerializer()
     daily = serializers.ListField(child=serializers.CharField(), help_text="One amount per day of the range.")
@@ -133,7 +133,7 @@ class ExplorerView(APIView):
 class EstimateVsActualSerializer(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=["workspace", "cluster"])
     id = serializers.IntegerField(source="pk")
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
     hourly = MoneySerializer()
     hours = serializers.DecimalField(max_digits=14, decimal_places=4)
     estimate = MoneySerializer()

@@ -311,19 +311,22 @@ def explore(
     groups = []
     for (kind, value, team_id, currency), by_day in sums.items():
         if kind == "own":
-            label, key = labels.get(value, str(value)), f"{group_by}:{value}"
+            label, group_key = labels.get(value, str(value)), f"{group_by}:{value}"
         elif kind == "none":
-            label, key = f"{team_slugs.get(team_id, '?')}: no {group_by.replace('_', ' ')}", f"none:{team_id}"
+            label, group_key = (
+                f"{team_slugs.get(team_id or 0, '?')}: no {group_by.replace('_', ' ')}",
+                f"none:{team_id}",
+            )
         elif kind == "shared":
-            label, key = f"Shared: {value}", f"shared:{value}:{team_id}"
+            label, group_key = f"Shared: {value}", f"shared:{value}:{team_id}"
             if len(team_ids) > 1:  # whose share it is, when more than one team is shown
-                label = f"{label} ({team_slugs.get(team_id, '?')})"
+                label = f"{label} ({team_slugs.get(team_id or 0, '?')})"
         else:
-            label, key = UNALLOCATED_LABEL, "unallocated"
+            label, group_key = UNALLOCATED_LABEL, "unallocated"
         series = _series(by_day, days)
         owner = value if kind == "own" and group_by == "team" else team_id
         groups.append(
-            CostGroup(f"{key}:{currency}", label, kind, owner, Money(sum(series, Decimal(0)), currency), series)
+            CostGroup(f"{group_key}:{currency}", label, kind, owner, Money(sum(series, Decimal(0)), currency), series)
         )
     groups.sort(key=lambda group: (-group.total.amount, group.label))
     totals: dict[str, Decimal] = defaultdict(Decimal)

@@ -75,7 +75,8 @@ def _explorer_context(request: HttpRequest, query: dict[str, Any]) -> dict[str, 
     )
     flags = selectors.team_budget_flags(team_ids=team_ids, now=now) if query["group_by"] == "team" else {}
     rows = [
-        {"group": group, "budget": flags.get(group.team_id) if group.kind == "own" else None} for group in result.groups
+        {"group": group, "budget": flags.get(group.team_id or 0) if group.kind == "own" else None}
+        for group in result.groups
     ]
     params = {"group_by": query["group_by"], "start": query["start"], "end": query["end"]}
     if query.get("team"):
@@ -165,7 +166,7 @@ def stream_csv(rows: Iterable[list[Any]], filename: str) -> StreamingHttpRespons
 
 
 @login_required
-def export_view(request: HttpRequest, table: str) -> HttpResponse:
+def export_view(request: HttpRequest, table: str) -> HttpResponse | StreamingHttpResponse:
     if table not in EXPORT_TABLES:
         raise Http404("No such table.")
     try:

@@ -74,7 +74,8 @@ def test_the_cluster_page_shows_estimate_from_running_time(client: Client, alice
     client.force_login(alice)
     page = client.get(f"/clusters/{cluster.pk}/").content.decode()
     assert 'data-testid="actual-to-date"' in page
-    assert "10.00 USD" in page and "4.00 USD/hour" in page
+    assert "10.00 USD" in page
+    assert "4.00 USD/hour" in page
 
 
 def test_the_template_page_shows_the_median_actual_cost_per_launch(client: Client, alice: Any, vision: Team) -> None:
@@ -84,7 +85,8 @@ def test_the_template_page_shows_the_median_actual_cost_per_launch(client: Clien
     spent("99.00", team=vision, template=version.template)  # no workspace or cluster: not a launch
 
     typical = template_typical_cost(template=version.template)
-    assert typical.median is not None and typical.median.amount == Decimal(5)
+    assert typical.median is not None
+    assert typical.median.amount == Decimal(5)
     assert typical.launches == 3
 
     client.force_login(alice)

@@ -133,7 +133,8 @@ def test_the_explorer_page_scopes_and_shows_unallocated_to_platform_admins_only(
 ) -> None:
     client.force_login(bob)
     page = client.get("/costs/", {"group_by": "team", **QUERY}).content.decode()
-    assert "4.00 USD" in page and "vision" not in page.split("<main", 1)[-1].split("Top spenders")[0]
+    assert "4.00 USD" in page
+    assert "vision" not in page.split("<main", 1)[-1].split("Top spenders")[0]
     assert 'data-testid="cost-row-unallocated"' not in page
     client.force_login(platform_admin())
     page = client.get("/costs/", {"group_by": "team", **QUERY}).content.decode()
@@ -168,7 +169,8 @@ def test_csv_exports_hold_every_table(spend: dict[str, Any], client: Client, mar
     spenders = read_csv(client.get("/costs/export/top-spenders.csv", QUERY))
     assert spenders == [["user", "currency", "spent"], ["bob", "USD", "4.00"], ["alice", "USD", "3.75"]]
     estimates = read_csv(client.get("/costs/export/estimates.csv", QUERY))
-    assert estimates[0][:2] == ["kind", "name"] and estimates[1][:2] == ["workspace", "vision/resnet"]
+    assert estimates[0][:2] == ["kind", "name"]
+    assert estimates[1][:2] == ["workspace", "vision/resnet"]
     assert estimates[1][6] == "3.75"
 
 
