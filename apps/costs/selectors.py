@@ -344,13 +344,15 @@ def explore(
 
 
 def _top_spenders(rows: QuerySet[CostDaily]) -> list[tuple[str, Money]]:
-    top = (
+    """The users who spent most; grouped by user id (no join over the month's rows), named afterwards."""
+    top = list(
         rows.filter(user__isnull=False)
-        .values_list("user__username", "currency")
+        .values_list("user_id", "currency")
         .annotate(amount=Sum("net_cost"))
-        .order_by("-amount", "user__username")[:TOP_SPENDERS]
+        .order_by("-amount", "user_id")[:TOP_SPENDERS]
     )
-    return [(username, Money(amount, currency)) for username, currency, amount in top]
+    names = dict(User.objects.filter(pk__in=[user_id for user_id, _c, _a in top]).values_list("pk", "username"))
+    return [(names[user_id], Money(amount, currency)) for user_id, currency, amount in top]
 
 
 @dataclass(frozen=True)
