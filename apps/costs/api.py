@@ -106,9 +106,17 @@ def explorer_data(result: selectors.ExplorerResult) -> dict[str, Any]:
     }
 
 
-def read_explorer_query(user: Any, query: dict[str, Any]) -> tuple[list[int], bool]:
+def explore_for(user: Any, query: dict[str, Any]) -> tuple[list[int], selectors.ExplorerResult]:
+    """The explorer over the teams the query covers (unallocated spend too for platform admins viewing all)."""
     team_ids = scoped_team_ids(user, query.get("team"))
-    return team_ids, can(user, "costs.read_unallocated") and not query.get("team")
+    result = selectors.explore(
+        team_ids=team_ids,
+        start=query["start"],
+        end=query["end"],
+        group_by=query["group_by"],
+        include_unallocated=can(user, "costs.read_unallocated") and not query.get("team"),
+    )
+    return team_ids, result
 
 
 class ExplorerView(APIView):
@@ -119,14 +127,7 @@ class ExplorerView(APIView):
     )
     def get(self, request: Request) -> Response:
         query = read_query(request, ExplorerQuerySerializer)
-        team_ids, unallocated = read_explorer_query(request.user, query)
-        result = selectors.explore(
-            team_ids=team_ids,
-            start=query["start"],
-            end=query["end"],
-            group_by=query["group_by"],
-            include_unallocated=unallocated,
-        )
+        _team_ids, result = explore_for(request.user, query)
         return Response(ExplorerSerializer(explorer_data(result)).data)
 
 
@@ -164,7 +165,7 @@ class EstimatesView(APIView):
     )
     def get(self, request: Request) -> Response:
         query = read_query(request, ExplorerQuerySerializer)
-        team_ids, _ = read_explorer_query(request.user, query)
+        team_ids = scoped_team_ids(request.user, query.get("team"))
         rows = selectors.estimates_vs_actuals(
             team_ids=team_ids, start=query["start"], end=query["end"], now=timezone.now()
         )

@@ -22,7 +22,7 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import can
 from apps.core.errors import InvalidQuery
 from apps.costs import selectors
-from apps.costs.api import ExplorerQuerySerializer, read_explorer_query
+from apps.costs.api import ExplorerQuerySerializer, explore_for
 
 # --- Explorer and showback ------------------------------------------------------------------------------------
 
@@ -64,15 +64,8 @@ def _chart(result: selectors.ExplorerResult) -> dict[str, Any]:
 
 
 def _explorer_context(request: HttpRequest, query: dict[str, Any]) -> dict[str, Any]:
-    team_ids, unallocated = read_explorer_query(request.user, query)
+    team_ids, result = explore_for(request.user, query)
     now = timezone.now()
-    result = selectors.explore(
-        team_ids=team_ids,
-        start=query["start"],
-        end=query["end"],
-        group_by=query["group_by"],
-        include_unallocated=unallocated,
-    )
     flags = selectors.team_budget_flags(team_ids=team_ids, now=now) if query["group_by"] == "team" else {}
     rows = [
         {"group": group, "budget": flags.get(group.team_id or 0) if group.kind == "own" else None}

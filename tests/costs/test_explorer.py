@@ -15,7 +15,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Team
-from apps.costs.models import CostSource, SharedCostRule, SplitMethod
+from apps.accounts.permissions import can
+from apps.costs.models import Budget, CostSource, SharedCostRule, SplitMethod
 from apps.costs.money import Money
 from apps.costs.selectors import cost_team_ids, explore
 from apps.costs.services.rollups import rebuild_days
@@ -215,3 +216,32 @@ def test_a_bad_query_is_a_400_invalid_query_problem(
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/problem+json")
     assert response.json()["code"] == "invalid_query"
+
+
+def test_the_costs_read_rule(vision: Team, nlp: Team, alice: Any, bob: Any, mark: Any) -> None:
+    admin = platform_admin()
+    assert [can(bob, "costs.read", team) for team in (vision, nlp)] == [False, True]
+    assert [can(alice, "costs.read", team) for team in (vision, nlp)] == [True, False]
+    assert [can(mark, "costs.read", team) for team in (vision, nlp)] == [True, True]
+    assert [can(admin, "costs.read", team) for team in (vision, nlp)] == [True, True]
+    assert [can(user, "costs.read_unallocated") for user in (alice, mark, admin)] == [False, False, True]
+
+
+def test_a_managers_team_showback_page(spend: dict[str, Any], client: Client, mark: Any, vision: Team) -> None:
+    Budget.objects.create(team=vision, name="GPU", monthly_amount=Decimal("10"), created_by=mark)
+    client.force_login(mark)
+    response = client.get("/costs/teams/vision/", QUERY)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-testid="showback-total">8.75 USD' in page  # 3.75 own + 5.00 of the support plan
+    assert 'data-testid="cost-row-visionresnet"' in page  # grouped by workspace by default
+    assert 'data-testid="cost-row-shared-support"' in page
+    assert "AmazonEC2" in page  # by service
+    assert 'data-testid="showback-budget"' in page
+    assert "nlp" not in page.split('data-testid="showback-team"', 1)[1]
+    export = read_csv(client.get("/costs/export/groups.csv", {"team": "vision", **QUERY}))
+    assert [row[:4] for row in export[1:]] == [
+        ["Shared: Support", "shared", "USD", "5.00"],
+        ["vision", "own", "USD", "3.75"],
+    ]
+    assert export[2][4] != ""  # the budget's spent % (of the current month, whatever range the page shows)
