@@ -10,7 +10,7 @@ export PORT
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/paved
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run install test lint typecheck audit pytest services chromium bench load fuzz clean
+.PHONY: run install test lint typecheck audit pytest services chromium bench load fuzz clean vendor-chartjs
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -83,3 +83,6 @@ load: install services
 
 clean:
 	rm -rf var test-artifacts .mypy_cache .ruff_cache .pytest_cache
+
+vendor-chartjs:
+	scripts/vendor-chartjs.sh

@@ -36,6 +36,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.telemetry_ingest",
         "1,250 nodes x 8 GPUs posting telemetry vs bulk_create, table growth",
     ),
+    "cost_queries": (
+        "bench.cost_queries",
+        "explorer month query and budgets page over rollups standing for 10M line items, p95 vs baselines",
+    ),
     "yaml_import": ("bench.yaml_import", "a non-curator's hostile YAML on import-backstage is refused before parsing"),
 }
 POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}

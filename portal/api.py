@@ -1,7 +1,7 @@
 """The /api/v1/ router. Every list/detail resource is registered here, which is what lets the tenancy test
 walk all of them automatically."""
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
@@ -15,6 +15,7 @@ from apps.catalog.api import (
     TemplateViewSet,
 )
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
+from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
 
@@ -40,6 +41,7 @@ router.register("clusters", ClusterViewSet, basename="cluster")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
+    path("costs/", include(cost_api_urlpatterns)),
     path("clusters/telemetry", TelemetryIngestView.as_view(), name="cluster-telemetry"),
     path("clusters/nodes/register", RegisterNodeView.as_view(), name="cluster-node-register"),
     path("templates/import-backstage", BackstageImportView.as_view(), name="template-import-backstage"),

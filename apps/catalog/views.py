@@ -26,6 +26,7 @@ from apps.catalog.schema_forms import ParametersForm, build_parameters_form
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 from apps.costs.estimates import estimate_hourly
+from apps.costs.selectors import template_typical_cost
 
 
 def _template_or_404(request: HttpRequest, slug: str) -> Template:
@@ -83,6 +84,7 @@ def template_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
         "versions": versions,
         "latest": latest,
         "can_curate": selectors.can_curate(request.user, template),
+        "typical_cost": template_typical_cost(template=template),
     }
     if latest is not None:
         defaults = selectors.schema_defaults(latest)

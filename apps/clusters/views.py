@@ -33,6 +33,7 @@ from apps.clusters.services.idle import MAX_AUTOSTOP_OVERRIDE, STOP_GRACE, effec
 from apps.clusters.services.limits import EXTENDABLE_STATES, extend_cluster
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
+from apps.costs.selectors import cluster_cost
 
 PAGE_SIZE = 50
 # The detail page polls while the cluster may still change on its own (a worker or the idle check moves it).
@@ -294,7 +295,13 @@ def cluster_detail_view(request: HttpRequest, cluster_id: int) -> HttpResponse:
     context = _live_context(cluster)
     if htmx_partial(request):
         return render(request, "clusters/partials/cluster_live.html", context)
-    context.update({"hourly_estimate": Decimal(cluster.hourly_price), **_action_flags(request.user, cluster)})
+    context.update(
+        {
+            "hourly_estimate": Decimal(cluster.hourly_price),
+            "cost": cluster_cost(cluster=cluster, now=timezone.now()),
+            **_action_flags(request.user, cluster),
+        }
+    )
     return render(request, "clusters/cluster_detail.html", context)
 
 

@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.contrib.auth.models import User
+from django.db.models import Max, Min, Q, QuerySet, Sum
 
+from apps.accounts.models import Team
+from apps.accounts.permissions import AnyUser, can, restrict
+from apps.catalog.models import Template
 from apps.clusters.models import Cluster, ClusterState
+from apps.clusters.selectors import running_seconds
 from apps.costs.models import Budget, CostAllocation, CostDaily, CostImport, CostSource, ImportStatus
-from apps.runs.models import Workspace, WorkspaceStatus
+from apps.costs.money import DEFAULT_CURRENCY, Money, total
+from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 
 # Workspaces whose resources exist and cost money by the hour.
 BILLABLE_WORKSPACE_STATUSES = (
@@ -169,3 +177,336 @@ def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
         forecast_low=max(forecast - half_width, spent),
         forecast_high=forecast + half_width,
     )
+
+
+# --- Explorer -------------------------------------------------------------------------------------------------
+# Spend grouped by one dimension over a date range, for the cost explorer, the per-team showback page, their CSV
+# exports and the API; and estimate versus actual per workspace, cluster and template. Everything reads the
+# rollups through showback_daily/showback_allocations. A line a shared-cost rule claimed is never shown as is:
+# its money appears as the rule's "Shared: <rule>" line of each team it was split to.
+
+GROUP_BY_FIELDS: dict[str, str] = {
+    "team": "team_id",
+    "template": "template_id",
+    "workspace": "workspace_id",
+    "user": "user_id",
+    "instance_type": "instance_type",
+    "service": "product_code",
+}
+UNALLOCATED_LABEL = "Unallocated"
+TOP_SPENDERS = 5
+EVER = date(2000, 1, 1)  # "to date" sums start here: before any bill Paved could have imported
+
+
+def cost_team_ids(user: AnyUser) -> list[int]:
+    """Ids of the teams whose spend `user` may read (the `costs.read` rule): every team for a platform admin,
+    the user's own teams (any role) otherwise."""
+    if can(user, "costs.read_unallocated"):
+        return list(Team.objects.order_by("pk").values_list("pk", flat=True))
+    return sorted(restrict(Team.objects.all(), user, field="pk").values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class CostGroup:
+    """One line of the explorer: a group's total over the range and its spend per day (for the stacked chart).
+    `kind` is "own" (the dimension's value), "none" (a team's spend without that dimension, e.g. storage of no
+    workspace), "shared" (a team's share of a shared-cost rule) or "unallocated" (no team, no rule)."""
+
+    key: str
+    label: str
+    kind: str
+    team_id: int | None
+    total: Money
+    daily: tuple[Decimal, ...]
+
+
+@dataclass(frozen=True)
+class ExplorerResult:
+    start: date
+    end: date  # exclusive
+    group_by: str
+    days: tuple[date, ...]
+    groups: list[CostGroup]  # largest first; unallocated always present when the caller may see it
+    top_spenders: list[tuple[str, Money]]  # users, largest first
+    totals: list[Money]  # one per currency
+
+    @property
+    def main_currency(self) -> str:
+        return max(self.totals, key=lambda money: money.amount).currency if self.totals else DEFAULT_CURRENCY
+
+    @property
+    def total(self) -> Money:
+        return next((money for money in self.totals if money.currency == self.main_currency), Money.zero())
+
+    @property
+    def unallocated(self) -> Money:
+        currency = self.main_currency
+        return total(
+            (g.total for g in self.groups if g.kind == "unallocated" and g.total.currency == currency), currency
+        )
+
+    @property
+    def unallocated_percent(self) -> Decimal:
+        whole = self.total.amount
+        return (self.unallocated.amount * 100 / whole).quantize(Decimal("0.1")) if whole else Decimal(0)
+
+
+def _labels(group_by: str, values: set[Any]) -> dict[Any, str]:
+    """Display names of a dimension's values, one query."""
+    ids = [value for value in values if value not in (None, "")]
+    if group_by == "team":
+        return dict(Team.objects.filter(pk__in=ids).values_list("pk", "slug"))
+    if group_by == "template":
+        return dict(Template.objects.filter(pk__in=ids).values_list("pk", "slug"))
+    if group_by == "workspace":
+        return {pk: f"{team}/{name}" for pk, team, name in
+                Workspace.objects.filter(pk__in=ids).values_list("pk", "team__slug", "name")}  # fmt: skip
+    if group_by == "user":
+        return dict(User.objects.filter(pk__in=ids).values_list("pk", "username"))
+    return {value: str(value) for value in ids}
+
+
+def _series(by_day: dict[date, Decimal], days: tuple[date, ...]) -> tuple[Decimal, ...]:
+    return tuple(by_day.get(day, Decimal(0)) for day in days)
+
+
+def explore(
+    *, team_ids: list[int], start: date, end: date, group_by: str, include_unallocated: bool = False
+) -> ExplorerResult:
+    """Spend of `team_ids` in [start, end) grouped by `group_by` (a key of GROUP_BY_FIELDS). Spend of no team is
+    the "Unallocated" group when `include_unallocated` (platform admins): listed even when it is zero, so a
+    missing tag is visible rather than silently absent."""
+    field = GROUP_BY_FIELDS[group_by]
+    days = tuple(start + timedelta(days=n) for n in range((end - start).days))
+    own = showback_daily(start=start, end=end).filter(shared_rule__isnull=True)
+    sums: dict[tuple[str, Any, int | None, str], dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    grouped = (
+        own.filter(team_id__in=team_ids)
+        .values_list(field, "team_id", "day", "currency")
+        .annotate(amount=Sum("net_cost"))
+        .order_by()
+    )
+    for value, team_id, day, currency, amount in grouped:
+        blank = value in (None, "")
+        # A team's spend without the dimension stays with its team ("vision: no workspace"), never merged across.
+        key = ("none", None, team_id, currency) if blank else ("own", value, None, currency)
+        sums[key][day] += amount
+    if include_unallocated:
+        sums[("unallocated", None, None, DEFAULT_CURRENCY)]  # present even at zero
+        unallocated = own.filter(team__isnull=True).values_list("day", "currency").annotate(amount=Sum("net_cost"))
+        for day, currency, amount in unallocated.order_by():
+            sums[("unallocated", None, None, currency)][day] += amount
+    allocations = (
+        showback_allocations(start=start, end=end)
+        .filter(team_id__in=team_ids)
+        .values_list("rule__name", "team_id", "day", "currency")
+        .annotate(amount=Sum("net_cost"))
+        .order_by()
+    )
+    for rule_name, team_id, day, currency, amount in allocations:
+        sums[("shared", rule_name, team_id, currency)][day] += amount
+
+    labels = _labels(group_by, {value for kind, value, _t, _c in sums if kind == "own"})
+    team_slugs = dict(Team.objects.filter(pk__in={t for _k, _v, t, _c in sums if t}).values_list("pk", "slug"))
+    groups = []
+    for (kind, value, team_id, currency), by_day in sums.items():
+        if kind == "own":
+            label, group_key = labels.get(value, str(value)), f"{group_by}:{value}"
+        elif kind == "none":
+            label, group_key = (
+                f"{team_slugs.get(team_id or 0, '?')}: no {group_by.replace('_', ' ')}",
+                f"none:{team_id}",
+            )
+        elif kind == "shared":
+            label, group_key = f"Shared: {value}", f"shared:{value}:{team_id}"
+            if len(team_ids) > 1:  # whose share it is, when more than one team is shown
+                label = f"{label} ({team_slugs.get(team_id or 0, '?')})"
+        else:
+            label, group_key = UNALLOCATED_LABEL, "unallocated"
+        series = _series(by_day, days)
+        owner = value if kind == "own" and group_by == "team" else team_id
+        groups.append(
+            CostGroup(f"{group_key}:{currency}", label, kind, owner, Money(sum(series, Decimal(0)), currency), series)
+        )
+    groups.sort(key=lambda group: (-group.total.amount, group.label))
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for group in groups:
+        totals[group.total.currency] += group.total.amount
+    return ExplorerResult(
+        start=start,
+        end=end,
+        group_by=group_by,
+        days=days,
+        groups=groups,
+        top_spenders=_top_spenders(own.filter(team_id__in=team_ids)),
+        totals=[Money(amount, currency) for currency, amount in sorted(totals.items())],
+    )
+
+
+def _top_spenders(rows: QuerySet[CostDaily]) -> list[tuple[str, Money]]:
+    """The users who spent most; grouped by user id (no join over the month's rows), named afterwards."""
+    top = list(
+        rows.filter(user__isnull=False)
+        .values_list("user_id", "currency")
+        .annotate(amount=Sum("net_cost"))
+        .order_by("-amount", "user_id")[:TOP_SPENDERS]
+    )
+    names = dict(User.objects.filter(pk__in=[user_id for user_id, _c, _a in top]).values_list("pk", "username"))
+    return [(names[user_id], Money(amount, currency)) for user_id, currency, amount in top]
+
+
+@dataclass(frozen=True)
+class EstimateVsActual:
+    """What an object was expected to cost (its hourly estimate × the hours it has been live) next to what the
+    bill (or metering) says it cost so far. `error` is actual - estimate; its percent is of the estimate."""
+
+    kind: str  # "workspace" or "cluster"
+    pk: int
+    label: str
+    team_id: int
+    hourly: Money
+    hours: Decimal
+    actual: Money
+
+    @property
+    def estimate(self) -> Money:
+        return Money((self.hourly.amount * self.hours).quantize(Decimal("0.0001")), self.hourly.currency)
+
+    @property
+    def error(self) -> Money:
+        return self.actual - self.estimate
+
+    @property
+    def error_percent(self) -> Decimal | None:
+        estimate = self.estimate.amount
+        return (self.error.amount * 100 / estimate).quantize(Decimal("0.1")) if estimate else None
+
+
+def _actuals_to_date(field: str, ids: list[int], now: datetime) -> dict[tuple[int, str], Decimal]:
+    """(object id, currency) -> its own spend to date (shared-cost shares belong to teams, not to objects)."""
+    rows = (
+        showback_daily(start=EVER, end=now.astimezone(UTC).date() + timedelta(days=1))
+        .filter(**{f"{field}__in": ids}, shared_rule__isnull=True)
+        .values_list(field, "currency")
+        .annotate(amount=Sum("net_cost"))
+        .order_by()
+    )
+    return {(pk, currency): amount for pk, currency, amount in rows}
+
+
+def _hours(start: datetime | None, end: datetime) -> Decimal:
+    if start is None or end <= start:
+        return Decimal(0)
+    return (Decimal((end - start).total_seconds()) / 3600).quantize(Decimal("0.0001"))
+
+
+def workspace_costs(*, workspaces: list[Workspace], now: datetime) -> dict[int, EstimateVsActual]:
+    """Estimate vs actual of each workspace, in a fixed number of queries. Live from the end of its first applied
+    run until now, or until its last applied destroy run once it is gone."""
+    ids = [workspace.pk for workspace in workspaces]
+    applied = Run.objects.filter(workspace_id__in=ids, state=RunState.APPLIED).values("workspace_id").order_by()
+    first = dict(applied.filter(kind=RunKind.APPLY).annotate(at=Min("finished_at")).values_list("workspace_id", "at"))
+    gone = dict(applied.filter(kind=RunKind.DESTROY).annotate(at=Max("finished_at")).values_list("workspace_id", "at"))
+    actual = _actuals_to_date("workspace_id", ids, now)
+    result = {}
+    for workspace in workspaces:
+        until = (gone.get(workspace.pk) or workspace.updated_at) if workspace.is_gone else now
+        currency = workspace.currency
+        result[workspace.pk] = EstimateVsActual(
+            kind="workspace",
+            pk=workspace.pk,
+            label=f"{workspace.team.slug}/{workspace.name}",
+            team_id=workspace.team_id,
+            hourly=Money(Decimal(workspace.estimated_hourly_cost), currency),
+            hours=_hours(first.get(workspace.pk), until),
+            actual=Money(actual.get((workspace.pk, currency), Decimal(0)), currency),
+        )
+    return result
+
+
+def cluster_costs(*, clusters: list[Cluster], now: datetime) -> dict[int, EstimateVsActual]:
+    """Estimate vs actual of each cluster: its recorded hourly price × its running time (stopped time is free)."""
+    actual = _actuals_to_date("cluster_id", [cluster.pk for cluster in clusters], now)
+    return {
+        cluster.pk: EstimateVsActual(
+            kind="cluster",
+            pk=cluster.pk,
+            label=f"{cluster.team.slug}/{cluster.name}",
+            team_id=cluster.team_id,
+            hourly=Money(Decimal(cluster.hourly_price), DEFAULT_CURRENCY),
+            hours=(Decimal(running_seconds(cluster, now)) / 3600).quantize(Decimal("0.0001")),
+            actual=Money(actual.get((cluster.pk, DEFAULT_CURRENCY), Decimal(0)), DEFAULT_CURRENCY),
+        )
+        for cluster in clusters
+    }
+
+
+def workspace_cost(*, workspace: Workspace, now: datetime) -> EstimateVsActual:
+    return workspace_costs(workspaces=[workspace], now=now)[workspace.pk]
+
+
+def cluster_cost(*, cluster: Cluster, now: datetime) -> EstimateVsActual:
+    return cluster_costs(clusters=[cluster], now=now)[cluster.pk]
+
+
+def estimates_vs_actuals(*, team_ids: list[int], start: date, end: date, now: datetime) -> list[EstimateVsActual]:
+    """Every workspace and cluster of `team_ids` that spent in [start, end), largest actual first."""
+    spent = showback_daily(start=start, end=end).filter(team_id__in=team_ids, shared_rule__isnull=True).order_by()
+    workspace_ids = spent.filter(workspace__isnull=False).values_list("workspace_id", flat=True).distinct()
+    cluster_ids = spent.filter(cluster__isnull=False).values_list("cluster_id", flat=True).distinct()
+    workspaces = list(Workspace.objects.filter(pk__in=workspace_ids).select_related("team"))
+    clusters = list(Cluster.objects.filter(pk__in=cluster_ids).select_related("team"))
+    rows = [
+        *workspace_costs(workspaces=workspaces, now=now).values(),
+        *cluster_costs(clusters=clusters, now=now).values(),
+    ]
+    return sorted(rows, key=lambda row: (-row.actual.amount, row.label))
+
+
+@dataclass(frozen=True)
+class TypicalCost:
+    median: Money | None  # None: no launch of the template has an actual cost yet
+    launches: int
+
+
+def template_typical_cost(*, template: Template) -> TypicalCost:
+    """The median actual cost per launch (each workspace or cluster of the template with actual spend), in the
+    currency most of them were billed in. One query."""
+    rows = (
+        showback_daily(start=EVER, end=date.max)
+        .filter(template_id=template.pk, shared_rule__isnull=True)
+        .filter(Q(workspace__isnull=False) | Q(cluster__isnull=False))
+        .values_list("workspace_id", "cluster_id", "currency")
+        .annotate(amount=Sum("net_cost"))
+        .order_by()
+    )
+    by_currency: dict[str, list[Decimal]] = defaultdict(list)
+    for _workspace, _cluster, currency, amount in rows:
+        by_currency[currency].append(amount)
+    if not by_currency:
+        return TypicalCost(median=None, launches=0)
+    currency, amounts = max(by_currency.items(), key=lambda item: len(item[1]))
+    return TypicalCost(median=Money(Decimal(statistics.median(amounts)), currency), launches=len(amounts))
+
+
+@dataclass(frozen=True)
+class BudgetFlag:
+    """A team budget's state for the explorer's team rows: flagged at FLAG_PERCENT of the amount, spent or
+    forecast."""
+
+    status: BudgetStatus
+
+    @property
+    def flagged(self) -> bool:
+        return max(self.status.spent_percent, self.status.forecast_percent) >= FLAG_PERCENT
+
+
+FLAG_PERCENT = Decimal(80)
+
+
+def team_budget_flags(*, team_ids: list[int], now: datetime) -> dict[int, BudgetFlag]:
+    """team id -> its team-wide budget's status (budgets narrowed to a template or user are the budgets page's)."""
+    budgets = Budget.objects.filter(team_id__in=team_ids, template__isnull=True, user__isnull=True).select_related(
+        "team"
+    )
+    return {budget.team_id: BudgetFlag(budget_status(budget=budget, now=now)) for budget in budgets}

@@ -9,12 +9,14 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.accounts.permissions import can
 from apps.accounts.selectors import authenticated
 from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
+from apps.costs.selectors import workspace_cost
 from apps.runs import selectors, services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
 from apps.runs.models import Run, RunKind, RunLogChunk, Workspace
@@ -54,6 +56,7 @@ def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpRespon
         "runs": selectors.runs_for(request.user).filter(workspace=workspace),
         "outputs": selectors.masked_outputs(workspace),
         "can_force_delete": can(request.user, "workspace.force_delete", workspace) and not workspace.is_gone,
+        "cost": workspace_cost(workspace=workspace, now=timezone.now()),
     }
     return render(request, "runs/workspace_detail.html", context)
 

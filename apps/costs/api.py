@@ -1,0 +1,172 @@
+"""Costs API: the same data as the cost pages (explorer groups, estimate vs actual), scoped like them."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Team
+from apps.accounts.permissions import can
+from apps.core.query import invalid, read_query
+from apps.costs import selectors
+from apps.costs.money import Money
+
+# --- Explorer and showback ------------------------------------------------------------------------------------
+
+MAX_RANGE_DAYS = 366
+
+
+class ExplorerQuerySerializer(serializers.Serializer[Any]):
+    """The explorer's parameters, for the pages, their CSV exports and the API alike."""
+
+    group_by = serializers.ChoiceField(choices=list(selectors.GROUP_BY_FIELDS), default="team")
+    start = serializers.DateField(required=False, help_text="First day (inclusive); default: this month's first.")
+    end = serializers.DateField(
+        required=False, help_text="Day after the last (exclusive); default: next month's first."
+    )
+    team = serializers.SlugField(required=False, help_text="Only this one of your teams.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        today = timezone.now().astimezone(UTC).date()
+        start = attrs.get("start") or selectors.month_start(today)
+        end = attrs.get("end") or (selectors.next_month(start) if "start" in attrs else selectors.next_month(today))
+        if end <= start:
+            raise serializers.ValidationError({"end": "must be after start."})
+        if end - start > timedelta(days=MAX_RANGE_DAYS):
+            raise serializers.ValidationError({"end": f"the range may span at most {MAX_RANGE_DAYS} days."})
+        return {**attrs, "start": start, "end": end}
+
+
+def money(value: Money) -> dict[str, str]:
+    return {"amount": str(value.rounded()), "currency": value.currency}
+
+
+def scoped_team_ids(user: Any, team_slug: str | None) -> list[int]:
+    """The teams a costs read covers: all the user may read, or the one named (a 400 if not theirs)."""
+    if not team_slug:
+        return selectors.cost_team_ids(user)
+    team = Team.objects.filter(slug=team_slug).first()
+    if team is None or not can(user, "costs.read", team):
+        raise invalid("team", f"{team_slug[:40]!r} is not one of your teams.")
+    return [team.pk]
+
+
+class MoneySerializer(serializers.Serializer[Any]):
+    amount = serializers.CharField(help_text="Decimal, rounded to cents.")
+    currency = serializers.CharField()
+
+
+class CostGroupSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
+    kind = serializers.ChoiceField(choices=["own", "none", "shared", "unallocated"])
+    total = MoneySerializer()
+    daily = serializers.ListField(child=serializers.CharField(), help_text="One amount per day of the range.")
+
+
+class ExplorerSerializer(serializers.Serializer[Any]):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    group_by = serializers.CharField()
+    days = serializers.ListField(child=serializers.DateField())
+    groups = CostGroupSerializer(many=True)
+    totals = MoneySerializer(many=True)
+    unallocated = MoneySerializer()
+    unallocated_percent = serializers.CharField()
+    top_spenders = serializers.ListField(child=serializers.DictField())
+
+
+def explorer_data(result: selectors.ExplorerResult) -> dict[str, Any]:
+    return {
+        "start": result.start,
+        "end": result.end,
+        "group_by": result.group_by,
+        "days": list(result.days),
+        "groups": [
+            {
+                "key": g.key,
+                "label": g.label,
+                "kind": g.kind,
+                "total": money(g.total),
+                "daily": [str(v) for v in g.daily],
+            }
+            for g in result.groups
+        ],
+        "totals": [money(value) for value in result.totals],
+        "unallocated": money(result.unallocated),
+        "unallocated_percent": str(result.unallocated_percent),
+        "top_spenders": [{"user": user, "spent": money(value)} for user, value in result.top_spenders],
+    }
+
+
+def explore_for(user: Any, query: dict[str, Any]) -> tuple[list[int], selectors.ExplorerResult]:
+    """The explorer over the teams the query covers (unallocated spend too for platform admins viewing all)."""
+    team_ids = scoped_team_ids(user, query.get("team"))
+    result = selectors.explore(
+        team_ids=team_ids,
+        start=query["start"],
+        end=query["end"],
+        group_by=query["group_by"],
+        include_unallocated=can(user, "costs.read_unallocated") and not query.get("team"),
+    )
+    return team_ids, result
+
+
+class ExplorerView(APIView):
+    @extend_schema(
+        parameters=[ExplorerQuerySerializer],
+        responses={200: ExplorerSerializer},
+        summary="Spend of your teams grouped by one dimension over a date range (the cost explorer)",
+    )
+    def get(self, request: Request) -> Response:
+        query = read_query(request, ExplorerQuerySerializer)
+        _team_ids, result = explore_for(request.user, query)
+        return Response(ExplorerSerializer(explorer_data(result)).data)
+
+
+class EstimateVsActualSerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["workspace", "cluster"])
+    id = serializers.IntegerField(source="pk")
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
+    hourly = MoneySerializer()
+    hours = serializers.DecimalField(max_digits=14, decimal_places=4)
+    estimate = MoneySerializer()
+    actual = MoneySerializer()
+    error = MoneySerializer()
+    error_percent = serializers.DecimalField(max_digits=14, decimal_places=1, allow_null=True)
+
+
+def estimate_data(row: selectors.EstimateVsActual) -> dict[str, Any]:
+    return {
+        "kind": row.kind,
+        "pk": row.pk,
+        "label": row.label,
+        "hourly": money(row.hourly),
+        "hours": row.hours,
+        "estimate": money(row.estimate),
+        "actual": money(row.actual),
+        "error": money(row.error),
+        "error_percent": row.error_percent,
+    }
+
+
+class EstimatesView(APIView):
+    @extend_schema(
+        parameters=[ExplorerQuerySerializer],
+        responses={200: EstimateVsActualSerializer(many=True)},
+        summary="Estimate vs actual to date of each workspace and cluster that spent in the range",
+    )
+    def get(self, request: Request) -> Response:
+        query = read_query(request, ExplorerQuerySerializer)
+        team_ids = scoped_team_ids(request.user, query.get("team"))
+        rows = selectors.estimates_vs_actuals(
+            team_ids=team_ids, start=query["start"], end=query["end"], now=timezone.now()
+        )
+        return Response(EstimateVsActualSerializer([estimate_data(row) for row in rows], many=True).data)
