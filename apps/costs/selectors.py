@@ -169,3 +169,71 @@ def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
         forecast_low=max(forecast - half_width, spent),
         forecast_high=forecast + half_width,
     )
+
+
+# --- Reconciliation ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReconciliationRow:
+    """One team (None: unallocated) in one month: what each source says it spent directly (shared-cost pools are
+    compared where they land, in the unallocated row), and the differences against Cost Explorer."""
+
+    month: date
+    team_id: int | None
+    team_slug: str
+    currency: str
+    cur: Decimal
+    metering: Decimal
+    cost_explorer: Decimal
+
+    @property
+    def cur_minus_cost_explorer(self) -> Decimal:
+        return self.cur - self.cost_explorer
+
+    @property
+    def metering_minus_cost_explorer(self) -> Decimal:
+        return self.metering - self.cost_explorer
+
+    @property
+    def metering_minus_cur(self) -> Decimal:
+        return self.metering - self.cur
+
+
+def reconciliation(*, team_ids: list[int] | None, start: date, end: date) -> list[ReconciliationRow]:
+    """Per team and month in [start, end): CUR vs metering vs Cost Explorer (net cost, from the daily rollups).
+    `team_ids` None: every team and the unallocated bucket (platform admins); a list: only those teams."""
+    from django.db.models.functions import TruncMonth
+
+    from apps.accounts.models import Team
+
+    rows = CostDaily.objects.filter(day__gte=start, day__lt=end)
+    if team_ids is not None:
+        rows = rows.filter(team_id__in=team_ids)
+    totals: dict[tuple[date, int | None, str], dict[str, Decimal]] = {}
+    grouped = (
+        rows.annotate(month=TruncMonth("day"))
+        .values("month", "team_id", "currency", "source")
+        .annotate(total=Sum("net_cost"))
+        .order_by()
+    )
+    for group in grouped:
+        month = group["month"]
+        month = month.date() if isinstance(month, datetime) else month
+        key = (month, group["team_id"], group["currency"])
+        totals.setdefault(key, {})[group["source"]] = group["total"]
+    slugs = dict(Team.objects.filter(pk__in={key[1] for key in totals}).values_list("pk", "slug"))
+    return [
+        ReconciliationRow(
+            month=month,
+            team_id=team_id,
+            team_slug=slugs.get(team_id, "") if team_id is not None else "unallocated",
+            currency=currency,
+            cur=by_source.get(CostSource.CUR, Decimal(0)),
+            metering=by_source.get(CostSource.METERING, Decimal(0)),
+            cost_explorer=by_source.get(CostSource.COST_EXPLORER, Decimal(0)),
+        )
+        for (month, team_id, currency), by_source in sorted(
+            totals.items(), key=lambda item: (item[0][0], slugs.get(item[0][1], "~"), item[0][2])
+        )
+    ]
