@@ -384,3 +384,5 @@ CELERY_BEAT_SCHEDULE["reconcile-cost-explorer"] = {
     "task": "apps.costs.tasks.reconcile_cost_explorer",
     "schedule": 86400.0,
 }
+# A shared-cost rule change rebuilds up to this many days in the request; more go to the worker.
+SHARED_RULE_SYNC_DAYS = env_int("SHARED_RULE_SYNC_DAYS", 62)
