@@ -9,11 +9,20 @@ import statistics
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Q, QuerySet, Sum
 
 from apps.clusters.models import Cluster, ClusterState
-from apps.costs.models import Budget, CostAllocation, CostDaily, CostImport, CostSource, ImportStatus
+from apps.costs.models import (
+    Budget,
+    CostAllocation,
+    CostDaily,
+    CostImport,
+    CostSource,
+    ImportStatus,
+    SharedCostRule,
+)
 from apps.runs.models import Workspace, WorkspaceStatus
 
 # Workspaces whose resources exist and cost money by the hour.
@@ -514,3 +523,17 @@ def idle_policy_suggestions(*, team_ids: list[int], now: datetime) -> list[IdleP
             )
         )
     return suggestions
+
+
+# --- Shared costs -----------------------------------------------------------------------------------------------
+
+
+def shared_rules_for(user: Any) -> QuerySet[SharedCostRule]:
+    """The rules that split spend onto the user's teams (a rule with no teams splits onto every team); platform
+    admins, admins of every team, see them all. Only platform admins change them (`costs.manage_shared_rules`)."""
+    from apps.accounts.permissions import can, restrict
+
+    rules = SharedCostRule.objects.prefetch_related("teams").select_related("created_by").order_by("priority", "name")
+    if can(user, "costs.manage_shared_rules"):
+        return rules
+    return restrict(rules, user, field="teams", also=Q(teams=None))

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from django.urls import reverse
 
 from apps.accounts.models import Team
 from apps.costs.models import CostDaily, CostLineItem, CostSource
@@ -154,3 +155,21 @@ def test_reconciliation_compares_the_three_sources_per_team_and_month(seeded: st
     assert rows["unallocated"].cost_explorer == Decimal("1.25")
     only_nlp = reconciliation(team_ids=[nlp.pk], start=date(2026, 11, 1), end=date(2026, 12, 1))
     assert [row.team_slug for row in only_nlp] == ["nlp"]
+
+
+def test_the_reconciliation_page_shows_admins_every_team_and_managers_theirs(
+    client: Any, seeded: str, vision: Team, nlp: Team, alice: Any
+) -> None:
+    from tests.factories import UserFactory
+
+    import_cost_explorer(start=date(2026, 11, 1), end=date(2026, 11, 4))
+    client.force_login(UserFactory(is_superuser=True))
+    page = client.get(reverse("costs:reconciliation"), {"start": "2026-11-01", "months": 1}).content.decode()
+    assert "reconciliation-2026-11-vision" in page
+    assert "reconciliation-2026-11-unallocated" in page
+
+    client.force_login(alice)
+    page = client.get(reverse("costs:reconciliation"), {"start": "2026-11-01", "months": 1}).content.decode()
+    assert "reconciliation-2026-11-vision" in page
+    assert "reconciliation-2026-11-nlp" not in page
+    assert "unallocated" not in page.split("reconciliation-table")[1]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
+from django.urls import reverse
 
 from apps.accounts.errors import NotAPlatformAdmin
 from apps.accounts.models import Team
@@ -138,3 +139,87 @@ def test_a_long_history_is_rebuilt_by_the_worker_task(
     assert len(queued) == 1
     tasks.rebuild_cost_days(CostSource.METERING, [DAY.isoformat()])
     assert shares() == {"nlp": Decimal("4"), "vision": Decimal("4")}
+
+
+# --- pages and API ---
+
+
+def test_the_rules_page_creates_a_rule_for_platform_admins_only(client: Any, bill: None, admin: Any, mark: Any) -> None:
+    client.force_login(mark)
+    assert client.get(reverse("costs:shared-rules")).status_code == 403
+    client.force_login(admin)
+    page = client.get(reverse("costs:shared-rules"))
+    assert page.status_code == 200
+    response = client.post(
+        reverse("costs:shared-rules"),
+        {"name": "NAT", "priority": 10, "active": "on", "usage_type_contains": "NatGateway", "method": "even"},
+    )
+
+    assert response.status_code == 302
+    rule = SharedCostRule.objects.get(name="NAT")
+    assert shares() == {"nlp": Decimal("4"), "vision": Decimal("4")}
+    assert f"shared-rule-{rule.pk}" in client.get(reverse("costs:shared-rules")).content.decode()
+
+
+def test_the_rules_page_shows_a_service_error_on_the_form(client: Any, admin: Any) -> None:
+    client.force_login(admin)
+
+    response = client.post(reverse("costs:shared-rules"), {"name": "all", "priority": 1, "method": "even"})
+
+    assert response.status_code == 422
+    assert "would claim every line" in response.content.decode()
+
+
+def test_the_edit_page_changes_and_the_delete_button_deletes(client: Any, bill: None, admin: Any) -> None:
+    rule = create_shared_rule(actor=admin, name="NAT", usage_type_contains="NatGateway", method=SplitMethod.EVEN)
+    client.force_login(admin)
+    assert client.get(reverse("costs:shared-rule-edit", args=[rule.pk])).status_code == 200
+
+    response = client.post(
+        reverse("costs:shared-rule-edit", args=[rule.pk]),
+        {"name": "NAT", "priority": 10, "active": "on", "usage_type_contains": "NatGateway", "method": "proportional"},
+    )
+    assert response.status_code == 302
+    assert shares() == {"nlp": Decimal("2.0000000000"), "vision": Decimal("6")}
+
+    assert client.post(reverse("costs:shared-rule-delete", args=[rule.pk])).status_code == 302
+    assert not SharedCostRule.objects.exists()
+
+
+def test_the_api_creates_updates_and_deletes_rules(api: Any, bill: None, admin: Any) -> None:
+    api.force_authenticate(admin)
+    created = api.post(
+        "/api/v1/costs/shared-rules/",
+        {"name": "NAT", "usage_type_contains": "NatGateway", "method": "even", "teams": ["vision", "nlp"]},
+    )
+    assert created.status_code == 201, created.content
+    assert sorted(created.json()["teams"]) == ["nlp", "vision"]
+    rule_id = created.json()["id"]
+    assert shares() == {"nlp": Decimal("4"), "vision": Decimal("4")}
+
+    patched = api.patch(f"/api/v1/costs/shared-rules/{rule_id}/", {"teams": ["vision"]})
+    assert patched.status_code == 200, patched.content
+    assert shares() == {"vision": Decimal("8")}
+
+    assert api.delete(f"/api/v1/costs/shared-rules/{rule_id}/").status_code == 204
+    assert shares() == {}
+
+
+def test_the_api_refuses_non_admins_with_a_problem_before_reading_the_body(api: Any, mark: Any) -> None:
+    api.force_authenticate(mark)
+
+    response = api.post("/api/v1/costs/shared-rules/", {"name": ""})
+
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "not_a_platform_admin"
+
+
+def test_members_see_the_rules_that_split_onto_their_teams(api: Any, admin: Any, alice: Any, nlp: Team) -> None:
+    create_shared_rule(actor=admin, name="every team", product_code="AWSSupportBusiness")
+    create_shared_rule(actor=admin, name="nlp only", usage_type_contains="NatGateway", teams=[nlp])
+    api.force_authenticate(alice)
+
+    names = [rule["name"] for rule in api.get("/api/v1/costs/shared-rules/").json()["results"]]
+
+    assert names == ["every team"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from django.urls import reverse
+from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.clusters.instance_catalog import price_for
@@ -131,3 +134,17 @@ def test_a_cluster_that_never_idles_gets_no_policy_suggestion(vision: Team) -> N
     rollups(NodeFactory(cluster=cluster), 0, T0, 48, 60.0)
 
     assert idle_policy_suggestions(team_ids=[vision.pk], now=T0 + timedelta(hours=6)) == []
+
+
+def test_the_waste_page_shows_the_callers_teams_only(client: Any, vision: Team, nlp: Team, alice: Any) -> None:
+    now = timezone.now()
+    mine = ClusterFactory(team=vision, hourly_price=Decimal("2.00"))
+    theirs = ClusterFactory(team=nlp, hourly_price=Decimal("2.00"))
+    for cluster in (mine, theirs):
+        rollups(NodeFactory(cluster=cluster), 0, now - timedelta(hours=2), 12, 1.0)
+    client.force_login(alice)
+
+    page = client.get(reverse("costs:waste")).content.decode()
+
+    assert f"idle-{mine.pk}" in page
+    assert f"idle-{theirs.pk}" not in page
