@@ -212,9 +212,8 @@ def member(team: Team, role: Role = Role.MEMBER, **user_fields: Any) -> Any:
 
 def shared_rule_for(team: Team) -> SharedCostRule:
     """A shared-cost rule that splits onto `team` only (what members of `team` may see of the rules)."""
-    rule = SharedCostRule.objects.create(
-        name=f"shared-{team.slug}", usage_type_contains="NatGateway", created_by=UserFactory(is_superuser=True)
-    )
+    admin: Any = UserFactory(is_superuser=True)
+    rule = SharedCostRule.objects.create(name=f"shared-{team.slug}", usage_type_contains="NatGateway", created_by=admin)
     rule.teams.set([team])
     return rule
 

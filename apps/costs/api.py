@@ -22,10 +22,10 @@ from apps.costs.services.shared_rules import create_shared_rule, delete_shared_r
 
 
 class SharedCostRuleSerializer(serializers.ModelSerializer[SharedCostRule]):
-    teams = serializers.SlugRelatedField(
+    teams: serializers.SlugRelatedField[Team] = serializers.SlugRelatedField(
         slug_field="slug", many=True, queryset=Team.objects.all(), required=False, help_text="Empty: every team."
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = SharedCostRule

@@ -243,7 +243,7 @@ def reconciliation(*, team_ids: list[int] | None, start: date, end: date) -> lis
             cost_explorer=by_source.get(CostSource.COST_EXPLORER, Decimal(0)),
         )
         for (month, team_id, currency), by_source in sorted(
-            totals.items(), key=lambda item: (item[0][0], slugs.get(item[0][1], "~"), item[0][2])
+            totals.items(), key=lambda item: (item[0][0], slugs.get(item[0][1] or 0, "~"), item[0][2])
         )
     ]
 

@@ -15,7 +15,7 @@ from apps.accounts.models import Team
 from apps.clusters.models import Cluster
 from apps.costs.models import CostDaily, CostLineItem, CostSource
 from apps.costs.sources.metering import NotHourAligned, meter, meter_recent
-from apps.runs.models import RunKind, RunState, WorkspaceStatus
+from apps.runs.models import RunKind, RunState, Workspace, WorkspaceStatus
 from tests.factories import AuditEventFactory, ClusterFactory, RunFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +120,7 @@ def test_time_after_now_is_not_metered_yet(vision: Team) -> None:
 
 
 def test_a_workspace_live_across_midnight_is_split_by_day(vision: Team, alice: Any) -> None:
-    workspace = WorkspaceFactory(
+    workspace: Workspace = WorkspaceFactory(
         team=vision, created_by=alice, estimated_hourly_cost=Decimal("1.50"), status=WorkspaceStatus.DESTROYED
     )
     RunFactory(workspace=workspace, kind=RunKind.APPLY, state=RunState.APPLIED, finished_at=h(12))  # 22:00

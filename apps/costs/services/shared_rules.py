@@ -9,6 +9,7 @@ waits minutes; until it ran, those days show the previous split.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, date
 from typing import Any
@@ -82,8 +83,7 @@ def rebuild_affected(days: dict[str, list[date]]) -> int:
     from apps.costs import tasks
 
     for source, found in days.items():
-        isoformat = [day.isoformat() for day in found]
-        transaction.on_commit(lambda s=source, d=isoformat: tasks.rebuild_cost_days.delay(s, d))
+        transaction.on_commit(functools.partial(tasks.rebuild_cost_days.delay, source, [d.isoformat() for d in found]))
     return 0
 
 

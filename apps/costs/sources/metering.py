@@ -140,7 +140,7 @@ def _line(*, line_id: str, hour: datetime, amount: Decimal, usage: Decimal, **fi
         usage_amount=usage.quantize(STEP),
         unblended_cost=cost,
         net_cost=cost,
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
