@@ -16,7 +16,7 @@ from apps.accounts.selectors import authenticated
 from apps.core.openapi import problem_responses
 from apps.costs.models import SharedCostRule
 from apps.costs.selectors import shared_rules_for
-from apps.costs.services.shared_rules import create_shared_rule, delete_shared_rule, update_shared_rule
+from apps.costs.services.shared_rules import EDITABLE_FIELDS, create_shared_rule, delete_shared_rule, update_shared_rule
 
 # --- Shared costs and reconciliation ---------------------------------------------------------------------------
 
@@ -29,21 +29,7 @@ class SharedCostRuleSerializer(serializers.ModelSerializer[SharedCostRule]):
 
     class Meta:
         model = SharedCostRule
-        fields = [
-            "id",
-            "name",
-            "priority",
-            "active",
-            "product_code",
-            "usage_type_contains",
-            "resource_id",
-            "unallocated_only",
-            "method",
-            "teams",
-            "created_by",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *EDITABLE_FIELDS, "created_by", "created_at", "updated_at"]
         read_only_fields = ["id", "created_by", "created_at", "updated_at"]
 
 

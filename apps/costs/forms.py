@@ -6,6 +6,7 @@ from django import forms
 
 from apps.accounts.models import Team
 from apps.costs.models import SharedCostRule
+from apps.costs.services.shared_rules import EDITABLE_FIELDS
 
 # --- Shared costs and reconciliation ---------------------------------------------------------------------------
 
@@ -20,17 +21,7 @@ class SharedCostRuleForm(forms.ModelForm[SharedCostRule]):
 
     class Meta:
         model = SharedCostRule
-        fields = [
-            "name",
-            "priority",
-            "active",
-            "product_code",
-            "usage_type_contains",
-            "resource_id",
-            "unallocated_only",
-            "method",
-            "teams",
-        ]
+        fields = EDITABLE_FIELDS
 
 
 class ReconciliationForm(forms.Form):

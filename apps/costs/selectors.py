@@ -316,6 +316,16 @@ def gpu_hourly_price(cluster: Cluster) -> Decimal:
     return Decimal(cluster.hourly_price) / gpus if gpus else Decimal(0)
 
 
+def _about(cluster: Cluster) -> dict[str, Any]:
+    """The fields every waste row names its cluster by."""
+    return {
+        "team_id": cluster.team_id,
+        "team_slug": cluster.team.slug,
+        "cluster_id": cluster.pk,
+        "cluster_name": cluster.name,
+    }
+
+
 def _team_clusters(team_ids: list[int]) -> list[Cluster]:
     return list(Cluster.objects.filter(team_id__in=team_ids).select_related("team").order_by("team__slug", "name"))
 
@@ -348,10 +358,7 @@ def idle_gpu_costs(*, team_ids: list[int], start: datetime, end: datetime) -> li
         idle_hours = Decimal(idle) / 3600
         costs.append(
             IdleGpuCost(
-                team_id=cluster.team_id,
-                team_slug=cluster.team.slug,
-                cluster_id=cluster.pk,
-                cluster_name=cluster.name,
+                **_about(cluster),
                 gpu_hours=Decimal(sum(b.seconds for b in rows)) / 3600,
                 idle_gpu_hours=idle_hours,
                 gpu_hourly_price=price,
@@ -420,10 +427,7 @@ def rightsizing_recommendations(*, team_ids: list[int], now: datetime) -> list[R
         current_hourly = Decimal(cluster.hourly_price)
         recommendations.append(
             RightsizingRecommendation(
-                team_id=cluster.team_id,
-                team_slug=cluster.team.slug,
-                cluster_id=cluster.pk,
-                cluster_name=cluster.name,
+                **_about(cluster),
                 instance_type=cluster.instance_type,
                 average_utilization_pct=round(average, 1),
                 peak_memory_gib=round(peak_gib, 1),
@@ -510,10 +514,7 @@ def idle_policy_suggestions(*, team_ids: list[int], now: datetime) -> list[IdleP
         hours = Decimal(extra) / 3600
         suggestions.append(
             IdlePolicySuggestion(
-                team_id=cluster.team_id,
-                team_slug=cluster.team.slug,
-                cluster_id=cluster.pk,
-                cluster_name=cluster.name,
+                **_about(cluster),
                 current_window_minutes=window,
                 current_threshold_pct=threshold,
                 window_minutes=best_window,

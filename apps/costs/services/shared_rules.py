@@ -28,6 +28,8 @@ from apps.costs.models import CostDaily, CostLineItem, CostSource, SharedCostRul
 from apps.costs.services.rollups import rebuild_days, rule_matches
 
 RULE_FIELDS = ("name", "priority", "active", "product_code", "usage_type_contains", "resource_id", "unallocated_only")
+# What a platform admin edits on the page and over the API.
+EDITABLE_FIELDS = [*RULE_FIELDS, "method", "teams"]
 
 
 class RuleMatchesEverything(ValidationFailed):
