@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from django.utils import timezone
 
 from apps.accounts.models import Team
-from apps.clusters.models import Cluster
+from apps.clusters.models import Cluster, ClusterState
+from apps.costs import tasks
 from apps.costs.models import CostDaily, CostLineItem, CostSource
 from apps.costs.sources.metering import NotHourAligned, meter, meter_recent
 from apps.runs.models import RunKind, RunState, Workspace, WorkspaceStatus
 from tests.factories import AuditEventFactory, ClusterFactory, RunFactory, WorkspaceFactory
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
@@ -174,3 +177,18 @@ def test_the_command_meters_a_range(restarted: Cluster) -> None:
     call_command("meter_costs", "--since", "2026-11-03T10:00", "--until", "2026-11-03T12:00")
 
     assert sum(lines().values()) == Decimal("4")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_hourly_task_meters_in_the_real_worker(celery_worker: Any, vision: Team) -> None:
+    now = timezone.now()
+    cluster = ClusterFactory(team=vision, hourly_price=Decimal("2.50"), state=ClusterState.RUNNING)
+    transitions(cluster, ("running", now - timedelta(hours=2)))
+    last_full_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    line_id = f"cluster:{cluster.pk}:{last_full_hour.isoformat()}:compute"
+
+    tasks.meter_costs.delay()
+
+    wait_for(lambda: CostLineItem.objects.filter(line_id=line_id).exists(), timeout=60, message="the metering task")
+    assert CostLineItem.objects.get(line_id=line_id).net_cost == Decimal("2.5")
+    assert CostDaily.objects.filter(source=CostSource.METERING, cluster=cluster).exists()
