@@ -182,7 +182,7 @@ def test_the_command_meters_a_range(restarted: Cluster) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_the_hourly_task_meters_in_the_real_worker(celery_worker: Any, vision: Team) -> None:
     now = timezone.now()
-    cluster = ClusterFactory(team=vision, hourly_price=Decimal("2.50"), state=ClusterState.RUNNING)
+    cluster: Cluster = ClusterFactory(team=vision, hourly_price=Decimal("2.50"), state=ClusterState.RUNNING)
     transitions(cluster, ("running", now - timedelta(hours=2)))
     last_full_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     line_id = f"cluster:{cluster.pk}:{last_full_hour.isoformat()}:compute"

@@ -223,3 +223,14 @@ def test_members_see_the_rules_that_split_onto_their_teams(api: Any, admin: Any,
     names = [rule["name"] for rule in api.get("/api/v1/costs/shared-rules/").json()["results"]]
 
     assert names == ["every team"]
+
+
+def test_the_api_answers_a_rules_own_errors_as_problems(api: Any, admin: Any) -> None:
+    api.force_authenticate(admin)
+
+    response = api.post("/api/v1/costs/shared-rules/", {"name": "all", "unallocated_only": False})
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "rule_matches_everything"
+    assert not SharedCostRule.objects.exists()
