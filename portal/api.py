@@ -15,6 +15,7 @@ from apps.catalog.api import (
     TemplateViewSet,
 )
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
+from apps.costs.api import SharedCostRuleViewSet
 from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
@@ -38,6 +39,7 @@ router.register("templates", TemplateViewSet, basename="template")
 router.register("workspaces", WorkspaceViewSet, basename="workspace")
 router.register("runs", RunViewSet, basename="run")
 router.register("clusters", ClusterViewSet, basename="cluster")
+router.register("costs/shared-rules", SharedCostRuleViewSet, basename="cost-shared-rule")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

@@ -364,3 +364,25 @@ TELEMETRY_ROLLUP_RETENTION_DAYS = env_int("TELEMETRY_ROLLUP_RETENTION_DAYS", 90)
 # 5-minute rollups older than this many days are folded into hourly ones.
 TELEMETRY_FINE_ROLLUP_DAYS = env_int("TELEMETRY_FINE_ROLLUP_DAYS", 7)
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "paved-demo")
+
+# --- Costs: metering and Cost Explorer reconciliation ---------------------------------------------------------
+# A stopped cluster's EBS volumes keep billing: metering assumes this many GB of gp3 per node at this price
+# (us-east-1 gp3, USD per GB-month; a month is 730 hours), so showback works with no AWS bill at all.
+METERING_EBS_GB_PER_NODE = env_int("METERING_EBS_GB_PER_NODE", 200)
+METERING_EBS_PRICE_PER_GB_MONTH = env_str("METERING_EBS_PRICE_PER_GB_MONTH", "0.08")
+# The hourly metering pass catches up at most this far back after an outage (a longer gap: `meter_costs --since`).
+METERING_MAX_CATCHUP_HOURS = env_int("METERING_MAX_CATCHUP_HOURS", 48)
+# Cost Explorer reconciliation calls AWS (USD 0.01 per request): off unless enabled; it re-reads this many days.
+COST_EXPLORER_ENABLED = env_bool("COST_EXPLORER_ENABLED", False)
+COST_EXPLORER_DAYS = env_int("COST_EXPLORER_DAYS", 35)
+# The second grouping of the Cost Explorer query besides the `paved:team` tag: a tag key or the SERVICE dimension.
+COST_EXPLORER_SECOND_GROUP = env_str("COST_EXPLORER_SECOND_GROUP", "SERVICE")
+# Waste: GPUs that averaged under this over 7 days get a right-sizing recommendation.
+RIGHTSIZING_UTILIZATION_PCT = float(env_str("RIGHTSIZING_UTILIZATION_PCT", "30"))
+CELERY_BEAT_SCHEDULE["meter-costs"] = {"task": "apps.costs.tasks.meter_costs", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["reconcile-cost-explorer"] = {
+    "task": "apps.costs.tasks.reconcile_cost_explorer",
+    "schedule": 86400.0,
+}
+# A shared-cost rule change rebuilds up to this many days in the request; more go to the worker.
+SHARED_RULE_SYNC_DAYS = env_int("SHARED_RULE_SYNC_DAYS", 62)

@@ -17,7 +17,7 @@ from apps.audit.models import AuditEvent
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.clusters.models import Cluster, Node, PurchaseOption
 from apps.clusters.services import new_node_token
-from apps.costs.models import CostLineItem, CostSource
+from apps.costs.models import CostLineItem, CostSource, SharedCostRule
 from apps.runs.models import Run, Workspace
 
 User = get_user_model()
@@ -210,6 +210,14 @@ def member(team: Team, role: Role = Role.MEMBER, **user_fields: Any) -> Any:
     return user
 
 
+def shared_rule_for(team: Team) -> SharedCostRule:
+    """A shared-cost rule that splits onto `team` only (what members of `team` may see of the rules)."""
+    admin: Any = UserFactory(is_superuser=True)
+    rule = SharedCostRule.objects.create(name=f"shared-{team.slug}", usage_type_contains="NatGateway", created_by=admin)
+    rule.teams.set([team])
+    return rule
+
+
 # model -> builder(team, owner) for the tenancy walker in tests/test_api_scoping.py.
 # `owner` is a member of `team`, for personal objects such as tokens.
 TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
@@ -220,4 +228,5 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     Workspace: lambda team, owner: WorkspaceFactory(team=team, created_by=owner),
     Run: lambda team, owner: RunFactory(workspace=WorkspaceFactory(team=team, created_by=owner)),
     Cluster: lambda team, owner: ClusterFactory(team=team, owner=owner),
+    SharedCostRule: lambda team, owner: shared_rule_for(team),
 }

@@ -161,6 +161,8 @@ RULES: dict[str, Rule] = {
     "workspace.force_delete": _platform_admin,
     "run.approve": _approver,
     "platform.change_freeze": _platform_admin,
+    # costs
+    "costs.manage_shared_rules": _platform_admin,  # shared-cost rules split spend across every team
     # catalog and oversight
     "template.curate": _curator,
     "catalog.curate_any": _curates_something,
@@ -187,6 +189,7 @@ _ERRORS: dict[str, type[PermissionDenied]] = {
     "quota.manage": NotAPlatformAdmin,
     "workspace.force_delete": NotAPlatformAdmin,
     "platform.change_freeze": NotAPlatformAdmin,
+    "costs.manage_shared_rules": NotAPlatformAdmin,
 }
 
 

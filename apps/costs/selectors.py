@@ -20,7 +20,15 @@ from apps.accounts.permissions import AnyUser, can, restrict
 from apps.catalog.models import Template
 from apps.clusters.models import Cluster, ClusterState
 from apps.clusters.selectors import running_seconds
-from apps.costs.models import Budget, CostAllocation, CostDaily, CostImport, CostSource, ImportStatus
+from apps.costs.models import (
+    Budget,
+    CostAllocation,
+    CostDaily,
+    CostImport,
+    CostSource,
+    ImportStatus,
+    SharedCostRule,
+)
 from apps.costs.money import DEFAULT_CURRENCY, Money, total
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 
@@ -510,3 +518,363 @@ def team_budget_flags(*, team_ids: list[int], now: datetime) -> dict[int, Budget
         "team"
     )
     return {budget.team_id: BudgetFlag(budget_status(budget=budget, now=now)) for budget in budgets}
+
+
+# --- Reconciliation ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReconciliationRow:
+    """One team (None: unallocated) in one month: what each source says it spent directly (shared-cost pools are
+    compared where they land, in the unallocated row), and the differences against Cost Explorer."""
+
+    month: date
+    team_id: int | None
+    team_slug: str
+    currency: str
+    cur: Decimal
+    metering: Decimal
+    cost_explorer: Decimal
+
+    @property
+    def cur_minus_cost_explorer(self) -> Decimal:
+        return self.cur - self.cost_explorer
+
+    @property
+    def metering_minus_cost_explorer(self) -> Decimal:
+        return self.metering - self.cost_explorer
+
+    @property
+    def metering_minus_cur(self) -> Decimal:
+        return self.metering - self.cur
+
+
+def reconciliation(*, team_ids: list[int] | None, start: date, end: date) -> list[ReconciliationRow]:
+    """Per team and month in [start, end): CUR vs metering vs Cost Explorer (net cost, from the daily rollups).
+    `team_ids` None: every team and the unallocated bucket (platform admins); a list: only those teams."""
+    from django.db.models.functions import TruncMonth
+
+    from apps.accounts.models import Team
+
+    rows = CostDaily.objects.filter(day__gte=start, day__lt=end)
+    if team_ids is not None:
+        rows = rows.filter(team_id__in=team_ids)
+    totals: dict[tuple[date, int | None, str], dict[str, Decimal]] = {}
+    grouped = (
+        rows.annotate(month=TruncMonth("day"))
+        .values("month", "team_id", "currency", "source")
+        .annotate(total=Sum("net_cost"))
+        .order_by()
+    )
+    for group in grouped:
+        month = group["month"]
+        month = month.date() if isinstance(month, datetime) else month
+        key = (month, group["team_id"], group["currency"])
+        totals.setdefault(key, {})[group["source"]] = group["total"]
+    slugs = dict(Team.objects.filter(pk__in={key[1] for key in totals}).values_list("pk", "slug"))
+    return [
+        ReconciliationRow(
+            month=month,
+            team_id=team_id,
+            team_slug=slugs.get(team_id, "") if team_id is not None else "unallocated",
+            currency=currency,
+            cur=by_source.get(CostSource.CUR, Decimal(0)),
+            metering=by_source.get(CostSource.METERING, Decimal(0)),
+            cost_explorer=by_source.get(CostSource.COST_EXPLORER, Decimal(0)),
+        )
+        for (month, team_id, currency), by_source in sorted(
+            totals.items(), key=lambda item: (item[0][0], slugs.get(item[0][1] or 0, "~"), item[0][2])
+        )
+    ]
+
+
+# --- Waste ------------------------------------------------------------------------------------------------------
+# Money, from GPU telemetry: 5-minute or hourly GpuRollup buckets, plus the raw GpuSamples not folded yet (grouped
+# into 5-minute buckets here, skipping any bucket a rollup already covers, so nothing is counted twice). A bucket
+# is idle when no sample in it reached the cluster's idle threshold (utilization_max below it: the rule idle
+# auto-stop uses, so waste is never overstated by a busy minute hidden in a low average).
+
+WASTE_CURRENCY = "USD"  # clusters' hourly_price is USD (apps.clusters: the catalog and EC2 prices)
+RIGHTSIZING_TARGET_PCT = 60  # a suggested type should run the observed load at about this utilization
+RIGHTSIZING_DAYS = 7
+
+
+@dataclass(frozen=True)
+class GpuBucket:
+    node_id: int
+    gpu_index: int
+    start: datetime
+    seconds: int
+    utilization_avg: float
+    utilization_max: float
+    memory_used_max_mib: float
+
+
+def gpu_buckets(*, cluster_ids: list[int], start: datetime, end: datetime) -> dict[int, list[GpuBucket]]:
+    """Each cluster's telemetry buckets in [start, end), rollups first, then unfolded raw samples."""
+    from django.db.models import Avg, Count, FloatField, Max
+    from django.db.models.functions import Cast, Extract, Floor
+
+    from apps.clusters.models import GpuRollup, GpuSample
+
+    found: dict[int, list[GpuBucket]] = {pk: [] for pk in cluster_ids}
+    covered: set[tuple[int, int, datetime]] = set()
+    rollups = GpuRollup.objects.filter(
+        node__cluster_id__in=cluster_ids, bucket_start__gte=start, bucket_start__lt=end
+    ).values_list(
+        "node__cluster_id",
+        "node_id",
+        "gpu_index",
+        "bucket_start",
+        "bucket_seconds",
+        "utilization_avg",
+        "utilization_max",
+        "memory_used_max_mib",
+    )
+    for cluster_id, node_id, gpu, at, seconds, avg, peak, memory in rollups:
+        found[cluster_id].append(GpuBucket(node_id, gpu, at, seconds, avg, peak, memory))
+        covered.update((node_id, gpu, at + timedelta(seconds=s)) for s in range(0, seconds, 300))
+    raw = (
+        GpuSample.objects.filter(node__cluster_id__in=cluster_ids, sampled_at__gte=start, sampled_at__lt=end)
+        .annotate(slot=Floor(Cast(Extract("sampled_at", "epoch"), FloatField()) / 300))
+        .values("node__cluster_id", "node_id", "gpu_index", "slot")
+        .annotate(avg=Avg("utilization_pct"), peak=Max("utilization_pct"), memory=Max("memory_used_mib"), n=Count("pk"))
+        .order_by()
+    )
+    for row in raw:
+        at = datetime.fromtimestamp(int(row["slot"]) * 300, tz=UTC)
+        if (row["node_id"], row["gpu_index"], at) not in covered:
+            found[row["node__cluster_id"]].append(
+                GpuBucket(row["node_id"], row["gpu_index"], at, 300, row["avg"], row["peak"], row["memory"])
+            )
+    return found
+
+
+def gpu_hourly_price(cluster: Cluster) -> Decimal:
+    """One GPU's share of the cluster's hourly price."""
+    gpus = cluster.node_count * cluster.gpus_per_node
+    return Decimal(cluster.hourly_price) / gpus if gpus else Decimal(0)
+
+
+def _about(cluster: Cluster) -> dict[str, Any]:
+    """The fields every waste row names its cluster by."""
+    return {
+        "team_id": cluster.team_id,
+        "team_slug": cluster.team.slug,
+        "cluster_id": cluster.pk,
+        "cluster_name": cluster.name,
+    }
+
+
+def _team_clusters(team_ids: list[int]) -> list[Cluster]:
+    return list(Cluster.objects.filter(team_id__in=team_ids).select_related("team").order_by("team__slug", "name"))
+
+
+@dataclass(frozen=True)
+class IdleGpuCost:
+    team_id: int
+    team_slug: str
+    cluster_id: int
+    cluster_name: str
+    gpu_hours: Decimal
+    idle_gpu_hours: Decimal
+    gpu_hourly_price: Decimal
+    idle_cost: Decimal
+    currency: str = WASTE_CURRENCY
+
+
+def idle_gpu_costs(*, team_ids: list[int], start: datetime, end: datetime) -> list[IdleGpuCost]:
+    """Per team and cluster: the GPU-hours telemetry shows under the cluster's idle threshold × its price per
+    GPU-hour (cluster hourly_price / (node_count × gpus_per_node)). Clusters with no idle time are left out."""
+    clusters = _team_clusters(team_ids)
+    buckets = gpu_buckets(cluster_ids=[c.pk for c in clusters], start=start, end=end)
+    costs = []
+    for cluster in clusters:
+        rows = buckets[cluster.pk]
+        idle = sum(b.seconds for b in rows if b.utilization_max < cluster.idle_threshold_pct)
+        if not idle:
+            continue
+        price = gpu_hourly_price(cluster)
+        idle_hours = Decimal(idle) / 3600
+        costs.append(
+            IdleGpuCost(
+                **_about(cluster),
+                gpu_hours=Decimal(sum(b.seconds for b in rows)) / 3600,
+                idle_gpu_hours=idle_hours,
+                gpu_hourly_price=price,
+                idle_cost=(idle_hours * price).quantize(Decimal("0.0001")),
+            )
+        )
+    return costs
+
+
+@dataclass(frozen=True)
+class RightsizingRecommendation:
+    team_id: int
+    team_slug: str
+    cluster_id: int
+    cluster_name: str
+    instance_type: str
+    average_utilization_pct: float
+    peak_memory_gib: float
+    suggested_type: str
+    current_hourly: Decimal
+    suggested_hourly: Decimal
+    monthly_saving: Decimal
+    currency: str = WASTE_CURRENCY
+
+
+def _suggest_type(cluster: Cluster, average: float, peak_memory_gib: float) -> tuple[str, Decimal] | None:
+    """The cheapest catalog type in the cluster's region with enough GPUs for the observed load at
+    RIGHTSIZING_TARGET_PCT and enough GPU memory for the observed peak, if it is cheaper than the current one."""
+    from apps.clusters.instance_catalog import load_catalog, price_for
+
+    needed = max(1, math.ceil(cluster.gpus_per_node * average / RIGHTSIZING_TARGET_PCT))
+    current = Decimal(cluster.hourly_price) / cluster.node_count if cluster.node_count else Decimal(0)
+    best: tuple[str, Decimal] | None = None
+    for entry in load_catalog().values():
+        if entry.type == cluster.instance_type or cluster.region not in entry.prices:
+            continue
+        if entry.gpus < needed or entry.gpu_memory_gib < peak_memory_gib:
+            continue
+        price = price_for(entry.type, cluster.region, cluster.purchase_option)
+        if price < current and (best is None or price < best[1]):
+            best = (entry.type, price)
+    return best
+
+
+def rightsizing_recommendations(*, team_ids: list[int], now: datetime) -> list[RightsizingRecommendation]:
+    """Clusters not terminated whose GPUs averaged under RIGHTSIZING_UTILIZATION_PCT over the last 7 days (time-
+    weighted over the buckets that reported), with a smaller or cheaper type and the saving over a 730-hour month."""
+    from django.conf import settings
+
+    live = [c for c in _team_clusters(team_ids) if c.state not in (ClusterState.TERMINATED, ClusterState.FAILED)]
+    buckets = gpu_buckets(cluster_ids=[c.pk for c in live], start=now - timedelta(days=RIGHTSIZING_DAYS), end=now)
+    recommendations = []
+    for cluster in live:
+        rows = buckets[cluster.pk]
+        seconds = sum(b.seconds for b in rows)
+        if not seconds:
+            continue
+        average = sum(b.utilization_avg * b.seconds for b in rows) / seconds
+        if average >= settings.RIGHTSIZING_UTILIZATION_PCT:
+            continue
+        peak_gib = max(b.memory_used_max_mib for b in rows) / 1024
+        suggestion = _suggest_type(cluster, average, peak_gib)
+        if suggestion is None:
+            continue
+        suggested_hourly = suggestion[1] * cluster.node_count
+        current_hourly = Decimal(cluster.hourly_price)
+        recommendations.append(
+            RightsizingRecommendation(
+                **_about(cluster),
+                instance_type=cluster.instance_type,
+                average_utilization_pct=round(average, 1),
+                peak_memory_gib=round(peak_gib, 1),
+                suggested_type=suggestion[0],
+                current_hourly=current_hourly,
+                suggested_hourly=suggested_hourly,
+                monthly_saving=((current_hourly - suggested_hourly) * 730).quantize(Decimal("0.01")),
+            )
+        )
+    return recommendations
+
+
+@dataclass(frozen=True)
+class IdlePolicySuggestion:
+    team_id: int
+    team_slug: str
+    cluster_id: int
+    cluster_name: str
+    current_window_minutes: int
+    current_threshold_pct: float
+    window_minutes: int
+    threshold_pct: float
+    idle_hours_cut: Decimal
+    saving: Decimal
+    currency: str = WASTE_CURRENCY
+
+
+def idle_stretches(rows: list[GpuBucket], threshold: float) -> list[int]:
+    """Lengths in seconds of the stretches in which every reporting GPU of the cluster was under `threshold`
+    (consecutive buckets; a gap in telemetry ends a stretch: missing telemetry is never idle)."""
+    by_time: dict[datetime, tuple[int, bool]] = {}
+    for bucket in rows:
+        seconds, idle = by_time.get(bucket.start, (bucket.seconds, True))
+        by_time[bucket.start] = (seconds, idle and bucket.utilization_max < threshold)
+    stretches: list[int] = []
+    current, expected = 0, None
+    for at in sorted(by_time):
+        seconds, idle = by_time[at]
+        if idle and current and at == expected:
+            current += seconds
+        elif idle:
+            if current:
+                stretches.append(current)
+            current = seconds
+        else:
+            if current:
+                stretches.append(current)
+            current = 0
+        expected = at + timedelta(seconds=seconds)
+    if current:
+        stretches.append(current)
+    return stretches
+
+
+def _cut(stretches: list[int], window_minutes: int) -> int:
+    """Idle seconds an auto-stop after `window_minutes` of idleness would have cut."""
+    return sum(max(length - window_minutes * 60, 0) for length in stretches)
+
+
+def idle_policy_suggestions(*, team_ids: list[int], now: datetime) -> list[IdlePolicySuggestion]:
+    """Clusters for which a shorter idle window (half the current, at least 10 minutes) or a higher threshold
+    (10 %, if the current is lower) would have stopped them earlier over the last 7 days, with the money: each
+    idle stretch longer than the window would have been cut at the window, × the cluster's hourly price.
+    The best candidate per cluster is suggested, only if it beats what the current policy would have cut."""
+    clusters = _team_clusters(team_ids)
+    buckets = gpu_buckets(cluster_ids=[c.pk for c in clusters], start=now - timedelta(days=RIGHTSIZING_DAYS), end=now)
+    suggestions = []
+    for cluster in clusters:
+        rows = buckets[cluster.pk]
+        if not rows:
+            continue
+        window, threshold = int(cluster.idle_window_minutes), float(cluster.idle_threshold_pct)
+        baseline = _cut(idle_stretches(rows, threshold), window)
+        candidates = {(max(10, window // 2), threshold), (window, max(threshold, 10.0))}
+        candidates.add((max(10, window // 2), max(threshold, 10.0)))
+        candidates.discard((window, threshold))
+        if not candidates:
+            continue
+        # The largest cut; on a tie the gentler change (the longer window, then the lower threshold).
+        best_cut, best_window, minus_threshold = max((_cut(idle_stretches(rows, t), w), w, -t) for w, t in candidates)
+        extra = best_cut - baseline
+        if extra <= 0:
+            continue
+        hours = Decimal(extra) / 3600
+        suggestions.append(
+            IdlePolicySuggestion(
+                **_about(cluster),
+                current_window_minutes=window,
+                current_threshold_pct=threshold,
+                window_minutes=best_window,
+                threshold_pct=-minus_threshold,
+                idle_hours_cut=hours,
+                saving=(hours * Decimal(cluster.hourly_price)).quantize(Decimal("0.01")),
+            )
+        )
+    return suggestions
+
+
+# --- Shared costs -----------------------------------------------------------------------------------------------
+
+
+def shared_rules_for(user: Any) -> QuerySet[SharedCostRule]:
+    """The rules that split spend onto the user's teams (a rule with no teams splits onto every team); platform
+    admins, admins of every team, see them all. Only platform admins change them (`costs.manage_shared_rules`)."""
+    from apps.accounts.permissions import can, restrict
+
+    rules = SharedCostRule.objects.prefetch_related("teams").select_related("created_by").order_by("priority", "name")
+    if can(user, "costs.manage_shared_rules"):
+        return rules
+    return restrict(rules, user, field="teams", also=Q(teams=None))

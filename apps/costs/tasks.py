@@ -1,2 +1,30 @@
 """Celery tasks of the costs app: each calls one service (imports, metering, reconciliation, budget and waste
 checks); beat schedules them in portal/settings.py."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.utils import timezone
+
+from apps.core.tasks import task
+from apps.costs.services import rollups
+from apps.costs.sources import cost_explorer, metering
+
+
+@task(acks_late=True, ignore_result=True)
+def meter_costs() -> None:
+    """Hourly: catch up from the last metered hour (bounded by METERING_MAX_CATCHUP_HOURS)."""
+    metering.meter_recent(now=timezone.now())
+
+
+@task(acks_late=True, ignore_result=True)
+def reconcile_cost_explorer() -> None:
+    """Daily: re-read the recent days from Cost Explorer (only when COST_EXPLORER_ENABLED)."""
+    cost_explorer.sync_recent(now=timezone.now())
+
+
+@task(acks_late=True, ignore_result=True)
+def rebuild_cost_days(source: str, days: list[str]) -> None:
+    """A large shared-cost rule change: rebuild `source`'s rollups for those ISO days (idempotent)."""
+    rollups.rebuild_days(source=source, days=[date.fromisoformat(day) for day in days])

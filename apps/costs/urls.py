@@ -4,12 +4,18 @@ from apps.costs import api, views
 
 app_name = "costs"
 
-# --- Explorer and showback ------------------------------------------------------------------------------------
-
 urlpatterns = [
+    # --- Explorer and showback ---
     path("", views.overview_view, name="overview"),
     path("teams/<slug:slug>/", views.team_showback_view, name="team-showback"),
     path("export/<slug:table>.csv", views.export_view, name="export"),
+    # --- Shared costs and reconciliation ---
+    path("shared-rules/", views.shared_rules_view, name="shared-rules"),
+    path("shared-rules/<int:rule_id>/", views.shared_rule_edit_view, name="shared-rule-edit"),
+    path("shared-rules/<int:rule_id>/delete/", views.shared_rule_delete_view, name="shared-rule-delete"),
+    path("reconciliation/", views.reconciliation_view, name="reconciliation"),
+    # --- Waste ---
+    path("waste/", views.waste_view, name="waste"),
 ]
 
 # Included by portal/api.py under /api/v1/costs/ (names in the "api" namespace).
