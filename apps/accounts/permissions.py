@@ -143,6 +143,11 @@ def _platform_admin(user: AnyUser, _obj: Any) -> bool:
     return is_platform_admin(user)
 
 
+def _overseer_or_platform_admin(user: AnyUser, obj: Any) -> bool:
+    """Managers and admins of the team, or a platform admin (a team's budgets)."""
+    return is_platform_admin(user) or _overseer(user, obj)
+
+
 Rule = Callable[[AnyUser, Any], bool]
 
 RULES: dict[str, Rule] = {
@@ -165,6 +170,9 @@ RULES: dict[str, Rule] = {
     "template.curate": _curator,
     "catalog.curate_any": _curates_something,
     "audit.oversee": _oversees_something,
+    # costs
+    "budget.manage": _overseer_or_platform_admin,  # create, change, delete a team's budget (obj: team or budget)
+    "budget.override": _platform_admin,  # launch past a budget's guardrail
 }
 
 
@@ -184,6 +192,7 @@ _ERRORS: dict[str, type[PermissionDenied]] = {
     "quota.manage": NotAPlatformAdmin,
     "workspace.force_delete": NotAPlatformAdmin,
     "platform.change_freeze": NotAPlatformAdmin,
+    "budget.override": NotAPlatformAdmin,
 }
 
 

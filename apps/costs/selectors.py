@@ -148,6 +148,13 @@ def _daily_series(budget: Budget, start: date, end: date) -> list[Decimal]:
     return [by_day.get(start + timedelta(days=n), Decimal(0)) for n in range((end - start).days)]
 
 
+def hours_left_in_month(now: datetime) -> Decimal:
+    """Hours from `now` to the end of its UTC month, in Decimal from whole seconds (a float here made the
+    forecast an inexact binary fraction)."""
+    end = datetime.combine(next_month(now.astimezone(UTC).date()), datetime.min.time(), tzinfo=UTC)
+    return Decimal(max(int((end - now).total_seconds()), 0)) / Decimal(3600)
+
+
 def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
     today = now.astimezone(UTC).date()
     month, end = month_start(today), next_month(today)
@@ -155,7 +162,7 @@ def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
         team_id=budget.team_id, start=month, end=end, template_id=budget.template_id, user_id=budget.user_id
     )
     rate = running_hourly_rate(team_id=budget.team_id, template_id=budget.template_id, user_id=budget.user_id)
-    hours_left = Decimal(max((datetime.combine(end, datetime.min.time(), tzinfo=UTC) - now).total_seconds(), 0) / 3600)
+    hours_left = hours_left_in_month(now)
     forecast = spent + rate * hours_left
     series = _daily_series(budget, month, today + timedelta(days=1))
     spread = Decimal(statistics.stdev(series)) if len(series) >= 2 else Decimal(0)
