@@ -15,6 +15,7 @@ from apps.catalog.api import (
     TemplateViewSet,
 )
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
+from apps.costs.api import BudgetViewSet
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
 
@@ -37,6 +38,7 @@ router.register("templates", TemplateViewSet, basename="template")
 router.register("workspaces", WorkspaceViewSet, basename="workspace")
 router.register("runs", RunViewSet, basename="run")
 router.register("clusters", ClusterViewSet, basename="cluster")
+router.register("costs/budgets", BudgetViewSet, basename="budget")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

@@ -122,6 +122,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.teams",
                 "portal.navigation.navigation",
+                "apps.costs.context_processors.cost_alerts",
             ],
         },
     },

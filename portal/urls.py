@@ -17,6 +17,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("catalog/", include("apps.catalog.urls")),
     path("clusters/", include("apps.clusters.urls")),
+    path("costs/", include("apps.costs.urls")),
     path("", include("apps.runs.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("portal.api", "api"), namespace="api")),

@@ -12,8 +12,9 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet, Sum
 
+from apps.accounts.permissions import AnyUser, is_platform_admin, restrict
 from apps.clusters.models import Cluster, ClusterState
-from apps.costs.models import Budget, CostAllocation, CostDaily, CostImport, CostSource, ImportStatus
+from apps.costs.models import Budget, CostAlert, CostAllocation, CostDaily, CostImport, CostSource, ImportStatus
 from apps.runs.models import Workspace, WorkspaceStatus
 
 # Workspaces whose resources exist and cost money by the hour.
@@ -164,7 +165,8 @@ def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
     rate = running_hourly_rate(team_id=budget.team_id, template_id=budget.template_id, user_id=budget.user_id)
     hours_left = hours_left_in_month(now)
     forecast = spent + rate * hours_left
-    series = _daily_series(budget, month, today + timedelta(days=1))
+    # Complete days only: today's partial spend (none at all just after midnight) is not a day's spread.
+    series = _daily_series(budget, month, today)
     spread = Decimal(statistics.stdev(series)) if len(series) >= 2 else Decimal(0)
     half_width = Decimal("1.96") * spread * Decimal(math.sqrt(float(hours_left) / 24))
     return BudgetStatus(
@@ -176,3 +178,26 @@ def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
         forecast_low=max(forecast - half_width, spent),
         forecast_high=forecast + half_width,
     )
+
+
+# --- Budgets: pages ----------------------------------------------------------------------------------------
+
+
+def budgets_for(user: AnyUser) -> QuerySet[Budget]:
+    """The budgets of the user's teams (platform admins: all)."""
+    budgets = Budget.objects.select_related("team", "template", "user")
+    return budgets if is_platform_admin(user) else restrict(budgets, user)
+
+
+def open_alerts_for(user: AnyUser, *, limit: int = 5) -> list[CostAlert]:
+    """The newest undismissed cost alerts of the user's teams, for the banner on every page: one query."""
+    if not user.is_authenticated:
+        return []
+    alerts = CostAlert.objects.filter(dismissed_at__isnull=True, team__memberships__user_id=user.pk)
+    return list(alerts.select_related("team").order_by("-created_at")[:limit])
+
+
+def team_budget_status(*, team_id: int, now: datetime) -> BudgetStatus | None:
+    """The team-wide budget's status (the approval box shows what is left of it), None when it has none."""
+    budget = Budget.objects.filter(team_id=team_id, template__isnull=True, user__isnull=True).first()
+    return budget_status(budget=budget, now=now) if budget is not None else None
