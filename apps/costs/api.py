@@ -37,9 +37,9 @@ class BudgetStatusSerializer(serializers.Serializer[Any]):
 
 
 class BudgetSerializer(serializers.ModelSerializer[Budget]):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    template = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    team: serializers.SlugRelatedField[Team] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    template: serializers.SlugRelatedField[Template] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    user: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
     status = serializers.SerializerMethodField()
 
     class Meta:

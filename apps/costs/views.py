@@ -65,19 +65,20 @@ def budgets_view(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Budget {budget.name} created.")
                 return redirect("costs:budgets")
         status = 422
-    rows = [
-        {
-            "budget": budget,
-            "status": selectors.budget_status(budget=budget, now=now),
-            "can_manage": can(request.user, "budget.manage", budget),
-        }
-        for budget in selectors.budgets_for(request.user)
-    ]
-    for row in rows:
-        row["crossed_actual"] = row["status"].crossed(row["status"].spent)
-        row["crossed_forecast"] = row["status"].crossed(row["status"].forecast)
-        row["bar"] = min(row["status"].spent_percent, 100)
-        row["forecast_bar"] = min(row["status"].forecast_percent, 100)
+    rows = []
+    for budget in selectors.budgets_for(request.user):
+        budget_status = selectors.budget_status(budget=budget, now=now)
+        rows.append(
+            {
+                "budget": budget,
+                "status": budget_status,
+                "can_manage": can(request.user, "budget.manage", budget),
+                "crossed_actual": budget_status.crossed(budget_status.spent),
+                "crossed_forecast": budget_status.crossed(budget_status.forecast),
+                "bar": min(budget_status.spent_percent, 100),
+                "forecast_bar": min(budget_status.forecast_percent, 100),
+            }
+        )
     context = {
         "rows": rows,
         "form": form if teams.exists() else None,
