@@ -30,7 +30,7 @@ PARAMS = {"experiment_name": "guarded", "gpu_count": 1}  # 1.60/h × the factory
 
 
 def budget(team: Team, amount: str, guardrail: str, **scope: Any) -> Budget:
-    creator = UserFactory()
+    creator: Any = UserFactory()
     return Budget.objects.create(
         team=team, name=f"{guardrail}-{amount}", monthly_amount=Decimal(amount), guardrail=guardrail,
         created_by=creator, **scope,
