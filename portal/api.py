@@ -15,7 +15,7 @@ from apps.catalog.api import (
     TemplateViewSet,
 )
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
-from apps.costs.api import SharedCostRuleViewSet
+from apps.costs.api import BudgetViewSet, SharedCostRuleViewSet
 from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
@@ -40,6 +40,8 @@ router.register("workspaces", WorkspaceViewSet, basename="workspace")
 router.register("runs", RunViewSet, basename="run")
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("costs/shared-rules", SharedCostRuleViewSet, basename="cost-shared-rule")
+
+router.register("costs/budgets", BudgetViewSet, basename="budget")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 # Lets runtime code subscript Django generics (admin.ModelAdmin[Team]) the way the type stubs expect.
@@ -121,6 +122,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.teams",
                 "portal.navigation.navigation",
+                "apps.costs.context_processors.cost_alerts",
             ],
         },
     },
@@ -251,7 +253,17 @@ CELERY_BEAT_SCHEDULE = {
     "rollup-telemetry": {"task": "apps.clusters.tasks.rollup_telemetry", "schedule": 300.0},
     "enforce-cluster-max-hours": {"task": "apps.clusters.tasks.enforce_cluster_max_hours", "schedule": 60.0},
     "check-drift": {"task": "apps.runs.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)},
+    # Costs: budgets hourly (thresholds on actual and forecast spend), spend anomalies once a day after midnight UTC.
+    "evaluate-budgets": {"task": "apps.costs.tasks.evaluate_budgets", "schedule": 3600.0},
+    "detect-cost-anomalies": {"task": "apps.costs.tasks.detect_anomalies", "schedule": crontab(minute=30, hour=1)},
 }
+# Budget alert webhooks: a slow receiver must not hold the hourly evaluation.
+COST_WEBHOOK_TIMEOUT_SECONDS = float(env_str("COST_WEBHOOK_TIMEOUT_SECONDS", "5"))
+# Spend anomalies (apps/costs/services/anomalies.py): weeks of same-weekday history, and the floors below which
+# a spike is not worth a message.
+COST_ANOMALY_WEEKS = env_int("COST_ANOMALY_WEEKS", 8)
+COST_ANOMALY_MIN_AMOUNT = env_str("COST_ANOMALY_MIN_AMOUNT", "20")
+COST_ANOMALY_MIN_RATIO = env_str("COST_ANOMALY_MIN_RATIO", "1.5")
 READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
 
 # --- REST API ----------------------------------------------------------------------------------------------

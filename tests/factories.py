@@ -4,6 +4,7 @@ team-owned model registers one in TEAM_SCOPED_FACTORIES."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import factory
@@ -17,7 +18,7 @@ from apps.audit.models import AuditEvent
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.clusters.models import Cluster, Node, PurchaseOption
 from apps.clusters.services import new_node_token
-from apps.costs.models import CostLineItem, CostSource, SharedCostRule
+from apps.costs.models import Budget, CostLineItem, CostSource, SharedCostRule
 from apps.runs.models import Run, Workspace
 
 User = get_user_model()
@@ -229,4 +230,7 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     Run: lambda team, owner: RunFactory(workspace=WorkspaceFactory(team=team, created_by=owner)),
     Cluster: lambda team, owner: ClusterFactory(team=team, owner=owner),
     SharedCostRule: lambda team, owner: shared_rule_for(team),
+    Budget: lambda team, owner: Budget.objects.create(
+        team=team, name="Monthly", monthly_amount=Decimal("100"), created_by=owner
+    ),
 }

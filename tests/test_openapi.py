@@ -85,7 +85,9 @@ def test_every_operation_declares_its_problem_responses(db: None) -> None:
         if "path" in where or method != "GET":
             expected.add("404")
         if method != "GET":
-            expected |= {"409", "413", "415"}
+            expected.add("409")
+        if method in {"POST", "PUT", "PATCH"}:  # a DELETE reads no body, so it cannot answer 413 or 415
+            expected |= {"413", "415"}
         responses = operation["responses"]
         assert expected <= set(responses), (method, path, sorted(expected - set(responses)))
         for status in expected:

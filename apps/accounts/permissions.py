@@ -143,6 +143,11 @@ def _platform_admin(user: AnyUser, _obj: Any) -> bool:
     return is_platform_admin(user)
 
 
+def _overseer_or_platform_admin(user: AnyUser, obj: Any) -> bool:
+    """Managers and admins of the team, or a platform admin (a team's budgets)."""
+    return is_platform_admin(user) or _overseer(user, obj)
+
+
 Rule = Callable[[AnyUser, Any], bool]
 
 RULES: dict[str, Rule] = {
@@ -170,6 +175,8 @@ RULES: dict[str, Rule] = {
     # costs
     "costs.read": _member_or_platform_admin,  # a team's showback: its managers and members, platform admins
     "costs.read_unallocated": _platform_admin,  # spend no team owns (no tag, no shared-cost rule)
+    "budget.manage": _overseer_or_platform_admin,  # create, change, delete a team's budget (obj: team or budget)
+    "budget.override": _platform_admin,  # launch past a budget's guardrail
 }
 
 
@@ -190,6 +197,7 @@ _ERRORS: dict[str, type[PermissionDenied]] = {
     "workspace.force_delete": NotAPlatformAdmin,
     "platform.change_freeze": NotAPlatformAdmin,
     "costs.manage_shared_rules": NotAPlatformAdmin,
+    "budget.override": NotAPlatformAdmin,
 }
 
 

@@ -266,6 +266,9 @@ class LaunchInputSerializer(serializers.Serializer[Any]):
     version = serializers.RegexField(r"^\d+\.\d+\.\d+$", required=False, help_text="Default: newest published.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
     ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
+    override_budget = serializers.BooleanField(
+        default=False, help_text="Platform admins: launch past a budget's guardrail (audited)."
+    )
 
 
 class LaunchOutputSerializer(serializers.Serializer[Any]):
@@ -274,6 +277,7 @@ class LaunchOutputSerializer(serializers.Serializer[Any]):
     workspace = WorkspaceSerializer()
     run = RunSerializer()
     estimate = EstimateSerializer()
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="Budget warnings, if any.")
 
 
 class LaunchedClusterSerializer(serializers.Serializer[Any]):
@@ -287,6 +291,7 @@ class ClusterLaunchOutputSerializer(serializers.Serializer[Any]):
 
     cluster = LaunchedClusterSerializer()
     estimate = EstimateSerializer()
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="Budget warnings, if any.")
 
 
 LAUNCH_RESULT = PolymorphicProxySerializer(
@@ -337,29 +342,58 @@ class LaunchTemplateView(APIView):
         result = services.launch_template(
             actor=authenticated(request.user), team=team, version=version, params=data["parameters"], name=data["name"],
             reason=data["reason"], ttl_hours=data.get("ttl_hours"), request=request._request,
+            override_budget=data["override_budget"],
         )  # fmt: skip
         estimate = estimate_data(result.estimate)
         if result.cluster is not None:
-            launched = {"cluster": result.cluster, "estimate": estimate}
+            launched = {"cluster": result.cluster, "estimate": estimate, "warnings": result.warnings}
             return Response(ClusterLaunchOutputSerializer(launched).data, status=status.HTTP_201_CREATED)
-        body = {"workspace": result.workspace, "run": result.run, "estimate": estimate}
+        body = {"workspace": result.workspace, "run": result.run, "estimate": estimate, "warnings": result.warnings}
         return Response(LaunchOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class EstimateInputSerializer(serializers.Serializer[Any]):
     parameters = serializers.JSONField()
     version = serializers.RegexField(r"^\d+\.\d+\.\d+$", required=False)
+    team = serializers.SlugField(required=False, help_text="With a team: the launch's budget check too.")
+    ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
+
+
+class BudgetCheckSerializer(serializers.Serializer[Any]):
+    verdict = serializers.ChoiceField(choices=["ok", "warn", "approve", "block"])
+    budget = serializers.CharField(source="budget.name", allow_null=True, default=None)
+    left = serializers.DecimalField(max_digits=28, decimal_places=2, allow_null=True)
+    launch_cost = serializers.DecimalField(max_digits=28, decimal_places=2)
+    message = serializers.CharField()
+
+
+class EstimateWithBudgetSerializer(EstimateSerializer):
+    budget_check = BudgetCheckSerializer(required=False, allow_null=True)
 
 
 class EstimateView(APIView):
-    @extend_schema(request=EstimateInputSerializer, responses=EstimateSerializer, summary="Price parameters")
+    @extend_schema(
+        request=EstimateInputSerializer,
+        responses=EstimateWithBudgetSerializer,
+        summary="Price parameters (with a team: and check the launch against its budgets)",
+    )
     def post(self, request: Request, slug: str) -> Response:
         template = _template(request, slug)  # a template you cannot see is a 404 before any validation
         payload = EstimateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        version = _version(request, template, payload.validated_data.get("version"))
-        estimate = services.estimate_launch(version=version, params=payload.validated_data["parameters"])
-        return Response(EstimateSerializer(estimate_data(estimate)).data)
+        data = payload.validated_data
+        version = _version(request, template, data.get("version"))
+        estimate = services.estimate_launch(version=version, params=data["parameters"])
+        body = estimate_data(estimate)
+        if data.get("team"):
+            team = get_object_or_404(teams_for(request.user), slug=data["team"])
+            hours = services.launch_hours(
+                version=version, parameters=data["parameters"], ttl_hours=data.get("ttl_hours")
+            )
+            body["budget_check"] = services.budget_check_for(
+                actor=authenticated(request.user), team=team, version=version, estimate=estimate, hours=hours
+            )
+        return Response(EstimateWithBudgetSerializer(body).data)
 
 
 class BackstageImportInputSerializer(serializers.Serializer[Any]):

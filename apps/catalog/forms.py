@@ -31,9 +31,21 @@ class LaunchForm(forms.Form):
     reason = forms.CharField(
         required=False, max_length=300, help_text="Optional: why you need it (shown to approvers)."
     )
+    override_budget = forms.BooleanField(
+        label="Override the budget", required=False, help_text="Platform admins: launch past a budget's guardrail."
+    )
 
-    def __init__(self, *args: Any, teams: QuerySet[Team], version: TemplateVersion, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        teams: QuerySet[Team],
+        version: TemplateVersion,
+        allow_override: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if not allow_override:
+            del self.fields["override_budget"]
         team_field = cast("forms.ModelChoiceField[Any]", self.fields["team"])
         team_field.queryset = teams
         if version.template.kind == TemplateKind.GPU_CLUSTER:

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from apps.accounts.permissions import is_platform_admin
 from apps.accounts.selectors import authenticated, default_team_for
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.catalog import selectors, services
@@ -27,6 +28,7 @@ from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 from apps.costs.estimates import estimate_hourly
 from apps.costs.selectors import template_typical_cost
+from apps.costs.services.guardrails import BudgetCheck
 
 
 def _template_or_404(request: HttpRequest, slug: str) -> Template:
@@ -106,7 +108,13 @@ def _launch_forms(
 ) -> tuple[LaunchForm, ParametersForm]:
     teams = selectors.launch_teams(request.user, template)
     current = default_team_for(request.user, request.session.get(CURRENT_TEAM_SESSION_KEY))
-    meta = LaunchForm(data, teams=teams, version=version, initial={"team": current.slug if current else None})
+    meta = LaunchForm(
+        data,
+        teams=teams,
+        version=version,
+        initial={"team": current.slug if current else None},
+        allow_override=is_platform_admin(request.user),
+    )
     validate_url = reverse("catalog:launch-validate", args=[template.slug])
     params = build_parameters_form(version.parameters_schema, version.ui_schema, data=data, validate_url=validate_url)
     return meta, params
@@ -130,6 +138,7 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
                     reason=meta.cleaned_data["reason"],
                     ttl_hours=meta.cleaned_data.get("ttl_hours"),
                     request=request,
+                    override_budget=bool(meta.cleaned_data.get("override_budget")),
                 )
             except InvalidParameters as exc:
                 for field, problems in exc.extra["errors"].items():
@@ -138,6 +147,8 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
             except ApplicationError as exc:
                 add_to_form(meta, exc)
             else:
+                for warning in result.warnings:
+                    messages.warning(request, warning)
                 if result.cluster is not None:
                     messages.success(request, f"Cluster {result.cluster.name} requested; it is being provisioned.")
                     return redirect("clusters:detail", cluster_id=result.cluster.pk)
@@ -176,9 +187,33 @@ def launch_validate_view(request: HttpRequest, slug: str) -> HttpResponse:
 def estimate_view(request: HttpRequest, slug: str) -> HttpResponse:
     template = _template_or_404(request, slug)
     version = _launch_version(request, template)
-    _, params = _launch_forms(request, template, version, request.POST)
+    meta, params = _launch_forms(request, template, version, request.POST)
     estimate = estimate_hourly(version.price_model, params.parameters) if params.is_valid() else None
-    return render(request, "catalog/partials/estimate.html", {"estimate": estimate, "version": version})
+    return render(
+        request,
+        "catalog/partials/estimate.html",
+        {
+            "estimate": estimate,
+            "version": version,
+            "budget_check": _budget_check(request, meta, version, params, estimate),
+        },
+    )
+
+
+def _budget_check(
+    request: HttpRequest, meta: LaunchForm, version: TemplateVersion, params: Any, estimate: Any
+) -> BudgetCheck | None:
+    """The launch's budget verdict, shown before submit (the service checks again on launch)."""
+    team = meta.fields["team"].queryset.filter(slug=request.POST.get("team", "")).first()  # type: ignore[attr-defined]
+    if estimate is None or team is None:
+        return None
+    ttl = request.POST.get("ttl_hours", "")
+    hours = services.launch_hours(
+        version=version, parameters=params.parameters, ttl_hours=int(ttl) if ttl.isdigit() else None
+    )
+    return services.budget_check_for(
+        actor=authenticated(request.user), team=team, version=version, estimate=estimate, hours=hours
+    )
 
 
 # --- Curation ----------------------------------------------------------------------------------------------

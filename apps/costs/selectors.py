@@ -16,12 +16,13 @@ from django.contrib.auth.models import User
 from django.db.models import Max, Min, Q, QuerySet, Sum
 
 from apps.accounts.models import Team
-from apps.accounts.permissions import AnyUser, can, restrict
+from apps.accounts.permissions import AnyUser, can, is_platform_admin, restrict
 from apps.catalog.models import Template
 from apps.clusters.models import Cluster, ClusterState
 from apps.clusters.selectors import running_seconds
 from apps.costs.models import (
     Budget,
+    CostAlert,
     CostAllocation,
     CostDaily,
     CostImport,
@@ -164,6 +165,13 @@ def _daily_series(budget: Budget, start: date, end: date) -> list[Decimal]:
     return [by_day.get(start + timedelta(days=n), Decimal(0)) for n in range((end - start).days)]
 
 
+def hours_left_in_month(now: datetime) -> Decimal:
+    """Hours from `now` to the end of its UTC month, in Decimal from whole seconds (a float here made the
+    forecast an inexact binary fraction)."""
+    end = datetime.combine(next_month(now.astimezone(UTC).date()), datetime.min.time(), tzinfo=UTC)
+    return Decimal(max(int((end - now).total_seconds()), 0)) / Decimal(3600)
+
+
 def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
     today = now.astimezone(UTC).date()
     month, end = month_start(today), next_month(today)
@@ -171,9 +179,10 @@ def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
         team_id=budget.team_id, start=month, end=end, template_id=budget.template_id, user_id=budget.user_id
     )
     rate = running_hourly_rate(team_id=budget.team_id, template_id=budget.template_id, user_id=budget.user_id)
-    hours_left = Decimal(max((datetime.combine(end, datetime.min.time(), tzinfo=UTC) - now).total_seconds(), 0) / 3600)
+    hours_left = hours_left_in_month(now)
     forecast = spent + rate * hours_left
-    series = _daily_series(budget, month, today + timedelta(days=1))
+    # Complete days only: today's partial spend (none at all just after midnight) is not a day's spread.
+    series = _daily_series(budget, month, today)
     spread = Decimal(statistics.stdev(series)) if len(series) >= 2 else Decimal(0)
     half_width = Decimal("1.96") * spread * Decimal(math.sqrt(float(hours_left) / 24))
     return BudgetStatus(
@@ -878,3 +887,26 @@ def shared_rules_for(user: Any) -> QuerySet[SharedCostRule]:
     if can(user, "costs.manage_shared_rules"):
         return rules
     return restrict(rules, user, field="teams", also=Q(teams=None))
+
+
+# --- Budgets: pages ----------------------------------------------------------------------------------------
+
+
+def budgets_for(user: AnyUser) -> QuerySet[Budget]:
+    """The budgets of the user's teams (platform admins: all)."""
+    budgets = Budget.objects.select_related("team", "template", "user")
+    return budgets if is_platform_admin(user) else restrict(budgets, user)
+
+
+def open_alerts_for(user: AnyUser, *, limit: int = 5) -> list[CostAlert]:
+    """The newest undismissed cost alerts of the user's teams, for the banner on every page: one query."""
+    if not user.is_authenticated:
+        return []
+    alerts = CostAlert.objects.filter(dismissed_at__isnull=True, team__memberships__user_id=user.pk)
+    return list(alerts.select_related("team").order_by("-created_at")[:limit])
+
+
+def team_budget_status(*, team_id: int, now: datetime) -> BudgetStatus | None:
+    """The team-wide budget's status (the approval box shows what is left of it), None when it has none."""
+    budget = Budget.objects.filter(team_id=team_id, template__isnull=True, user__isnull=True).first()
+    return budget_status(budget=budget, now=now) if budget is not None else None

@@ -8,7 +8,7 @@ from datetime import date
 from django.utils import timezone
 
 from apps.core.tasks import task
-from apps.costs.services import rollups
+from apps.costs.services import anomalies, budgets, rollups
 from apps.costs.sources import cost_explorer, metering
 
 
@@ -28,3 +28,18 @@ def reconcile_cost_explorer() -> None:
 def rebuild_cost_days(source: str, days: list[str]) -> None:
     """A large shared-cost rule change: rebuild `source`'s rollups for those ISO days (idempotent)."""
     rollups.rebuild_days(source=source, days=[date.fromisoformat(day) for day in days])
+
+
+# --- Budgets ---------------------------------------------------------------------------------------------------
+
+
+@task()
+def evaluate_budgets() -> int:
+    """Hourly: thresholds crossed by actual and forecast spend (the number of new alerts)."""
+    return len(budgets.evaluate_budgets(now=timezone.now()))
+
+
+@task()
+def detect_anomalies() -> int:
+    """Daily: yesterday's spend per team against the same weekday's history (the number of new alerts)."""
+    return len(anomalies.detect_anomalies(now=timezone.now()))

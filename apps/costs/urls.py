@@ -16,6 +16,11 @@ urlpatterns = [
     path("reconciliation/", views.reconciliation_view, name="reconciliation"),
     # --- Waste ---
     path("waste/", views.waste_view, name="waste"),
+    # --- Budgets ---
+    path("budgets/", views.budgets_view, name="budgets"),
+    path("budgets/<int:budget_id>/edit/", views.budget_edit_view, name="budget-edit"),
+    path("budgets/<int:budget_id>/delete/", views.budget_delete_view, name="budget-delete"),
+    path("alerts/<int:alert_id>/dismiss/", views.alert_dismiss_view, name="alert-dismiss"),
 ]
 
 # Included by portal/api.py under /api/v1/costs/ (names in the "api" namespace).

@@ -137,6 +137,9 @@ class Run(BaseModel):
     cancel_requested = models.BooleanField(default=False)
     plan_summary = models.JSONField(default=dict, blank=True)
     estimated_hourly_cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    approval_reason = models.CharField(
+        max_length=300, blank=True, help_text="Set at launch when a budget guardrail requires a manager's approval."
+    )
     needs_approval = models.BooleanField(default=False)
     log_lines = models.PositiveIntegerField(default=0)
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")

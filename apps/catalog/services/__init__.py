@@ -19,7 +19,14 @@ from apps.catalog.services.curation import (
     validate_version,
     version_data_of,
 )
-from apps.catalog.services.launch import WORKSPACE_NAME, LaunchResult, estimate_launch, launch_template
+from apps.catalog.services.launch import (
+    WORKSPACE_NAME,
+    LaunchResult,
+    budget_check_for,
+    estimate_launch,
+    launch_hours,
+    launch_template,
+)
 from apps.catalog.services.sync import SyncReport, sync_manifest, sync_templates
 from apps.catalog.spec import VersionData, VersionReport
 from apps.catalog.spec.limits import SEMVER
@@ -35,12 +42,14 @@ __all__ = [
     "VersionReport",
     "attach_module_archive",
     "attach_module_folder",
+    "budget_check_for",
     "create_draft_version",
     "create_template",
     "create_template_from_backstage",
     "deprecate_version",
     "diff_versions",
     "estimate_launch",
+    "launch_hours",
     "launch_template",
     "publish_version",
     "require_curator",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -16,6 +17,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.models import Team
+from apps.accounts.permissions import require
+from apps.audit.services import record
 from apps.catalog import errors
 from apps.catalog.cluster_parameters import REQUIRED_CLUSTER_SETTINGS
 from apps.catalog.models import (
@@ -28,7 +31,10 @@ from apps.catalog.selectors import launch_teams
 from apps.catalog.services.providers import require_installable_providers
 from apps.clusters.models import Cluster
 from apps.clusters.services.provisioning import request_cluster
+from apps.costs.errors import BudgetExceeded
 from apps.costs.estimates import Estimate, estimate_hourly
+from apps.costs.models import Guardrail
+from apps.costs.services.guardrails import BudgetCheck, check_launch
 from apps.runs.models import Run, Workspace
 from apps.runs.services import create_workspace
 
@@ -48,6 +54,8 @@ class LaunchResult:
     launched_workspace: Workspace | None = None
     launched_run: Run | None = None
     cluster: Cluster | None = None
+    warnings: list[str] = field(default_factory=list)
+    budget_check: BudgetCheck | None = None
 
     @property
     def workspace(self) -> Workspace:
@@ -99,6 +107,7 @@ class Launch:
     reason: str
     ttl_hours: int | None
     request: HttpRequest | None
+    approval_reason: str = ""
 
 
 def _launch_workspace(launch: Launch) -> LaunchResult:
@@ -116,6 +125,7 @@ def _launch_workspace(launch: Launch) -> LaunchResult:
         expires_at=_expiry(version, launch.ttl_hours),
         reason=launch.reason,
         request=launch.request,
+        approval_reason=launch.approval_reason,
     )
     return LaunchResult(estimate=launch.estimate, launched_workspace=workspace, launched_run=run)
 
@@ -154,6 +164,62 @@ LAUNCHERS: dict[str, Callable[[Launch], LaunchResult]] = {
 }
 
 
+def launch_hours(*, version: TemplateVersion, parameters: dict[str, Any], ttl_hours: int | None) -> int | None:
+    """How long a launch will run, for its budget check: a cluster's `max_hours`, a workspace's TTL (or the
+    version's default); None when nothing bounds it (the check then counts the hours left in the month)."""
+    if version.template.kind == TemplateKind.GPU_CLUSTER:
+        hours = parameters.get("max_hours")
+        return int(hours) if hours else None
+    return ttl_hours if ttl_hours is not None else version.default_ttl_hours
+
+
+def budget_check_for(
+    *, actor: User, team: Team, version: TemplateVersion, estimate: Estimate, hours: int | None
+) -> BudgetCheck:
+    return check_launch(
+        team=team,
+        template=version.template,
+        user=actor,
+        hourly=Decimal(estimate.hourly),
+        currency=estimate.currency,
+        hours=hours,
+        now=timezone.now(),
+    )
+
+
+def _apply_guardrail(launch: Launch, check: BudgetCheck, override_budget: bool) -> tuple[str, list[str]]:
+    """The approval reason and the warnings a budget verdict gives a launch, or BudgetExceeded. A GPU cluster
+    has no approval flow, so `approve` blocks it (saying so). A platform admin's override lets a blocked or
+    held launch through, audited."""
+    is_cluster = launch.version.template.kind == TemplateKind.GPU_CLUSTER
+    stops = check.verdict == Guardrail.BLOCK or (check.verdict == Guardrail.APPROVE and is_cluster)
+    if (stops or check.verdict == Guardrail.APPROVE) and override_budget:
+        require(launch.actor, "budget.override", None, message="Only platform admins may override a budget.")
+        record(
+            actor=launch.actor,
+            team=launch.team,
+            verb="budget.override",
+            target=check.budget,
+            data={"verdict": check.verdict, "launch_cost": check.launch_cost, "left": check.left, "name": launch.name},
+            request=launch.request,
+        )
+        return "", [f"Budget overridden by a platform admin: {check.message}"]
+    if stops:
+        suffix = (
+            " GPU clusters have no approval flow, so this budget's approval guardrail blocks them."
+            if (check.verdict == Guardrail.APPROVE)
+            else ""
+        )
+        raise BudgetExceeded(
+            check.message + suffix, extra={"launch_cost": str(check.launch_cost), "left": str(check.left)}
+        )
+    if check.verdict == Guardrail.APPROVE:
+        return f"Budget: {check.message}"[:300], [check.message]
+    if check.verdict == Guardrail.WARN:
+        return "", [check.message]
+    return "", []
+
+
 @transaction.atomic
 def launch_template(
     *,
@@ -165,9 +231,11 @@ def launch_template(
     reason: str = "",
     ttl_hours: int | None = None,
     request: HttpRequest | None = None,
+    override_budget: bool = False,
 ) -> LaunchResult:
     """Validate what every launch shares (the version is launchable, the team may launch it, the name, the
-    parameters), then hand over to the launcher of the template's kind (`LAUNCHERS`): all of it, or nothing."""
+    parameters, the team's budgets: `apps.costs.services.guardrails`), then hand over to the launcher of the
+    template's kind (`LAUNCHERS`): all of it, or nothing."""
     _check_launchable(version)
     if not launch_teams(actor, version.template).filter(pk=team.pk).exists():
         raise errors.TemplateNotVisible(
@@ -187,15 +255,22 @@ def launch_template(
             "(e.g. 'bert-finetune')."
         )
     parameters = validate_parameters(version.parameters_schema, params)
+    estimate = estimate_hourly(version.price_model, parameters)
     launch = Launch(
         actor=actor,
         team=team,
         version=version,
         parameters=parameters,
         name=name,
-        estimate=estimate_hourly(version.price_model, parameters),
+        estimate=estimate,
         reason=reason,
         ttl_hours=ttl_hours,
         request=request,
     )
-    return launcher(launch)
+    hours = launch_hours(version=version, parameters=parameters, ttl_hours=ttl_hours)
+    check = budget_check_for(actor=actor, team=team, version=version, estimate=estimate, hours=hours)
+    approval, warnings = _apply_guardrail(launch, check, override_budget)
+    if approval:
+        launch = replace(launch, approval_reason=approval)
+    result = launcher(launch)
+    return replace(result, warnings=warnings, budget_check=check)

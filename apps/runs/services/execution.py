@@ -205,8 +205,11 @@ def _runner(run: Run, workdir: Path, log: RunLogWriter, timeout: int) -> Terrafo
 
 
 def approval_reason(*, run: Run) -> str:
-    """Why this run needs an approval, or "" when it does not: the template version's policy, then the team's
-    own rule (which can only add approvals)."""
+    """Why this run needs an approval, or "" when it does not: the reason set when it was created (a budget
+    guardrail at launch), the template version's policy, then the team's own rule (which can only add
+    approvals)."""
+    if run.approval_reason:
+        return run.approval_reason
     version = run.template_version
     rule = ApprovalRule.objects.filter(team_id=run.team_id).first()
     if run.kind == RunKind.DESTROY:

@@ -33,10 +33,12 @@ def create_workspace(
     expires_at: datetime | None = None,
     reason: str = "",
     request: HttpRequest | None = None,
+    approval_reason: str = "",
 ) -> tuple[Workspace, Run]:
     """The Workspace and its first Run (queued, sent to a worker after commit) together, or neither. The
     parameters are already validated; `template_version` is pinned, `module_path` is the folder it was created
-    with."""
+    with. `approval_reason` (e.g. a budget guardrail's) makes the first run wait for a manager's approval after
+    its plan, whatever the template's policy says."""
     if Workspace.objects.filter(team=team, name=name).exclude(status__in=GONE_STATUSES).exists():
         raise WorkspaceNameTaken(f"Team '{team.slug}' already has a workspace named '{name}'. Pick another name.")
     try:
@@ -67,6 +69,7 @@ def create_workspace(
         reason=reason[:300],
         created_by=actor,
         estimated_hourly_cost=hourly_cost,
+        approval_reason=approval_reason[:300],
     )
     dispatch_run(run=run)
     record(
