@@ -237,6 +237,9 @@ BROKER_POLLING_INTERVAL = float(env_str("BROKER_POLLING_INTERVAL", "0.1"))
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 30)
 DRIFT_CHECK_SECONDS = env_int("DRIFT_CHECK_SECONDS", 6 * 3600)
 TTL_WARNING_HOURS = env_int("TTL_WARNING_HOURS", 2)
+# The AWS bill: a CUR 2.0 data export, `s3://bucket/prefix/export-name` or a local folder; empty: none imported.
+COST_CUR_LOCATION = env_str("COST_CUR_LOCATION")
+COST_CUR_IMPORT_SECONDS = env_int("COST_CUR_IMPORT_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE = {
     "record-worker-heartbeat": {
         "task": "apps.ops.tasks.record_worker_heartbeat",
@@ -251,6 +254,7 @@ CELERY_BEAT_SCHEDULE = {
     "rollup-telemetry": {"task": "apps.clusters.tasks.rollup_telemetry", "schedule": 300.0},
     "enforce-cluster-max-hours": {"task": "apps.clusters.tasks.enforce_cluster_max_hours", "schedule": 60.0},
     "check-drift": {"task": "apps.runs.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)},
+    "import-cur-exports": {"task": "apps.costs.tasks.import_cur_exports", "schedule": float(COST_CUR_IMPORT_SECONDS)},
 }
 READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
 
