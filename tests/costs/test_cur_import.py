@@ -110,7 +110,7 @@ def test_legacy_cur_headers_are_read_as_cur_2(
 
 
 def test_a_redelivered_period_replaces_the_old_amounts_and_an_unchanged_one_is_skipped(
-    tmp_path: Path, vision: Team, workspace: Workspace
+    tmp_path: Path, vision: Team, nlp: Team, workspace: Workspace
 ) -> None:
     location = str(delivery(bill()).write_local(tmp_path))
     import_cur(location=location)

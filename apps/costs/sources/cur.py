@@ -621,7 +621,7 @@ def _load_python(*, export: Export, manifest: Manifest, first: date, cost_import
     for ref in manifest.data_files:
         loaded.files.append(ref)
         with data_file(export, ref) as opened:
-            text = io.TextIOWrapper(_ChunkReader(opened.chunks), encoding="utf-8", newline="")
+            text = io.TextIOWrapper(io.BufferedReader(_ChunkReader(opened.chunks)), encoding="utf-8", newline="")
             try:
                 for number, row in enumerate(csv.reader(text), start=1):
                     loaded.rows_read += 1
@@ -888,10 +888,13 @@ def _map_values(cursor: Any, stage: _Stage, first: date) -> set[date]:
     )
     resolver = Resolver()
     when = datetime.combine(period_days(first)[-1], datetime.max.time(), tzinfo=UTC)
+    # Resolve before the COPY opens: the resolver queries the same connection, which a COPY in progress holds.
+    resolved = []
+    for raw, usage in pairs:
+        tags = parse_tags(raw)
+        resolved.append((raw, usage, tags, resolver.resolve(tags or {}, usage_type=usage, when=when)))
     with cursor.copy("COPY cur_tags FROM STDIN") as copy:
-        for raw, usage in pairs:
-            tags = parse_tags(raw)
-            who = resolver.resolve(tags or {}, usage_type=usage, when=when)
+        for raw, usage, tags, who in resolved:
             copy.write_row(
                 (raw, usage, tags is not None, json.dumps(tags or {}), who.instance_type, who.team_id,
                  who.workspace_id, who.cluster_id, who.template_id, who.user_id)
