@@ -239,6 +239,9 @@ BROKER_POLLING_INTERVAL = float(env_str("BROKER_POLLING_INTERVAL", "0.1"))
 WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 30)
 DRIFT_CHECK_SECONDS = env_int("DRIFT_CHECK_SECONDS", 6 * 3600)
 TTL_WARNING_HOURS = env_int("TTL_WARNING_HOURS", 2)
+# The AWS bill: a CUR 2.0 data export, `s3://bucket/prefix/export-name` or a local folder; empty: none imported.
+COST_CUR_LOCATION = env_str("COST_CUR_LOCATION")
+COST_CUR_IMPORT_SECONDS = env_int("COST_CUR_IMPORT_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE = {
     "record-worker-heartbeat": {
         "task": "apps.ops.tasks.record_worker_heartbeat",
@@ -256,6 +259,7 @@ CELERY_BEAT_SCHEDULE = {
     # Costs: budgets hourly (thresholds on actual and forecast spend), spend anomalies once a day after midnight UTC.
     "evaluate-budgets": {"task": "apps.costs.tasks.evaluate_budgets", "schedule": 3600.0},
     "detect-cost-anomalies": {"task": "apps.costs.tasks.detect_anomalies", "schedule": crontab(minute=30, hour=1)},
+    "import-cur-exports": {"task": "apps.costs.tasks.import_cur_exports", "schedule": float(COST_CUR_IMPORT_SECONDS)},
 }
 # Budget alert webhooks: a slow receiver must not hold the hourly evaluation.
 COST_WEBHOOK_TIMEOUT_SECONDS = float(env_str("COST_WEBHOOK_TIMEOUT_SECONDS", "5"))

@@ -3,13 +3,16 @@ checks); beat schedules them in portal/settings.py."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
+from django.conf import settings
 from django.utils import timezone
 
 from apps.core.tasks import task
 from apps.costs.services import anomalies, budgets, rollups
 from apps.costs.sources import cost_explorer, metering
+from apps.costs.sources.cur import import_cur
 
 
 @task(acks_late=True, ignore_result=True)
@@ -43,3 +46,17 @@ def evaluate_budgets() -> int:
 def detect_anomalies() -> int:
     """Daily: yesterday's spend per team against the same weekday's history (the number of new alerts)."""
     return len(anomalies.detect_anomalies(now=timezone.now()))
+
+
+logger = logging.getLogger(__name__)
+
+
+# --- CUR import ---------------------------------------------------------------------------------------------
+@task(acks_late=True)
+def import_cur_exports(location: str = "") -> list[int]:
+    """Beat: import new CUR deliveries from `location` (default COST_CUR_LOCATION); returns the import pks."""
+    location = location or settings.COST_CUR_LOCATION
+    if not location:
+        logger.info("COST_CUR_LOCATION is empty: no AWS bill to import")
+        return []
+    return [run.pk for run in import_cur(location=location)]
