@@ -395,7 +395,9 @@ COST_EXPLORER_DAYS = env_int("COST_EXPLORER_DAYS", 35)
 COST_EXPLORER_SECOND_GROUP = env_str("COST_EXPLORER_SECOND_GROUP", "SERVICE")
 # Waste: GPUs that averaged under this over 7 days get a right-sizing recommendation.
 RIGHTSIZING_UTILIZATION_PCT = float(env_str("RIGHTSIZING_UTILIZATION_PCT", "30"))
-CELERY_BEAT_SCHEDULE["meter-costs"] = {"task": "apps.costs.tasks.meter_costs", "schedule": 3600.0}
+# Each pass re-meters the hour in progress, so a short interval makes a new launch's cost show within minutes.
+METERING_SECONDS = env_int("METERING_SECONDS", 600)
+CELERY_BEAT_SCHEDULE["meter-costs"] = {"task": "apps.costs.tasks.meter_costs", "schedule": float(METERING_SECONDS)}
 CELERY_BEAT_SCHEDULE["reconcile-cost-explorer"] = {
     "task": "apps.costs.tasks.reconcile_cost_explorer",
     "schedule": 86400.0,

@@ -17,7 +17,7 @@ from apps.costs.sources.cur import import_cur
 
 @task(acks_late=True, ignore_result=True)
 def meter_costs() -> None:
-    """Hourly: catch up from the last metered hour (bounded by METERING_MAX_CATCHUP_HOURS)."""
+    """Every METERING_SECONDS: catch up from the last metered hour (bounded by METERING_MAX_CATCHUP_HOURS)."""
     metering.meter_recent(now=timezone.now())
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import Role
 from apps.accounts.services import ensure_membership, ensure_team, ensure_user
+from apps.costs.models import Budget
+from apps.costs.services.budgets import create_budget
 
 TEAMS = [
     ("vision", "Vision", "Computer vision research and production models."),
@@ -22,6 +26,8 @@ PEOPLE: list[tuple[str, str, bool, list[tuple[str, Role]]]] = [
     ("mark", "Mark", False, [("vision", Role.MANAGER), ("nlp", Role.MANAGER)]),
     ("ada", "Ada", True, [("vision", Role.ADMIN), ("nlp", Role.ADMIN)]),
 ]
+# Monthly team budgets (USD, guardrail): vision warns, nlp needs a manager's approval past what is left.
+BUDGETS = [("vision", "2000", "warn"), ("nlp", "1500", "approve")]
 DESCRIPTIONS = {
     "alice": "data scientist, vision",
     "bob": "data scientist, nlp",
@@ -48,6 +54,16 @@ class Command(BaseCommand):
             )
             for team_slug, role in roles:
                 ensure_membership(user=user, team=teams[team_slug], role=role)
+        manager = User.objects.get(username="mark")
+        for team_slug, amount, guardrail in BUDGETS:
+            if not Budget.objects.filter(team=teams[team_slug], template=None, user=None).exists():
+                create_budget(
+                    actor=manager,
+                    team=teams[team_slug],
+                    name="Monthly",
+                    monthly_amount=Decimal(amount),
+                    guardrail=guardrail,
+                )
         call_command("sync_templates", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Log in as:"))
         for username, *_ in PEOPLE:
