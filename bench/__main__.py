@@ -40,6 +40,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.cost_queries",
         "explorer month query and budgets page over rollups standing for 10M line items, p95 vs baselines",
     ),
+    "cur_import": (
+        "bench.cur_import",
+        "CUR 2.0 import of 1M rows (CSV.gz, Parquet) vs DuckDB, peak memory, one-day rollup rebuild",
+    ),
     "yaml_import": ("bench.yaml_import", "a non-curator's hostile YAML on import-backstage is refused before parsing"),
 }
 POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
