@@ -17,7 +17,14 @@ from apps.costs.models import CostSource
 from apps.costs.selectors import cluster_cost, template_typical_cost, workspace_cost
 from apps.costs.services.rollups import rebuild_days
 from apps.runs.models import RunKind, RunState
-from tests.factories import ClusterFactory, CostLineItemFactory, RunFactory, TemplateVersionFactory, WorkspaceFactory
+from tests.factories import (
+    ClusterFactory,
+    CostLineItemFactory,
+    RunFactory,
+    TemplateVersionFactory,
+    WorkspaceFactory,
+    member,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +99,15 @@ def test_the_template_page_shows_the_median_actual_cost_per_launch(client: Clien
     client.force_login(alice)
     page = client.get("/catalog/typical/").content.decode()
     assert 'data-testid="typical-cost-median">5.00 USD' in page
+
+
+@pytest.mark.parametrize(("superuser", "offered"), [(False, False), (True, True)])
+def test_the_cost_pages_offer_shared_costs_only_to_platform_admins(
+    client: Client, vision: Team, superuser: bool, offered: bool
+) -> None:
+    client.force_login(member(vision, is_superuser=superuser))
+    for url in ("/costs/", "/costs/budgets/", "/costs/waste/", "/costs/reconciliation/"):
+        page = client.get(url)
+        assert page.status_code == 200
+        assert 'href="/costs/budgets/"' in page.content.decode()
+        assert ('href="/costs/shared-rules/"' in page.content.decode()) is offered
