@@ -298,7 +298,7 @@ def cluster_detail_view(request: HttpRequest, cluster_id: int) -> HttpResponse:
     context.update(
         {
             "hourly_estimate": Decimal(cluster.hourly_price),
-            "cost": cluster_cost(cluster=cluster, now=timezone.now()),
+            "estimate_vs_actual": cluster_cost(cluster=cluster, now=timezone.now()),
             **_action_flags(request.user, cluster),
         }
     )

@@ -56,7 +56,7 @@ def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpRespon
         "runs": selectors.runs_for(request.user).filter(workspace=workspace),
         "outputs": selectors.masked_outputs(workspace),
         "can_force_delete": can(request.user, "workspace.force_delete", workspace) and not workspace.is_gone,
-        "cost": workspace_cost(workspace=workspace, now=timezone.now()),
+        "estimate_vs_actual": workspace_cost(workspace=workspace, now=timezone.now()),
     }
     return render(request, "runs/workspace_detail.html", context)
 

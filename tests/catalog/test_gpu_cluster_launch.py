@@ -208,5 +208,5 @@ def test_the_schema_declares_both_launch_shapes(api: Any, alice: Any, vision: Te
 
     shapes = {ref["$ref"].rsplit("/", 1)[1] for ref in schemas["LaunchResult"]["oneOf"]}
     assert shapes == {"LaunchOutput", "ClusterLaunchOutput"}
-    assert set(schemas["ClusterLaunchOutput"]["required"]) == set(body) == {"cluster", "estimate"}
+    assert set(schemas["ClusterLaunchOutput"]["required"]) == set(body) == {"cluster", "estimate", "warnings"}
     assert set(schemas["LaunchedCluster"]["required"]) == set(body["cluster"])
