@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -339,6 +340,8 @@ class BudgetViewSet(
 
     @extend_schema(request=BudgetCreateSerializer, responses={201: BudgetSerializer}, summary="Create a budget")
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not isinstance(request.data, Mapping):  # a list or a scalar: the serializer's 400 says what it wants
+            BudgetCreateSerializer(data=request.data).is_valid(raise_exception=True)
         team = get_object_or_404(teams_for(request.user), slug=str(request.data.get("team", "")))
         require(request.user, "budget.manage", team, message="Only the team's managers set its budgets.",
                 error=BudgetDenied)  # fmt: skip

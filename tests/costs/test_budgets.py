@@ -99,3 +99,12 @@ def test_the_budgets_page_lists_and_a_manager_creates_one(vision: Team, mark: An
     page = client.get("/costs/budgets/").content.decode()
     assert "Vision" in page
     assert 'data-testid="budget-form"' not in page
+
+
+@pytest.mark.parametrize("body", [[None, None], "text", 3])
+def test_a_body_that_is_not_an_object_is_a_400_problem(mark: Any, api: APIClient, body: Any) -> None:
+    """Regression (contract fuzzer): a JSON list as the body was a 500."""
+    api.force_authenticate(mark)
+    answer = api.post("/api/v1/costs/budgets/", body, format="json")
+    assert answer.status_code == 400
+    assert answer["Content-Type"].startswith("application/problem+json")
