@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
@@ -16,9 +17,11 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.accounts.models import Role, Team
+from apps.costs.models import Budget, CostSource
+from apps.costs.services.rollups import rebuild_days
 from apps.runs.models import Approval, ApprovalStatus, Run, RunKind, RunLogChunk, RunState, Workspace
 from apps.runs.services.logs import RunLogWriter
-from tests.factories import RunFactory, WorkspaceFactory, member
+from tests.factories import CostLineItemFactory, RunFactory, WorkspaceFactory, member
 
 pytestmark = pytest.mark.django_db
 
@@ -433,6 +436,19 @@ def test_a_manager_who_did_not_request_the_run_may_approve_or_reject_it(
 
     assert decision_buttons(html) == {"approve", "reject"}
     assert "Sandbox always needs a manager." in must(html, "approval", attr="data-testid")[1]
+
+
+def test_the_approval_box_shows_what_is_left_of_the_teams_budget(client: Client, mark: Any, awaiting: Run) -> None:
+    client.force_login(mark)
+    assert "Team has no budget" in must(page(client, f"/runs/{awaiting.pk}/"), "budget-left", attr="data-testid")[1]
+    Budget.objects.create(team=awaiting.team, name="Monthly", monthly_amount=Decimal("200"), created_by=mark)
+    line = CostLineItemFactory(source=CostSource.METERING, team=awaiting.team, net_cost=Decimal("50"))
+    rebuild_days(source=CostSource.METERING, days=[line.usage_start.date()])
+
+    box = must(page(client, f"/runs/{awaiting.pk}/"), "budget-left", attr="data-testid")[1]
+
+    assert "150.00 USD" in box
+    assert "left of 200.00 this month (25.0% spent" in box
 
 
 @pytest.mark.parametrize("viewer", ["requester", "member"])
