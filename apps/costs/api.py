@@ -271,8 +271,14 @@ class BudgetStatusSerializer(serializers.Serializer[Any]):
 
 class BudgetSerializer(serializers.ModelSerializer[Budget]):
     team: serializers.SlugRelatedField[Team] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    template: serializers.SlugRelatedField[Template] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    user: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    template: serializers.SlugRelatedField[Template] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True, help_text="The template it is narrowed to, if any."
+    )
+    user: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="The user it is narrowed to, if any."
+    )
+    # A plain string: "" when the budget has no webhook (a `uri` format would refuse the empty value).
+    webhook_url = serializers.CharField(read_only=True)
     status = serializers.SerializerMethodField()
 
     class Meta:
