@@ -65,6 +65,16 @@ class Attribution:
     user_id: int | None = None
     instance_type: str = ""
 
+    def owners(self) -> dict[str, int | None]:
+        """The resolved rows as a line item's foreign keys (`CostLineItem(**attribution.owners(), ...)`)."""
+        return {
+            "team_id": self.team_id,
+            "workspace_id": self.workspace_id,
+            "cluster_id": self.cluster_id,
+            "template_id": self.template_id,
+            "user_id": self.user_id,
+        }
+
 
 UNALLOCATED = Attribution()
 TagTuple = tuple[str, str, str, str, str]

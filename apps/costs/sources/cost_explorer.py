@@ -124,11 +124,7 @@ def _lines(page: dict[str, Any], resolver: Resolver) -> Iterator[CostLineItem]:
                 net_cost=parse_amount(net.get("Amount", "0")),
                 currency=check_currency(str(unblended.get("Unit") or "USD")),
                 tags=tags,
-                team_id=attribution.team_id,
-                workspace_id=attribution.workspace_id,
-                cluster_id=attribution.cluster_id,
-                template_id=attribution.template_id,
-                user_id=attribution.user_id,
+                **attribution.owners(),
             )
 
 

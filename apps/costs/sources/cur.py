@@ -692,11 +692,7 @@ def _line_item(
         currency=check_currency(values["line_item_currency_code"]),
         tags=tags,
         instance_type=who.instance_type,
-        team_id=who.team_id,
-        workspace_id=who.workspace_id,
-        cluster_id=who.cluster_id,
-        template_id=who.template_id,
-        user_id=who.user_id,
+        **who.owners(),
     )
 
 
