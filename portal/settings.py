@@ -89,6 +89,8 @@ INSTALLED_APPS = [
     "apps.runs",
     "apps.costs",
     "apps.clusters",
+    "apps.registry",
+    "apps.deployments",
 ]
 
 MIDDLEWARE = [
