@@ -17,6 +17,8 @@ from apps.catalog.api import (
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
 from apps.costs.api import BudgetViewSet, SharedCostRuleViewSet
 from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
+from apps.deployments.api import DeploymentViewSet, EndpointViewSet
+from apps.registry.api import ModelVersionViewSet, ModelViewSet
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
 
@@ -42,6 +44,10 @@ router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("costs/shared-rules", SharedCostRuleViewSet, basename="cost-shared-rule")
 
 router.register("costs/budgets", BudgetViewSet, basename="budget")
+router.register("models", ModelViewSet, basename="model")
+router.register("model-versions", ModelVersionViewSet, basename="model-version")
+router.register("endpoints", EndpointViewSet, basename="endpoint")
+router.register("deployments", DeploymentViewSet, basename="deployment")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

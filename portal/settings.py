@@ -271,6 +271,14 @@ COST_ANOMALY_WEEKS = env_int("COST_ANOMALY_WEEKS", 8)
 COST_ANOMALY_MIN_AMOUNT = env_str("COST_ANOMALY_MIN_AMOUNT", "20")
 COST_ANOMALY_MIN_RATIO = env_str("COST_ANOMALY_MIN_RATIO", "1.5")
 READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
+# Model deployments: a worker holds a rollout for at most this long per piece of work (a killed worker's rollout
+# is picked up once it runs out), and the beat looks for due or orphaned rollouts this often.
+DEPLOYMENT_LEASE_SECONDS = env_int("DEPLOYMENT_LEASE_SECONDS", 120)
+DEPLOYMENT_RESUME_SECONDS = env_int("DEPLOYMENT_RESUME_SECONDS", 15)
+CELERY_BEAT_SCHEDULE["resume-deployments"] = {
+    "task": "apps.deployments.tasks.resume_deployments",
+    "schedule": float(DEPLOYMENT_RESUME_SECONDS),
+}
 
 # --- REST API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -18,6 +18,8 @@ urlpatterns = [
     path("catalog/", include("apps.catalog.urls")),
     path("clusters/", include("apps.clusters.urls")),
     path("costs/", include("apps.costs.urls")),
+    path("models/", include("apps.registry.urls")),
+    path("deployments/", include("apps.deployments.urls")),
     path("", include("apps.runs.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("portal.api", "api"), namespace="api")),

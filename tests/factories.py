@@ -19,6 +19,9 @@ from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.clusters.models import Cluster, Node, PurchaseOption
 from apps.clusters.services import new_node_token
 from apps.costs.models import Budget, CostLineItem, CostSource, SharedCostRule
+from apps.deployments.models import Deployment, Endpoint
+from apps.registry.models import Model as RegisteredModel
+from apps.registry.models import ModelVersion
 from apps.runs.models import Run, Workspace
 
 User = get_user_model()
@@ -190,6 +193,54 @@ class CostLineItemFactory(factory.django.DjangoModelFactory):
     unblended_cost = factory.LazyAttribute(lambda line: line.net_cost)
 
 
+class RegisteredModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RegisteredModel
+
+    team = factory.SubFactory(TeamFactory)
+    name = factory.Sequence(lambda n: f"model-{n}")
+    created_by = factory.SubFactory(UserFactory)
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    """A registered version; `approved=True` adds a production approval by the registrant."""
+
+    class Meta:
+        model = ModelVersion
+
+    class Params:
+        approved = factory.Trait(
+            production_approved_by=factory.SelfAttribute("registered_by"),
+            production_approved_at=factory.LazyFunction(timezone.now),
+        )
+
+    model = factory.SubFactory(RegisteredModelFactory)
+    team = factory.LazyAttribute(lambda version: version.model.team)
+    version = factory.Sequence(lambda n: n + 1)
+    artifact_uri = "file:///var/models/iris/model.joblib"
+    framework = "sklearn"
+    registered_by = factory.LazyAttribute(lambda version: version.model.created_by)
+
+
+class EndpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Endpoint
+
+    model = factory.SubFactory(RegisteredModelFactory)
+    team = factory.LazyAttribute(lambda endpoint: endpoint.model.team)
+    name = factory.Sequence(lambda n: f"endpoint-{n}")
+    created_by = factory.LazyAttribute(lambda endpoint: endpoint.model.created_by)
+
+
+def deployment_for(team: Team, owner: Any) -> Deployment:
+    """A finished (succeeded) deployment in `team`, written directly: the engine is not what is under test."""
+    endpoint = EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner))
+    version = ModelVersionFactory(model=endpoint.model, approved=True)
+    return Deployment.objects.create(
+        team=team, endpoint=endpoint, version=version, requested_by=owner, state="succeeded", steps=[{"weight": 100}]
+    )
+
+
 def node_with_token(**fields: Any) -> tuple[Node, str]:
     """A node and the raw token its agent would hold."""
     raw, digest = new_node_token()
@@ -233,4 +284,8 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     Budget: lambda team, owner: Budget.objects.create(
         team=team, name="Monthly", monthly_amount=Decimal("100"), created_by=owner
     ),
+    RegisteredModel: lambda team, owner: RegisteredModelFactory(team=team, created_by=owner),
+    ModelVersion: lambda team, owner: ModelVersionFactory(model=RegisteredModelFactory(team=team, created_by=owner)),
+    Endpoint: lambda team, owner: EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner)),
+    Deployment: deployment_for,
 }

@@ -177,6 +177,10 @@ RULES: dict[str, Rule] = {
     "costs.read_unallocated": _platform_admin,  # spend no team owns (no tag, no shared-cost rule)
     "budget.manage": _overseer_or_platform_admin,  # create, change, delete a team's budget (obj: team or budget)
     "budget.override": _platform_admin,  # launch past a budget's guardrail
+    # models and deployments
+    "model.register": _member,  # register models and versions, set aliases and tags, archive
+    "model.approve": _overseer,  # approve a version for production traffic (a manager of the model's team)
+    "deployment.operate": _member,  # start, pause, resume, promote, roll back, abort; A/B experiments
 }
 
 
@@ -198,6 +202,8 @@ _ERRORS: dict[str, type[PermissionDenied]] = {
     "platform.change_freeze": NotAPlatformAdmin,
     "costs.manage_shared_rules": NotAPlatformAdmin,
     "budget.override": NotAPlatformAdmin,
+    "model.register": NotAMember,
+    "deployment.operate": NotAMember,
 }
 
 

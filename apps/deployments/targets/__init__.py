@@ -1,2 +1,3 @@
 """Where a model version serves: one `DeploymentTarget` interface (targets/base.py) and its implementations, the
-local one (MLServer processes behind HAProxy) and SageMaker. `TARGETS` maps an endpoint's target kind to its class."""
+local one (MLServer processes behind HAProxy, targets/local.py) and SageMaker (targets/sagemaker.py).
+`apps.deployments.services.backends` builds the target of an endpoint."""

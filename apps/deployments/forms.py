@@ -1,0 +1,70 @@
+"""Forms of the deployment pages. They check shape only; the plan and analysis contracts are
+`apps/deployments/plan.py` and `analysis/spec.py`, whose errors the views put back on these forms."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from django import forms
+from django.db.models import QuerySet
+
+from apps.accounts.models import Team
+from apps.core.parsers import loads_bounded
+from apps.deployments.models import Environment, Strategy, TargetKind
+from apps.registry.models import Model, ModelVersion
+
+
+class JSONField(forms.CharField):
+    """A JSON value typed into a text box (bounded like API bodies); empty is None."""
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return loads_bounded(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
+
+
+class EndpointForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), to_field_name="slug", empty_label=None)
+    model = forms.ModelChoiceField(queryset=Model.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=40, help_text="Lowercase letters, digits and dashes; unique in the team.")
+    target = forms.ChoiceField(choices=TargetKind.choices, initial=TargetKind.LOCAL)
+    environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.PRODUCTION)
+    require_approval = forms.BooleanField(required=False, help_text="Each rollout waits for a manager's go.")
+
+    def __init__(self, *args: Any, teams: QuerySet[Team], models: QuerySet[Model], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast("forms.ModelChoiceField[Any]", self.fields["team"]).queryset = teams
+        cast("forms.ModelChoiceField[Any]", self.fields["model"]).queryset = models
+
+
+class DeployForm(forms.Form):
+    version = forms.ModelChoiceField(queryset=ModelVersion.objects.none(), empty_label=None)
+    strategy = forms.ChoiceField(choices=Strategy.choices, initial=Strategy.CANARY)
+    steps = JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Canary only. Empty: 10% -> 50% -> 100%, 30 s bake each. E.g. [{"weight": 20, "bake_seconds": 60}, '
+        '{"pause": true}, {"weight": 100}]',
+    )
+    analysis = JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Empty: the default checks (error rate and p95 latency, against SLOs and the stable version).",
+    )
+
+    def __init__(self, *args: Any, versions: QuerySet[ModelVersion], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast("forms.ModelChoiceField[Any]", self.fields["version"])
+        field.queryset = versions
+        field.label_from_instance = lambda version: (  # type: ignore[method-assign]
+            f"v{version.version}" + ("" if version.approved else " (not approved)")
+        )
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value) if value else ""

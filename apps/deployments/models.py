@@ -1,0 +1,247 @@
+"""Model deployments: an Endpoint serves one registered model on a target (the local MLServer + HAProxy stack, or
+SageMaker); a Deployment rolls a new version out to it step by step (all at once, blue/green, canary), judged by
+Measurements, with every action on its timeline (DeploymentEvent) and its DORA record once it ends. Experiment
+is an A/B test between two versions on an endpoint.
+
+Deployments and experiments move only through `deployments.services.transitions`."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import BaseModel
+
+
+class TargetKind(models.TextChoices):
+    LOCAL = "local", "Local (MLServer behind HAProxy)"
+    SAGEMAKER = "sagemaker", "Amazon SageMaker"
+
+
+class Environment(models.TextChoices):
+    PRODUCTION = "production", "Production"
+    STAGING = "staging", "Staging"
+
+
+class Endpoint(BaseModel):
+    """Where callers send predictions. `traffic` is what Paved last told the target (percent by variant name);
+    `stable_version` is what serves when no rollout is in flight. Production endpoints only take approved
+    versions."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="endpoints")
+    model = models.ForeignKey("registry.Model", on_delete=models.PROTECT, related_name="endpoints")
+    name = models.SlugField(max_length=40, help_text="Unique within the team.")
+    target = models.CharField(max_length=16, choices=TargetKind.choices, default=TargetKind.LOCAL)
+    environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.PRODUCTION)
+    region = models.CharField(max_length=32, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="Target settings (SageMaker instance type...).")
+    require_approval = models.BooleanField(
+        default=False, help_text="Each rollout waits for a team manager's go before it starts."
+    )
+    stable_version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    traffic = models.JSONField(default=dict, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    torn_down_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["team_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="deployments_endpoint_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def target_name(self) -> str:
+        """The endpoint's name on the target, unique across teams."""
+        return f"{self.team.slug}-{self.name}"[:63]
+
+
+class Strategy(models.TextChoices):
+    ALL_AT_ONCE = "all_at_once", "All at once"
+    BLUE_GREEN = "blue_green", "Blue/green"
+    CANARY = "canary", "Canary"
+
+
+class DeploymentState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    PROVISIONING = "provisioning", "Provisioning"
+    SHIFTING = "shifting", "Shifting traffic"
+    BAKING = "baking", "Baking"
+    ANALYZING = "analyzing", "Analyzing"
+    PAUSED = "paused", "Paused"
+    PROMOTING = "promoting", "Promoting"
+    SUCCEEDED = "succeeded", "Succeeded"
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    FAILED = "failed", "Failed"
+    ABORTED = "aborted", "Aborted"
+
+
+S = DeploymentState
+TERMINAL_DEPLOYMENT_STATES = frozenset({S.SUCCEEDED, S.ROLLED_BACK, S.FAILED, S.ABORTED})
+ACTIVE_DEPLOYMENT_STATES = frozenset(set(S) - TERMINAL_DEPLOYMENT_STATES)
+# Any live state may fail (a cloud error it cannot undo) or start rolling back (a gate, a person).
+_ESCAPES = frozenset({S.ROLLING_BACK, S.FAILED})
+
+ALLOWED_DEPLOYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.AWAITING_APPROVAL, S.PROVISIONING, S.ABORTED, S.FAILED}),
+    S.AWAITING_APPROVAL: frozenset({S.PROVISIONING, S.ABORTED}),
+    S.PROVISIONING: frozenset({S.SHIFTING, S.PROMOTING}) | _ESCAPES,
+    S.SHIFTING: frozenset({S.BAKING, S.PAUSED, S.PROMOTING}) | _ESCAPES,
+    S.BAKING: frozenset({S.ANALYZING, S.SHIFTING, S.PAUSED, S.PROMOTING}) | _ESCAPES,
+    S.ANALYZING: frozenset({S.SHIFTING, S.PAUSED, S.PROMOTING}) | _ESCAPES,
+    S.PAUSED: frozenset({S.SHIFTING, S.PROMOTING}) | _ESCAPES,
+    S.PROMOTING: frozenset({S.SUCCEEDED}) | _ESCAPES,
+    S.ROLLING_BACK: frozenset({S.ROLLED_BACK, S.ABORTED, S.FAILED}),
+    S.SUCCEEDED: frozenset(),
+    S.ROLLED_BACK: frozenset(),
+    S.FAILED: frozenset(),
+    S.ABORTED: frozenset(),
+}
+
+
+class Deployment(BaseModel):
+    """One rollout of `version` onto `endpoint`. `steps` is the plan (`[{"weight": 10, "bake_seconds": 60},
+    {"pause": true}, ...]`), `analysis` the checks (apps/deployments/analysis/spec.py validates both);
+    `step_index` and `step_started_at` say where it is, `next_action_at` when the engine acts next and
+    `lease_until` which worker holds it (a killed worker's lease runs out and another carries on)."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="deployments")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="deployments")
+    version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="deployments")
+    baseline_version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.CANARY)
+    steps = models.JSONField(default=list)
+    analysis = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=20, choices=DeploymentState.choices, default=DeploymentState.PENDING)
+    state_reason = models.CharField(max_length=300, blank=True)
+    step_index = models.PositiveSmallIntegerField(default=0)
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    canary_weight = models.PositiveSmallIntegerField(default=0, help_text="Percent on the new version now.")
+    resume_to = models.CharField(max_length=20, blank=True, help_text="Where a paused rollout carries on.")
+    end_state = models.CharField(max_length=20, blank=True, help_text="Where rolling back ends (aborted...).")
+    next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Retries of the current action.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    workspace = models.ForeignKey(
+        "runs.Workspace", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="Catalog."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True, help_text="The new version took 100%.")
+    first_breach_at = models.DateTimeField(null=True, blank=True)
+    restored_at = models.DateTimeField(null=True, blank=True, help_text="Traffic was back on stable.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint"],
+                condition=Q(state__in=sorted(ACTIVE_DEPLOYMENT_STATES)),
+                name="deployments_one_active_rollout_per_endpoint",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Deployment #{self.pk}"
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_DEPLOYMENT_STATES
+
+
+class EventKind(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    PREPARED = "prepared", "Variant ready"
+    SHIFTED = "shifted", "Traffic shifted"
+    ANALYSIS = "analysis", "Analysis"
+    PAUSED = "paused", "Paused"
+    RESUMED = "resumed", "Resumed"
+    PROMOTED = "promoted", "Promoted"
+    ROLLBACK = "rollback", "Rolled back"
+    RETRY = "retry", "Retrying"
+    ERROR = "error", "Error"
+    TORN_DOWN = "torn_down", "Variant removed"
+    NOTIFIED = "notified", "Notified"
+    DONE = "done", "Finished"
+
+
+class DeploymentEvent(models.Model):
+    """The deployment's timeline: every action the engine or a person took, with the traffic split after it."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    step_index = models.PositiveSmallIntegerField(default=0)
+    weights = models.JSONField(default=dict, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["deployment_id", "at", "pk"]
+
+
+class MeasurementPhase(models.TextChoices):
+    SUCCESSFUL = "successful", "Successful"
+    FAILED = "failed", "Failed"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+    ERROR = "error", "Error"
+
+
+class Measurement(models.Model):
+    """One gate measurement: what was measured, over which window, against what, and the verdict, so the page
+    can say exactly why a step passed or failed."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="measurements")
+    step_index = models.PositiveSmallIntegerField()
+    check = models.CharField(max_length=60)
+    metric = models.CharField(max_length=20)
+    phase = models.CharField(max_length=16, choices=MeasurementPhase.choices)
+    value = models.FloatField(null=True, blank=True)
+    baseline_value = models.FloatField(null=True, blank=True)
+    threshold = models.CharField(max_length=120, blank=True)
+    count = models.PositiveIntegerField(default=0, help_text="Requests behind the value.")
+    baseline_count = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=300)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    measured_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["deployment_id", "measured_at", "pk"]
+
+
+class DoraOutcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    CHANGE_FAILURE = "change_failure", "Change failure (rolled back after serving 100%)"
+    CAUGHT_IN_CANARY = "caught_in_canary", "Caught before full traffic"
+    FAILED = "failed", "Failed to deploy"
+    ABORTED = "aborted", "Aborted"
+
+
+class DoraRecord(models.Model):
+    """What one finished deployment tells DORA's four keys (the dashboards read these)."""
+
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, related_name="dora")
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    environment = models.CharField(max_length=16, choices=Environment.choices)
+    outcome = models.CharField(max_length=20, choices=DoraOutcome.choices)
+    finished_at = models.DateTimeField(db_index=True)
+    lead_time_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Registered -> 100%.")
+    commit_lead_time_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Commit -> 100%.")
+    time_to_restore_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Breach -> stable.")
+
+    class Meta:
+        ordering = ["-finished_at"]

@@ -1,0 +1,47 @@
+"""Reads of endpoints, deployments and their timelines, always scoped to the caller's teams."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.accounts.permissions import AnyUser, restrict
+from apps.deployments.models import (
+    ACTIVE_DEPLOYMENT_STATES,
+    Deployment,
+    DeploymentEvent,
+    DoraRecord,
+    Endpoint,
+    Measurement,
+)
+
+
+def endpoints_for(user: AnyUser) -> QuerySet[Endpoint]:
+    return restrict(
+        Endpoint.objects.select_related("team", "model", "stable_version", "created_by"), user, "view"
+    ).order_by("team__slug", "name")
+
+
+def deployments_for(user: AnyUser) -> QuerySet[Deployment]:
+    return restrict(
+        Deployment.objects.select_related(
+            "team", "endpoint", "version", "version__model", "baseline_version", "requested_by", "approved_by"
+        ),
+        user,
+        "view",
+    ).order_by("-created_at")
+
+
+def deployment_detail(user: AnyUser) -> QuerySet[Deployment]:
+    """Deployments with their timeline and measurements, for the page and the API's detail."""
+    return deployments_for(user).prefetch_related(
+        Prefetch("events", queryset=DeploymentEvent.objects.select_related("actor").order_by("at", "pk")),
+        Prefetch("measurements", queryset=Measurement.objects.order_by("measured_at", "pk")),
+    )
+
+
+def active_deployment(endpoint: Endpoint) -> Deployment | None:
+    return endpoint.deployments.filter(state__in=sorted(ACTIVE_DEPLOYMENT_STATES)).first()
+
+
+def dora_records_for(user: AnyUser) -> QuerySet[DoraRecord]:
+    return restrict(DoraRecord.objects.select_related("deployment", "team"), user, "view")
