@@ -264,3 +264,29 @@ def test_a_window_without_traffic_has_no_value_not_zero(canary: SageMakerTarget)
         result = metrics.query(variant="v1", metric=metric, start=end - timedelta(minutes=5), end=end, percentile=95.0)
         assert result.value is None, metric
         assert result.samples == ()
+
+
+def test_weights_someone_else_wrote_are_read_back_as_percentages(
+    canary: SageMakerTarget, sagemaker_client: Any
+) -> None:
+    # As in the console: relative weights 2 and 1 send two thirds of the traffic to v1.
+    sagemaker_client.update_endpoint_weights_and_capacities(
+        EndpointName="churn",
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "v1", "DesiredWeight": 2.0, "DesiredInstanceCount": 1},
+            {"VariantName": "v2", "DesiredWeight": 1.0, "DesiredInstanceCount": 1},
+        ],
+    )
+
+    assert canary.status().weights == {"v1": 67, "v2": 33}
+    canary.set_weights(weights={"v1": 67, "v2": 33})  # already applied: no call, weights stay as written
+    described = sagemaker_client.describe_endpoint(EndpointName="churn")["ProductionVariants"]
+    assert [v["CurrentWeight"] for v in described] == [2.0, 1.0]
+
+
+def test_names_follow_sagemaker_rules_and_long_ones_stay_distinct() -> None:
+    assert resource_name("vision churn", "v_3") == "vision-churn-v-3"
+    long_a, long_b = resource_name("e" * 70, "v1"), resource_name("e" * 70, "v2")
+    assert long_a != long_b
+    assert all(len(name) <= 63 for name in (long_a, long_b))
+    assert all(c.isalnum() or c == "-" for c in long_a + long_b)
