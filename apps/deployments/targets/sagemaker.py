@@ -329,11 +329,10 @@ class SageMakerTarget(DeploymentTarget):
         """Delete the endpoint, then every config and model tagged with it (found again after a crash even though
         the endpoint, which named its config, is already gone)."""
         self._delete("delete_endpoint", EndpointName=self.name)
-        configs = self._call("list_endpoint_configs", NameContains=self.name).get("EndpointConfigs", [])
-        for config in configs:
+        for config in self._list("list_endpoint_configs", "EndpointConfigs"):
             if self._tagged(config["EndpointConfigArn"]):
                 self._delete("delete_endpoint_config", EndpointConfigName=config["EndpointConfigName"])
-        for model in self._call("list_models", NameContains=self.name).get("Models", []):
+        for model in self._list("list_models", "Models"):
             if str(model["ModelName"]).startswith(self.name) and self._tagged(model["ModelArn"]):
                 self._delete("delete_model", ModelName=model["ModelName"])
 
@@ -346,6 +345,14 @@ class SageMakerTarget(DeploymentTarget):
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         try:
             return dict(getattr(self.client, operation)(**params))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(operation, exc) from exc
+
+    def _list(self, operation: str, key: str) -> list[dict[str, Any]]:
+        """Every page of a list call, filtered to names containing the endpoint's."""
+        try:
+            pages = self.client.get_paginator(operation).paginate(NameContains=self.name)
+            return [item for page in pages for item in page.get(key, [])]
         except (ClientError, BotoCoreError) as exc:
             raise self._error(operation, exc) from exc
 
