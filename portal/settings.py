@@ -391,6 +391,12 @@ TELEMETRY_ROLLUP_RETENTION_DAYS = env_int("TELEMETRY_ROLLUP_RETENTION_DAYS", 90)
 TELEMETRY_FINE_ROLLUP_DAYS = env_int("TELEMETRY_FINE_ROLLUP_DAYS", 7)
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "paved-demo")
 
+# --- Deployments on SageMaker -----------------------------------------------------------------------------
+# A step that creates or updates a SageMaker endpoint waits this long for InService (real endpoints take minutes);
+# past it the step fails as retryable and the engine repeats it. The endpoint is polled every SAGEMAKER_POLL_SECONDS.
+SAGEMAKER_WAIT_SECONDS = env_int("SAGEMAKER_WAIT_SECONDS", 1800)
+SAGEMAKER_POLL_SECONDS = env_int("SAGEMAKER_POLL_SECONDS", 15)
+
 # --- Costs: metering and Cost Explorer reconciliation ---------------------------------------------------------
 # A stopped cluster's EBS volumes keep billing: metering assumes this many GB of gp3 per node at this price
 # (us-east-1 gp3, USD per GB-month; a month is 730 hours), so showback works with no AWS bill at all.

@@ -13,7 +13,12 @@ from tests.factories import TeamFactory, member
 # Playwright's sync API runs an event loop in the test thread; Django would otherwise refuse ORM calls there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-pytest_plugins = ["tests.fixtures.moto", "tests.fixtures.worker", "tests.fixtures.browser"]
+pytest_plugins = [
+    "tests.fixtures.moto",
+    "tests.fixtures.moto_sagemaker",
+    "tests.fixtures.worker",
+    "tests.fixtures.browser",
+]
 
 
 @pytest.fixture(autouse=True)
