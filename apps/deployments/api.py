@@ -32,8 +32,8 @@ from apps.registry.selectors import models_for, versions_for
 
 
 class EndpointSerializer(serializers.ModelSerializer[Endpoint]):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     stable_version = serializers.IntegerField(source="stable_version.version", read_only=True, allow_null=True)
     torn_down_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
@@ -58,7 +58,9 @@ class EndpointCreateSerializer(serializers.Serializer[Any]):
 
 
 class EventSerializer(serializers.ModelSerializer[DeploymentEvent]):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    actor: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = DeploymentEvent
@@ -80,13 +82,17 @@ class MeasurementSerializer(serializers.ModelSerializer[Measurement]):
 
 
 class DeploymentSerializer(serializers.ModelSerializer[Deployment]):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    endpoint = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    endpoint: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     model = serializers.CharField(source="version.model.name", read_only=True)
     version = serializers.IntegerField(source="version.version", read_only=True)
     baseline_version = serializers.IntegerField(source="baseline_version.version", read_only=True, allow_null=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    approved_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     started_at = serializers.DateTimeField(read_only=True, allow_null=True)
     promoted_at = serializers.DateTimeField(read_only=True, allow_null=True)
     restored_at = serializers.DateTimeField(read_only=True, allow_null=True)

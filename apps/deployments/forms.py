@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from django import forms
@@ -61,10 +60,8 @@ class DeployForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = cast("forms.ModelChoiceField[Any]", self.fields["version"])
         field.queryset = versions
-        field.label_from_instance = lambda version: (  # type: ignore[method-assign]
-            f"v{version.version}" + ("" if version.approved else " (not approved)")
-        )
+        field.label_from_instance = version_label  # type: ignore[method-assign,assignment]
 
 
-def pretty(value: Any) -> str:
-    return json.dumps(value) if value else ""
+def version_label(version: ModelVersion) -> str:
+    return f"v{version.version}" + ("" if version.approved else " (not approved)")

@@ -187,7 +187,9 @@ class DeploymentEvent(models.Model):
     step_index = models.PositiveSmallIntegerField(default=0)
     weights = models.JSONField(default=dict, blank=True)
     message = models.CharField(max_length=500, blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["deployment_id", "at", "pk"]
@@ -206,7 +208,7 @@ class Measurement(models.Model):
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="measurements")
     step_index = models.PositiveSmallIntegerField()
-    check = models.CharField(max_length=60)
+    check = models.CharField(max_length=60)  # type: ignore[assignment]  # a field named like Model.check
     metric = models.CharField(max_length=20)
     phase = models.CharField(max_length=16, choices=MeasurementPhase.choices)
     value = models.FloatField(null=True, blank=True)

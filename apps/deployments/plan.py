@@ -81,4 +81,6 @@ def plan_steps(*, strategy: str, steps: Sequence[Any] | None) -> list[Step]:
 
 
 def as_json(steps: Sequence[Step]) -> list[dict[str, Any]]:
-    return [{"pause": True} if step.pause else {"weight": step.weight, "bake_seconds": step.bake_seconds} for step in steps]
+    return [
+        {"pause": True} if step.pause else {"weight": step.weight, "bake_seconds": step.bake_seconds} for step in steps
+    ]

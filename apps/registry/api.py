@@ -26,8 +26,8 @@ class AliasSerializer(serializers.Serializer[Any]):
 
 
 class ModelSerializer(serializers.ModelSerializer[Model]):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
     version_count = serializers.IntegerField(read_only=True)
     aliases = AliasSerializer(many=True, read_only=True)
 
@@ -43,12 +43,20 @@ class ModelCreateSerializer(serializers.Serializer[Any]):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    registered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    production_approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    workspace = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
-    cluster = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    model: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    registered_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    production_approved_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    workspace: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
+    cluster: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
     code_committed_at = serializers.DateTimeField(read_only=True, allow_null=True)
     production_approved_at = serializers.DateTimeField(read_only=True, allow_null=True)
     archived_at = serializers.DateTimeField(read_only=True, allow_null=True)

@@ -77,9 +77,7 @@ def model_detail_view(request: HttpRequest, model_id: int) -> HttpResponse:
         form = VersionForm(request.POST)
         if form.is_valid():
             try:
-                version = services.register_version(
-                    actor=authenticated(request.user), model=model, **form.cleaned_data
-                )
+                version = services.register_version(actor=authenticated(request.user), model=model, **form.cleaned_data)
             except ApplicationError as exc:
                 add_to_form(form, exc)
             else:

@@ -81,7 +81,9 @@ def test_lineage_from_another_team_is_refused(vision: Team, nlp: Team, alice: An
     model = services.register_model(actor=alice, team=vision, name="churn")
     theirs = WorkspaceFactory(team=nlp, created_by=bob)
     with pytest.raises(InvalidModelVersion) as caught:
-        services.register_version(actor=alice, model=model, artifact_uri=ARTIFACT, framework="sklearn", workspace=theirs)
+        services.register_version(
+            actor=alice, model=model, artifact_uri=ARTIFACT, framework="sklearn", workspace=theirs
+        )
     assert caught.value.field == "workspace"
 
 
@@ -133,7 +135,9 @@ def test_the_api_registers_and_approves_and_hides_other_teams(
     )
     assert version.status_code == 201, version.content
     assert version.json()["version"] == 1
-    bad = api.post(f"/api/v1/models/{model_id}/versions", {"artifact_uri": "ftp://x", "framework": "sklearn"}, format="json")
+    bad = api.post(
+        f"/api/v1/models/{model_id}/versions", {"artifact_uri": "ftp://x", "framework": "sklearn"}, format="json"
+    )
     assert bad.status_code == 400
     assert bad.json()["code"] == "invalid_model_version" and "artifact_uri" in bad.json()["errors"]
     refused = api.post(f"/api/v1/model-versions/{version.json()['id']}/approve")

@@ -4,12 +4,14 @@ classes, so the engine and the pages never name an implementation."""
 from __future__ import annotations
 
 from apps.deployments.metrics.base import MetricsProvider
+from apps.deployments.metrics.cloudwatch import CloudWatchMetrics
 from apps.deployments.models import Endpoint, TargetKind
 from apps.deployments.targets.base import DeploymentTarget, EndpointRef, VariantSpec
+from apps.deployments.targets.sagemaker import SageMakerTarget
 from apps.registry.models import ModelVersion
 
-TARGETS: dict[str, type[DeploymentTarget]] = {}
-PROVIDERS: dict[str, type[MetricsProvider]] = {}
+TARGETS: dict[str, type[DeploymentTarget]] = {TargetKind.SAGEMAKER: SageMakerTarget}
+PROVIDERS: dict[str, type[MetricsProvider]] = {TargetKind.SAGEMAKER: CloudWatchMetrics}
 
 
 def endpoint_ref(endpoint: Endpoint) -> EndpointRef:

@@ -65,9 +65,7 @@ def _query(
     return provider.query(variant=variant, metric=check.metric, start=start, end=end, percentile=check.percentile)
 
 
-def _measure(
-    deployment: Deployment, check: MetricCheck, provider: MetricsProvider, now: datetime
-) -> judging.Judgement:
+def _measure(deployment: Deployment, check: MetricCheck, provider: MetricsProvider, now: datetime) -> judging.Judgement:
     start = now - timedelta(seconds=check.interval_seconds)
     new = variant_name(deployment.version.version)
     stable = variant_name(deployment.baseline_version.version) if deployment.baseline_version else None
@@ -136,9 +134,7 @@ def burn_rate_interval(deployment: Deployment) -> float:
     return float(spec_of(deployment).burn_rate_interval_seconds)
 
 
-def _errors_and_requests(
-    provider: MetricsProvider, *, variant: str, start: datetime, end: datetime
-) -> tuple[int, int]:
+def _errors_and_requests(provider: MetricsProvider, *, variant: str, start: datetime, end: datetime) -> tuple[int, int]:
     requests = provider.query(variant=variant, metric=MetricName.REQUESTS, start=start, end=end)
     errors = provider.query(variant=variant, metric=MetricName.ERRORS, start=start, end=end)
     return int(errors.value or 0), int(requests.value or 0)

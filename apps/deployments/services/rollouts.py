@@ -125,7 +125,7 @@ def start_deployment(
 
 def schedule(deployment: Deployment, *, delay: float) -> None:
     """Queue the next `advance` once the current transaction commits."""
-    from apps.deployments import tasks  # noqa: PLC0415 - tasks import this module
+    from apps.deployments import tasks
 
     pk = deployment.pk
     transaction.on_commit(lambda: tasks.advance_deployment.apply_async(args=[pk], countdown=max(0.0, delay)))
@@ -318,7 +318,9 @@ def _shifting(deployment: Deployment, now: datetime) -> float | None:
         now=now,
         message=f"Step {deployment.step_index + 1}: {step.weight}% on v{deployment.version.version}.",
     )
-    deployment_transition(deployment=deployment, to=S.BAKING, reason=f"Baking {step.bake_seconds} s.", step_started_at=now)
+    deployment_transition(
+        deployment=deployment, to=S.BAKING, reason=f"Baking {step.bake_seconds} s.", step_started_at=now
+    )
     return float(step.bake_seconds)
 
 
@@ -344,9 +346,7 @@ def _next_step(deployment: Deployment, now: datetime) -> float:
 def _analyzing(deployment: Deployment, now: datetime) -> float | None:
     verdict = gates.measure_due(deployment, now=now)
     if verdict.phase == gates.FAILED:
-        deployment_transition(
-            deployment=deployment, to=S.ROLLING_BACK, reason=f"Gate failed: {verdict.message}"[:300]
-        )
+        deployment_transition(deployment=deployment, to=S.ROLLING_BACK, reason=f"Gate failed: {verdict.message}"[:300])
         return 0.0
     if verdict.phase == gates.INCONCLUSIVE:
         deployment_transition(
@@ -461,9 +461,7 @@ def resume_due(*, now: datetime | None = None) -> int:
 # --- People -----------------------------------------------------------------------------------------------
 
 
-def _act(
-    *, actor: User, deployment: Deployment, to: str, reason: str, kind: str, **fields: Any
-) -> Deployment:
+def _act(*, actor: User, deployment: Deployment, to: str, reason: str, kind: str, **fields: Any) -> Deployment:
     require(actor, "deployment.operate", deployment, message="Only members of the team operate its rollouts.")
     deployment = deployment_transition(deployment=deployment, to=to, actor=actor, reason=reason, **fields)
     _event(deployment, kind, actor=actor, message=reason)
@@ -488,7 +486,7 @@ def approve(*, actor: User, deployment: Deployment) -> Deployment:
 
 def pause(*, actor: User, deployment: Deployment) -> Deployment:
     if deployment.state not in {S.SHIFTING, S.BAKING, S.ANALYZING}:
-        raise InvalidDeployment(f"Only a rollout that is shifting, baking or analyzing can be paused.")
+        raise InvalidDeployment("Only a rollout that is shifting, baking or analyzing can be paused.")
     return _act(
         actor=actor,
         deployment=deployment,
@@ -538,7 +536,11 @@ def abort(*, actor: User, deployment: Deployment) -> Deployment:
     """Stop the rollout for good: traffic back on stable, ending as aborted rather than rolled back."""
     if deployment.state in {S.PENDING, S.AWAITING_APPROVAL}:
         return _act(
-            actor=actor, deployment=deployment, to=S.ABORTED, reason=f"Aborted by {actor.username}.", kind=EventKind.DONE
+            actor=actor,
+            deployment=deployment,
+            to=S.ABORTED,
+            reason=f"Aborted by {actor.username}.",
+            kind=EventKind.DONE,
         )
     return _act(
         actor=actor,
