@@ -17,7 +17,7 @@ from apps.catalog.api import (
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
 from apps.costs.api import BudgetViewSet, SharedCostRuleViewSet
 from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
-from apps.deployments.api import DeploymentViewSet, EndpointViewSet
+from apps.deployments.api import DeploymentViewSet, EndpointViewSet, ExperimentViewSet
 from apps.registry.api import ModelVersionViewSet, ModelViewSet
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 
@@ -48,6 +48,7 @@ router.register("models", ModelViewSet, basename="model")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("endpoints", EndpointViewSet, basename="endpoint")
 router.register("deployments", DeploymentViewSet, basename="deployment")
+router.register("experiments", ExperimentViewSet, basename="experiment")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

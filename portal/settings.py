@@ -275,6 +275,10 @@ READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
 # is picked up once it runs out), and the beat looks for due or orphaned rollouts this often.
 DEPLOYMENT_LEASE_SECONDS = env_int("DEPLOYMENT_LEASE_SECONDS", 120)
 DEPLOYMENT_RESUME_SECONDS = env_int("DEPLOYMENT_RESUME_SECONDS", 15)
+CELERY_BEAT_SCHEDULE["evaluate-experiments"] = {
+    "task": "apps.deployments.tasks.evaluate_experiments",
+    "schedule": float(DEPLOYMENT_RESUME_SECONDS),
+}
 CELERY_BEAT_SCHEDULE["resume-deployments"] = {
     "task": "apps.deployments.tasks.resume_deployments",
     "schedule": float(DEPLOYMENT_RESUME_SECONDS),

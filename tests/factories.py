@@ -19,7 +19,7 @@ from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.clusters.models import Cluster, Node, PurchaseOption
 from apps.clusters.services import new_node_token
 from apps.costs.models import Budget, CostLineItem, CostSource, SharedCostRule
-from apps.deployments.models import Deployment, Endpoint
+from apps.deployments.models import Deployment, Endpoint, Experiment
 from apps.registry.models import Model as RegisteredModel
 from apps.registry.models import ModelVersion
 from apps.runs.models import Run, Workspace
@@ -241,6 +241,16 @@ def deployment_for(team: Team, owner: Any) -> Deployment:
     )
 
 
+def experiment_for(team: Team, owner: Any) -> Experiment:
+    """A stopped A/B test in `team`, written directly."""
+    endpoint = EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner))
+    a = ModelVersionFactory(model=endpoint.model, approved=True)
+    b = ModelVersionFactory(model=endpoint.model, approved=True)
+    return Experiment.objects.create(
+        team=team, endpoint=endpoint, name="a-vs-b", version_a=a, version_b=b, started_by=owner, state="stopped"
+    )
+
+
 def node_with_token(**fields: Any) -> tuple[Node, str]:
     """A node and the raw token its agent would hold."""
     raw, digest = new_node_token()
@@ -288,4 +298,5 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     ModelVersion: lambda team, owner: ModelVersionFactory(model=RegisteredModelFactory(team=team, created_by=owner)),
     Endpoint: lambda team, owner: EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner)),
     Deployment: deployment_for,
+    Experiment: experiment_for,
 }

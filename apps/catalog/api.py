@@ -294,9 +294,24 @@ class ClusterLaunchOutputSerializer(serializers.Serializer[Any]):
     warnings = serializers.ListField(child=serializers.CharField(), help_text="Budget warnings, if any.")
 
 
+class LaunchedDeploymentSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    endpoint = serializers.CharField(source="endpoint.name")
+    version = serializers.IntegerField(source="version.version")
+    state = serializers.CharField()
+
+
+class DeploymentLaunchOutputSerializer(serializers.Serializer[Any]):
+    """A `deployment` template's launch: the rollout (follow it at /api/v1/deployments/{id}/)."""
+
+    deployment = LaunchedDeploymentSerializer()
+    estimate = EstimateSerializer()
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="Budget warnings, if any.")
+
+
 LAUNCH_RESULT = PolymorphicProxySerializer(
     component_name="LaunchResult",
-    serializers=[LaunchOutputSerializer, ClusterLaunchOutputSerializer],
+    serializers=[LaunchOutputSerializer, ClusterLaunchOutputSerializer, DeploymentLaunchOutputSerializer],
     resource_type_field_name=None,
 )
 
@@ -348,6 +363,9 @@ class LaunchTemplateView(APIView):
         if result.cluster is not None:
             launched = {"cluster": result.cluster, "estimate": estimate, "warnings": result.warnings}
             return Response(ClusterLaunchOutputSerializer(launched).data, status=status.HTTP_201_CREATED)
+        if result.deployment is not None:
+            rollout = {"deployment": result.deployment, "estimate": estimate, "warnings": result.warnings}
+            return Response(DeploymentLaunchOutputSerializer(rollout).data, status=status.HTTP_201_CREATED)
         body = {"workspace": result.workspace, "run": result.run, "estimate": estimate, "warnings": result.warnings}
         return Response(LaunchOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 

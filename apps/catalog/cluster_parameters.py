@@ -71,42 +71,53 @@ def _offered_anywhere(catalog: dict[str, InstanceType], types: list[Any], region
     ]
 
 
-def check_cluster_schema(schema: Any) -> list[str]:  # noqa: C901 - one sentence per rule of a cluster schema, read top to bottom
-    """Problems with a `gpu_cluster` template's parameters schema, as sentences a curator can act on."""
+def check_declared_settings(
+    schema: Any, table: dict[str, tuple[str, bool]], *, what: str, kind: str
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The rules every module-less template's schema shares: it declares only the settings its service takes
+    (`table`: name -> (JSON type, required by the call)), each of its type, the needed ones required or
+    defaulted, and never `name` (the launch's own name). Returns the problems and the typed properties."""
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
-        return ["A GPU cluster template's parameters schema must be an object with properties."]
+        return [f"A {what} template's parameters schema must be an object with properties."], {}
     properties: dict[str, Any] = schema["properties"]
     required = set(schema.get("required") or [])
     problems: list[str] = []
     for name in [*properties, *conditional_properties(schema)]:
         if name == "name":
             problems.append(
-                "Schema property 'name' is not a cluster setting: the launch's own name (the form's name field, "
-                "`name` in the API) names the cluster. Remove it from the schema."
+                f"Schema property 'name' is not a {what} setting: the launch's own name (the form's name field, "
+                f"`name` in the API) names the {what}. Remove it from the schema."
             )
-        elif name not in CLUSTER_SETTINGS:
+        elif name not in table:
             problems.append(
-                f"Schema property '{name}' is not a GPU cluster setting; a gpu_cluster template may declare only "
-                f"{', '.join(CLUSTER_SETTINGS)}."
+                f"Schema property '{name}' is not a {what} setting; a {kind} template may declare only "
+                f"{', '.join(table)}."
             )
     typed: dict[str, dict[str, Any]] = {}
-    for name, (kind, needed) in CLUSTER_SETTINGS.items():
+    for name, (json_type, needed) in table.items():
         spec = properties.get(name)
         if spec is None:
             if needed:
                 problems.append(
-                    f"Schema property '{name}' is missing: every GPU cluster request needs it. Declare it, "
+                    f"Schema property '{name}' is missing: every {what} request needs it. Declare it, "
                     "with a default or as required."
                 )
             continue
-        if not isinstance(spec, dict) or spec.get("type") != kind:
+        if not isinstance(spec, dict) or spec.get("type") != json_type:
             found = spec.get("type") if isinstance(spec, dict) else spec
-            problems.append(f"Schema property '{name}' must be of type {kind}, not {found!r}.")
+            problems.append(f"Schema property '{name}' must be of type {json_type}, not {found!r}.")
             continue
         if needed and name not in required and "default" not in spec:
-            problems.append(f"Schema property '{name}' must be required or have a default: a cluster needs it.")
+            problems.append(f"Schema property '{name}' must be required or have a default: a {what} needs it.")
         typed[name] = spec
+    return problems, typed
 
+
+def check_cluster_schema(schema: Any) -> list[str]:
+    """Problems with a `gpu_cluster` template's parameters schema, as sentences a curator can act on."""
+    problems, typed = check_declared_settings(schema, CLUSTER_SETTINGS, what="GPU cluster", kind="gpu_cluster")
+    if not typed and problems:
+        return problems
     catalog = load_catalog()
     regions = sorted({region for instance in catalog.values() for region in instance.regions})
     if "instance_type" in typed:

@@ -54,6 +54,12 @@ class LaunchForm(forms.Form):
             self.fields["name"].label = "Cluster name"
             self.fields["name"].help_text = "3-40 lowercase letters, digits or dashes; unique in the team."
             return
+        if version.template.kind == TemplateKind.DEPLOYMENT:
+            # A rollout ends by itself; the endpoint lives until it is torn down.
+            del self.fields["ttl_hours"]
+            self.fields["name"].label = "Endpoint name"
+            self.fields["name"].help_text = "Your team's endpoint to roll out to (created the first time)."
+            return
         ttl = cast(forms.IntegerField, self.fields["ttl_hours"])
         ttl.initial = version.default_ttl_hours
         if version.max_ttl_hours:

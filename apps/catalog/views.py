@@ -152,6 +152,9 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
                 if result.cluster is not None:
                     messages.success(request, f"Cluster {result.cluster.name} requested; it is being provisioned.")
                     return redirect("clusters:detail", cluster_id=result.cluster.pk)
+                if result.deployment is not None:
+                    messages.success(request, f"Rollout of v{result.deployment.version.version} started.")
+                    return redirect("deployments:detail", deployment_id=result.deployment.pk)
                 messages.success(request, f"Workspace {result.workspace.name} launched; its first run is queued.")
                 return redirect("runs:workspace-detail", workspace_id=result.workspace.pk)
         status = 422

@@ -22,12 +22,13 @@ from apps.deployments.models import (
     DeploymentEvent,
     Endpoint,
     Environment,
+    Experiment,
     Measurement,
     Strategy,
     TargetKind,
 )
 from apps.deployments.services import endpoints as endpoint_services
-from apps.deployments.services import rollouts
+from apps.deployments.services import experiments, rollouts
 from apps.registry.selectors import models_for, versions_for
 
 
@@ -243,3 +244,88 @@ class DeploymentViewSet(
     @action(detail=True, methods=["post"])
     def abort(self, request: Request, pk: str) -> Response:
         return self._act(request, rollouts.abort)
+
+
+class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    endpoint: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    version_a = serializers.IntegerField(source="version_a.version", read_only=True)
+    version_b = serializers.IntegerField(source="version_b.version", read_only=True)
+    started_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    ends_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    concluded_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "id", "team", "endpoint", "name", "version_a", "version_b", "weight_b", "metric", "alpha",
+            "duration_seconds", "state", "state_reason", "winner", "result", "started_at", "ends_at", "concluded_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ExperimentCreateSerializer(serializers.Serializer[Any]):
+    endpoint = serializers.IntegerField(min_value=1)
+    version_b = serializers.IntegerField(min_value=1, help_text="The challenger version's id; arm A is what serves.")
+    name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    weight_b = serializers.IntegerField(min_value=1, max_value=99, default=50)
+    metric = serializers.CharField(max_length=60, default="error_rate")
+    alpha = serializers.FloatField(min_value=0.001, max_value=0.2, default=0.05)
+    duration_seconds = serializers.IntegerField(min_value=60, max_value=30 * 24 * 3600, default=24 * 3600)
+
+
+class ObservationInputSerializer(serializers.Serializer[Any]):
+    arm = serializers.ChoiceField(choices=["a", "b"])
+    value = serializers.FloatField()
+
+
+class ExperimentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Experiment]
+):
+    """A/B tests on your teams' endpoints, with per-arm figures and the sequential test's verdict."""
+
+    serializer_class = ExperimentSerializer
+    lookup_value_regex = r"\d+"
+    ordering_fields = ["created_at"]
+    filterset_fields = ["state", "endpoint"]
+
+    def get_queryset(self) -> QuerySet[Experiment]:
+        return selectors.experiments_for(self.request.user)
+
+    @extend_schema(request=ExperimentCreateSerializer, responses={201: ExperimentSerializer},
+                   summary="Start an A/B test between the served version and a challenger")  # fmt: skip
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        endpoint_id = request.data.get("endpoint") if isinstance(request.data, Mapping) else None
+        if not isinstance(endpoint_id, int) or isinstance(endpoint_id, bool):
+            _body(request, ExperimentCreateSerializer)
+        endpoint = get_object_or_404(selectors.endpoints_for(request.user), pk=endpoint_id)
+        data = _body(request, ExperimentCreateSerializer)
+        data.pop("endpoint")
+        version = get_object_or_404(versions_for(request.user), pk=data.pop("version_b"))
+        experiment = experiments.start_experiment(
+            actor=authenticated(request.user), endpoint=endpoint, version_b=version, **data
+        )
+        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: ExperimentSerializer}, summary="Promote the winner")
+    @action(detail=True, methods=["post"])
+    @problem_responses(502)
+    def promote(self, request: Request, pk: str) -> Response:
+        found = experiments.promote_winner(actor=authenticated(request.user), experiment=self.get_object())
+        return Response(ExperimentSerializer(found).data)
+
+    @extend_schema(request=None, responses={200: ExperimentSerializer}, summary="Stop: 100% back on arm A")
+    @action(detail=True, methods=["post"])
+    @problem_responses(502)
+    def stop(self, request: Request, pk: str) -> Response:
+        found = experiments.stop_experiment(actor=authenticated(request.user), experiment=self.get_object())
+        return Response(ExperimentSerializer(found).data)
+
+    @extend_schema(request=ObservationInputSerializer, responses={201: ExperimentSerializer},
+                   summary="Report a custom metric value for one arm (a conversion, a rating)")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def observations(self, request: Request, pk: str) -> Response:
+        experiment = self.get_object()
+        data = _body(request, ObservationInputSerializer)
+        experiments.observe(actor=authenticated(request.user), experiment=experiment, **data)
+        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)

@@ -65,3 +65,18 @@ class DeployForm(forms.Form):
 
 def version_label(version: ModelVersion) -> str:
     return f"v{version.version}" + ("" if version.approved else " (not approved)")
+
+
+class ExperimentForm(forms.Form):
+    version_b = forms.ModelChoiceField(queryset=ModelVersion.objects.none(), empty_label=None, label="Challenger (B)")
+    weight_b = forms.IntegerField(min_value=1, max_value=99, initial=50, label="Share on B (%)")
+    metric = forms.CharField(
+        max_length=60, initial="error_rate", help_text="error_rate, latency, or a custom metric callers report."
+    )
+    duration_hours = forms.IntegerField(min_value=1, max_value=720, initial=24, label="At most (hours)")
+
+    def __init__(self, *args: Any, versions: QuerySet[ModelVersion], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast("forms.ModelChoiceField[Any]", self.fields["version_b"])
+        field.queryset = versions
+        field.label_from_instance = version_label  # type: ignore[method-assign,assignment]

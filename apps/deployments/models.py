@@ -194,6 +194,9 @@ class DeploymentEvent(models.Model):
     class Meta:
         ordering = ["deployment_id", "at", "pk"]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%H:%M:%S}"
+
 
 class MeasurementPhase(models.TextChoices):
     SUCCESSFUL = "successful", "Successful"
@@ -224,6 +227,9 @@ class Measurement(models.Model):
     class Meta:
         ordering = ["deployment_id", "measured_at", "pk"]
 
+    def __str__(self) -> str:
+        return f"{self.check}: {self.phase}"
+
 
 class DoraOutcome(models.TextChoices):
     SUCCESS = "success", "Success"
@@ -247,3 +253,83 @@ class DoraRecord(models.Model):
 
     class Meta:
         ordering = ["-finished_at"]
+
+    def __str__(self) -> str:
+        return f"DORA of deployment #{self.deployment_id}"
+
+
+class ExperimentState(models.TextChoices):
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    CONCLUDED = "concluded", "Concluded"
+    PROMOTED = "promoted", "Winner promoted"
+    STOPPED = "stopped", "Stopped"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_EXPERIMENT_STATES = frozenset({ExperimentState.STARTING, ExperimentState.RUNNING})
+ALLOWED_EXPERIMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    ExperimentState.STARTING: frozenset({ExperimentState.RUNNING, ExperimentState.FAILED, ExperimentState.STOPPED}),
+    ExperimentState.RUNNING: frozenset({ExperimentState.CONCLUDED, ExperimentState.STOPPED, ExperimentState.FAILED}),
+    ExperimentState.CONCLUDED: frozenset({ExperimentState.PROMOTED, ExperimentState.STOPPED}),
+    ExperimentState.PROMOTED: frozenset(),
+    ExperimentState.STOPPED: frozenset(),
+    ExperimentState.FAILED: frozenset(),
+}
+
+
+class Experiment(BaseModel):
+    """An A/B test on an endpoint: arm A is the stable version, arm B the challenger, split by `weight_b`
+    (sticky per caller by the `X-Paved-Caller` header), until `ends_at` or until the sequential test decides.
+    `result` is the latest evaluation (per-arm counts, rates, latency, the always-valid p-value, the decision)."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="experiments")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="experiments")
+    name = models.CharField(max_length=80)
+    version_a = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    version_b = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    weight_b = models.PositiveSmallIntegerField(default=50)
+    metric = models.CharField(max_length=60, default="error_rate", help_text="error_rate, latency or a custom name.")
+    alpha = models.FloatField(default=0.05)
+    duration_seconds = models.PositiveIntegerField(default=24 * 3600)
+    state = models.CharField(max_length=16, choices=ExperimentState.choices, default=ExperimentState.STARTING)
+    state_reason = models.CharField(max_length=300, blank=True)
+    winner = models.CharField(max_length=1, blank=True, help_text="a, b, or empty: no difference found.")
+    result = models.JSONField(default=dict, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    concluded_at = models.DateTimeField(null=True, blank=True)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint"],
+                condition=Q(state__in=sorted(ACTIVE_EXPERIMENT_STATES)),
+                name="deployments_one_running_experiment_per_endpoint",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_EXPERIMENT_STATES
+
+
+class Observation(models.Model):
+    """A custom metric value a caller reports for one arm of an experiment (a conversion, a rating, revenue)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="observations")
+    arm = models.CharField(max_length=1)
+    value = models.FloatField()
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["experiment_id", "at"]
+
+    def __str__(self) -> str:
+        return f"{self.arm}: {self.value}"

@@ -7,6 +7,7 @@ one step to 100%."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,7 @@ def plan_steps(*, strategy: str, steps: Sequence[Any] | None) -> list[Step]:
         raise InvalidDeployment(f"Give a list of at most {MAX_STEPS} steps.", field="steps")
     planned = [_step(raw, index) for index, raw in enumerate(raw_steps)]
     weights = [step.weight for step in planned if step.weight is not None]
-    if any(later <= earlier for earlier, later in zip(weights, weights[1:], strict=False)):
+    if any(later <= earlier for earlier, later in itertools.pairwise(weights)):
         raise InvalidDeployment("Each step's weight must be above the one before.", field="steps")
     if not weights or weights[-1] != 100:
         raise InvalidDeployment("The last weight step must be 100 (the promotion).", field="steps")

@@ -11,6 +11,7 @@ from apps.deployments.models import (
     DeploymentEvent,
     DoraRecord,
     Endpoint,
+    Experiment,
     Measurement,
 )
 
@@ -45,3 +46,9 @@ def active_deployment(endpoint: Endpoint) -> Deployment | None:
 
 def dora_records_for(user: AnyUser) -> QuerySet[DoraRecord]:
     return restrict(DoraRecord.objects.select_related("deployment", "team"), user, "view")
+
+
+def experiments_for(user: AnyUser) -> QuerySet[Experiment]:
+    return restrict(
+        Experiment.objects.select_related("team", "endpoint", "version_a", "version_b", "started_by"), user, "view"
+    ).order_by("-created_at")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.core.tasks import task
-from apps.deployments.services import rollouts
+from apps.deployments.services import experiments, rollouts
 
 
 @task(ignore_result=True)
@@ -14,3 +14,14 @@ def advance_deployment(deployment_id: int) -> None:
 @task(ignore_result=True)
 def resume_deployments() -> None:
     rollouts.resume_due()
+
+
+@task(ignore_result=True)
+def evaluate_experiment(experiment_id: int) -> None:
+    experiments.evaluate(experiment_id=experiment_id)
+
+
+@task(ignore_result=True)
+def evaluate_experiments() -> None:
+    for pk in experiments.due_experiments():
+        experiments.evaluate(experiment_id=pk)

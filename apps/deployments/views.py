@@ -18,15 +18,16 @@ from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 from apps.deployments import selectors
-from apps.deployments.forms import DeployForm, EndpointForm
+from apps.deployments.forms import DeployForm, EndpointForm, ExperimentForm
 from apps.deployments.models import (
     ALLOWED_DEPLOYMENT_TRANSITIONS,
     Deployment,
     DeploymentState,
     Endpoint,
+    Experiment,
 )
 from apps.deployments.services import endpoints as endpoint_services
-from apps.deployments.services import rollouts
+from apps.deployments.services import experiments, rollouts
 from apps.registry.models import VersionStatus
 from apps.registry.selectors import models_for, versions_for
 
@@ -120,6 +121,10 @@ def endpoint_detail_view(request: HttpRequest, endpoint_id: int) -> HttpResponse
         "history": selectors.deployments_for(request.user).filter(endpoint=endpoint)[:RECENT],
         "form": form,
         "can_operate": can(request.user, "deployment.operate", endpoint),
+        "experiments": selectors.experiments_for(request.user).filter(endpoint=endpoint)[:RECENT],
+        "experiment_form": ExperimentForm(
+            versions=versions.exclude(pk=endpoint.stable_version_id or 0).order_by("-version")
+        ),
     }
     return render(request, "deployments/endpoint.html", context, status=status)
 
@@ -179,3 +184,65 @@ def endpoint_teardown_view(request: HttpRequest, endpoint_id: int) -> HttpRespon
         return redirect("deployments:endpoint", endpoint_id=endpoint.pk)
     messages.success(request, f"Endpoint {endpoint.name} torn down.")
     return redirect("deployments:list")
+
+
+@login_required
+@require_POST
+def experiment_create_view(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = _endpoint_or_404(request, endpoint_id)
+    versions = versions_for(request.user).filter(model=endpoint.model).exclude(status=VersionStatus.ARCHIVED)
+    form = ExperimentForm(request.POST, versions=versions)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect("deployments:endpoint", endpoint_id=endpoint.pk)
+    data = form.cleaned_data
+    try:
+        experiment = experiments.start_experiment(
+            actor=authenticated(request.user),
+            endpoint=endpoint,
+            version_b=data["version_b"],
+            weight_b=data["weight_b"],
+            metric=data["metric"],
+            duration_seconds=data["duration_hours"] * 3600,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("deployments:endpoint", endpoint_id=endpoint.pk)
+    return redirect("deployments:experiment", experiment_id=experiment.pk)
+
+
+def _experiment_or_404(request: HttpRequest, experiment_id: int) -> Experiment:
+    experiment = selectors.experiments_for(request.user).filter(pk=experiment_id).first()
+    if experiment is None:
+        raise Http404("No such experiment in your teams.")
+    return experiment
+
+
+@login_required
+def experiment_detail_view(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    experiment = _experiment_or_404(request, experiment_id)
+    context = {
+        "experiment": experiment,
+        "arms": [
+            ("A", experiment.version_a, experiment.result.get("a", {})),
+            ("B", experiment.version_b, experiment.result.get("b", {})),
+        ],
+        "can_operate": can(request.user, "deployment.operate", experiment),
+        "polling": experiment.active,
+    }
+    template = "deployments/partials/experiment_live.html" if htmx_partial(request) else "deployments/experiment.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def experiment_action_view(request: HttpRequest, experiment_id: int, action: str) -> HttpResponse:
+    experiment = _experiment_or_404(request, experiment_id)
+    service = {"promote": experiments.promote_winner, "stop": experiments.stop_experiment}.get(action)
+    if service is None:
+        raise Http404("No such action.")
+    try:
+        service(actor=authenticated(request.user), experiment=experiment)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("deployments:experiment", experiment_id=experiment.pk)

@@ -40,7 +40,8 @@ def test_versions_are_numbered_per_model_with_lineage_and_audited(vision: Team, 
     )
     second = services.register_version(actor=alice, model=model, artifact_uri=ARTIFACT, framework="sklearn")
     assert (first.version, second.version) == (1, 2)
-    assert first.workspace == workspace and first.cluster == cluster
+    assert first.workspace == workspace
+    assert first.cluster == cluster
     verbs = list(AuditEvent.objects.order_by("pk").values_list("verb", flat=True))
     assert verbs == ["model.registered", "model_version.registered", "model_version.registered"]
 
@@ -105,7 +106,8 @@ def test_aliases_are_unique_per_model_and_move(vision: Team, alice: Any) -> None
     with pytest.raises(InvalidModelVersion):  # an aliased version cannot be archived
         services.archive_version(actor=alice, version=v2)
     archived = services.archive_version(actor=alice, version=v1)
-    assert archived.status == VersionStatus.ARCHIVED and archived.archived_at is not None
+    assert archived.status == VersionStatus.ARCHIVED
+    assert archived.archived_at is not None
     with pytest.raises(VersionArchived):
         services.set_alias(actor=alice, model=model, name="challenger", version=archived)
 
@@ -116,7 +118,8 @@ def test_only_a_team_manager_approves_for_production(vision: Team, alice: Any, m
     with pytest.raises(ApprovalDenied):
         services.approve_version(actor=alice, version=version)
     approved = services.approve_version(actor=mark, version=version)
-    assert approved.approved and approved.production_approved_by == mark
+    assert approved.approved
+    assert approved.production_approved_by == mark
     assert AuditEvent.objects.filter(verb="model_version.approved", actor=mark).count() == 1
 
 
@@ -139,15 +142,19 @@ def test_the_api_registers_and_approves_and_hides_other_teams(
         f"/api/v1/models/{model_id}/versions", {"artifact_uri": "ftp://x", "framework": "sklearn"}, format="json"
     )
     assert bad.status_code == 400
-    assert bad.json()["code"] == "invalid_model_version" and "artifact_uri" in bad.json()["errors"]
+    assert bad.json()["code"] == "invalid_model_version"
+    assert "artifact_uri" in bad.json()["errors"]
     refused = api.post(f"/api/v1/model-versions/{version.json()['id']}/approve")
-    assert refused.status_code == 403 and refused.json()["code"] == "approval_denied"
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "approval_denied"
     alias = api.post(f"/api/v1/models/{model_id}/aliases", {"name": "champion", "version": 1}, format="json")
-    assert alias.status_code == 200 and alias.json()["aliases"] == [{"name": "champion", "version": 1}]
+    assert alias.status_code == 200
+    assert alias.json()["aliases"] == [{"name": "champion", "version": 1}]
     manager = APIClient()
     manager.force_authenticate(mark)
     approved = manager.post(f"/api/v1/model-versions/{version.json()['id']}/approve")
-    assert approved.status_code == 200 and approved.json()["production_approved_by"] == "mark"
+    assert approved.status_code == 200
+    assert approved.json()["production_approved_by"] == "mark"
     outsider = APIClient()
     outsider.force_authenticate(bob)
     assert outsider.get(f"/api/v1/models/{model_id}").status_code == 404
@@ -163,6 +170,9 @@ def test_the_model_page_registers_a_version_and_shows_lineage(client: Client, vi
     )
     assert answer.status_code == 302
     page = client.get(f"/models/{model.pk}/").content.decode()
-    assert "v1" in page and "accuracy 0.91" in page and "abc1234" in page
+    assert "v1" in page
+    assert "accuracy 0.91" in page
+    assert "abc1234" in page
     bad = client.post(f"/models/{model.pk}/", {"artifact_uri": ARTIFACT, "framework": "sklearn", "metrics": "[1]"})
-    assert bad.status_code == 422 and "JSON object" in bad.content.decode()
+    assert bad.status_code == 422
+    assert "JSON object" in bad.content.decode()

@@ -77,10 +77,11 @@ def _require_module_draft(actor: User, version: TemplateVersion) -> None:
     require_curator(actor=actor, template=version.template)
     if version.lifecycle != Lifecycle.DRAFT:
         raise errors.LifecycleError("Modules can only be attached to drafts.")
-    if version.template.kind == TemplateKind.GPU_CLUSTER:
+    if version.template.kind != TemplateKind.TERRAFORM:
         raise errors.ModuleArchiveRejected(
-            f"{version.template.slug} is a GPU cluster template: it has no Terraform module (its parameters go "
-            "straight to the cluster request), so there is nothing to upload. Use a Terraform template for a module."
+            f"{version.template.slug} is a {version.template.get_kind_display()} template: it has no Terraform "
+            "module (its parameters go straight to its service), so there is nothing to upload. Use a Terraform "
+            "template for a module."
         )
 
 

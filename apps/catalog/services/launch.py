@@ -35,6 +35,8 @@ from apps.costs.errors import BudgetExceeded
 from apps.costs.estimates import Estimate, estimate_hourly
 from apps.costs.models import Guardrail
 from apps.costs.services.guardrails import BudgetCheck, check_launch
+from apps.deployments.models import Deployment
+from apps.deployments.services.launch import launch_rollout
 from apps.runs.models import Run, Workspace
 from apps.runs.services import create_workspace
 
@@ -47,13 +49,15 @@ CLUSTER_PARAMETERS = REQUIRED_CLUSTER_SETTINGS
 
 @dataclass(frozen=True)
 class LaunchResult:
-    """What a launch created: a workspace and its first run (Terraform templates) or a cluster (`gpu_cluster`
-    templates). `workspace` and `run` stay non-optional for the Terraform callers; check `cluster` first."""
+    """What a launch created: a workspace and its first run (Terraform templates), a cluster (`gpu_cluster`
+    templates) or a rollout (`deployment` templates). `workspace` and `run` stay non-optional for the Terraform
+    callers; check `cluster` and `deployment` first."""
 
     estimate: Estimate
     launched_workspace: Workspace | None = None
     launched_run: Run | None = None
     cluster: Cluster | None = None
+    deployment: Deployment | None = None
     warnings: list[str] = field(default_factory=list)
     budget_check: BudgetCheck | None = None
 
@@ -155,13 +159,23 @@ def _launch_cluster(launch: Launch) -> LaunchResult:
     return LaunchResult(estimate=launch.estimate, cluster=cluster)
 
 
-# What launching each kind of template creates, and the service that creates it. A `deployment` template is a
-# Terraform module today, launched as a workspace; its own service takes this slot when it exists.
+def _launch_deployment(launch: Launch) -> LaunchResult:
+    """A `deployment` template: a rollout of a registered model version onto the team's endpoint named like the
+    launch (`deployments.services.launch.launch_rollout` creates the endpoint the first time)."""
+    deployment = launch_rollout(
+        actor=launch.actor, team=launch.team, name=launch.name, parameters=launch.parameters, reason=launch.reason
+    )
+    return LaunchResult(estimate=launch.estimate, deployment=deployment)
+
+
+# What launching each kind of template creates, and the service that creates it.
 LAUNCHERS: dict[str, Callable[[Launch], LaunchResult]] = {
     TemplateKind.TERRAFORM: _launch_workspace,
     TemplateKind.GPU_CLUSTER: _launch_cluster,
-    TemplateKind.DEPLOYMENT: _launch_workspace,
+    TemplateKind.DEPLOYMENT: _launch_deployment,
 }
+# Kinds with no run approval: a budget's `approve` guardrail cannot hold them, so it blocks them.
+NO_APPROVAL_KINDS = frozenset({TemplateKind.GPU_CLUSTER, TemplateKind.DEPLOYMENT})
 
 
 def launch_hours(*, version: TemplateVersion, parameters: dict[str, Any], ttl_hours: int | None) -> int | None:
@@ -191,8 +205,8 @@ def _apply_guardrail(launch: Launch, check: BudgetCheck, override_budget: bool) 
     """The approval reason and the warnings a budget verdict gives a launch, or BudgetExceeded. A GPU cluster
     has no approval flow, so `approve` blocks it (saying so). A platform admin's override lets a blocked or
     held launch through, audited."""
-    is_cluster = launch.version.template.kind == TemplateKind.GPU_CLUSTER
-    stops = check.verdict == Guardrail.BLOCK or (check.verdict == Guardrail.APPROVE and is_cluster)
+    no_approval = launch.version.template.kind in NO_APPROVAL_KINDS
+    stops = check.verdict == Guardrail.BLOCK or (check.verdict == Guardrail.APPROVE and no_approval)
     if (stops or check.verdict == Guardrail.APPROVE) and override_budget:
         require(launch.actor, "budget.override", None, message="Only platform admins may override a budget.")
         record(
@@ -206,7 +220,8 @@ def _apply_guardrail(launch: Launch, check: BudgetCheck, override_budget: bool) 
         return "", [f"Budget overridden by a platform admin: {check.message}"]
     if stops:
         suffix = (
-            " GPU clusters have no approval flow, so this budget's approval guardrail blocks them."
+            f" {launch.version.template.get_kind_display()} launches have no approval flow, so this budget's approval "
+            "guardrail blocks them."
             if (check.verdict == Guardrail.APPROVE)
             else ""
         )

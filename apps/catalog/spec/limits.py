@@ -36,7 +36,7 @@ TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 TEAM_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
 
 KINDS = ("terraform", "gpu_cluster", "deployment")
-MODULE_LESS_KINDS = ("gpu_cluster",)  # launched by a service, not Terraform: no module
+MODULE_LESS_KINDS = ("gpu_cluster", "deployment")  # launched by a service, not Terraform: no module
 ICONS = ("gpu", "notebook", "endpoint", "bucket", "flask", "pipeline")
 APPROVAL_POLICIES = ("never", "always", "cost_above")
 

@@ -185,6 +185,16 @@ def module_findings(module_dir: Path | None, module_path: str, parameters_schema
     return found + [warning("module.variables", note) for note in module_warnings(info)]
 
 
+def deployment_findings(data: VersionData) -> list[Finding]:
+    """A deployment template has no module: its parameters are the rollout's settings (model, version...)."""
+    from apps.catalog.deployment_parameters import check_deployment_schema  # the deployments app, as above
+
+    found = [error("deployment", problem) for problem in check_deployment_schema(data.parameters_schema)]
+    if data.module_path:
+        found.append(error("module", "A deployment template has no Terraform module; set the module to none."))
+    return found
+
+
 def cluster_findings(data: VersionData) -> list[Finding]:
     """A GPU cluster template has no module: its parameters must be exactly what request_cluster takes."""
     from apps.catalog.cluster_parameters import check_cluster_schema, cluster_schema_warnings  # reads the catalog
@@ -237,6 +247,8 @@ def validate_version_data(
     report.findings += price_findings(data.price_model, data.parameters_schema)
     if kind not in KINDS:
         report.findings.append(error("kind", f"Kind {kind!r} is not one of {', '.join(KINDS)}."))
+    elif kind == "deployment":
+        report.findings += deployment_findings(data)
     elif kind in MODULE_LESS_KINDS:
         report.findings += cluster_findings(data)
     elif check_module:

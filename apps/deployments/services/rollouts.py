@@ -30,6 +30,7 @@ from apps.deployments.models import (
     Endpoint,
     Environment,
     EventKind,
+    ExperimentState,
     Strategy,
 )
 from apps.deployments.plan import Step, as_json, plan_steps
@@ -40,6 +41,8 @@ from apps.registry.errors import VersionArchived
 from apps.registry.models import ModelVersion, VersionStatus
 
 S = DeploymentState
+# An experiment holds the endpoint's traffic split until its winner is promoted or it is stopped.
+EXPERIMENT_HOLDS_TRAFFIC = frozenset({ExperimentState.STARTING, ExperimentState.RUNNING, ExperimentState.CONCLUDED})
 # States the engine works on by itself; paused and awaiting approval wait for a person.
 WORKING_STATES = frozenset(ACTIVE_DEPLOYMENT_STATES - {S.PAUSED, S.AWAITING_APPROVAL})
 RETRY_LIMIT = 5
@@ -69,6 +72,13 @@ def _check_version(*, endpoint: Endpoint, version: ModelVersion) -> None:
         raise InvalidDeployment(f"{version} is already what {endpoint.name} serves.", field="version")
     if endpoint.torn_down_at is not None:
         raise InvalidDeployment(f"{endpoint.name} was torn down.", field="endpoint")
+    experiment = endpoint.experiments.filter(state__in=sorted(EXPERIMENT_HOLDS_TRAFFIC)).first()
+    if experiment is not None:
+        raise EndpointBusy(
+            f"{endpoint.name} runs experiment {experiment.name} ({experiment.get_state_display().lower()}); "
+            "promote its winner or stop it first.",
+            field="endpoint",
+        )
 
 
 def start_deployment(
@@ -308,8 +318,7 @@ def _shifting(deployment: Deployment, now: datetime) -> float | None:
         )
         _event(deployment, EventKind.PAUSED, now=now, message="Waiting for a manual judgement.")
         return None
-    assert step.weight is not None
-    if step.weight >= 100:
+    if step.weight is None or step.weight >= 100:
         deployment_transition(deployment=deployment, to=S.PROMOTING, reason="Last step: promoting.")
         return 0.0
     _set_traffic(
@@ -382,16 +391,19 @@ def _promoting(deployment: Deployment, now: datetime) -> float | None:
         if left > 0:
             return min(left, gates.burn_rate_interval(deployment))
     _, stable = _names(deployment)
+    new, stable = _names(deployment)
     if stable is not None:
         target_for(deployment.endpoint).teardown(variant=stable)
-        _event(deployment, EventKind.TORN_DOWN, now=now, message=f"Removed {stable}.")
-    Endpoint.objects.filter(pk=deployment.endpoint_id).update(stable_version=deployment.version, updated_at=now)
+        _event(deployment, EventKind.TORN_DOWN, now=now, weights={new: 100}, message=f"Removed {stable}.")
+    Endpoint.objects.filter(pk=deployment.endpoint_id).update(
+        stable_version=deployment.version, traffic={new: 100}, updated_at=now
+    )
     deployment_transition(deployment=deployment, to=S.SUCCEEDED, reason=f"v{deployment.version.version} serves 100%.")
     return None
 
 
 def _rolling_back(deployment: Deployment, now: datetime) -> float | None:
-    new, stable = _names(deployment)
+    _, stable = _names(deployment)
     if stable is not None:
         _set_traffic(deployment, new_weight=0, now=now, message=f"100% back on {stable}.")
         Deployment.objects.filter(pk=deployment.pk).update(restored_at=now)
@@ -416,6 +428,8 @@ def _remove_new_variant(deployment: Deployment, now: datetime) -> None:
             deployment.endpoint.traffic = {}
         else:
             target_for(deployment.endpoint).teardown(variant=new)
+            Endpoint.objects.filter(pk=deployment.endpoint_id).update(traffic={stable: 100})
+            deployment.endpoint.traffic = {stable: 100}
         _event(deployment, EventKind.TORN_DOWN, now=now, message=f"Removed {new}.")
     except TargetError as exc:
         _event(deployment, EventKind.ERROR, now=now, message=f"Could not remove {new}: {exc.message}")
