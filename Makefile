@@ -10,7 +10,7 @@ export PORT
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/paved
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run install test lint typecheck audit pytest services chromium bench load fuzz clean vendor-chartjs
+.PHONY: run install serving test lint typecheck audit pytest services chromium bench load fuzz clean vendor-chartjs
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -21,6 +21,23 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The local deployment target's model servers: MLServer in a venv of its own (528 MB, kept out of the portal's),
+# and the demo scikit-learn model it serves (var/models/iris/, written by apps/deployments/serving/).
+SERVING_VENV := .venv-serving
+$(SERVING_VENV)/.installed: apps/deployments/serving/requirements.txt
+	$(PYTHON) -m venv $(SERVING_VENV)
+	$(SERVING_VENV)/bin/pip install -q --upgrade pip
+	$(SERVING_VENV)/bin/pip install -q -r apps/deployments/serving/requirements.txt
+	touch $@
+
+var/models/iris/v1.joblib: $(SERVING_VENV)/.installed apps/deployments/serving/train_demo_model.py
+	@mkdir -p var/models/iris
+	$(SERVING_VENV)/bin/python apps/deployments/serving/train_demo_model.py var/models/iris/v1.joblib 1.0
+	$(SERVING_VENV)/bin/python apps/deployments/serving/train_demo_model.py var/models/iris/v2.joblib 0.5
+
+serving: $(SERVING_VENV)/.installed var/models/iris/v1.joblib
+	./scripts/ensure-haproxy.sh
+
 # With no AWS credentials and no endpoint, GPU clusters go to a local moto server ("sandbox cloud") that
 # `run_stack` starts; with real credentials (and no AWS_ENDPOINT_URL) they go to AWS.
 ifeq ($(AWS_ACCESS_KEY_ID)$(AWS_ENDPOINT_URL)$(AWS_PROFILE),)
@@ -29,7 +46,7 @@ run: export AWS_ACCESS_KEY_ID = sandbox
 run: export AWS_SECRET_ACCESS_KEY = sandbox
 endif
 
-run: install
+run: install serving
 	@mkdir -p var
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
@@ -53,7 +70,7 @@ lint: install
 typecheck: install
 	DEBUG=1 $(BIN)/mypy .
 
-pytest: install services chromium
+pytest: install services chromium serving
 	DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/python manage.py makemigrations --check --dry-run
 	DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
@@ -74,7 +91,7 @@ fuzz: install services
 		PAVED_FUZZ_SEED=$${PAVED_FUZZ_SEED:-random} PAVED_FUZZ_TIMEOUT=$${PAVED_FUZZ_TIMEOUT:-3600} \
 		$(BIN)/pytest tests/contract -p no:cacheprovider
 
-bench: install services
+bench: install services serving
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m bench
 
 # Locust against gunicorn + PostgreSQL + Redis + a worker on 127.0.0.1 (bench/load). LOAD_DURATION=30 for a quick run.

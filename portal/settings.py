@@ -275,6 +275,17 @@ READINESS_TIMEOUT_SECONDS = float(env_str("READINESS_TIMEOUT_SECONDS", "2"))
 # is picked up once it runs out), and the beat looks for due or orphaned rollouts this often.
 DEPLOYMENT_LEASE_SECONDS = env_int("DEPLOYMENT_LEASE_SECONDS", 120)
 DEPLOYMENT_RESUME_SECONDS = env_int("DEPLOYMENT_RESUME_SECONDS", 15)
+# The local deployment target (apps/deployments/targets/local.py): MLServer from the serving venv (`make serving`),
+# Debian's haproxy, their files under SERVING_ROOT; a model server that is not ready in time fails the step.
+SERVING_ROOT = Path(env_str("SERVING_ROOT", str(BASE_DIR / "var" / "serving")))
+SERVING_PYTHON = env_str("SERVING_PYTHON", str(BASE_DIR / ".venv-serving" / "bin" / "python"))
+HAPROXY_BIN = env_str("HAPROXY_BIN", "haproxy")
+SERVING_START_TIMEOUT_SECONDS = float(env_str("SERVING_START_TIMEOUT_SECONDS", "60"))
+SERVING_LOG_TAIL_BYTES = env_int("SERVING_LOG_TAIL_BYTES", 8 * 1024 * 1024)
+CELERY_BEAT_SCHEDULE["supervise-model-servers"] = {
+    "task": "apps.deployments.tasks.supervise_model_servers",
+    "schedule": 30.0,
+}
 CELERY_BEAT_SCHEDULE["evaluate-experiments"] = {
     "task": "apps.deployments.tasks.evaluate_experiments",
     "schedule": float(DEPLOYMENT_RESUME_SECONDS),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apps.core.tasks import task
 from apps.deployments.services import experiments, rollouts
+from apps.deployments.targets.local import supervise_all
 
 
 @task(ignore_result=True)
@@ -25,3 +26,8 @@ def evaluate_experiment(experiment_id: int) -> None:
 def evaluate_experiments() -> None:
     for pk in experiments.due_experiments():
         experiments.evaluate(experiment_id=pk)
+
+
+@task(ignore_result=True)
+def supervise_model_servers() -> None:
+    supervise_all()

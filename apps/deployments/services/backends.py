@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from apps.deployments.metrics.base import MetricsProvider
 from apps.deployments.metrics.cloudwatch import CloudWatchMetrics
+from apps.deployments.metrics.haproxy import HAProxyMetrics
 from apps.deployments.models import Endpoint, TargetKind
 from apps.deployments.targets.base import DeploymentTarget, EndpointRef, VariantSpec
+from apps.deployments.targets.local import LocalTarget
 from apps.deployments.targets.sagemaker import SageMakerTarget
 from apps.registry.models import ModelVersion
 
-TARGETS: dict[str, type[DeploymentTarget]] = {TargetKind.SAGEMAKER: SageMakerTarget}
-PROVIDERS: dict[str, type[MetricsProvider]] = {TargetKind.SAGEMAKER: CloudWatchMetrics}
+TARGETS: dict[str, type[DeploymentTarget]] = {TargetKind.LOCAL: LocalTarget, TargetKind.SAGEMAKER: SageMakerTarget}
+PROVIDERS: dict[str, type[MetricsProvider]] = {
+    TargetKind.LOCAL: HAProxyMetrics,
+    TargetKind.SAGEMAKER: CloudWatchMetrics,
+}
 
 
 def endpoint_ref(endpoint: Endpoint) -> EndpointRef:
