@@ -181,6 +181,7 @@ def _claim(pk: int, now: datetime) -> Deployment | None:
 def advance(*, deployment_id: int, now: datetime | None = None) -> float | None:
     """Do the due work of one deployment; returns the seconds until it wants to act again (None: it waits for a
     person, or it is over), having queued that next call itself."""
+    clock_given = now is not None
     now = now or timezone.now()
     deployment = _claim(deployment_id, now)
     if deployment is None:
@@ -188,6 +189,8 @@ def advance(*, deployment_id: int, now: datetime | None = None) -> float | None:
     delay: float | None = 0.0
     try:
         for _ in range(MAX_INLINE_STEPS):
+            if not clock_given:
+                now = timezone.now()  # a step may take seconds (a model server starting): later steps see it
             delay = _work(deployment, now)
             deployment.refresh_from_db()
             if delay != 0 or deployment.state not in WORKING_STATES:
