@@ -15,7 +15,7 @@ from apps.deployments.plan import MAX_BAKE_SECONDS
 # deployments.services.launch.launch_rollout's settings from the parameters: name -> (JSON type, required).
 DEPLOYMENT_SETTINGS: dict[str, tuple[str, bool]] = {
     "model": ("string", True),
-    "version": ("integer", True),
+    "model_version": ("integer", True),
     "strategy": ("string", False),
     "bake_seconds": ("integer", False),
 }
@@ -36,7 +36,7 @@ def check_deployment_schema(schema: Any) -> list[str]:
         problems.append(
             f"Schema property 'bake_seconds' needs a minimum of 0 and a maximum of at most {MAX_BAKE_SECONDS}."
         )
-    version = typed.get("version")
+    version = typed.get("model_version")
     if version is not None and not isinstance(version.get("minimum"), int):
-        problems.append("Schema property 'version' needs a minimum of 1.")
+        problems.append("Schema property 'model_version' needs a minimum of 1.")
     return problems

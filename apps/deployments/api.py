@@ -76,7 +76,7 @@ class MeasurementSerializer(serializers.ModelSerializer[Measurement]):
     class Meta:
         model = Measurement
         fields = [
-            "step_index", "check", "metric", "phase", "value", "baseline_value", "threshold", "count",
+            "step_index", "check_name", "metric", "phase", "value", "baseline_value", "threshold", "count",
             "baseline_count", "message", "window_start", "window_end", "measured_at",
         ]  # fmt: skip
         read_only_fields = fields

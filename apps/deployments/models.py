@@ -211,7 +211,7 @@ class Measurement(models.Model):
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="measurements")
     step_index = models.PositiveSmallIntegerField()
-    check = models.CharField(max_length=60)  # type: ignore[assignment]  # a field named like Model.check
+    check_name = models.CharField(max_length=60, help_text="The analysis check it belongs to.")
     metric = models.CharField(max_length=20)
     phase = models.CharField(max_length=16, choices=MeasurementPhase.choices)
     value = models.FloatField(null=True, blank=True)
@@ -228,7 +228,7 @@ class Measurement(models.Model):
         ordering = ["deployment_id", "measured_at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.check}: {self.phase}"
+        return f"{self.check_name}: {self.phase}"
 
 
 class DoraOutcome(models.TextChoices):

@@ -39,7 +39,7 @@ def has_checks(deployment: Deployment) -> bool:
 def _taken(deployment: Deployment) -> dict[str, list[str]]:
     phases: dict[str, list[str]] = {}
     rows = Measurement.objects.filter(deployment=deployment, step_index=deployment.step_index).order_by("pk")
-    for check, phase in rows.values_list("check", "phase"):
+    for check, phase in rows.values_list("check_name", "phase"):
         phases.setdefault(check, []).append(phase)
     return phases
 
@@ -82,7 +82,7 @@ def _measure(deployment: Deployment, check: MetricCheck, provider: MetricsProvid
     Measurement.objects.create(
         deployment=deployment,
         step_index=deployment.step_index,
-        check=check.name,
+        check_name=check.name,
         metric=str(check.metric),
         phase=str(judgement.phase),
         value=judgement.value,

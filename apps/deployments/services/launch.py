@@ -22,9 +22,11 @@ def launch_rollout(*, actor: User, team: Team, name: str, parameters: dict[str, 
     model = Model.objects.filter(team=team, name=parameters.get("model")).first()
     if model is None:
         raise InvalidDeployment(f"Your team has no model named {parameters.get('model')!r}.", field="model")
-    version = model.versions.filter(version=int(parameters.get("version") or 0)).first()
+    version = model.versions.filter(version=int(parameters.get("model_version") or 0)).first()
     if version is None:
-        raise InvalidDeployment(f"{model.name} has no version {parameters.get('version')}.", field="version")
+        raise InvalidDeployment(
+            f"{model.name} has no version {parameters.get('model_version')}.", field="model_version"
+        )
     strategy = str(parameters.get("strategy") or Strategy.CANARY)
     steps = None
     if strategy == Strategy.CANARY and "bake_seconds" in parameters:
