@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.moto_sagemaker",
     "tests.fixtures.worker",
     "tests.fixtures.browser",
+    "tests.fixtures.serving",
 ]
 
 

@@ -234,8 +234,8 @@ class EndpointFactory(factory.django.DjangoModelFactory):
 
 def deployment_for(team: Team, owner: Any) -> Deployment:
     """A finished (succeeded) deployment in `team`, written directly: the engine is not what is under test."""
-    endpoint = EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner))
-    version = ModelVersionFactory(model=endpoint.model, approved=True)
+    endpoint: Endpoint = EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner))
+    version: ModelVersion = ModelVersionFactory(model=endpoint.model, approved=True)
     return Deployment.objects.create(
         team=team, endpoint=endpoint, version=version, requested_by=owner, state="succeeded", steps=[{"weight": 100}]
     )
@@ -243,9 +243,9 @@ def deployment_for(team: Team, owner: Any) -> Deployment:
 
 def experiment_for(team: Team, owner: Any) -> Experiment:
     """A stopped A/B test in `team`, written directly."""
-    endpoint = EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner))
-    a = ModelVersionFactory(model=endpoint.model, approved=True)
-    b = ModelVersionFactory(model=endpoint.model, approved=True)
+    endpoint: Endpoint = EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner))
+    a: ModelVersion = ModelVersionFactory(model=endpoint.model, approved=True)
+    b: ModelVersion = ModelVersionFactory(model=endpoint.model, approved=True)
     return Experiment.objects.create(
         team=team, endpoint=endpoint, name="a-vs-b", version_a=a, version_b=b, started_by=owner, state="stopped"
     )

@@ -152,12 +152,12 @@ def _model_of(name: str) -> Any:
 
 def _kwargs(obj: Any, params: tuple[str, ...]) -> dict[str, str]:
     values = {
-        "pk": str(obj.pk),
-        "slug": str(getattr(obj, "slug", "")),
-        "version": obj.versions.first().version if hasattr(obj, "versions") else "",
-        "move": "publish",
+        "pk": lambda: str(obj.pk),
+        "slug": lambda: str(getattr(obj, "slug", "")),
+        "version": lambda: obj.versions.first().version,  # a template version's number (only routes that take one)
+        "move": lambda: "publish",
     }
-    return {param: values[param] for param in params}
+    return {param: values[param]() for param in params}
 
 
 def test_the_walker_sees_every_api_view() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -77,4 +76,4 @@ class Traffic:
             except OSError:
                 status = 0  # refused or reset: counted, never raised in the thread
             self.statuses[status] += 1
-            time.sleep(pause)
+            self._stop.wait(pause)

@@ -5,8 +5,9 @@ cannot start leaves nothing behind."""
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,30 @@ def _spec(name: str, artifact: Path, **parameters: float) -> VariantSpec:
     )
 
 
-def _served_by(target: LocalTarget, since: float) -> Counter[str]:
-    """Requests per variant since `since` (epoch seconds), from HAProxy's request log."""
-    lines = target.log_path.read_text().splitlines()
-    return Counter(line.split()[1] for line in lines if line[:1].isdigit() and float(line.split()[0]) >= since)
+def _log_clock() -> float:
+    """Now as the request log writes it: epoch seconds truncated to the millisecond (a request accepted in the
+    same millisecond as a sub-millisecond `now` would otherwise read as earlier)."""
+    return math.floor(time.time() * 1000) / 1000
+
+
+def _logged(target: LocalTarget, since: float) -> list[list[str]]:
+    """The request log's lines since `since` (epoch seconds), split into fields."""
+    lines = [line.split() for line in target.log_path.read_text().splitlines() if line[:1].isdigit()]
+    return [parts for parts in lines if float(parts[0]) >= since]
+
+
+def _served_by(target: LocalTarget, since: float, expected: int) -> Counter[str]:
+    """Requests per variant since `since`, once all `expected` are logged: HAProxy writes a request's line after
+    the client has its answer, so the last few lines may trail the last response by a moment."""
+
+    def all_logged() -> list[list[str]] | None:
+        found = _logged(target, since)
+        return found if len(found) >= expected else None
+
+    lines = wait_for(
+        all_logged, timeout=5, message=lambda: f"{expected} logged requests (saw {len(_logged(target, since))})"
+    )
+    return Counter(parts[1] for parts in lines)
 
 
 def _send(url: str, count: int, caller: str | None = None) -> Counter[int]:
@@ -52,22 +73,22 @@ def test_weights_change_without_a_reload_and_callers_stay_put(serving_root: Path
     haproxy_pid = target._haproxy_pid()
 
     target.set_weights(weights={"v1": 90, "v2": 10})
-    since = timezone.now().timestamp()
+    since = _log_clock()
     assert _send(first.url, 400) == Counter({200: 400})
-    split = _served_by(target, since)
+    split = _served_by(target, since, 400)
     assert 20 <= split["v2"] <= 65, split  # ~10% of 400, with room for the hash's unevenness
     target.set_weights(weights={"v1": 50, "v2": 50})
-    since = timezone.now().timestamp()
+    since = _log_clock()
     _send(first.url, 400)
-    split = _served_by(target, since)
+    split = _served_by(target, since, 400)
     assert 140 <= split["v2"] <= 260, split
     assert target._haproxy_pid() == haproxy_pid  # no reload, no restart
 
-    since = timezone.now().timestamp()
+    since = _log_clock()
     for caller in ("alice", "bob", "carol", "dave"):
         _send(first.url, 10, caller=caller)
-    lines = [line.split() for line in target.log_path.read_text().splitlines() if line[:1].isdigit()]
-    recent = [parts[1] for parts in lines if float(parts[0]) >= since]
+    _served_by(target, since, 40)
+    recent = [parts[1] for parts in _logged(target, since)]
     assert len(recent) == 40
     assert all(len(set(recent[i : i + 10])) == 1 for i in range(0, 40, 10)), recent  # each caller on one variant
 
@@ -89,14 +110,19 @@ def test_metrics_count_5xx_per_variant_and_agree_with_the_exporter(
     target.prepare(variant=_spec("v1", demo_models["v1"]))
     target.prepare(variant=_spec("v2", demo_models["v2"], fail_rate=0.25))
     target.set_weights(weights={"v1": 50, "v2": 50})
-    start = timezone.now()
+    start = datetime.fromtimestamp(_log_clock(), tz=UTC)
     answers = _send(target.status().url, 200)
+    _served_by(target, start.timestamp(), 200)
     end = timezone.now() + timedelta(seconds=1)
     metrics = HAProxyMetrics(REF)
-    requests = {
-        v: metrics.query(variant=v, metric=MetricName.REQUESTS, start=start, end=end).value for v in ("v1", "v2")
-    }
-    errors = {v: metrics.query(variant=v, metric=MetricName.ERRORS, start=start, end=end).value for v in ("v1", "v2")}
+
+    def total(variant: str, metric: MetricName) -> float:
+        value = metrics.query(variant=variant, metric=metric, start=start, end=end).value
+        assert value is not None, (variant, metric)
+        return value
+
+    requests = {v: total(v, MetricName.REQUESTS) for v in ("v1", "v2")}
+    errors = {v: total(v, MetricName.ERRORS) for v in ("v1", "v2")}
     assert requests["v1"] + requests["v2"] == 200
     assert errors["v1"] == 0
     assert errors["v2"] == answers[500]

@@ -67,6 +67,8 @@ class HAProxyMetrics(MetricsProvider):
         end: datetime,
         percentile: float | None = None,
     ) -> MetricResult:
+        if not self.target.haproxy_running():  # a silent log would read as "no traffic", not as "HAProxy is down"
+            raise MetricsUnavailable(f"HAProxy of {self.endpoint.name} is not running.")
         low, high = start.timestamp(), end.timestamp()
         rows = [
             row

@@ -184,8 +184,11 @@ class LocalTarget(DeploymentTarget):
     def _haproxy_pid(self) -> int | None:
         return _read_json(self.root / "haproxy.json").get("pid")
 
+    def haproxy_running(self) -> bool:
+        return alive(self._haproxy_pid()) and self._socket.exists()
+
     def _ensure_haproxy(self) -> None:
-        if alive(self._haproxy_pid()) and self._socket.exists():
+        if self.haproxy_running():
             return
         self.root.mkdir(parents=True, exist_ok=True)
         ports = self.ports() or {"frontend": free_port(), "exporter": free_port()}
