@@ -340,6 +340,8 @@ SPECTACULAR_SETTINGS = {
         "WorkspaceStatusEnum": "apps.runs.models.WorkspaceStatus",
         "LifecycleEnum": "apps.catalog.models.Lifecycle",
         "ApprovalPolicyEnum": "apps.catalog.models.ApprovalPolicy",
+        "DeploymentStateEnum": "apps.deployments.models.DeploymentState",
+        "ExperimentStateEnum": "apps.deployments.models.ExperimentState",
     },
 }
 

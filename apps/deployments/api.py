@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from apps.accounts.selectors import authenticated, teams_for
 from apps.core.openapi import problem_responses
 from apps.deployments import selectors
+from apps.deployments.filters import DeploymentFilterSet, ExperimentFilterSet
 from apps.deployments.models import (
     Deployment,
     DeploymentEvent,
@@ -98,13 +99,16 @@ class DeploymentSerializer(serializers.ModelSerializer[Deployment]):
     promoted_at = serializers.DateTimeField(read_only=True, allow_null=True)
     restored_at = serializers.DateTimeField(read_only=True, allow_null=True)
     finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    reverts: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The rollout an endpoint rollback undoes."
+    )
 
     class Meta:
         model = Deployment
         fields = [
             "id", "team", "endpoint", "model", "version", "baseline_version", "strategy", "steps", "analysis",
             "state", "state_reason", "step_index", "canary_weight", "requested_by", "approved_by", "created_at",
-            "started_at", "promoted_at", "restored_at", "finished_at",
+            "started_at", "promoted_at", "restored_at", "finished_at", "reverts",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -166,6 +170,16 @@ class EndpointViewSet(
         endpoint = endpoint_services.teardown_endpoint(actor=authenticated(request.user), endpoint=self.get_object())
         return Response(EndpointSerializer(endpoint).data)
 
+    @extend_schema(
+        request=None,
+        responses={201: DeploymentSerializer},
+        summary="Roll back: the version served before the last successful rollout, 100% at once",
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: str) -> Response:
+        deployment = rollouts.rollback_endpoint(actor=authenticated(request.user), endpoint=self.get_object())
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
 
 class DeploymentViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Deployment]
@@ -175,7 +189,7 @@ class DeploymentViewSet(
     serializer_class = DeploymentSerializer
     lookup_value_regex = r"\d+"
     ordering_fields = ["created_at"]
-    filterset_fields = ["state", "strategy", "endpoint"]
+    filterset_class = DeploymentFilterSet
 
     def get_queryset(self) -> QuerySet[Deployment]:
         if self.action == "retrieve":
@@ -287,7 +301,7 @@ class ExperimentViewSet(
     serializer_class = ExperimentSerializer
     lookup_value_regex = r"\d+"
     ordering_fields = ["created_at"]
-    filterset_fields = ["state", "endpoint"]
+    filterset_class = ExperimentFilterSet
 
     def get_queryset(self) -> QuerySet[Experiment]:
         return selectors.experiments_for(self.request.user)

@@ -137,6 +137,14 @@ class Deployment(BaseModel):
     workspace = models.ForeignKey(
         "runs.Workspace", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="Catalog."
     )
+    reverts = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reverted_by",
+        help_text="The finished rollout this one undoes (an endpoint rollback).",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     promoted_at = models.DateTimeField(null=True, blank=True, help_text="The new version took 100%.")
     first_breach_at = models.DateTimeField(null=True, blank=True)

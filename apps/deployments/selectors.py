@@ -9,6 +9,7 @@ from apps.deployments.models import (
     ACTIVE_DEPLOYMENT_STATES,
     Deployment,
     DeploymentEvent,
+    DeploymentState,
     DoraRecord,
     Endpoint,
     Experiment,
@@ -42,6 +43,20 @@ def deployment_detail(user: AnyUser) -> QuerySet[Deployment]:
 
 def active_deployment(endpoint: Endpoint) -> Deployment | None:
     return endpoint.deployments.filter(state__in=sorted(ACTIVE_DEPLOYMENT_STATES)).first()
+
+
+def rollback_candidate(endpoint: Endpoint) -> Deployment | None:
+    """The rollout an endpoint rollback would undo: the last one that succeeded, if it put today's version in
+    and had one to replace."""
+    last = (
+        endpoint.deployments.filter(state=DeploymentState.SUCCEEDED)
+        .select_related("baseline_version")
+        .order_by("-finished_at")
+        .first()
+    )
+    if last is None or last.version_id != endpoint.stable_version_id or last.baseline_version_id is None:
+        return None
+    return last
 
 
 def dora_records_for(user: AnyUser) -> QuerySet[DoraRecord]:

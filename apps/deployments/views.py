@@ -118,6 +118,7 @@ def endpoint_detail_view(request: HttpRequest, endpoint_id: int) -> HttpResponse
     context: dict[str, Any] = {
         "endpoint": endpoint,
         "active": selectors.active_deployment(endpoint),
+        "rollback": selectors.rollback_candidate(endpoint),
         "history": selectors.deployments_for(request.user).filter(endpoint=endpoint)[:RECENT],
         "form": form,
         "can_operate": can(request.user, "deployment.operate", endpoint),
@@ -170,6 +171,19 @@ def deployment_action_view(request: HttpRequest, deployment_id: int, action: str
         service(actor=authenticated(request.user), deployment=deployment)
     except ApplicationError as exc:
         messages.error(request, exc.message)
+    return redirect("deployments:detail", deployment_id=deployment.pk)
+
+
+@login_required
+@require_POST
+def endpoint_rollback_view(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = _endpoint_or_404(request, endpoint_id)
+    try:
+        deployment = rollouts.rollback_endpoint(actor=authenticated(request.user), endpoint=endpoint)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("deployments:endpoint", endpoint_id=endpoint.pk)
+    messages.success(request, f"Rolling back to v{deployment.version.version}.")
     return redirect("deployments:detail", deployment_id=deployment.pk)
 
 

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from apps.accounts.selectors import authenticated, teams_for
 from apps.clusters.selectors import clusters_for
 from apps.registry import selectors, services
+from apps.registry.filters import ModelVersionFilterSet
 from apps.registry.models import Framework, Model, ModelVersion
 from apps.runs.selectors import workspaces_for
 
@@ -164,7 +165,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     serializer_class = ModelVersionSerializer
     lookup_value_regex = r"\d+"
     ordering_fields = ["version", "created_at"]
-    filterset_fields = ["model", "status", "framework"]
+    filterset_class = ModelVersionFilterSet
 
     def get_queryset(self) -> QuerySet[ModelVersion]:
         return selectors.versions_for(self.request.user)

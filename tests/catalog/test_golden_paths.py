@@ -1,6 +1,6 @@
 """The golden-path templates in infra/templates: modules parse, match their schemas, are tagged and priced, and
 the provider-free ones really init/plan/apply/destroy with the bundled Terraform. The module-less gpu_cluster
-path is checked against what a cluster request takes instead."""
+and model-rollout paths are checked against what a cluster request and a rollout take instead."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ FOLDERS = sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and not p.nam
 AWS = ["dataset-bucket", "gpu-training-cluster", "model-endpoint", "notebook-workspace"]
 BUILTIN = ["feature-pipeline", "sandbox-experiment"]
 CLUSTER = ["gpu-cluster"]
+DEPLOYMENT = ["model-rollout"]
 MODULES = sorted(AWS + BUILTIN)
 PLATFORM = {"paved_team": "vision", "paved_workspace": "ws-42", "paved_template": "golden-path@1.0.0"}
 
@@ -73,8 +74,8 @@ def string_schemas(prop: dict[str, Any], name: str) -> list[tuple[str, dict[str,
     return found
 
 
-def test_the_seven_golden_paths_are_shipped() -> None:
-    assert sorted(AWS + BUILTIN + CLUSTER) == FOLDERS
+def test_the_eight_golden_paths_are_shipped() -> None:
+    assert sorted(AWS + BUILTIN + CLUSTER + DEPLOYMENT) == FOLDERS
 
 
 # --- Every template -------------------------------------------------------------------------------------------
@@ -282,6 +283,24 @@ def test_gpu_cluster_offers_every_catalog_type_of_the_default_region_and_prices_
         values = {**launch_values("gpu-cluster"), "instance_type": instance_type, "node_count": 3}
         expected = (price_for(instance_type, settings.AWS_REGION, "spot_with_fallback") * 3).quantize(Decimal("0.0001"))
         assert estimate_hourly(gpu.price, values).hourly == expected
+
+
+# --- The model rollout path (no module) -----------------------------------------------------------------------
+
+
+def test_model_rollout_path_is_module_less_and_fits_a_rollout() -> None:
+    from apps.catalog.deployment_parameters import check_deployment_schema
+
+    rollout = manifest("model-rollout")
+    assert (rollout.kind, rollout.module_dir) == ("deployment", None)
+    assert sorted(p.name for p in (TEMPLATES / "model-rollout").iterdir()) == ["template.yaml"]
+    assert check_deployment_schema(rollout.parameters) == []
+    assert launch_values("model-rollout") == {
+        "model": "iris-classifier",
+        "model_version": 1,
+        "strategy": "canary",
+        "bake_seconds": 30,
+    }
 
 
 # --- AWS modules ----------------------------------------------------------------------------------------------

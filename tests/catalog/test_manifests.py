@@ -22,6 +22,7 @@ SHIPPED = {
     "gpu-cluster",
     "gpu-training-cluster",
     "model-endpoint",
+    "model-rollout",
     "notebook-workspace",
     "sandbox-experiment",
 }
@@ -116,6 +117,8 @@ def test_every_shipped_manifest_loads() -> None:
         assert manifest.path == TEMPLATES / manifest.slug / "template.yaml"
         if manifest.slug == "gpu-cluster":  # launched through request_cluster: no Terraform module
             assert (manifest.kind, manifest.module_dir) == ("gpu_cluster", None)
+        elif manifest.slug == "model-rollout":  # launched through launch_rollout: no Terraform module either
+            assert (manifest.kind, manifest.module_dir) == ("deployment", None)
         else:
             assert (manifest.kind, manifest.module_dir) == ("terraform", TEMPLATES / manifest.slug)
         assert manifest.tags

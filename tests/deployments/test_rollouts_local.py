@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 from apps.accounts.models import Team
+from apps.audit.models import AuditEvent
+from apps.deployments import selectors
+from apps.deployments.errors import InvalidDeployment
 from apps.deployments.models import Deployment, DeploymentState, Endpoint, ExperimentState, MeasurementPhase
 from apps.deployments.services import experiments, rollouts
 from apps.deployments.services.backends import target_for
@@ -148,3 +151,32 @@ def test_an_ab_test_decides_and_promotes_its_winner(
     experiment.refresh_from_db()
     assert experiment.state == ExperimentState.STOPPED
     assert target_for(serving).status().weights == {"v1": 100}
+
+
+def test_an_endpoint_rollback_puts_the_earlier_version_back_and_counts_a_change_failure(
+    serving: Endpoint, demo_models: dict[str, Path], alice: Any
+) -> None:
+    assert selectors.rollback_candidate(serving) is None  # v1 was the first: nothing to go back to
+    with pytest.raises(InvalidDeployment, match="no earlier version"):
+        rollouts.rollback_endpoint(actor=alice, endpoint=serving)
+    promoted = run_until_settled(
+        rollouts.start_deployment(actor=alice, endpoint=serving, version=_version(serving, 2, demo_models["v2"]),
+                                  strategy="all_at_once", analysis=ANALYSIS)
+    )  # fmt: skip
+    assert promoted.dora.outcome == "success"
+    serving.refresh_from_db()
+    assert selectors.rollback_candidate(serving) == promoted
+
+    with Traffic(url=serving.url, model="iris") as traffic:
+        rollback = run_until_settled(rollouts.rollback_endpoint(actor=alice, endpoint=serving))
+    assert rollback.state == DeploymentState.SUCCEEDED, rollback.state_reason
+    assert (rollback.version.version, rollback.reverts, rollback.strategy) == (1, promoted, "all_at_once")
+    assert set(traffic.statuses) == {200}  # the switch back dropped nothing
+    serving.refresh_from_db()
+    assert serving.traffic == {"v1": 100}
+    assert target_for(serving).status().weights == {"v1": 100}
+    promoted.dora.refresh_from_db()
+    assert promoted.dora.outcome == "change_failure"
+    assert promoted.dora.time_to_restore_seconds is not None
+    assert rollback.dora.outcome == "success"
+    assert AuditEvent.objects.filter(verb="deployment.requested", target_id=str(rollback.pk)).exists()

@@ -9,9 +9,11 @@
      "post_promotion": {"seconds": 120, "slo_target": 0.99, "burn_rate_factor": 14.4,
                         "long_seconds": 3600, "short_seconds": 300, "interval_seconds": 10}}
 
-The semantics follow Argo Rollouts' AnalysisTemplate: each check is measured `count` times, `interval_seconds`
-apart, after the step's bake; it fails once more than `failure_limit` measurements failed and is inconclusive once
-more than `inconclusive_limit` were inconclusive or errored."""
+The semantics follow Argo Rollouts' AnalysisTemplate run in the background of each canary step: each check is
+measured `count` times, `interval_seconds` apart, from the moment the step's weight is set (during its bake, and
+after it if the bake is shorter); it fails once more than `failure_limit` measurements failed (at once, even
+mid-bake) and is inconclusive once more than `inconclusive_limit` were inconclusive or errored. A step passes
+when its bake is over and every check succeeded."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """DORA's four keys for one deployment, written once when it ends: lead time (version registered, and commit when
-known, to serving 100%), change failure (rolled back after serving 100%; a rollback during the canary is counted
-apart, as caught in canary) and time to restore (first breaching measurement to traffic back on stable)."""
+known, to serving 100%), change failure (rolled back after serving 100%, by the engine or by a later endpoint
+rollback; a rollback during the canary is counted apart, as caught in canary) and time to restore (first
+breaching measurement to traffic back on stable)."""
 
 from __future__ import annotations
 
@@ -40,4 +41,10 @@ def record_dora(*, deployment: Deployment, ended: str, now: datetime) -> DoraRec
             "time_to_restore_seconds": _seconds(deployment.first_breach_at, deployment.restored_at),
         },
     )
+    if ended == DeploymentState.SUCCEEDED and deployment.reverts_id is not None:
+        # An endpoint rollback undid an earlier rollout that had served production: that one was a change
+        # failure after all, restored from the moment the rollback was asked for.
+        DoraRecord.objects.filter(deployment_id=deployment.reverts_id).update(
+            outcome=DoraOutcome.CHANGE_FAILURE, time_to_restore_seconds=_seconds(deployment.created_at, now)
+        )
     return record

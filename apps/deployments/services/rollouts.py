@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.permissions import require
 from apps.audit.services import record
+from apps.deployments import selectors
 from apps.deployments.analysis.spec import parse_analysis
 from apps.deployments.errors import EndpointBusy, InvalidDeployment, TargetError
 from apps.deployments.models import (
@@ -90,6 +91,7 @@ def start_deployment(
     steps: list[Any] | None = None,
     analysis: Mapping[str, Any] | None = None,
     reason: str = "",
+    reverts: Deployment | None = None,
 ) -> Deployment:
     """Record a rollout of `version` onto `endpoint` and hand it to the engine. One active rollout per endpoint
     (a database constraint, so two at once cannot both win)."""
@@ -109,6 +111,7 @@ def start_deployment(
                 analysis=dict(analysis or {}),
                 requested_by=actor,
                 next_action_at=timezone.now(),
+                reverts=reverts,
             )
     except IntegrityError as exc:
         busy = endpoint.deployments.filter(state__in=sorted(ACTIVE_DEPLOYMENT_STATES)).first()
@@ -128,6 +131,33 @@ def start_deployment(
     )
     schedule(deployment, delay=0)
     return deployment
+
+
+# A rollback returns to the version that served before, so it is not watched after promotion (like Argo Rollouts
+# skipping analysis for a rollback within its window): traffic is back on it the moment it is ready.
+ROLLBACK_ANALYSIS = {"post_promotion": {"seconds": 0}}
+
+
+def rollback_endpoint(*, actor: User, endpoint: Endpoint) -> Deployment:
+    """One-click rollback of a finished rollout: the version the endpoint served before its last successful
+    rollout goes back to 100% at once (a rollout of its own, so it is judged, recorded and audited like any).
+    When it succeeds, the undone rollout counts as a change failure for DORA (`dora.record_dora`)."""
+    require(actor, "deployment.operate", endpoint, message="Only members of the team deploy to its endpoints.")
+    last = selectors.rollback_candidate(endpoint)
+    if last is None or last.baseline_version is None:
+        raise InvalidDeployment(
+            f"{endpoint.name} has no earlier version to go back to: its last successful rollout was its first.",
+            field="endpoint",
+        )
+    return start_deployment(
+        actor=actor,
+        endpoint=endpoint,
+        version=last.baseline_version,
+        strategy=Strategy.ALL_AT_ONCE,
+        analysis=ROLLBACK_ANALYSIS,
+        reason=f"Rollback of #{last.pk}: back to v{last.baseline_version.version}",
+        reverts=last,
+    )
 
 
 # --- Engine -----------------------------------------------------------------------------------------------
@@ -259,7 +289,9 @@ def _actual_traffic(deployment: Deployment) -> dict[str, int]:
 
 
 def _plan(deployment: Deployment) -> list[Step]:
-    return plan_steps(strategy=deployment.strategy, steps=deployment.steps if deployment.steps else None)
+    """The stored plan. Only a canary's steps are its own; the others' one 100% step is what planning gives."""
+    custom = deployment.strategy == Strategy.CANARY and deployment.steps
+    return plan_steps(strategy=deployment.strategy, steps=deployment.steps if custom else None)
 
 
 def _names(deployment: Deployment) -> tuple[str, str | None]:
@@ -337,15 +369,29 @@ def _shifting(deployment: Deployment, now: datetime) -> float | None:
 
 
 def _baking(deployment: Deployment, now: datetime) -> float | None:
+    """Wait out the step's bake while its checks are already measured (Argo Rollouts' background analysis):
+    a failing measurement rolls back at once, mid-bake; once the bake is over, the step is analyzed with the
+    measurements taken so far counting towards each check's `count`."""
     step = _plan(deployment)[deployment.step_index]
     started = deployment.step_started_at or now
     left = (started + timedelta(seconds=step.bake_seconds) - now).total_seconds()
+    analyzed = step.analyzed and gates.has_checks(deployment)
+    if analyzed and left > 0:
+        verdict = gates.measure_due(deployment, now=now)
+        if verdict.phase == gates.FAILED:
+            return _gate_failed(deployment, verdict)
+        return min(left, gates.next_measurement_in(deployment, now=now))
     if left > 0:
         return left
-    if step.analyzed and gates.has_checks(deployment):
-        deployment_transition(deployment=deployment, to=S.ANALYZING, reason="Measuring.", step_started_at=now)
-        return gates.next_measurement_in(deployment, now=now)
+    if analyzed:
+        deployment_transition(deployment=deployment, to=S.ANALYZING, reason="Measuring.")
+        return _analyzing(deployment, now)
     return _next_step(deployment, now)
+
+
+def _gate_failed(deployment: Deployment, verdict: gates.Verdict) -> float:
+    deployment_transition(deployment=deployment, to=S.ROLLING_BACK, reason=f"Gate failed: {verdict.message}"[:300])
+    return 0.0
 
 
 def _next_step(deployment: Deployment, now: datetime) -> float:
@@ -358,8 +404,7 @@ def _next_step(deployment: Deployment, now: datetime) -> float:
 def _analyzing(deployment: Deployment, now: datetime) -> float | None:
     verdict = gates.measure_due(deployment, now=now)
     if verdict.phase == gates.FAILED:
-        deployment_transition(deployment=deployment, to=S.ROLLING_BACK, reason=f"Gate failed: {verdict.message}"[:300])
-        return 0.0
+        return _gate_failed(deployment, verdict)
     if verdict.phase == gates.INCONCLUSIVE:
         deployment_transition(
             deployment=deployment,
