@@ -42,7 +42,7 @@ def _fill() -> tuple[int, int, int]:
 
     from apps.accounts.models import Membership, Role, Team
     from apps.catalog.models import TemplateVersion
-    from apps.costs.models import Budget, CostDaily, CostLineItem
+    from apps.costs.models import Budget, CostDaily, CostLineItem, CostOwnerDaily
     from apps.runs.models import Workspace, WorkspaceStatus
 
     version = TemplateVersion.objects.select_related("template").first()
@@ -62,7 +62,7 @@ def _fill() -> tuple[int, int, int]:
     for team in teams[:MANAGER_TEAMS]:
         Budget.objects.create(team=team, name="monthly", monthly_amount=Decimal(20000), created_by=manager)
     services = ", ".join(f"('{code}', '{kind}')" for code, kind in SERVICES)
-    daily, lines = CostDaily._meta.db_table, CostLineItem._meta.db_table
+    daily, lines, owners = CostDaily._meta.db_table, CostLineItem._meta.db_table, CostOwnerDaily._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -88,6 +88,16 @@ def _fill() -> tuple[int, int, int]:
             """,  # noqa: S608
             [FIRST_DAY, LAST_DAY],
         )
+        cursor.execute(
+            f"""
+            INSERT INTO {owners} (day, source, team_id, workspace_id, user_id, currency, unblended_cost, net_cost,
+                                  line_count)
+            SELECT day, source, team_id, workspace_id, user_id, currency, sum(unblended_cost), sum(net_cost),
+                   sum(line_count)
+            FROM {daily} WHERE shared_rule_id IS NULL
+            GROUP BY day, source, team_id, workspace_id, user_id, currency
+            """  # noqa: S608 - as rebuild_days sums them
+        )
         # One day of the raw lines the rollups stand for (10M / 365), for the baseline.
         cursor.execute(
             f"""
@@ -105,6 +115,7 @@ def _fill() -> tuple[int, int, int]:
              LINES_STOOD_FOR // 365 - 1, [w.pk for w in workspaces], len(workspaces)],
         )  # fmt: skip
         cursor.execute(f"ANALYZE {daily}")
+        cursor.execute(f"ANALYZE {owners}")
         cursor.execute(f"ANALYZE {lines}")
     return CostDaily.objects.count(), CostLineItem.objects.count(), manager.pk
 

@@ -26,6 +26,7 @@ from apps.costs.models import (
     CostAllocation,
     CostDaily,
     CostImport,
+    CostOwnerDaily,
     CostSource,
     ImportStatus,
     SharedCostRule,
@@ -74,6 +75,11 @@ def _showback_filter() -> Q:
 def showback_daily(*, start: date, end: date) -> QuerySet[CostDaily]:
     """Rollup rows for days in [start, end), from the showback source of each month."""
     return CostDaily.objects.filter(_showback_filter(), day__gte=start, day__lt=end)
+
+
+def showback_owner_daily(*, start: date, end: date) -> QuerySet[CostOwnerDaily]:
+    """`showback_daily` summed per team, workspace, user and currency, shared-rule lines left out."""
+    return CostOwnerDaily.objects.filter(_showback_filter(), day__gte=start, day__lt=end)
 
 
 def showback_allocations(*, start: date, end: date) -> QuerySet[CostAllocation]:
@@ -210,6 +216,7 @@ GROUP_BY_FIELDS: dict[str, str] = {
     "instance_type": "instance_type",
     "service": "product_code",
 }
+OWNER_GROUPS = frozenset({"team", "workspace", "user"})  # the dimensions `CostOwnerDaily` keeps
 UNALLOCATED_LABEL = "Unallocated"
 TOP_SPENDERS = 5
 EVER = date(2000, 1, 1)  # "to date" sums start here: before any bill Paved could have imported
@@ -295,7 +302,11 @@ def explore(
     missing tag is visible rather than silently absent."""
     field = GROUP_BY_FIELDS[group_by]
     days = tuple(start + timedelta(days=n) for n in range((end - start).days))
-    own = showback_daily(start=start, end=end).filter(shared_rule__isnull=True)
+    # By an owner, the owner rollup (a fifth of the rows); by service, instance type or template, the full one.
+    owners = showback_owner_daily(start=start, end=end)
+    own: QuerySet[CostDaily] | QuerySet[CostOwnerDaily] = (
+        owners if group_by in OWNER_GROUPS else showback_daily(start=start, end=end).filter(shared_rule__isnull=True)
+    )
     sums: dict[tuple[str, Any, int | None, str], dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     grouped = (
         own.filter(team_id__in=team_ids)
@@ -355,12 +366,12 @@ def explore(
         group_by=group_by,
         days=days,
         groups=groups,
-        top_spenders=_top_spenders(own.filter(team_id__in=team_ids)),
+        top_spenders=_top_spenders(owners.filter(team_id__in=team_ids)),
         totals=[Money(amount, currency) for currency, amount in sorted(totals.items())],
     )
 
 
-def _top_spenders(rows: QuerySet[CostDaily]) -> list[tuple[str, Money]]:
+def _top_spenders(rows: QuerySet[CostOwnerDaily]) -> list[tuple[str, Money]]:
     """The users who spent most; grouped by user id (no join over the month's rows), named afterwards."""
     top = list(
         rows.filter(user__isnull=False)

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from apps.accounts.models import Team
-from apps.costs.models import CostAllocation, CostDaily, CostLineItem, CostSource, SharedCostRule, SplitMethod
+from apps.costs.models import (
+    CostAllocation,
+    CostDaily,
+    CostLineItem,
+    CostOwnerDaily,
+    CostSource,
+    SharedCostRule,
+    SplitMethod,
+)
 from apps.costs.services.rollups import days_between, rebuild_days, split
 from tests.factories import CostLineItemFactory, TeamFactory
 
@@ -100,3 +108,30 @@ def test_days_between_covers_every_touched_utc_day() -> None:
     assert days_between(at(23), at(1, date(2026, 11, 5))) == [DAY, date(2026, 11, 4), date(2026, 11, 5)]
     assert days_between(at(1), at(2)) == [DAY]
     assert days_between(at(2), at(2)) == []
+
+
+def test_the_owner_rollup_sums_a_day_per_team_without_services_or_shared_lines(
+    vision: Team, nlp: Team, alice: Any
+) -> None:
+    CostLineItemFactory(team=vision, product_code="AmazonEC2", usage_start=at(1), net_cost=Decimal("1.25"))
+    CostLineItemFactory(team=vision, product_code="AmazonS3", usage_start=at(2), net_cost=Decimal("2.50"))
+    CostLineItemFactory(team=nlp, usage_start=at(2), net_cost=Decimal("4.00"))
+    nat = CostLineItemFactory(team=None, usage_type="NatGateway-Hours", usage_start=at(3), net_cost=Decimal("6"))
+    CostLineItemFactory(team=None, usage_start=at(3), net_cost=Decimal("0.75"))
+    SharedCostRule.objects.create(name="NAT", usage_type_contains="NatGateway", created_by=alice)
+
+    rebuild_days(source=CostSource.CUR, days=[DAY])
+
+    owners = {(row.team_id, row.currency): (row.net_cost, row.line_count) for row in CostOwnerDaily.objects.all()}
+    assert owners == {
+        (vision.pk, "USD"): (Decimal("3.75"), 2),
+        (nlp.pk, "USD"): (Decimal("4.00"), 1),
+        (None, "USD"): (Decimal("0.75"), 1),  # the NAT line is the rule's pool, not unallocated spend
+    }
+    CostLineItem.objects.filter(pk=nat.pk).delete()
+    CostLineItem.objects.filter(team=nlp).update(net_cost=Decimal("1"))
+
+    rebuild_days(source=CostSource.CUR, days=[DAY])
+
+    assert CostOwnerDaily.objects.get(team=nlp).net_cost == Decimal("1")
+    assert CostOwnerDaily.objects.count() == 3

@@ -19,7 +19,14 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from apps.accounts.models import Team
-from apps.costs.models import CostAllocation, CostDaily, CostLineItem, SharedCostRule, SplitMethod
+from apps.costs.models import (
+    CostAllocation,
+    CostDaily,
+    CostLineItem,
+    CostOwnerDaily,
+    SharedCostRule,
+    SplitMethod,
+)
 
 DIMENSIONS = (
     "team_id",
@@ -101,9 +108,36 @@ def rebuild_days(*, source: str, days: Iterable[date]) -> int:
         for group in groups
     ]
     CostDaily.objects.bulk_create(rows, batch_size=2000)
+    _rebuild_owner_days(source, wanted)
     allocations = _split_pools(source, wanted)
     CostAllocation.objects.bulk_create(allocations, batch_size=2000)
     return len(rows) + len(allocations)
+
+
+OWNER_DIMENSIONS = ("team_id", "workspace_id", "user_id", "currency")
+
+
+def _rebuild_owner_days(source: str, days: list[date]) -> int:
+    """`CostOwnerDaily` for `days`, summed from the `CostDaily` rows just written (a few thousand a day)."""
+    CostOwnerDaily.objects.filter(source=source, day__in=days).delete()
+    groups = (
+        CostDaily.objects.filter(source=source, day__in=days, shared_rule__isnull=True)
+        .values("day", *OWNER_DIMENSIONS)
+        .annotate(unblended=Sum("unblended_cost"), net=Sum("net_cost"), lines=Sum("line_count"))
+        .order_by()
+    )
+    rows = [
+        CostOwnerDaily(
+            day=group["day"],
+            source=source,
+            **{name: group[name] for name in OWNER_DIMENSIONS},
+            unblended_cost=group["unblended"],
+            net_cost=group["net"],
+            line_count=group["lines"],
+        )
+        for group in groups
+    ]
+    return len(CostOwnerDaily.objects.bulk_create(rows, batch_size=2000))
 
 
 def _split_pools(source: str, days: list[date]) -> list[CostAllocation]:
