@@ -44,6 +44,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.cur_import",
         "CUR 2.0 import of 1M rows (CSV.gz, Parquet) vs DuckDB, peak memory, one-day rollup rebuild",
     ),
+    "deployment_rollback": (
+        "bench.deployment_rollback",
+        "local target: first failing request -> traffic back on stable, failed share; HAProxy vs direct latency",
+    ),
     "yaml_import": ("bench.yaml_import", "a non-curator's hostile YAML on import-backstage is refused before parsing"),
 }
 POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}

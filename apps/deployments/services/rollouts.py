@@ -365,7 +365,7 @@ def _shifting(deployment: Deployment, now: datetime) -> float | None:
     deployment_transition(
         deployment=deployment, to=S.BAKING, reason=f"Baking {step.bake_seconds} s.", step_started_at=now
     )
-    return float(step.bake_seconds)
+    return _baking(deployment, now)  # wakes for the first measurement, not only at the bake's end
 
 
 def _baking(deployment: Deployment, now: datetime) -> float | None:

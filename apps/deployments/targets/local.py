@@ -307,6 +307,11 @@ class LocalTarget(DeploymentTarget):
                 )
             time.sleep(0.1)
 
+    def variant_url(self, name: str) -> str | None:
+        """The model server of one variant, bypassing HAProxy (for diagnosis and the latency benchmark)."""
+        port = _read_json(self._variant_dir(name) / "ports.json").get("http")
+        return f"http://127.0.0.1:{port}" if port else None
+
     def _server_pid(self, name: str) -> int | None:
         return _read_json(self._variant_dir(name) / "mlserver.json").get("pid")
 
