@@ -16,6 +16,22 @@ from pathlib import Path
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+# A quick analysis for rollouts under test: one error-rate measurement 2 s after each step's weight is set, against
+# the SLO and the stable version; no post-promotion watch. And a quick canary: 20% -> 50% -> 100%, no bake.
+QUICK_ANALYSIS = {
+    "checks": [
+        {
+            "name": "error-rate",
+            "metric": "error_rate",
+            "interval_seconds": 2,
+            "count": 1,
+            "success": {"op": "<=", "threshold": 0.05},
+            "baseline": {"kind": "two_proportion", "alpha": 0.05, "min_samples": 10},
+        }
+    ],
+    "post_promotion": {"seconds": 0},
+}
+QUICK_STEPS = [{"weight": 20, "bake_seconds": 0}, {"weight": 50, "bake_seconds": 0}, {"weight": 100}]
 TRAINER = ROOT / "apps" / "deployments" / "serving" / "train_demo_model.py"
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 

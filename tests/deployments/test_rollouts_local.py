@@ -19,26 +19,11 @@ from apps.deployments.services import experiments, rollouts
 from apps.deployments.services.backends import target_for
 from apps.deployments.services.endpoints import create_endpoint
 from apps.registry.models import ModelVersion
-from tests.deployments.local_serving import Traffic
+from tests.deployments.local_serving import QUICK_ANALYSIS, QUICK_STEPS, Traffic
 from tests.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
-
-ANALYSIS = {
-    "checks": [
-        {
-            "name": "error-rate",
-            "metric": "error_rate",
-            "interval_seconds": 2,
-            "count": 1,
-            "success": {"op": "<=", "threshold": 0.05},
-            "baseline": {"kind": "two_proportion", "alpha": 0.05, "min_samples": 10},
-        }
-    ],
-    "post_promotion": {"seconds": 0},
-}
-STEPS = [{"weight": 20, "bake_seconds": 0}, {"weight": 50, "bake_seconds": 0}, {"weight": 100}]
 
 
 def run_until_settled(deployment: Deployment, *, timeout: float = 60) -> Deployment:
@@ -74,7 +59,7 @@ def test_a_healthy_canary_promotes_on_the_local_target(
 ) -> None:
     version = _version(serving, 2, demo_models["v2"])
     deployment = rollouts.start_deployment(
-        actor=alice, endpoint=serving, version=version, steps=STEPS, analysis=ANALYSIS
+        actor=alice, endpoint=serving, version=version, steps=QUICK_STEPS, analysis=QUICK_ANALYSIS
     )
     with Traffic(url=serving.url, model="iris") as traffic:
         deployment = run_until_settled(deployment)
@@ -94,7 +79,9 @@ def test_a_failing_version_is_rolled_back_and_traffic_returns_to_stable(
     serving: Endpoint, demo_models: dict[str, Path], alice: Any
 ) -> None:
     bad = _version(serving, 2, demo_models["v2"], fail_rate=0.3)
-    deployment = rollouts.start_deployment(actor=alice, endpoint=serving, version=bad, steps=STEPS, analysis=ANALYSIS)
+    deployment = rollouts.start_deployment(
+        actor=alice, endpoint=serving, version=bad, steps=QUICK_STEPS, analysis=QUICK_ANALYSIS
+    )
     with Traffic(url=serving.url, model="iris") as traffic:
         deployment = run_until_settled(deployment)
     assert deployment.state == DeploymentState.ROLLED_BACK
@@ -161,7 +148,7 @@ def test_an_endpoint_rollback_puts_the_earlier_version_back_and_counts_a_change_
         rollouts.rollback_endpoint(actor=alice, endpoint=serving)
     promoted = run_until_settled(
         rollouts.start_deployment(actor=alice, endpoint=serving, version=_version(serving, 2, demo_models["v2"]),
-                                  strategy="all_at_once", analysis=ANALYSIS)
+                                  strategy="all_at_once", analysis=QUICK_ANALYSIS)
     )  # fmt: skip
     assert promoted.dora.outcome == "success"
     serving.refresh_from_db()

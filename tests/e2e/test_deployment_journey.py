@@ -22,7 +22,7 @@ from apps.deployments.services.backends import target_for
 from apps.deployments.services.endpoints import create_endpoint
 from apps.registry.models import ModelVersion
 from apps.registry.services import approve_version
-from tests.deployments.local_serving import Traffic
+from tests.deployments.local_serving import QUICK_ANALYSIS, QUICK_STEPS, Traffic
 from tests.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.fixtures.browser import log_in
 from tests.waiting import wait_for
@@ -30,20 +30,6 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ROLLOUT_TIMEOUT_MS = 90_000
-STEPS = [{"weight": 20, "bake_seconds": 0}, {"weight": 50, "bake_seconds": 0}, {"weight": 100}]
-ANALYSIS = {
-    "checks": [
-        {
-            "name": "error-rate",
-            "metric": "error_rate",
-            "interval_seconds": 2,
-            "count": 1,
-            "success": {"op": "<=", "threshold": 0.05},
-            "baseline": {"kind": "two_proportion", "alpha": 0.05, "min_samples": 10},
-        }
-    ],
-    "post_promotion": {"seconds": 0},
-}
 
 
 @pytest.fixture
@@ -81,8 +67,8 @@ def _start_canary(page: Any, live_server: Any, endpoint: Endpoint, version: int)
     form = page.locator("[data-testid=deploy-form]")
     form.locator("[name=version]").select_option(label=f"v{version}")
     form.locator("[name=strategy]").select_option("canary")
-    form.locator("[name=steps]").fill(json.dumps(STEPS))
-    form.locator("[name=analysis]").fill(json.dumps(ANALYSIS))
+    form.locator("[name=steps]").fill(json.dumps(QUICK_STEPS))
+    form.locator("[name=analysis]").fill(json.dumps(QUICK_ANALYSIS))
     page.click("[data-testid=deploy]")
     expect(page.locator("[data-testid=deployment-live]")).to_be_visible()
 
