@@ -6,6 +6,9 @@ left behind) is resumed by the beat's `resume_due` once the lease runs out."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,14 +17,18 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.accounts.models import Team
+from apps.costs.services.budgets import create_budget
 from apps.deployments.models import Deployment, DeploymentState, DoraOutcome, Endpoint, MeasurementPhase
 from apps.deployments.services import rollouts
 from apps.deployments.services.endpoints import create_endpoint
 from apps.registry.models import ModelVersion
+from tests.costs.budget_helpers import Receiver, webhook_receiver
 from tests.deployments.traffic import Behaviour, send_traffic
 from tests.factories import ModelVersionFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
+__all__ = ["webhook_receiver"]
+SECRET = "rollout-hook-secret"
 
 CONFIG = {
     "execution_role_arn": "arn:aws:iam::123456789012:role/paved-sagemaker",
@@ -124,8 +131,19 @@ def test_a_healthy_canary_promotes_to_100_percent(
 
 
 def test_a_version_answering_5xx_is_rolled_back_to_the_stable_variant(
-    serving: Endpoint, alice: Any, sagemaker_client: Any, cloudwatch_client: Any, mailoutbox: list[Any]
+    serving: Endpoint,
+    alice: Any,
+    mark: Any,
+    sagemaker_client: Any,
+    cloudwatch_client: Any,
+    mailoutbox: list[Any],
+    webhook_receiver: Receiver,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
+    create_budget(
+        actor=mark, team=serving.team, name="Vision", monthly_amount="1000", webhook_url=webhook_receiver.url,
+        webhook_secret=SECRET,
+    )  # fmt: skip
     deployment = _canary(serving, alice)
 
     def failing(start: datetime, end: datetime) -> None:
@@ -139,9 +157,19 @@ def test_a_version_answering_5xx_is_rolled_back_to_the_stable_variant(
             behaviour={"v2": Behaviour(fail_share=0.5)},
         )
 
-    deployment = _drive(deployment, now=timezone.now() + timedelta(minutes=5), traffic=failing)
+    with django_capture_on_commit_callbacks(execute=True):  # the notifications go out once the rollback commits
+        deployment = _drive(deployment, now=timezone.now() + timedelta(minutes=5), traffic=failing)
     assert deployment.state == DeploymentState.ROLLED_BACK
     assert "Gate failed" in deployment.state_reason
+    [mail] = [m for m in mailoutbox if "rolling back" in m.subject]
+    assert mail.subject == "[Paved] churn: rollout of v2 rolling back"
+    assert {alice.email, mark.email} <= set(mail.to)  # the requester and the team's manager
+    assert "" not in mail.to
+    hooks = [json.loads(r.body) for r in webhook_receiver.requests]
+    assert [(h["event"], h["version"], h["endpoint"]) for h in hooks] == [("deployment.rolling_back", 2, "churn")]
+    body = webhook_receiver.requests[0].body
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert webhook_receiver.requests[0].headers["X-Paved-Signature"] == signature
     serving.refresh_from_db()
     assert serving.traffic == {"v1": 100}
     assert serving.stable_version is not None
@@ -198,3 +226,34 @@ def test_a_second_rollout_on_a_busy_endpoint_is_refused(serving: Endpoint, alice
     third = _version(serving, 3)
     with pytest.raises(rollouts.EndpointBusy, match="already has a rollout in progress"):
         rollouts.start_deployment(actor=alice, endpoint=serving, version=third)
+
+
+def test_a_cloud_error_mid_step_is_recorded_and_the_deployment_says_where_traffic_is(
+    serving: Endpoint, alice: Any, sagemaker_client: Any, cloudwatch_client: Any
+) -> None:
+    deployment = _canary(serving, alice)
+    now = timezone.now() + timedelta(minutes=5)
+    for _ in range(10):  # to the first step's analysis: 10% on v2
+        delay = rollouts.advance(deployment_id=deployment.pk, now=now)
+        deployment.refresh_from_db()
+        if deployment.state == DeploymentState.ANALYZING:
+            break
+        now += timedelta(seconds=delay or 1)
+    assert (deployment.state, deployment.canary_weight) == (DeploymentState.ANALYZING, 10)
+    later = now + timedelta(seconds=INTERVAL)
+    send_traffic(
+        sagemaker=sagemaker_client, cloudwatch=cloudwatch_client, endpoint=serving.target_name, requests=INTERVAL,
+        start=now, end=later,
+    )  # fmt: skip
+    sagemaker_client.delete_endpoint(EndpointName=serving.target_name)  # removed behind Paved's back mid-step
+
+    deployment = _drive(deployment, now=later)
+    assert deployment.state == DeploymentState.FAILED
+    assert "Rolling back failed" in deployment.state_reason  # the shift to 50% failed, and so did the way back
+    assert "the target reports traffic" in deployment.state_reason
+    kinds = list(deployment.events.values_list("kind", flat=True))
+    assert kinds.count("error") == 2  # the failed shift and the failed rollback, each with the cloud's message
+    errors = list(deployment.events.filter(kind="error").values_list("message", flat=True))
+    assert errors == [f"SageMaker endpoint {serving.target_name} does not exist."] * 2
+    serving.refresh_from_db()
+    assert serving.traffic == {}  # what the cloud says now, not the split the engine last set
