@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from apps.accounts.models import Team
 from apps.audit.models import AuditEvent
@@ -112,7 +114,7 @@ def test_a_model_server_that_fails_to_start_fails_the_rollout_with_stable_untouc
 
 
 def test_an_ab_test_decides_and_promotes_its_winner(
-    serving: Endpoint, demo_models: dict[str, Path], alice: Any
+    serving: Endpoint, demo_models: dict[str, Path], alice: Any, client: Client
 ) -> None:
     challenger = _version(serving, 2, demo_models["v2"], fail_rate=0.3)
     experiment = experiments.start_experiment(actor=alice, endpoint=serving, version_b=challenger, weight_b=50)
@@ -134,6 +136,14 @@ def test_an_ab_test_decides_and_promotes_its_winner(
     assert experiment.winner == "a"  # B fails 30% of its requests
     assert experiment.result["p_value"] < 0.05
     assert experiment.result["b"]["errors"] > 0
+    client.force_login(alice)
+    page = client.get(reverse("deployments:experiment", args=[experiment.pk])).content.decode()
+    for arm in ("a", "b"):  # per arm: requests and errors as measured, with the decision's p-value
+        stats = experiment.result[arm]
+        assert f'<td class="num">{stats["requests"]}</td><td class="num">{stats["errors"]}</td>' in page, arm
+    assert f'data-testid="p-value">{experiment.result["p_value"]:.4f}' in page
+    assert 'data-testid="winner">arm A' in page
+    assert "Keep A" in page
     experiments.promote_winner(actor=alice, experiment=experiment)  # A won: back to 100% on A
     experiment.refresh_from_db()
     assert experiment.state == ExperimentState.STOPPED
