@@ -17,7 +17,7 @@ from apps.deployments.errors import ModelServerFailed
 from apps.deployments.metrics.base import MetricName
 from apps.deployments.metrics.haproxy import HAProxyMetrics
 from apps.deployments.targets.base import EndpointRef, VariantSpec
-from apps.deployments.targets.local import LocalTarget, alive, stop
+from apps.deployments.targets.local import LocalTarget, alive, stop, stop_all, supervise_all
 from tests.deployments.local_serving import predict
 from tests.waiting import wait_for
 
@@ -158,3 +158,19 @@ def test_supervise_restarts_a_dead_model_server(serving_root: Path, demo_models:
     assert target.supervise() == ["v1"]
     assert target._server_pid("v1") != dead
     assert predict(target.status().url, "iris")[0] == 200
+
+
+def test_stopped_with_the_stack_and_back_on_the_same_url(serving_root: Path, demo_models: dict[str, Path]) -> None:
+    target = LocalTarget(REF)
+    target.prepare(variant=_spec("v1", demo_models["v1"]))
+    url = target.status().url
+    pids = [target._haproxy_pid(), target._server_pid("v1")]
+
+    assert stop_all() == [REF.name]  # what run_stack does on Ctrl-C
+    assert not any(alive(pid) for pid in pids)
+    assert not target.haproxy_running()
+
+    assert sorted(supervise_all()) == [f"{REF.name}/haproxy", f"{REF.name}/v1"]  # the beat, on the next start
+    assert target.status().url == url
+    assert target.status().weights == {"v1": 100}
+    assert predict(url, "iris")[0] == 200

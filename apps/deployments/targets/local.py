@@ -404,6 +404,23 @@ class LocalTarget(DeploymentTarget):
         return restarted
 
 
+def stop_all() -> list[str]:
+    """Stop every local endpoint's HAProxy and model servers but keep their files, so the next `supervise_all`
+    (the beat's, once the stack is back) starts them again on the same ports: what `run_stack` does on Ctrl-C.
+    Returns the endpoints stopped."""
+    root = Path(settings.SERVING_ROOT)
+    if not root.is_dir():
+        return []
+    stopped = []
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
+        target = LocalTarget(EndpointRef(name=folder.name))
+        stop(target._haproxy_pid())
+        for name in target._variants_on_disk():
+            stop(target._server_pid(name))
+        stopped.append(folder.name)
+    return stopped
+
+
 def supervise_all() -> list[str]:
     """`supervise()` for every local endpoint with files under SERVING_ROOT (the beat's task)."""
     root = Path(settings.SERVING_ROOT)

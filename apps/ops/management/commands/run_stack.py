@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from apps.deployments.targets.local import stop_all
+
 GRACE_SECONDS = 15
 COLORS = ["\033[36m", "\033[33m", "\033[35m"]
 RESET = "\033[0m"
@@ -109,4 +111,9 @@ class Command(BaseCommand):
             # Take down anything the child left in its group (pool processes).
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-        self.stdout.write(self.style.SUCCESS("Stopped."))
+        # The local model endpoints' processes run in sessions of their own (they outlive a worker restart);
+        # Ctrl-C stops them too, and the beat's supervise_model_servers brings them back on the next start.
+        served = stop_all()
+        self.stdout.write(
+            self.style.SUCCESS("Stopped." + (f" Model endpoints: {', '.join(served)}." if served else ""))
+        )
