@@ -5,9 +5,8 @@ cannot start leaves nothing behind."""
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -30,42 +29,48 @@ def _spec(name: str, artifact: Path, **parameters: float) -> VariantSpec:
     )
 
 
-def _log_clock() -> float:
-    """Now as the request log writes it: epoch seconds truncated to the millisecond (a request accepted in the
-    same millisecond as a sub-millisecond `now` would otherwise read as earlier)."""
-    return math.floor(time.time() * 1000) / 1000
+class RequestLog:
+    """HAProxy's request log as this test sent to it: it counts what it sent and waits until that many lines
+    are logged (HAProxy writes a request's line after the client has its answer, so the last few trail), then
+    hands back the lines of the latest batch. Counting lines, not comparing clocks: HAProxy stamps a request
+    with its own cached clock, which may read a few milliseconds behind this process's."""
 
+    def __init__(self, target: LocalTarget) -> None:
+        self.target = target
+        self.sent = 0
 
-def _logged(target: LocalTarget, since: float) -> list[list[str]]:
-    """The request log's lines since `since` (epoch seconds), split into fields."""
-    lines = [line.split() for line in target.log_path.read_text().splitlines() if line[:1].isdigit()]
-    return [parts for parts in lines if float(parts[0]) >= since]
+    def lines(self) -> list[list[str]]:
+        return [line.split() for line in self.target.log_path.read_text().splitlines() if line[:1].isdigit()]
 
+    def send(self, url: str, count: int, caller: str | None = None) -> Counter[int]:
+        self.sent += count
+        return Counter(predict(url, "iris", caller=caller)[0] for _ in range(count))
 
-def _served_by(target: LocalTarget, since: float, expected: int) -> Counter[str]:
-    """Requests per variant since `since`, once all `expected` are logged: HAProxy writes a request's line after
-    the client has its answer, so the last few lines may trail the last response by a moment."""
+    def batch(self, count: int) -> list[list[str]]:
+        """The lines of the last `count` requests sent, once every request sent is logged."""
 
-    def all_logged() -> list[list[str]] | None:
-        found = _logged(target, since)
-        return found if len(found) >= expected else None
+        def all_logged() -> list[list[str]] | None:
+            found = self.lines()
+            return found if len(found) >= self.sent else None
 
-    lines = wait_for(
-        all_logged, timeout=5, message=lambda: f"{expected} logged requests (saw {len(_logged(target, since))})"
-    )
-    return Counter(parts[1] for parts in lines)
+        lines = wait_for(
+            all_logged, timeout=5, message=lambda: f"{self.sent} logged requests (saw {len(self.lines())})"
+        )
+        assert len(lines) == self.sent, (len(lines), self.sent)
+        return lines[len(lines) - count :]
 
-
-def _send(url: str, count: int, caller: str | None = None) -> Counter[int]:
-    return Counter(predict(url, "iris", caller=caller)[0] for _ in range(count))
+    def served_by(self, count: int) -> Counter[str]:
+        return Counter(parts[1] for parts in self.batch(count))
 
 
 def test_weights_change_without_a_reload_and_callers_stay_put(serving_root: Path, demo_models: dict[str, Path]) -> None:
     target = LocalTarget(REF)
+    log = RequestLog(target)
     target.prepare(variant=_spec("v1", demo_models["v1"]))
     first = target.status()
     assert first.weights == {"v1": 100}
     status, body = predict(first.url, "iris")
+    log.sent += 1
     assert status == 200
     assert b'"outputs"' in body
     target.prepare(variant=_spec("v2", demo_models["v2"]))
@@ -73,23 +78,18 @@ def test_weights_change_without_a_reload_and_callers_stay_put(serving_root: Path
     haproxy_pid = target._haproxy_pid()
 
     target.set_weights(weights={"v1": 90, "v2": 10})
-    since = _log_clock()
-    assert _send(first.url, 400) == Counter({200: 400})
-    split = _served_by(target, since, 400)
+    assert log.send(first.url, 400) == Counter({200: 400})
+    split = log.served_by(400)
     assert 20 <= split["v2"] <= 65, split  # ~10% of 400, with room for the hash's unevenness
     target.set_weights(weights={"v1": 50, "v2": 50})
-    since = _log_clock()
-    _send(first.url, 400)
-    split = _served_by(target, since, 400)
+    log.send(first.url, 400)
+    split = log.served_by(400)
     assert 140 <= split["v2"] <= 260, split
     assert target._haproxy_pid() == haproxy_pid  # no reload, no restart
 
-    since = _log_clock()
     for caller in ("alice", "bob", "carol", "dave"):
-        _send(first.url, 10, caller=caller)
-    _served_by(target, since, 40)
-    recent = [parts[1] for parts in _logged(target, since)]
-    assert len(recent) == 40
+        log.send(first.url, 10, caller=caller)
+    recent = [parts[1] for parts in log.batch(40)]
     assert all(len(set(recent[i : i + 10])) == 1 for i in range(0, 40, 10)), recent  # each caller on one variant
 
     again = LocalTarget(REF)  # another worker, after a restart: same processes, same split
@@ -110,9 +110,10 @@ def test_metrics_count_5xx_per_variant_and_agree_with_the_exporter(
     target.prepare(variant=_spec("v1", demo_models["v1"]))
     target.prepare(variant=_spec("v2", demo_models["v2"], fail_rate=0.25))
     target.set_weights(weights={"v1": 50, "v2": 50})
-    start = datetime.fromtimestamp(_log_clock(), tz=UTC)
-    answers = _send(target.status().url, 200)
-    _served_by(target, start.timestamp(), 200)
+    log = RequestLog(target)
+    start = timezone.now() - timedelta(seconds=1)  # nothing went through HAProxy before: room for its clock
+    answers = log.send(target.status().url, 200)
+    log.batch(200)
     end = timezone.now() + timedelta(seconds=1)
     metrics = HAProxyMetrics(REF)
 

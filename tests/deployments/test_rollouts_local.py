@@ -5,10 +5,13 @@ A/B test splits, decides and promotes its winner."""
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -177,3 +180,15 @@ def test_an_endpoint_rollback_puts_the_earlier_version_back_and_counts_a_change_
     assert promoted.dora.time_to_restore_seconds is not None
     assert rollback.dora.outcome == "success"
     assert AuditEvent.objects.filter(verb="deployment.requested", target_id=str(rollback.pk)).exists()
+
+
+def test_send_predictions_gives_the_demo_endpoint_traffic(serving: Endpoint) -> None:
+    out = io.StringIO()
+    call_command("send_predictions", "iris", "--seconds", "1", "--rate", "20", "--callers", "3", stdout=out)
+    answers = re.search(r"Answers by status: 200: (\d+)$", out.getvalue().strip())
+    assert answers, out.getvalue()
+    assert 5 <= int(answers[1]) <= 21
+    with pytest.raises(CommandError, match="No live endpoint named 'nope'"):
+        call_command("send_predictions", "nope", "--seconds", "1")
+    with pytest.raises(CommandError, match="--rate is 1 to 1000"):
+        call_command("send_predictions", "iris", "--rate", "0")
