@@ -282,6 +282,8 @@ SERVING_PYTHON = env_str("SERVING_PYTHON", str(BASE_DIR / ".venv-serving" / "bin
 HAPROXY_BIN = env_str("HAPROXY_BIN", "haproxy")
 SERVING_START_TIMEOUT_SECONDS = float(env_str("SERVING_START_TIMEOUT_SECONDS", "60"))
 SERVING_LOG_TAIL_BYTES = env_int("SERVING_LOG_TAIL_BYTES", 8 * 1024 * 1024)
+# A request log using more disk than this keeps only its last SERVING_LOG_TAIL_BYTES (the supervisor, every 30 s).
+SERVING_LOG_MAX_BYTES = env_int("SERVING_LOG_MAX_BYTES", 64 * 1024 * 1024)
 CELERY_BEAT_SCHEDULE["supervise-model-servers"] = {
     "task": "apps.deployments.tasks.supervise_model_servers",
     "schedule": 30.0,

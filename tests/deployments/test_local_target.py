@@ -8,6 +8,7 @@ import math
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -175,3 +176,32 @@ def test_stopped_with_the_stack_and_back_on_the_same_url(serving_root: Path, dem
     assert target.status().url == url
     assert target.status().weights == {"v1": 100}
     assert predict(url, "iris")[0] == 200
+
+
+def test_a_long_request_log_keeps_its_tail_and_frees_the_rest(
+    serving_root: Path, demo_models: dict[str, Path], settings: Any
+) -> None:
+    target = LocalTarget(REF)
+    target.prepare(variant=_spec("v1", demo_models["v1"]))
+    log = RequestLog(target)
+    start = timezone.now() - timedelta(seconds=1)
+    log.send(target.status().url, 200)
+    log.batch(200)
+    tail = log.lines()[-10:]
+    settings.SERVING_LOG_MAX_BYTES = 1
+    settings.SERVING_LOG_TAIL_BYTES = 2000
+    assert target.trim_log()
+    stat = target.log_path.stat()
+    assert stat.st_blocks * 512 <= 16 * 1024  # what is left on disk: the tail (a block or two), not the log
+    assert log.lines()[-10:] == tail  # the tail reads as before
+
+    log.sent = len(log.lines())
+    log.send(target.status().url, 5)
+    assert len(log.batch(5)) == 5  # HAProxy's next lines land after the tail
+    metrics = HAProxyMetrics(REF)
+    end = timezone.now() + timedelta(seconds=1)
+    kept = metrics.query(variant="v1", metric=MetricName.REQUESTS, start=start, end=end).value
+    assert kept is not None
+    assert 5 < kept < 205  # the metrics read the kept tail and the new lines, never the hole
+    settings.SERVING_LOG_MAX_BYTES = 1 << 30
+    assert not target.trim_log()

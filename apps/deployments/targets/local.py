@@ -380,9 +380,32 @@ class LocalTarget(DeploymentTarget):
         weights.pop(variant, None)
         self._save_weights(weights)
 
+    def trim_log(self) -> bool:
+        """Free the request log's disk once it passes SERVING_LOG_MAX_BYTES, keeping its last
+        SERVING_LOG_TAIL_BYTES where they are. HAProxy writes at its own file offset (its stdout is not in append
+        mode), so the file is emptied and the kept tail written back at the same offsets: the file turns sparse
+        (its apparent size keeps growing, its blocks do not), HAProxy's next line lands right after the tail, and
+        readers skip the hole (a run of NULs is no request line). A line HAProxy writes between the read and the
+        cut is lost; that happens once per SERVING_LOG_MAX_BYTES of traffic."""
+        try:
+            stat = self.log_path.stat()
+        except FileNotFoundError:
+            return False
+        if stat.st_blocks * 512 <= settings.SERVING_LOG_MAX_BYTES:
+            return False
+        size = stat.st_size
+        with self.log_path.open("r+b") as log:
+            log.seek(max(0, size - settings.SERVING_LOG_TAIL_BYTES))
+            kept = log.read(size)
+            kept = b"\n" + kept[kept.find(b"\n") + 1 :]  # whole lines, after a newline that ends the hole
+            log.truncate(0)
+            os.pwrite(log.fileno(), kept, max(0, size - len(kept)))
+        return True
+
     def supervise(self) -> list[str]:
         """Restart what died: HAProxy (its servers come back from the files) and any model server whose folder
-        is still there. Returns what was restarted."""
+        is still there; trim the request log. Returns what was restarted."""
+        self.trim_log()
         restarted = []
         if self._variants_on_disk() and not alive(self._haproxy_pid()):
             self._ensure_haproxy()
