@@ -23,6 +23,8 @@ from apps.deployments.models import Deployment, DeploymentState, Endpoint, Exper
 from apps.deployments.services import experiments, rollouts
 from apps.deployments.services.backends import target_for
 from apps.deployments.services.endpoints import create_endpoint
+from apps.deployments.targets.base import EndpointRef
+from apps.deployments.targets.local import LocalTarget
 from apps.registry.models import ModelVersion
 from tests.deployments.local_serving import QUICK_ANALYSIS, QUICK_STEPS, Traffic
 from tests.factories import ModelVersionFactory, RegisteredModelFactory
@@ -40,6 +42,16 @@ def run_until_settled(deployment: Deployment, *, timeout: float = 60) -> Deploym
         return deployment if deployment.state in {DeploymentState.PAUSED} or not deployment.active else None
 
     return wait_for(settled, timeout=timeout, interval=0.25, message=lambda: f"{deployment} ({deployment.state})")
+
+
+def failed_requests(endpoint: Endpoint) -> list[str]:
+    """The request log's failed lines with the deployments' events around them: what a failing assert shows."""
+    lines = LocalTarget(EndpointRef(name=endpoint.target_name)).log_path.read_text().splitlines()
+    failed = [line for line in lines if line[:1].isdigit() and not line.split()[2].startswith("2")]
+    events = [
+        f"{e.at.timestamp():.3f} {e.kind} {e.message}" for d in endpoint.deployments.all() for e in d.events.all()
+    ]
+    return failed[:20] + sorted(events)
 
 
 def _version(endpoint: Endpoint, number: int, artifact: Path, **parameters: float) -> ModelVersion:
@@ -70,7 +82,7 @@ def test_a_healthy_canary_promotes_on_the_local_target(
         deployment = run_until_settled(deployment)
     assert deployment.state == DeploymentState.SUCCEEDED, deployment.state_reason
     assert traffic.statuses[200] > 0
-    assert set(traffic.statuses) == {200}  # no request failed during the rollout
+    assert set(traffic.statuses) == {200}, failed_requests(serving)  # no request failed during the rollout
     serving.refresh_from_db()
     assert serving.traffic == {"v2": 100}
     assert target_for(serving).status().weights == {"v2": 100}
@@ -171,7 +183,7 @@ def test_an_endpoint_rollback_puts_the_earlier_version_back_and_counts_a_change_
         rollback = run_until_settled(rollouts.rollback_endpoint(actor=alice, endpoint=serving))
     assert rollback.state == DeploymentState.SUCCEEDED, rollback.state_reason
     assert (rollback.version.version, rollback.reverts, rollback.strategy) == (1, promoted, "all_at_once")
-    assert set(traffic.statuses) == {200}  # the switch back dropped nothing
+    assert set(traffic.statuses) == {200}, failed_requests(serving)  # the switch back dropped nothing
     serving.refresh_from_db()
     assert serving.traffic == {"v1": 100}
     assert target_for(serving).status().weights == {"v1": 100}

@@ -339,7 +339,9 @@ class LocalTarget(DeploymentTarget):
         self._ensure_haproxy()
         wanted = {name: int(weights.get(name, 0)) for name in known}
         self._save_weights(wanted)  # first, so a HAProxy restarted midway gets the new split
-        for name, weight in wanted.items():
+        # The largest new weight first: one command at a time, and setting a 0 first could leave every server at
+        # 0 for a moment, which HAProxy answers with 503.
+        for name, weight in sorted(wanted.items(), key=lambda item: -item[1]):
             self.command(f"set weight {BACKEND}/{name} {weight}")
 
     def status(self) -> EndpointStatus:
