@@ -183,9 +183,9 @@ class CostDaily(models.Model):
 
 class CostOwnerDaily(models.Model):
     """`CostDaily` without its service, instance type, cluster and template: one day of one source's own spend
-    (no shared-cost rule claimed it) per team, workspace, user and currency. What the explorer reads to group by
-    team, workspace or user and to find the top spenders: a platform admin's month is a fifth of the rows (one per
-    owner, not per owner and service), so it aggregates in memory, under 50 ms. Rebuilt with `CostDaily`."""
+    (no shared-cost rule claimed it) per team, workspace, user and currency: a fifth of `CostDaily`'s rows (one
+    per owner, not per owner and service). `CostOwnerMonthly` is folded from it; pages read that. Rebuilt with
+    `CostDaily`."""
 
     day = models.DateField()
     source = models.CharField(max_length=16, choices=CostSource.choices)
