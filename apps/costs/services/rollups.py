@@ -1,7 +1,9 @@
-"""The daily rollups pages read: `CostDaily` (spend per day and dimension) and `CostAllocation` (each team's share
-of a shared-cost rule's pool). Kept current incrementally: a source that changed line items calls `rebuild_days`
-with the days it touched, which deletes and re-inserts just those days (81 ms a day over 10M line items, measured
-in FACTS.md), never a full recompute per request.
+"""The rollups pages read: `CostDaily` (spend per day and dimension), `CostAllocation` (each team's share of a
+shared-cost rule's pool) and the owner rollups summed from `CostDaily` (`CostOwnerDaily`, folded into
+`CostOwnerMonthly`, which the explorer and the budgets read). Kept current incrementally: a source that changed
+line items calls `rebuild_days` with the days it touched, which deletes and re-inserts just those days (81 ms a
+day over 10M line items, measured in FACTS.md) and re-folds their months (~120 ms a month of 400 workspaces),
+never a full recompute per request.
 
 Before a day is aggregated, its lines are claimed by the shared-cost rules again (first active rule by priority
 whose every matcher matches), so a rule added or changed applies to every day rebuilt after it.
