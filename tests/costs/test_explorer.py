@@ -245,3 +245,28 @@ def test_a_managers_team_showback_page(spend: dict[str, Any], client: Client, ma
         ["vision", "own", "USD", "3.75"],
     ]
     assert export[2][4] != ""  # the budget's spent % (of the current month, whatever range the page shows)
+
+
+def test_a_range_across_two_months_cuts_each_months_days(vision: Team, alice: Any, bob: Any) -> None:
+    """The owner months are sliced to the range: days outside it count nowhere, an owner with spend only outside
+    it is not listed, and a day on either side of the month boundary lands on its own place in the series."""
+    ws = WorkspaceFactory(team=vision, created_by=alice, name="resnet")
+    mine = {"source": CostSource.METERING, "team": vision, "workspace": ws, "user": alice}
+    CostLineItemFactory(**mine, usage_start=datetime(2026, 10, 30, 5, tzinfo=UTC), net_cost=Decimal("100"))
+    CostLineItemFactory(**mine, usage_start=datetime(2026, 10, 31, 5, tzinfo=UTC), net_cost=Decimal("1.5"))
+    CostLineItemFactory(**mine, usage_start=datetime(2026, 11, 2, 5, tzinfo=UTC), net_cost=Decimal("2"))
+    CostLineItemFactory(**mine, usage_start=datetime(2026, 11, 3, 5, tzinfo=UTC), net_cost=Decimal("1000"))
+    CostLineItemFactory(
+        source=CostSource.METERING, team=vision, user=bob, usage_start=datetime(2026, 10, 2, 5, tzinfo=UTC)
+    )
+    days = [date(2026, 10, 2), date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 2), date(2026, 11, 3)]
+    rebuild_days(source=CostSource.METERING, days=days)
+
+    result = explore(team_ids=[vision.pk], start=date(2026, 10, 31), end=date(2026, 11, 3), group_by="workspace")
+
+    assert [(g.label, g.total, g.daily) for g in result.groups] == [
+        ("vision/resnet", usd("3.5"), (Decimal("1.5"), Decimal(0), Decimal("2"))),
+    ]
+    assert result.top_spenders == [("alice", usd("3.5"))]
+    by_user = explore(team_ids=[vision.pk], start=date(2026, 10, 1), end=date(2026, 10, 31), group_by="user")
+    assert {g.label: g.total for g in by_user.groups} == {"alice": usd("100"), "bob": usd("1.00")}

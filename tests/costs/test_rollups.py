@@ -14,6 +14,7 @@ from apps.costs.models import (
     CostDaily,
     CostLineItem,
     CostOwnerDaily,
+    CostOwnerMonthly,
     CostSource,
     SharedCostRule,
     SplitMethod,
@@ -135,3 +136,31 @@ def test_the_owner_rollup_sums_a_day_per_team_without_services_or_shared_lines(
 
     assert CostOwnerDaily.objects.get(team=nlp).net_cost == Decimal("1")
     assert CostOwnerDaily.objects.count() == 3
+
+
+def test_the_owner_month_keeps_each_day_and_follows_a_re_import_of_one_day(vision: Team, nlp: Team) -> None:
+    november = date(2026, 11, 1)
+    line = CostLineItemFactory(team=vision, usage_start=at(1), net_cost=Decimal("1.25"))
+    CostLineItemFactory(team=vision, usage_start=at(5, date(2026, 11, 4)), net_cost=Decimal("2.50"))
+    gone = CostLineItemFactory(team=nlp, usage_start=at(2), net_cost=Decimal("4"))
+    rebuild_days(source=CostSource.CUR, days=[DAY, date(2026, 11, 4)])
+
+    month = CostOwnerMonthly.objects.get(team=vision, month=november)
+    assert len(month.daily) == 30
+    assert [Decimal(v) if v is not None else None for v in month.daily[1:5]] == [
+        None,
+        Decimal("1.25"),
+        Decimal("2.50"),
+        None,
+    ]
+    assert month.net_cost == Decimal("3.75")
+
+    # Re-import of the 3rd only: the month is re-read, the 4th stays, and an owner with no days left goes.
+    CostLineItem.objects.filter(pk=line.pk).update(net_cost=Decimal("7"))
+    CostLineItem.objects.filter(pk=gone.pk).delete()
+    rebuild_days(source=CostSource.CUR, days=[DAY])
+
+    month = CostOwnerMonthly.objects.get(team=vision, month=november)
+    assert (Decimal(month.daily[2]), Decimal(month.daily[3])) == (Decimal("7"), Decimal("2.50"))
+    assert month.net_cost == Decimal("9.50")
+    assert not CostOwnerMonthly.objects.filter(team=nlp).exists()

