@@ -181,13 +181,9 @@ class CostDaily(models.Model):
         return f"{self.day} {self.source} {self.net_cost} {self.currency}"
 
 
-class CostOwnerDaily(models.Model):
-    """`CostDaily` without its service, instance type, cluster and template: one day of one source's own spend
-    (no shared-cost rule claimed it) per team, workspace, user and currency: a fifth of `CostDaily`'s rows (one
-    per owner, not per owner and service). `CostOwnerMonthly` is folded from it; pages read that. Rebuilt with
-    `CostDaily`."""
+class OwnerRollup(models.Model):
+    """What the owner rollups share: a source's spend per team, workspace, user and currency."""
 
-    day = models.DateField()
     source = models.CharField(max_length=16, choices=CostSource.choices)
     team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     workspace = models.ForeignKey(
@@ -197,6 +193,18 @@ class CostOwnerDaily(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     currency = currency_field()
+
+    class Meta:
+        abstract = True
+
+
+class CostOwnerDaily(OwnerRollup):
+    """`CostDaily` without its service, instance type, cluster and template: one day of one source's own spend
+    (no shared-cost rule claimed it) per team, workspace, user and currency: a fifth of `CostDaily`'s rows (one
+    per owner, not per owner and service). `CostOwnerMonthly` is folded from it; pages read that. Rebuilt with
+    `CostDaily`."""
+
+    day = models.DateField()
     unblended_cost = amount_field()
     net_cost = amount_field()
     line_count = models.PositiveIntegerField(default=0)
@@ -212,7 +220,7 @@ class CostOwnerDaily(models.Model):
         return f"{self.day} {self.source} team {self.team_id} {self.net_cost} {self.currency}"
 
 
-class CostOwnerMonthly(models.Model):
+class CostOwnerMonthly(OwnerRollup):
     """One month of `CostOwnerDaily` per team, workspace, user and currency, its days in one row: `daily[n]` is
     the net spend of day n + 1 (a decimal string), null on a day with no `CostOwnerDaily` row. The explorer and
     the budgets read a platform admin's month as ~400 rows instead of 12,000 day rows (summing and shaping those
@@ -220,15 +228,6 @@ class CostOwnerMonthly(models.Model):
     JSON, not an array column, so SQLite installations keep working."""
 
     month = models.DateField(help_text="The first day of the month.")
-    source = models.CharField(max_length=16, choices=CostSource.choices)
-    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    workspace = models.ForeignKey(
-        "runs.Workspace", null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    currency = currency_field()
     net_cost = amount_field(help_text="The month's total: the sum of `daily`.")
     daily = models.JSONField(default=list)
 

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Sum
@@ -31,6 +32,7 @@ from apps.costs.models import (
     SplitMethod,
 )
 
+DayRow = TypeVar("DayRow", CostDaily, CostOwnerDaily)
 DIMENSIONS = (
     "team_id",
     "workspace_id",
@@ -99,17 +101,7 @@ def rebuild_days(*, source: str, days: Iterable[date]) -> int:
         .annotate(unblended=Sum("unblended_cost"), net=Sum("net_cost"), lines=Count("pk"))
         .order_by()
     )
-    rows = [
-        CostDaily(
-            day=group["day"],
-            source=source,
-            **{name: group[name] for name in DIMENSIONS},
-            unblended_cost=group["unblended"],
-            net_cost=group["net"],
-            line_count=group["lines"],
-        )
-        for group in groups
-    ]
+    rows = _day_rows(CostDaily, groups, source=source, dimensions=DIMENSIONS)
     CostDaily.objects.bulk_create(rows, batch_size=2000)
     _rebuild_owner_days(source, wanted)
     rebuild_owner_months(source=source, months={day.replace(day=1) for day in wanted})
@@ -130,18 +122,25 @@ def _rebuild_owner_days(source: str, days: list[date]) -> int:
         .annotate(unblended=Sum("unblended_cost"), net=Sum("net_cost"), lines=Sum("line_count"))
         .order_by()
     )
-    rows = [
-        CostOwnerDaily(
+    rows = _day_rows(CostOwnerDaily, groups, source=source, dimensions=OWNER_DIMENSIONS)
+    return len(CostOwnerDaily.objects.bulk_create(rows, batch_size=2000))
+
+
+def _day_rows(
+    model: type[DayRow], groups: Iterable[dict[str, Any]], *, source: str, dimensions: tuple[str, ...]
+) -> list[DayRow]:
+    """One rollup row of `model` per day and `dimensions` from grouped sums (`unblended`, `net`, `lines`)."""
+    return [
+        model(
             day=group["day"],
             source=source,
-            **{name: group[name] for name in OWNER_DIMENSIONS},
+            **{name: group[name] for name in dimensions},
             unblended_cost=group["unblended"],
             net_cost=group["net"],
             line_count=group["lines"],
         )
         for group in groups
     ]
-    return len(CostOwnerDaily.objects.bulk_create(rows, batch_size=2000))
 
 
 def _next_month(month: date) -> date:
