@@ -20,6 +20,7 @@ from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
 from apps.deployments.api import DeploymentViewSet, EndpointViewSet, ExperimentViewSet
 from apps.registry.api import ModelVersionViewSet, ModelViewSet
 from apps.runs.api import RunViewSet, WorkspaceViewSet
+from apps.training.api import TrainingJobViewSet
 
 
 class OptionalSlashRouter(DefaultRouter):
@@ -49,6 +50,7 @@ router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("endpoints", EndpointViewSet, basename="endpoint")
 router.register("deployments", DeploymentViewSet, basename="deployment")
 router.register("experiments", ExperimentViewSet, basename="experiment")
+router.register("training-jobs", TrainingJobViewSet, basename="training-job")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

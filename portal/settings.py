@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "apps.clusters",
     "apps.registry",
     "apps.deployments",
+    "apps.training",
 ]
 
 MIDDLEWARE = [
@@ -296,6 +297,17 @@ CELERY_BEAT_SCHEDULE["resume-deployments"] = {
     "task": "apps.deployments.tasks.resume_deployments",
     "schedule": float(DEPLOYMENT_RESUME_SECONDS),
 }
+# Training jobs (apps/training/): images must match one of these fnmatch patterns (comma-separated; set by the
+# platform admins), and the beat places queued jobs and times out overdue ones this often.
+TRAINING_ALLOWED_IMAGES = env_list(
+    "TRAINING_ALLOWED_IMAGES", "docker.io/library/*,ghcr.io/*,public.ecr.aws/*,*.dkr.ecr.*.amazonaws.com/*"
+)
+TRAINING_SCHEDULE_SECONDS = env_int("TRAINING_SCHEDULE_SECONDS", 15)
+CELERY_BEAT_SCHEDULE["schedule-training-jobs"] = {
+    "task": "apps.training.tasks.schedule_training_jobs",
+    "schedule": float(TRAINING_SCHEDULE_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["expire-training-jobs"] = {"task": "apps.training.tasks.expire_training_jobs", "schedule": 60.0}
 
 # --- REST API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -344,6 +356,10 @@ SPECTACULAR_SETTINGS = {
         "ApprovalPolicyEnum": "apps.catalog.models.ApprovalPolicy",
         "DeploymentStateEnum": "apps.deployments.models.DeploymentState",
         "ExperimentStateEnum": "apps.deployments.models.ExperimentState",
+        # Two `framework` fields (a model's flavour, a training job's framework): each named, so neither gets a hash.
+        "FrameworkEnum": "apps.registry.models.Framework",
+        "TrainingFrameworkEnum": "apps.training.models.Framework",
+        "TrainingJobStateEnum": "apps.training.models.JobState",
     },
 }
 

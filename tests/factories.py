@@ -23,6 +23,7 @@ from apps.deployments.models import Deployment, Endpoint, Experiment
 from apps.registry.models import Model as RegisteredModel
 from apps.registry.models import ModelVersion
 from apps.runs.models import Run, Workspace
+from apps.training.models import TrainingJob
 
 User = get_user_model()
 PASSWORD = "correct-horse-battery"
@@ -300,3 +301,22 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     Deployment: deployment_for,
     Experiment: experiment_for,
 }
+
+
+class TrainingJobFactory(factory.django.DjangoModelFactory):
+    """A queued job built directly (tests of the submission itself go through training.services.submit_job)."""
+
+    class Meta:
+        model = TrainingJob
+
+    team = factory.SubFactory(TeamFactory)
+    owner = factory.SubFactory(UserFactory)
+    image = "ghcr.io/acme/trainer:1.0"
+    command = factory.LazyFunction(lambda: ["python", "train.py"])
+    gpus_per_node = 1
+    node_count = 1
+    max_run_minutes = 60
+    submitted_at = factory.LazyFunction(timezone.now)
+
+
+TEAM_SCOPED_FACTORIES[TrainingJob] = lambda team, owner: TrainingJobFactory(team=team, owner=owner)

@@ -181,6 +181,9 @@ RULES: dict[str, Rule] = {
     "model.register": _member,  # register models and versions, set aliases and tags, archive
     "model.approve": _overseer,  # approve a version for production traffic (a manager of the model's team)
     "deployment.operate": _member,  # start, pause, resume, promote, roll back, abort; A/B experiments
+    # training jobs
+    "training.submit": _member,  # submit a job to the team's clusters (obj: team)
+    "training.operate": _member,  # cancel a job of the team (obj: job)
 }
 
 
@@ -204,6 +207,8 @@ _ERRORS: dict[str, type[PermissionDenied]] = {
     "budget.override": NotAPlatformAdmin,
     "model.register": NotAMember,
     "deployment.operate": NotAMember,
+    "training.submit": NotAMember,
+    "training.operate": NotAMember,
 }
 
 

@@ -1,0 +1,127 @@
+"""Training jobs API: your teams' jobs, submitting one, and cancelling it. Thin: the job contract is checked by
+`training.spec` inside `services.jobs.submit_job`, so the body fields below only parse JSON types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.selectors import authenticated, teams_for
+from apps.clusters.selectors import cluster_for
+from apps.training import selectors
+from apps.training.errors import UnknownCluster
+from apps.training.filters import TrainingJobFilterSet
+from apps.training.models import Framework, TrainingJob
+from apps.training.services import jobs
+from apps.training.spec import MAX_GPUS_PER_NODE, MAX_NODES, MAX_RETRIES, MAX_RUN_MINUTES
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}, "minItems": 1})
+class CommandField(serializers.JSONField):
+    """The arguments, checked by the job contract (a shell string is refused with `invalid_command`)."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
+class EnvironmentField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class HyperparametersField(serializers.JSONField):
+    pass
+
+
+class TrainingJobSerializer(serializers.ModelSerializer[TrainingJob]):
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    owner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    cluster: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
+    cluster_name = serializers.CharField(source="cluster.name", read_only=True, allow_null=True, default=None)
+    command = CommandField(read_only=True)
+    environment = EnvironmentField(read_only=True)
+    hyperparameters = HyperparametersField(read_only=True)
+    gpus = serializers.IntegerField(read_only=True, help_text="gpus_per_node x node_count.")
+    exit_code = serializers.IntegerField(read_only=True, allow_null=True)
+    scheduled_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    started_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    queue_seconds = serializers.IntegerField(read_only=True, allow_null=True, help_text="Submitted to started.")
+    run_seconds = serializers.IntegerField(read_only=True, allow_null=True, help_text="Started to finished.")
+
+    class Meta:
+        model = TrainingJob
+        fields = [
+            "id", "team", "owner", "cluster", "cluster_name", "image", "command", "framework", "environment",
+            "dataset_uri", "hyperparameters", "output_uri", "gpus_per_node", "node_count", "gpus", "max_run_minutes",
+            "max_retries", "retries", "state", "state_reason", "exit_code", "submitted_at", "scheduled_at",
+            "started_at", "finished_at", "queue_seconds", "run_seconds",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class TrainingJobCreateSerializer(serializers.Serializer[Any]):
+    team = serializers.SlugField()
+    cluster = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="One of the team's clusters; none: any that fits."
+    )
+    image = serializers.CharField(trim_whitespace=False, help_text="Must match TRAINING_ALLOWED_IMAGES.")
+    command = CommandField(help_text='Arguments, e.g. ["python", "train.py", "--epochs", "3"].')
+    framework = serializers.ChoiceField(choices=Framework.choices, default=Framework.PYTORCH)
+    environment = EnvironmentField(required=False, default=dict, help_text="NAME -> value; PAVED_* is reserved.")
+    dataset_uri = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    hyperparameters = HyperparametersField(required=False, default=dict)
+    output_uri = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    gpus_per_node = serializers.IntegerField(help_text=f"1 to {MAX_GPUS_PER_NODE}.")
+    node_count = serializers.IntegerField(default=1, help_text=f"1 to {MAX_NODES}.")
+    max_run_minutes = serializers.IntegerField(help_text=f"1 to {MAX_RUN_MINUTES}.")
+    max_retries = serializers.IntegerField(default=0, help_text=f"Retries after the job is lost, 0 to {MAX_RETRIES}.")
+
+
+def _team_slug(request: Request) -> str:
+    return str(request.data.get("team", "")) if isinstance(request.data, Mapping) else ""
+
+
+class TrainingJobViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[TrainingJob]
+):
+    """Your teams' training jobs: where each runs or waits, and why (`state_reason`)."""
+
+    serializer_class = TrainingJobSerializer
+    lookup_value_regex = r"\d+"
+    ordering_fields = ["submitted_at"]
+    filterset_class = TrainingJobFilterSet
+
+    def get_queryset(self) -> QuerySet[TrainingJob]:
+        return selectors.jobs_for(self.request.user)
+
+    @extend_schema(request=TrainingJobCreateSerializer, responses={201: TrainingJobSerializer},
+                   summary="Submit a training job")  # fmt: skip
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        team = get_object_or_404(teams_for(request.user), slug=_team_slug(request))
+        payload = TrainingJobCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        data.pop("team")
+        cluster_id = data.pop("cluster")
+        cluster = None
+        if cluster_id is not None:
+            cluster = cluster_for(request.user, cluster_id) if 0 < cluster_id < 2**63 else None
+            if cluster is None:
+                raise UnknownCluster(f"Team {team.slug} has no cluster #{cluster_id}.")
+        job = jobs.submit_job(actor=authenticated(request.user), team=team, cluster=cluster, request=request, **data)
+        return Response(TrainingJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: TrainingJobSerializer}, summary="Cancel the job")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = jobs.cancel_job(actor=authenticated(request.user), job=self.get_object(), request=request)
+        return Response(TrainingJobSerializer(job).data)

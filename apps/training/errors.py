@@ -1,0 +1,81 @@
+"""Training job errors, each with a stable `code` (and the `field` of the input at fault)."""
+
+from apps.core.errors import Conflict, ValidationFailed
+
+
+class IllegalJobTransition(Conflict):
+    code = "illegal_job_transition"
+
+
+class InvalidTrainingJob(ValidationFailed):
+    """A job contract the validator refuses; subclasses name the input."""
+
+    code = "invalid_training_job"
+
+
+class UnknownCluster(InvalidTrainingJob):
+    """No such cluster in the job's team (another team's cluster reads the same: nothing is revealed)."""
+
+    code = "unknown_cluster"
+    field = "cluster"
+
+
+class ClusterUnavailable(InvalidTrainingJob):
+    code = "cluster_unavailable"
+    field = "cluster"
+
+
+class JobDoesNotFitCluster(InvalidTrainingJob):
+    code = "job_does_not_fit_cluster"
+    field = "cluster"
+
+
+class InvalidImage(InvalidTrainingJob):
+    code = "invalid_image"
+    field = "image"
+
+
+class ImageNotAllowed(InvalidTrainingJob):
+    code = "image_not_allowed"
+    field = "image"
+
+
+class InvalidCommand(InvalidTrainingJob):
+    code = "invalid_command"
+    field = "command"
+
+
+class InvalidFramework(InvalidTrainingJob):
+    code = "invalid_framework"
+    field = "framework"
+
+
+class InvalidEnvironment(InvalidTrainingJob):
+    code = "invalid_environment"
+    field = "environment"
+
+
+class ReservedEnvironmentKey(InvalidEnvironment):
+    code = "reserved_environment_key"
+
+
+class InvalidUri(InvalidTrainingJob):
+    code = "invalid_uri"
+
+
+class InvalidHyperparameters(InvalidTrainingJob):
+    code = "invalid_hyperparameters"
+    field = "hyperparameters"
+
+
+class InvalidJobSize(InvalidTrainingJob):
+    """gpus_per_node, node_count, max_run_minutes or max_retries out of bounds (the field says which)."""
+
+    code = "invalid_job_size"
+
+
+class JobOverQuota(Conflict):
+    """The job alone needs more GPUs than the team's quota: it could never run, so it is not queued."""
+
+    code = "job_over_quota"
+    title = "GPU quota exceeded"

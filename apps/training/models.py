@@ -1,0 +1,110 @@
+"""Training jobs: what a team asked to run on one of its GPU clusters (TrainingJob). A job moves only through
+`training.services.transitions.job_transition`; its contract (image, command, environment, sizes) is checked once,
+by `training.spec.validate_job_spec`, before the row exists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+
+from apps.core.models import BaseModel
+
+
+class Framework(models.TextChoices):
+    PYTORCH = "pytorch", "PyTorch"
+    TENSORFLOW = "tensorflow", "TensorFlow"
+    JAX = "jax", "JAX"
+    XGBOOST = "xgboost", "XGBoost"
+    CUSTOM = "custom", "Custom"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SCHEDULING = "scheduling", "Scheduling"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    TIMED_OUT = "timed_out", "Timed out"
+    LOST = "lost", "Lost"
+
+
+# queued: waiting for its cluster (FIFO) and the team's GPU quota; scheduling: placed on the cluster, holding its
+# GPUs until the node agent starts it; running: the agent started it. A job whose node vanished is lost, and goes
+# back to queued while its retry policy allows (otherwise lost is where it ends).
+ALLOWED_JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    JobState.QUEUED: frozenset({JobState.SCHEDULING, JobState.CANCELLED}),
+    # scheduling -> queued: the cluster went away before the agent started the job; it waits again.
+    JobState.SCHEDULING: frozenset({JobState.RUNNING, JobState.QUEUED, JobState.CANCELLED, JobState.LOST}),
+    JobState.RUNNING: frozenset(
+        {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT, JobState.LOST}
+    ),
+    JobState.LOST: frozenset({JobState.QUEUED}),
+    JobState.SUCCEEDED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+    JobState.TIMED_OUT: frozenset(),
+}
+# The states in which a job holds its cluster and its GPUs count against the team's quota.
+ACTIVE_JOB_STATES = frozenset({JobState.SCHEDULING, JobState.RUNNING})
+ENDED_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT})
+
+
+class TrainingJob(BaseModel):
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="training_jobs")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.PROTECT, null=True, blank=True, related_name="training_jobs"
+    )
+    image = models.CharField(max_length=300)
+    command = models.JSONField(help_text="Arguments as a list of strings (never a shell string).")
+    framework = models.CharField(max_length=16, choices=Framework.choices, default=Framework.PYTORCH)
+    environment = models.JSONField(default=dict, blank=True, help_text="Name -> value, both strings.")
+    dataset_uri = models.CharField(max_length=1000, blank=True)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    output_uri = models.CharField(max_length=1000, blank=True, help_text="Where the job writes its artifact.")
+    gpus_per_node = models.PositiveSmallIntegerField()
+    node_count = models.PositiveSmallIntegerField(default=1)
+    max_run_minutes = models.PositiveIntegerField(help_text="Running longer than this times the job out.")
+    max_retries = models.PositiveSmallIntegerField(default=0, help_text="Retries after the job is lost.")
+    retries = models.PositiveSmallIntegerField(default=0, help_text="Retries used so far.")
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    state_reason = models.CharField(max_length=300, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    submitted_at = models.DateTimeField()
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Placed on its cluster (latest attempt).")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        indexes = [
+            models.Index(fields=["cluster", "state", "submitted_at"], name="training_job_cluster_queue"),
+            models.Index(fields=["team", "state"], name="training_job_team_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"training job #{self.pk}"
+
+    @property
+    def gpus(self) -> int:
+        """What the job holds of the team's GPU quota while it is scheduled or running."""
+        return self.gpus_per_node * self.node_count
+
+    @property
+    def queue_seconds(self) -> int | None:
+        """Submitted to started (a retried job's queue time spans its earlier attempts)."""
+        return _seconds(self.submitted_at, self.started_at)
+
+    @property
+    def run_seconds(self) -> int | None:
+        """Started to finished; None until the job has both."""
+        return _seconds(self.started_at, self.finished_at)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(0, int((end - start).total_seconds()))

@@ -1,0 +1,50 @@
+"""Reads of training jobs. `jobs_for` is the one place a caller's view of jobs is scoped to their teams."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+
+from apps.accounts.models import Team
+from apps.accounts.permissions import AnyUser, restrict
+from apps.clusters.models import Cluster
+from apps.training.models import ACTIVE_JOB_STATES, JobState, TrainingJob
+
+
+def jobs_for(user: AnyUser) -> QuerySet[TrainingJob]:
+    """Jobs of the user's teams (others' jobs do not exist for them: 404)."""
+    return restrict(TrainingJob.objects.select_related("team", "owner", "cluster"), user)
+
+
+def queue(*, cluster_id: int | None = None) -> QuerySet[TrainingJob]:
+    """Queued jobs, first submitted first (the order the scheduler places them in)."""
+    queued = TrainingJob.objects.filter(state=JobState.QUEUED)
+    if cluster_id is not None:
+        queued = queued.filter(cluster_id=cluster_id)
+    return queued.order_by("submitted_at", "pk")
+
+
+def job_on_cluster(cluster: Cluster) -> TrainingJob | None:
+    """The job holding `cluster` (scheduled or running); a cluster runs one job at a time."""
+    return TrainingJob.objects.filter(cluster=cluster, state__in=ACTIVE_JOB_STATES).order_by("pk").first()
+
+
+def team_training_gpus(team: Team) -> int:
+    """GPUs the team's scheduled and running jobs hold, counted against its effective GPU quota."""
+    return sum(
+        job.gpus
+        for job in TrainingJob.objects.filter(team=team, state__in=ACTIVE_JOB_STATES).only(
+            "gpus_per_node", "node_count"
+        )
+    )
+
+
+def overdue_jobs(*, now: datetime) -> list[TrainingJob]:
+    """Running jobs past their max run time at `now` (few: at most one per cluster)."""
+    running = TrainingJob.objects.filter(state=JobState.RUNNING, started_at__isnull=False).order_by("pk")
+    return [
+        job
+        for job in running
+        if job.started_at is not None and job.started_at + timedelta(minutes=job.max_run_minutes) <= now
+    ]

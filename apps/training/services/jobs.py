@@ -1,0 +1,171 @@
+"""Submitting and ending training jobs.
+
+The boundary with execution: Paved decides *where and when* a job runs (`submit_job`, then the scheduler in
+`services/scheduling.py` moves it to `scheduling` on a cluster); the node agent (next slice) executes it and
+reports through `start_job`, `finish_job` and `lose_job`, which take no actor because the agent is not a
+person. Nothing in this module talks to a node."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.accounts.models import Team
+from apps.accounts.permissions import require
+from apps.audit.services import record
+from apps.clusters.models import Cluster, ClusterState
+from apps.clusters.selectors import effective_quota
+from apps.training.errors import ClusterUnavailable, JobDoesNotFitCluster, JobOverQuota, UnknownCluster
+from apps.training.models import Framework, JobState, TrainingJob
+from apps.training.services.transitions import job_transition
+from apps.training.spec import JobSpec, validate_job_spec
+
+ENDED_CLUSTER_STATES = frozenset({ClusterState.TERMINATING, ClusterState.TERMINATED, ClusterState.FAILED})
+
+
+def _check_cluster(*, team: Team, cluster: Cluster | None, spec: JobSpec) -> None:
+    if cluster is None:
+        return
+    if cluster.team_id != team.pk:
+        raise UnknownCluster(f"Team {team.slug} has no such cluster. Pick one of its clusters, or none.")
+    if cluster.state in ENDED_CLUSTER_STATES:
+        raise ClusterUnavailable(f"Cluster {cluster.name} is {cluster.state}; pick a cluster that can still run.")
+    if spec.gpus_per_node > cluster.gpus_per_node or spec.node_count > cluster.node_count:
+        raise JobDoesNotFitCluster(
+            f"The job asks for {spec.node_count} nodes x {spec.gpus_per_node} GPUs; cluster {cluster.name} has "
+            f"{cluster.node_count} x {cluster.gpus_per_node}. Ask for less, or pick a bigger cluster.",
+            extra={"cluster_nodes": cluster.node_count, "cluster_gpus_per_node": cluster.gpus_per_node},
+        )
+
+
+def submit_job(
+    *,
+    actor: User,
+    team: Team,
+    cluster: Cluster | None,
+    image: Any,
+    command: Any,
+    framework: Any = Framework.PYTORCH,
+    environment: Any = None,
+    dataset_uri: Any = "",
+    hyperparameters: Any = None,
+    output_uri: Any = "",
+    gpus_per_node: Any,
+    node_count: Any = 1,
+    max_run_minutes: Any,
+    max_retries: Any = 0,
+    now: datetime | None = None,
+    request: HttpRequest | None = None,
+) -> TrainingJob:
+    """Queue a job for `team` (on `cluster`, or the first of the team's running clusters it fits). Nothing is
+    created when the contract, the cluster or the quota refuses it."""
+    require(actor, "training.submit", team, message=f"Only members of team {team.slug} may submit its jobs.")
+    spec = validate_job_spec(
+        image=image,
+        command=command,
+        framework=framework,
+        environment=environment,
+        dataset_uri=dataset_uri,
+        hyperparameters=hyperparameters,
+        output_uri=output_uri,
+        gpus_per_node=gpus_per_node,
+        node_count=node_count,
+        max_run_minutes=max_run_minutes,
+        max_retries=max_retries,
+        allowed_images=settings.TRAINING_ALLOWED_IMAGES,
+    )
+    with transaction.atomic():
+        _check_cluster(team=team, cluster=cluster, spec=spec)
+        quota = effective_quota(team)
+        if spec.gpus > quota.max_gpus:
+            raise JobOverQuota(
+                f"The job needs {spec.gpus} GPUs but team {team.slug}'s GPU quota is {quota.max_gpus}, so it could "
+                "never run. Ask for fewer GPUs or nodes, or ask a platform admin for a quota exception.",
+                extra={"requested_gpus": spec.gpus, "max_gpus": quota.max_gpus},
+            )
+        job = TrainingJob.objects.create(
+            team=team,
+            owner=actor,
+            cluster=cluster,
+            image=spec.image,
+            command=spec.command,
+            framework=spec.framework,
+            environment=spec.environment,
+            dataset_uri=spec.dataset_uri,
+            hyperparameters=spec.hyperparameters,
+            output_uri=spec.output_uri,
+            gpus_per_node=spec.gpus_per_node,
+            node_count=spec.node_count,
+            max_run_minutes=spec.max_run_minutes,
+            max_retries=spec.max_retries,
+            state=JobState.QUEUED,
+            state_reason="waiting for the scheduler",
+            submitted_at=now or timezone.now(),
+        )
+        record(
+            actor=actor,
+            team=team,
+            verb="training_job.submitted",
+            target=job,
+            data={
+                "cluster": cluster.name if cluster else None,
+                "image": spec.image,
+                "gpus": spec.gpus,
+                "max_run_minutes": spec.max_run_minutes,
+            },
+            request=request,
+        )
+    return job
+
+
+def cancel_job(
+    *, actor: User, job: TrainingJob, now: datetime | None = None, request: HttpRequest | None = None
+) -> TrainingJob:
+    """Cancel a job that has not ended; a scheduled or running job frees its cluster and GPUs at once (the
+    agent, once it exists, stops the process when it sees the state)."""
+    require(actor, "training.operate", job, message=f"Only members of team {job.team.slug} may cancel its jobs.")
+    return job_transition(
+        job=job,
+        to=JobState.CANCELLED,
+        actor=actor,
+        reason=f"cancelled by {actor.get_username()}",
+        finished_at=now or timezone.now(),
+    )
+
+
+def start_job(*, job: TrainingJob, now: datetime | None = None) -> TrainingJob:
+    """The node agent started the job (the agent's endpoint calls this; no person does)."""
+    where = f" on cluster {job.cluster.name}" if job.cluster else ""
+    return job_transition(job=job, to=JobState.RUNNING, reason=f"running{where}", started_at=now or timezone.now())
+
+
+def finish_job(*, job: TrainingJob, exit_code: int, now: datetime | None = None) -> TrainingJob:
+    """The job's process exited: 0 succeeded, anything else failed (a failure is not retried: the code ran)."""
+    to = JobState.SUCCEEDED if exit_code == 0 else JobState.FAILED
+    return job_transition(
+        job=job, to=to, reason=f"exited with code {exit_code}", exit_code=exit_code, finished_at=now or timezone.now()
+    )
+
+
+def lose_job(*, job: TrainingJob, reason: str, now: datetime | None = None) -> TrainingJob:
+    """The job's node vanished (spot reclaim, a dead agent). Within its retry policy it is queued again, at the
+    head of its cluster's queue (its submitted_at is kept); otherwise it ends lost."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        lost = job_transition(job=job, to=JobState.LOST, reason=f"lost: {reason}", finished_at=now)
+        if lost.retries >= lost.max_retries:
+            return lost
+        return job_transition(
+            job=lost,
+            to=JobState.QUEUED,
+            reason=f"retry {lost.retries + 1} of {lost.max_retries} after: {reason}",
+            retries=lost.retries + 1,
+            started_at=None,
+            finished_at=None,
+        )

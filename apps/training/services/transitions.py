@@ -1,0 +1,33 @@
+"""The one way a training job changes state (through `apps.core.transitions`): legal edges only
+(`models.ALLOWED_JOB_TRANSITIONS`), under a row lock, audited as `training_job.<state>`. The clock stamps
+(started_at, finished_at) come from the caller's `now`, so services decide by an explicit clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from apps.core.transitions import Machine, transition
+from apps.training.errors import IllegalJobTransition
+from apps.training.models import ALLOWED_JOB_TRANSITIONS, TrainingJob
+
+JOB_MACHINE: Machine[TrainingJob] = Machine(
+    model=TrainingJob,
+    field="state",
+    edges=ALLOWED_JOB_TRANSITIONS,
+    illegal=lambda job, previous, to: IllegalJobTransition(
+        f"Training job #{job.pk} is {previous.replace('_', ' ')}; it cannot become {to.replace('_', ' ')}.",
+        extra={"state": previous},
+    ),
+    reason_field="state_reason",
+    related=("team", "cluster"),
+    audit_verb=lambda to: f"training_job.{to}",
+)
+
+
+def job_transition(
+    *, job: TrainingJob, to: str, actor: User | None = None, reason: str = "", **fields: Any
+) -> TrainingJob:
+    """Move `job` to `to`; `fields` (stamps, the exit code, the placement) are saved with it."""
+    return transition(JOB_MACHINE, obj=job, to=to, actor=actor, reason=reason, fields=fields)

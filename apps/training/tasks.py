@@ -1,0 +1,16 @@
+"""Celery tasks of the training app: each calls one service (beat runs both; they are safe to run twice)."""
+
+from __future__ import annotations
+
+from apps.core.tasks import task
+from apps.training.services import scheduling
+
+
+@task(ignore_result=True)
+def schedule_training_jobs() -> None:
+    scheduling.schedule_jobs()
+
+
+@task(ignore_result=True)
+def expire_training_jobs() -> None:
+    scheduling.expire_jobs()
