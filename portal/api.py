@@ -20,6 +20,7 @@ from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
 from apps.deployments.api import DeploymentViewSet, EndpointViewSet, ExperimentViewSet
 from apps.registry.api import ModelVersionViewSet, ModelViewSet
 from apps.runs.api import RunViewSet, WorkspaceViewSet
+from apps.training.agent_api import ClaimJobView, JobExitView, JobLogView
 from apps.training.api import TrainingJobViewSet
 
 
@@ -57,6 +58,10 @@ urlpatterns = [
     path("costs/", include(cost_api_urlpatterns)),
     path("clusters/telemetry", TelemetryIngestView.as_view(), name="cluster-telemetry"),
     path("clusters/nodes/register", RegisterNodeView.as_view(), name="cluster-node-register"),
+    path("training/agent/claim", ClaimJobView.as_view(), name="training-agent-claim"),
+    # Named training-job-…: the tenancy walk (tests/test_api_scoping.py) finds the job model behind `pk`.
+    path("training/agent/jobs/<int:pk>/logs", JobLogView.as_view(), name="training-job-agent-logs"),
+    path("training/agent/jobs/<int:pk>/finish", JobExitView.as_view(), name="training-job-agent-finish"),
     path("templates/import-backstage", BackstageImportView.as_view(), name="template-import-backstage"),
     path("templates/<slug:slug>/launch", LaunchTemplateView.as_view(), name="template-launch"),
     path("templates/<slug:slug>/estimate", EstimateView.as_view(), name="template-estimate"),

@@ -1,6 +1,6 @@
 """Training job errors, each with a stable `code` (and the `field` of the input at fault)."""
 
-from apps.core.errors import Conflict, ValidationFailed
+from apps.core.errors import Conflict, NotFound, ValidationFailed
 
 
 class IllegalJobTransition(Conflict):
@@ -79,3 +79,22 @@ class JobOverQuota(Conflict):
 
     code = "job_over_quota"
     title = "GPU quota exceeded"
+
+
+class UnknownAgentJob(NotFound):
+    """No such job for this node (another cluster's or another node's job reads the same: nothing is revealed)."""
+
+    code = "unknown_training_job"
+
+
+class JobNotStarted(Conflict):
+    """The agent reported logs or an exit for a job it never claimed (it is still queued or scheduling)."""
+
+    code = "training_job_not_started"
+
+
+class LogLinesOutOfOrder(Conflict):
+    """A log batch starts after the next line the portal expects: an earlier batch is missing."""
+
+    code = "log_lines_out_of_order"
+    field = "first_line"

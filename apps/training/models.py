@@ -58,6 +58,14 @@ class TrainingJob(BaseModel):
     cluster = models.ForeignKey(
         "clusters.Cluster", on_delete=models.PROTECT, null=True, blank=True, related_name="training_jobs"
     )
+    node = models.ForeignKey(
+        "clusters.Node",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The node whose agent claimed the job (latest attempt); only it may report the job's logs and exit.",
+    )
     image = models.CharField(max_length=300)
     command = models.JSONField(help_text="Arguments as a list of strings (never a shell string).")
     framework = models.CharField(max_length=16, choices=Framework.choices, default=Framework.PYTORCH)
@@ -108,3 +116,22 @@ def _seconds(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
         return None
     return max(0, int((end - start).total_seconds()))
+
+
+class JobLogChunk(models.Model):
+    """The job's output as its agent sent it: one row per batch of lines (about one a second), never a row per
+    line. Lines are numbered from 1 across the job's attempts; `first_line` makes a resent batch a no-op."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="log_chunks")
+    seq = models.PositiveIntegerField()
+    first_line = models.PositiveIntegerField(help_text="Line number (from 1) of the chunk's first line.")
+    line_count = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="unique_job_log_chunk_seq")]
+
+    def __str__(self) -> str:
+        return f"training job #{self.job_id} chunk {self.seq}"

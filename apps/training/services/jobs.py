@@ -1,9 +1,9 @@
 """Submitting and ending training jobs.
 
 The boundary with execution: Paved decides *where and when* a job runs (`submit_job`, then the scheduler in
-`services/scheduling.py` moves it to `scheduling` on a cluster); the node agent (next slice) executes it and
-reports through `start_job`, `finish_job` and `lose_job`, which take no actor because the agent is not a
-person. Nothing in this module talks to a node."""
+`services/scheduling.py` moves it to `scheduling` on a cluster); the node agent executes it and reports (through
+`services/agent.py`) with `start_job`, `finish_job`, `time_out_job` and `lose_job`, which take no actor because
+the agent is not a person. Nothing in this module talks to a node."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from django.utils import timezone
 from apps.accounts.models import Team
 from apps.accounts.permissions import require
 from apps.audit.services import record
-from apps.clusters.models import Cluster, ClusterState
+from apps.clusters.models import Cluster, ClusterState, Node
 from apps.clusters.selectors import effective_quota
 from apps.training.errors import ClusterUnavailable, JobDoesNotFitCluster, JobOverQuota, UnknownCluster
 from apps.training.models import Framework, JobState, TrainingJob
@@ -128,7 +128,7 @@ def cancel_job(
     *, actor: User, job: TrainingJob, now: datetime | None = None, request: HttpRequest | None = None
 ) -> TrainingJob:
     """Cancel a job that has not ended; a scheduled or running job frees its cluster and GPUs at once (the
-    agent, once it exists, stops the process when it sees the state)."""
+    agent stops the process when its next log post is answered `stop`)."""
     require(actor, "training.operate", job, message=f"Only members of team {job.team.slug} may cancel its jobs.")
     return job_transition(
         job=job,
@@ -139,10 +139,13 @@ def cancel_job(
     )
 
 
-def start_job(*, job: TrainingJob, now: datetime | None = None) -> TrainingJob:
-    """The node agent started the job (the agent's endpoint calls this; no person does)."""
+def start_job(*, job: TrainingJob, node: Node | None = None, now: datetime | None = None) -> TrainingJob:
+    """The node agent started the job (the agent's claim endpoint calls this; no person does)."""
     where = f" on cluster {job.cluster.name}" if job.cluster else ""
-    return job_transition(job=job, to=JobState.RUNNING, reason=f"running{where}", started_at=now or timezone.now())
+    on = f", node {node.instance_id}" if node else ""
+    return job_transition(
+        job=job, to=JobState.RUNNING, reason=f"running{where}{on}", started_at=now or timezone.now(), node=node
+    )
 
 
 def finish_job(*, job: TrainingJob, exit_code: int, now: datetime | None = None) -> TrainingJob:
@@ -150,6 +153,16 @@ def finish_job(*, job: TrainingJob, exit_code: int, now: datetime | None = None)
     to = JobState.SUCCEEDED if exit_code == 0 else JobState.FAILED
     return job_transition(
         job=job, to=to, reason=f"exited with code {exit_code}", exit_code=exit_code, finished_at=now or timezone.now()
+    )
+
+
+def time_out_job(*, job: TrainingJob, now: datetime | None = None) -> TrainingJob:
+    """The agent stopped the job at its max run time (the timeout pass does the same for a silent agent)."""
+    return job_transition(
+        job=job,
+        to=JobState.TIMED_OUT,
+        reason=f"ran past its max run time of {job.max_run_minutes} minutes",
+        finished_at=now or timezone.now(),
     )
 
 
