@@ -1,4 +1,7 @@
-"""Command line: ``python -m apps.clusters.agent --portal URL --node-id ID --token-file PATH``.
+"""Command line: ``python -m apps.clusters.agent --portal URL --node-id ID --token-file PATH [--run-jobs]``.
+
+With ``--run-jobs`` the agent also runs the training jobs the portal schedules on its cluster (``jobs.py``; dev
+mode only for now: plain processes), in a second thread beside the sampling loop.
 
 On a node Paved launched, the user data runs it with ``--register --bootstrap-token-file F --token-file T``:
 the first start trades the cluster's bootstrap secret for this node's token and keeps it in T (mode 600); later
@@ -21,6 +24,7 @@ from types import FrameType
 
 from .client import PortalClient, PortalRejected, PortalUnavailable, register
 from .identity import ec2_instance_id
+from .jobs import JobClient, JobWorker
 from .sampler import Sampler
 from .sources import GpuSource, NvmlSource, NvmlUnavailable, ReplaySource, record
 
@@ -47,9 +51,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--register", action="store_true", help="get a node token with the bootstrap secret unless --token-file has one"
     )
     parser.add_argument("--bootstrap-token-file", help="file holding the cluster's bootstrap secret (with --register)")
+    parser.add_argument("--run-jobs", action="store_true", help="also claim and run this cluster's training jobs")
+    parser.add_argument("--job-poll", type=float, default=5.0, help="seconds between job claims (default 5)")
     args = parser.parse_args(argv)
-    if args.interval < 0 or args.ticks < 1:
-        parser.error("--interval must be >= 0 and --ticks >= 1")
+    if args.interval < 0 or args.ticks < 1 or args.job_poll <= 0:
+        parser.error("--interval must be >= 0, --ticks >= 1 and --job-poll > 0")
+    if args.run_jobs and (args.once or args.record):
+        parser.error("--run-jobs runs until stopped: it cannot go with --once or --record")
     if args.register and not (args.token_file and args.bootstrap_token_file):
         parser.error("--register needs --bootstrap-token-file (to read) and --token-file (to keep the node token)")
     if args.record is None:
@@ -113,6 +121,13 @@ def record_to_file(source: GpuSource, args: argparse.Namespace) -> int:
     return 0
 
 
+def start_jobs(args: argparse.Namespace, token: str, stop: threading.Event) -> threading.Thread:
+    worker = JobWorker(JobClient(args.portal, token, timeout=args.timeout), poll_interval=args.job_poll)
+    thread = threading.Thread(target=worker.run, args=(stop,), name="paved-jobs")
+    thread.start()
+    return thread
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -148,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         client = PortalClient(args.portal, token, timeout=args.timeout)
         sampler = Sampler(source, client, node_id, interval=args.interval)
+        worker = start_jobs(args, token, stop) if args.run_jobs else None
         try:
             sampler.run(stop, ticks=1 if args.once else None)
             if sampler.buffer:
@@ -155,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         except PortalRejected as exc:
             logger.error("portal refused this node's token (%s): check --token-file / %s", exc, TOKEN_ENV)
             return 1
+        finally:
+            stop.set()  # a running job is stopped with the agent
+            if worker is not None:
+                worker.join()
         if sampler.buffer:
             logger.error("%d batches could not be delivered", len(sampler.buffer))
             return 1 if args.once else 0

@@ -1,0 +1,193 @@
+"""The real node agent (``python -m apps.clusters.agent --run-jobs``, dev mode) running training jobs against a
+live portal: it claims the job, runs the command as a plain process with the job's environment, its output
+arrives in order, the exit code ends the job; a cancelled job is stopped by the agent; the max run time too."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+
+from apps.clusters.agent.jobs import ClaimedJob, JobClient, JobRunner, dev_mode, job_env
+from apps.clusters.models import ClusterState, Node
+from apps.training.models import JobState, TrainingJob
+from apps.training.services.agent import iter_job_log
+from apps.training.services.jobs import cancel_job
+from apps.training.services.scheduling import schedule_jobs
+from tests.factories import ClusterFactory, TrainingJobFactory, node_with_token
+from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+IDLE = ROOT / "tests" / "clusters" / "data" / "g5xlarge_idle.jsonl"
+
+TRAIN = """
+import os, sys
+print('epoch 1 loss 0.5')
+print('warning: lr is high', file=sys.stderr, flush=True)
+print('epoch 2 loss 0.25')
+print('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'], 'at', os.environ['MASTER_ADDR'],
+      os.environ['MASTER_PORT'], 'local', os.environ['LOCAL_RANK'], 'epochs', os.environ['EPOCHS'])
+print('token leaked' if 'PAVED_NODE_TOKEN' in os.environ else 'no node token')
+"""
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_cache() -> None:
+    cache.clear()
+
+
+@pytest.fixture
+def node(vision: Any, alice: Any) -> tuple[Node, str]:
+    box = ClusterFactory(team=vision, owner=alice, name="box", state=ClusterState.RUNNING, gpus_per_node=4)
+    return node_with_token(cluster=box, gpu_count=4, private_ip="10.0.0.7")
+
+
+def scheduled_job(node: Node, code: str, **fields: Any) -> TrainingJob:
+    cluster = node.cluster
+    job = TrainingJobFactory(
+        team=cluster.team, owner=cluster.owner, cluster=cluster, command=[sys.executable, "-c", code], **fields
+    )
+    assert schedule_jobs() == [job.pk]
+    return job
+
+
+def job_state(job: TrainingJob, *states: str, timeout: float = 30) -> TrainingJob:
+    def ended() -> TrainingJob | None:
+        job.refresh_from_db()
+        return job if job.state in states else None
+
+    return wait_for(ended, timeout=timeout, message=lambda: f"job #{job.pk} {states} (it is {job.state})")
+
+
+@pytest.fixture
+def agent(live_server: Any, node: tuple[Node, str]) -> Iterator[subprocess.Popen[str]]:
+    instance, raw = node
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apps.clusters.agent", "--portal", live_server.url, "--node-id", instance.instance_id,
+         "--replay", str(IDLE), "--interval", "5", "--run-jobs", "--job-poll", "0.2"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PAVED_NODE_TOKEN": raw, "PAVED_AGENT_DEV_MODE": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    yield proc
+    if proc.poll() is None:
+        proc.terminate()
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_agent_runs_jobs_one_after_another_with_their_output_in_order_and_their_exit_codes(
+    agent: subprocess.Popen[str], node: tuple[Node, str]
+) -> None:
+    trained = scheduled_job(node[0], TRAIN, environment={"EPOCHS": "2", "RANK": "7"})
+    job_state(trained, JobState.SUCCEEDED, JobState.FAILED)
+
+    assert (trained.state, trained.exit_code, trained.node) == (JobState.SUCCEEDED, 0, node[0])
+    assert trained.started_at is not None
+    assert trained.finished_at is not None
+    assert iter_job_log(trained) == [
+        "epoch 1 loss 0.5", "warning: lr is high", "epoch 2 loss 0.25",
+        "rank 0 of 1 at 10.0.0.7 29500 local 0 epochs 2", "no node token",
+    ]  # fmt: skip
+
+    failing = scheduled_job(node[0], "import sys\nprint('loading data')\nsys.exit('no such dataset')")
+    job_state(failing, JobState.SUCCEEDED, JobState.FAILED)
+
+    assert (failing.state, failing.exit_code) == (JobState.FAILED, 1)
+    assert failing.state_reason == "exited with code 1"
+    assert iter_job_log(failing) == ["loading data", "no such dataset"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_job_is_stopped_by_the_agent_and_stays_cancelled(
+    agent: subprocess.Popen[str], node: tuple[Node, str], alice: Any, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nprint('started', flush=True)\n"
+    job = scheduled_job(node[0], code + "time.sleep(600)\n")
+    wait_for(lambda: iter_job_log(job) == ["started"], timeout=30, message=lambda: f"the log ({iter_job_log(job)})")
+    pid = int(pid_file.read_text())
+
+    cancel_job(actor=alice, job=TrainingJob.objects.get(pk=job.pk))
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(gone, timeout=30, message=f"the agent to stop process {pid}")
+    job.refresh_from_db()
+    assert (job.state, job.exit_code) == (JobState.CANCELLED, None)
+    assert job.state_reason == "cancelled by alice"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_runner_stops_a_job_past_its_max_run_time_and_reports_it_timed_out(
+    live_server: Any, node: tuple[Node, str]
+) -> None:
+    job = scheduled_job(node[0], "import time\nprint('step 1', flush=True)\ntime.sleep(600)\n")
+    client = JobClient(live_server.url, node[1])
+    claimed = client.claim()
+    assert claimed is not None
+    assert claimed.id == job.pk
+    runner = JobRunner(
+        client, dataclasses.replace(claimed, max_run_seconds=1.0), threading.Event(), post_interval=0.1, grace=2
+    )
+
+    code = runner.run()
+
+    job.refresh_from_db()
+    assert code == -15  # SIGTERM
+    assert job.state == JobState.TIMED_OUT
+    assert iter_job_log(job) == ["step 1"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_that_cannot_start_fails_the_job_with_the_reason_in_its_log(
+    live_server: Any, node: tuple[Node, str]
+) -> None:
+    job = scheduled_job(node[0], "")
+    TrainingJob.objects.filter(pk=job.pk).update(command=["/nonexistent/train"])
+    client = JobClient(live_server.url, node[1])
+    claimed = client.claim()
+    assert claimed is not None
+
+    assert JobRunner(client, claimed, threading.Event()).run() == 127
+
+    job.refresh_from_db()
+    assert (job.state, job.exit_code) == (JobState.FAILED, 127)
+    [line] = iter_job_log(job)
+    assert line.startswith("paved agent: cannot start /nonexistent/train:")
+
+
+def test_dev_mode_is_asked_for_or_follows_from_no_container_runtime() -> None:
+    assert dev_mode({"PAVED_AGENT_DEV_MODE": "1"}, which=lambda name: f"/usr/bin/{name}")
+    assert dev_mode({}, which=lambda name: None)
+    assert not dev_mode({}, which=lambda name: "/usr/bin/podman" if name == "podman" else None)
+
+
+def test_a_job_inherits_only_the_basics_of_the_agents_environment() -> None:
+    job = ClaimedJob(id=1, image="i", command=["x"], environment={"RANK": "0"}, max_run_seconds=60, next_log_line=1)
+    env = job_env(job, {"PATH": "/usr/bin", "HOME": "/root", "PAVED_NODE_TOKEN": "pvn_secret", "AWS_SECRET": "s"})
+    assert env == {"PATH": "/usr/bin", "HOME": "/root", "PYTHONUNBUFFERED": "1", "RANK": "0"}
+
+
+def test_run_jobs_cannot_go_with_once() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "apps.clusters.agent", "--portal", "http://127.0.0.1:9", "--node-id", "n1",
+         "--run-jobs", "--once"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--run-jobs runs until stopped" in result.stderr
