@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from apps.core.models import BaseModel
+from apps.core.models import BaseModel, LogChunk
 
 
 class WorkspaceStatus(models.TextChoices):
@@ -164,15 +164,10 @@ class Run(BaseModel):
         return self.state in RETRYABLE_STATES
 
 
-class RunLogChunk(models.Model):
+class RunLogChunk(LogChunk):
     """Terraform output, appended in chunks of many lines (about one row a second), never a row per line."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_chunks")
-    seq = models.PositiveIntegerField()
-    first_line = models.PositiveIntegerField(help_text="Line number (from 1) of the chunk's first line.")
-    line_count = models.PositiveIntegerField()
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["run", "seq"]

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 
-from apps.core.models import BaseModel
+from apps.core.models import BaseModel, LogChunk
 
 
 class Framework(models.TextChoices):
@@ -118,16 +118,11 @@ def _seconds(start: datetime | None, end: datetime | None) -> int | None:
     return max(0, int((end - start).total_seconds()))
 
 
-class JobLogChunk(models.Model):
+class JobLogChunk(LogChunk):
     """The job's output as its agent sent it: one row per batch of lines (about one a second), never a row per
     line. Lines are numbered from 1 across the job's attempts; `first_line` makes a resent batch a no-op."""
 
     job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="log_chunks")
-    seq = models.PositiveIntegerField()
-    first_line = models.PositiveIntegerField(help_text="Line number (from 1) of the chunk's first line.")
-    line_count = models.PositiveIntegerField()
-    text = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["job", "seq"]
