@@ -29,6 +29,7 @@ SECTIONS: list[tuple[str, str, Callable[[HttpRequest], bool], str]] = [
     ("Workspaces", "runs:workspace-list", _everyone, ""),
     ("Runs", "runs:run-list", _everyone, ""),
     ("Clusters", "clusters:list", _everyone, ""),
+    ("Training", "training:list", _everyone, ""),
     ("Models", "registry:list", _everyone, ""),
     ("Deployments", "deployments:list", _everyone, ""),
     ("Costs", "costs:overview", _everyone, ""),

@@ -20,6 +20,7 @@ urlpatterns = [
     path("costs/", include("apps.costs.urls")),
     path("models/", include("apps.registry.urls")),
     path("deployments/", include("apps.deployments.urls")),
+    path("training/", include("apps.training.urls")),
     path("", include("apps.runs.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("portal.api", "api"), namespace="api")),

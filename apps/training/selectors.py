@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from apps.accounts.models import Team
 from apps.accounts.permissions import AnyUser, restrict
 from apps.clusters.models import Cluster
-from apps.training.models import ACTIVE_JOB_STATES, JobState, TrainingJob
+from apps.training.models import ACTIVE_JOB_STATES, JobLogChunk, JobState, TrainingJob
 
 
 def jobs_for(user: AnyUser) -> QuerySet[TrainingJob]:
@@ -48,3 +48,13 @@ def overdue_jobs(*, now: datetime) -> list[TrainingJob]:
         for job in running
         if job.started_at is not None and job.started_at + timedelta(minutes=job.max_run_minutes) <= now
     ]
+
+
+def job_log_tail(job: TrainingJob, *, chunks: int = 200) -> tuple[int, list[str]]:
+    """The first line number and the lines of the job's last `chunks` log chunks (about the last `chunks`
+    seconds of output), oldest first: what the job page shows."""
+    rows = list(JobLogChunk.objects.filter(job=job).order_by("-seq").values_list("first_line", "text")[:chunks])
+    rows.reverse()
+    if not rows:
+        return 1, []
+    return rows[0][0], [line for _, text in rows for line in text.split("\n")]

@@ -26,6 +26,8 @@ def test_alice_logs_in_and_sees_navigation_and_her_team(
         "Workspaces",
         "Runs",
         "Clusters",
+        "Training",
+        "Models",
         "Deployments",
         "Costs",
         "Dashboards",

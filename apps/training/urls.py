@@ -1,0 +1,11 @@
+from django.urls import path
+
+from apps.training import views
+
+app_name = "training"
+
+urlpatterns = [
+    path("", views.job_list_view, name="list"),
+    path("<int:job_id>/", views.job_detail_view, name="detail"),
+    path("<int:job_id>/cancel/", views.job_cancel_view, name="cancel"),
+]

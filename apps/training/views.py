@@ -1,0 +1,62 @@
+"""Training job pages: the team's jobs, and one job with its state, why it waits, its timings and its live log.
+Submitting is the API's (and, next, the catalog's); cancelling is a button here too."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.accounts.permissions import can
+from apps.accounts.selectors import authenticated
+from apps.core.errors import ApplicationError
+from apps.core.htmx import htmx_partial
+from apps.training import selectors
+from apps.training.models import ENDED_JOB_STATES, TrainingJob
+from apps.training.services.jobs import cancel_job
+
+RECENT = 100
+
+
+def _job_or_404(request: HttpRequest, job_id: int) -> TrainingJob:
+    job = selectors.jobs_for(request.user).filter(pk=job_id).first()
+    if job is None:
+        raise Http404("No such training job in your teams.")
+    return job
+
+
+@login_required
+def job_list_view(request: HttpRequest) -> HttpResponse:
+    jobs = selectors.jobs_for(request.user).order_by("-submitted_at", "-pk")[:RECENT]
+    return render(request, "training/list.html", {"jobs": jobs})
+
+
+@login_required
+def job_detail_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job_or_404(request, job_id)
+    first_line, lines = selectors.job_log_tail(job)
+    ended = job.state in ENDED_JOB_STATES
+    context = {
+        "job": job,
+        "first_line": first_line,
+        "lines": lines,
+        "can_cancel": not ended and can(request.user, "training.operate", job),
+        "polling": not ended,
+    }
+    template = "training/partials/job_live.html" if htmx_partial(request) else "training/detail.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def job_cancel_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job_or_404(request, job_id)
+    try:
+        cancel_job(actor=authenticated(request.user), job=job, request=request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Training job #{job.pk} cancelled.")
+    return redirect("training:detail", job_id=job.pk)
