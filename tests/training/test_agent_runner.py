@@ -112,8 +112,8 @@ def test_a_cancelled_job_is_stopped_by_the_agent_and_stays_cancelled(
     agent: subprocess.Popen[str], node: tuple[Node, str], alice: Any, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "pid"
-    code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nprint('started', flush=True)\n"
-    job = scheduled_job(node[0], code + "time.sleep(600)\n")
+    code = f"import os, signal\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nprint('started', flush=True)\n"
+    job = scheduled_job(node[0], code + "signal.pause()\n")  # a job that runs until something stops it
     wait_for(lambda: iter_job_log(job) == ["started"], timeout=30, message=lambda: f"the log ({iter_job_log(job)})")
     pid = int(pid_file.read_text())
 
@@ -136,7 +136,7 @@ def test_a_cancelled_job_is_stopped_by_the_agent_and_stays_cancelled(
 def test_the_runner_stops_a_job_past_its_max_run_time_and_reports_it_timed_out(
     live_server: Any, node: tuple[Node, str]
 ) -> None:
-    job = scheduled_job(node[0], "import time\nprint('step 1', flush=True)\ntime.sleep(600)\n")
+    job = scheduled_job(node[0], "import signal\nprint('step 1', flush=True)\nsignal.pause()\n")  # runs until stopped
     client = JobClient(live_server.url, node[1])
     claimed = client.claim()
     assert claimed is not None
