@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.selectors import authenticated, teams_for
+from apps.core.bodies import body_field, validated_body
 from apps.core.openapi import problem_responses
 from apps.deployments import selectors
 from apps.deployments.filters import DeploymentFilterSet, ExperimentFilterSet
@@ -131,16 +132,6 @@ class DeploymentCreateSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
-def _body(request: Request, serializer: type[serializers.Serializer[Any]]) -> dict[str, Any]:
-    payload = serializer(data=request.data)  # a list or scalar body: DRF's own 400
-    payload.is_valid(raise_exception=True)
-    return dict(payload.validated_data)
-
-
-def _team_slug(request: Request) -> str:
-    return str(request.data.get("team", "")) if isinstance(request.data, Mapping) else ""
-
-
 class EndpointViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Endpoint]
 ):
@@ -156,8 +147,8 @@ class EndpointViewSet(
 
     @extend_schema(request=EndpointCreateSerializer, responses={201: EndpointSerializer}, summary="Create an endpoint")
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        team = get_object_or_404(teams_for(request.user), slug=_team_slug(request))
-        data = _body(request, EndpointCreateSerializer)
+        team = get_object_or_404(teams_for(request.user), slug=body_field(request, "team"))
+        data = validated_body(request, EndpointCreateSerializer)
         data.pop("team")
         model = get_object_or_404(models_for(request.user), pk=data.pop("model"))
         endpoint = endpoint_services.create_endpoint(actor=authenticated(request.user), team=team, model=model, **data)
@@ -208,9 +199,9 @@ class DeploymentViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         endpoint_id = request.data.get("endpoint") if isinstance(request.data, Mapping) else None
         if not isinstance(endpoint_id, int) or isinstance(endpoint_id, bool):
-            _body(request, DeploymentCreateSerializer)  # says what is wrong
+            validated_body(request, DeploymentCreateSerializer)  # says what is wrong
         endpoint = get_object_or_404(selectors.endpoints_for(request.user), pk=endpoint_id)
-        data = _body(request, DeploymentCreateSerializer)
+        data = validated_body(request, DeploymentCreateSerializer)
         version = get_object_or_404(versions_for(request.user), pk=data["version"])
         deployment = rollouts.start_deployment(
             actor=authenticated(request.user),
@@ -311,9 +302,9 @@ class ExperimentViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         endpoint_id = request.data.get("endpoint") if isinstance(request.data, Mapping) else None
         if not isinstance(endpoint_id, int) or isinstance(endpoint_id, bool):
-            _body(request, ExperimentCreateSerializer)
+            validated_body(request, ExperimentCreateSerializer)
         endpoint = get_object_or_404(selectors.endpoints_for(request.user), pk=endpoint_id)
-        data = _body(request, ExperimentCreateSerializer)
+        data = validated_body(request, ExperimentCreateSerializer)
         data.pop("endpoint")
         version = get_object_or_404(versions_for(request.user), pk=data.pop("version_b"))
         experiment = experiments.start_experiment(
@@ -340,6 +331,6 @@ class ExperimentViewSet(
     @action(detail=True, methods=["post"])
     def observations(self, request: Request, pk: str) -> Response:
         experiment = self.get_object()
-        data = _body(request, ObservationInputSerializer)
+        data = validated_body(request, ObservationInputSerializer)
         experiments.observe(actor=authenticated(request.user), experiment=experiment, **data)
         return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)

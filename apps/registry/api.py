@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 
 from apps.accounts.selectors import authenticated, teams_for
 from apps.clusters.selectors import clusters_for
+from apps.core.bodies import body_field, validated_body
 from apps.registry import selectors, services
 from apps.registry.filters import ModelVersionFilterSet
 from apps.registry.models import Framework, Model, ModelVersion
@@ -98,12 +98,6 @@ class TagsInputSerializer(serializers.Serializer[Any]):
     tags = serializers.JSONField()
 
 
-def _body(request: Request, serializer: type[serializers.Serializer[Any]]) -> dict[str, Any]:
-    payload = serializer(data=request.data)  # a list or scalar body: DRF's own 400
-    payload.is_valid(raise_exception=True)
-    return dict(payload.validated_data)
-
-
 class ModelViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Model]
 ):
@@ -122,9 +116,8 @@ class ModelViewSet(
 
     @extend_schema(request=ModelCreateSerializer, responses={201: ModelSerializer}, summary="Register a model")
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        team_slug = str(request.data.get("team", "")) if isinstance(request.data, Mapping) else ""
-        team = get_object_or_404(teams_for(request.user), slug=team_slug)
-        data = _body(request, ModelCreateSerializer)
+        team = get_object_or_404(teams_for(request.user), slug=body_field(request, "team"))
+        data = validated_body(request, ModelCreateSerializer)
         model = services.register_model(
             actor=authenticated(request.user), team=team, name=data["name"], description=data["description"]
         )
@@ -138,7 +131,7 @@ class ModelViewSet(
     @action(detail=True, methods=["post"])
     def versions(self, request: Request, pk: str) -> Response:
         model = self.get_object()
-        data = _body(request, ModelVersionCreateSerializer)
+        data = validated_body(request, ModelVersionCreateSerializer)
         user = request.user
         workspace_id, cluster_id = data.pop("workspace", None), data.pop("cluster", None)
         workspace = get_object_or_404(workspaces_for(user), pk=workspace_id) if workspace_id else None
@@ -153,7 +146,7 @@ class ModelViewSet(
     @action(detail=True, methods=["post"])
     def aliases(self, request: Request, pk: str) -> Response:
         model = self.get_object()
-        data = _body(request, AliasInputSerializer)
+        data = validated_body(request, AliasInputSerializer)
         version = get_object_or_404(model.versions.all(), version=data["version"])
         services.set_alias(actor=authenticated(request.user), model=model, name=data["name"], version=version)
         return self._answer(model)
@@ -188,6 +181,6 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     @action(detail=True, methods=["put"])
     def tags(self, request: Request, pk: str) -> Response:
         version = self.get_object()
-        data = _body(request, TagsInputSerializer)
+        data = validated_body(request, TagsInputSerializer)
         version = services.set_version_tags(actor=authenticated(request.user), version=version, tags=data["tags"])
         return Response(ModelVersionSerializer(version).data)

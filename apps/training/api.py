@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 
 from apps.accounts.selectors import authenticated, teams_for
 from apps.clusters.selectors import cluster_for
+from apps.core.bodies import body_field, validated_body
 from apps.training import selectors
 from apps.training.errors import UnknownCluster
 from apps.training.filters import TrainingJobFilterSet
@@ -86,10 +86,6 @@ class TrainingJobCreateSerializer(serializers.Serializer[Any]):
     max_retries = serializers.IntegerField(default=0, help_text=f"Retries after the job is lost, 0 to {MAX_RETRIES}.")
 
 
-def _team_slug(request: Request) -> str:
-    return str(request.data.get("team", "")) if isinstance(request.data, Mapping) else ""
-
-
 class TrainingJobViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[TrainingJob]
 ):
@@ -106,10 +102,8 @@ class TrainingJobViewSet(
     @extend_schema(request=TrainingJobCreateSerializer, responses={201: TrainingJobSerializer},
                    summary="Submit a training job")  # fmt: skip
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        team = get_object_or_404(teams_for(request.user), slug=_team_slug(request))
-        payload = TrainingJobCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = dict(payload.validated_data)
+        team = get_object_or_404(teams_for(request.user), slug=body_field(request, "team"))
+        data = validated_body(request, TrainingJobCreateSerializer)
         data.pop("team")
         cluster_id = data.pop("cluster")
         cluster = None
