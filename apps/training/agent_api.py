@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from apps.clusters.authentication import NodeTokenAuthentication
 from apps.clusters.models import Node
+from apps.training import selectors
 from apps.training.api import CommandField, EnvironmentField
 from apps.training.services import agent
 
@@ -117,7 +118,7 @@ class ClaimJobView(NodeAgentView):
             "command": job.command,
             "environment": agent.job_environment(job, node),
             "max_run_seconds": job.max_run_minutes * 60,
-            "next_log_line": agent.next_log_line(job),
+            "next_log_line": selectors.next_log_line(job),
         }
         return Response(ClaimedJobSerializer(data).data)
 

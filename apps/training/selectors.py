@@ -58,3 +58,23 @@ def job_log_tail(job: TrainingJob, *, chunks: int = 200) -> tuple[int, list[str]
     if not rows:
         return 1, []
     return rows[0][0], [line for _, text in rows for line in text.split("\n")]
+
+
+def last_log_chunk(job: TrainingJob) -> JobLogChunk | None:
+    return JobLogChunk.objects.filter(job=job).order_by("-seq").first()
+
+
+def line_after(chunk: JobLogChunk | None) -> int:
+    """The number of the line that follows `chunk` (1 for an empty log)."""
+    return chunk.first_line + chunk.line_count if chunk else 1
+
+
+def next_log_line(job: TrainingJob) -> int:
+    """Where the job's log continues (a retried job's attempts share one log, numbered from 1)."""
+    return line_after(last_log_chunk(job))
+
+
+def iter_job_log(job: TrainingJob) -> list[str]:
+    """The job's log lines in order (tests and small logs; the page reads `job_log_tail`)."""
+    texts = JobLogChunk.objects.filter(job=job).order_by("seq").values_list("text", flat=True)
+    return [line for text in texts for line in text.split("\n")]

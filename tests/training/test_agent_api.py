@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from apps.clusters.models import ClusterState, Node
 from apps.training.models import JobLogChunk, JobState, TrainingJob
-from apps.training.services.agent import iter_job_log
+from apps.training.selectors import iter_job_log
 from apps.training.services.jobs import cancel_job
 from apps.training.services.scheduling import schedule_jobs
 from tests.factories import ClusterFactory, TrainingJobFactory, node_with_token

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from apps.clusters.agent.jobs import ClaimedJob, JobClient, JobRunner, dev_mode, job_env
 from apps.clusters.models import ClusterState, Node
 from apps.training.models import JobState, TrainingJob
-from apps.training.services.agent import iter_job_log
+from apps.training.selectors import iter_job_log
 from apps.training.services.jobs import cancel_job
 from apps.training.services.scheduling import schedule_jobs
 from tests.factories import ClusterFactory, TrainingJobFactory, node_with_token

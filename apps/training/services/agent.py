@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.clusters.models import Node
+from apps.training import selectors
 from apps.training.errors import IllegalJobTransition, JobNotStarted, LogLinesOutOfOrder, UnknownAgentJob
 from apps.training.models import JobLogChunk, JobState, TrainingJob
 from apps.training.services.jobs import finish_job, lose_job, start_job, time_out_job
@@ -67,12 +68,6 @@ def job_environment(job: TrainingJob, node: Node) -> dict[str, str]:
     }
 
 
-def next_log_line(job: TrainingJob) -> int:
-    """Where the job's log continues (a retried job's attempts share one log, numbered from 1)."""
-    tail = JobLogChunk.objects.filter(job=job).order_by("-seq").first()
-    return tail.first_line + tail.line_count if tail else 1
-
-
 def job_of_node(*, node: Node | None, job_id: int) -> TrainingJob:
     """The job `node` claimed; any other caller (another node, no node at all) finds no such job."""
     ok = node is not None and 0 < job_id < 2**63
@@ -91,8 +86,8 @@ def append_log(*, node: Node | None, job_id: int, first_line: int, lines: list[s
         job = TrainingJob.objects.select_for_update(of=("self",)).get(pk=job.pk)
         if job.started_at is None:
             raise JobNotStarted(f"Training job #{job.pk} is {job.state}; claim it before sending its log.")
-        tail = JobLogChunk.objects.filter(job=job).order_by("-seq").first()
-        next_line = tail.first_line + tail.line_count if tail else 1
+        tail = selectors.last_log_chunk(job)
+        next_line = selectors.line_after(tail)
         if first_line > next_line:
             raise LogLinesOutOfOrder(
                 f"Training job #{job.pk}'s log continues at line {next_line}; this batch starts at {first_line}.",
@@ -132,9 +127,3 @@ def report_exit(
     except IllegalJobTransition:  # it ended meanwhile (a cancel racing the exit): the first outcome stands
         job.refresh_from_db()
         return job
-
-
-def iter_job_log(job: TrainingJob) -> list[str]:
-    """The job's log lines in order (tests and small logs; a download view would stream the chunks)."""
-    texts = JobLogChunk.objects.filter(job=job).order_by("seq").values_list("text", flat=True)
-    return [line for text in texts for line in text.split("\n")]
