@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "apps.registry",
     "apps.deployments",
     "apps.training",
+    "apps.tracking",
 ]
 
 MIDDLEWARE = [

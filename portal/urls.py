@@ -24,6 +24,8 @@ urlpatterns = [
     path("", include("apps.runs.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("portal.api", "api"), namespace="api")),
+    # MLflow's tracking REST API (apps/tracking/mlflow_api.py): MLFLOW_TRACKING_URI is the portal's address.
+    path("api/2.0/mlflow/", include("apps.tracking.mlflow_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI: its init script comes from the view itself (?script), not inline; it styles itself inline.
     path(

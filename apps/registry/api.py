@@ -58,6 +58,9 @@ class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
     cluster: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         read_only=True, allow_null=True
     )
+    training_job: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
     code_committed_at = serializers.DateTimeField(read_only=True, allow_null=True)
     production_approved_at = serializers.DateTimeField(read_only=True, allow_null=True)
     archived_at = serializers.DateTimeField(read_only=True, allow_null=True)
@@ -66,8 +69,8 @@ class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
         model = ModelVersion
         fields = [
             "id", "model", "team", "version", "artifact_uri", "framework", "signature", "metrics", "parameters",
-            "description", "tags", "workspace", "cluster", "dataset_uri", "dataset_hash", "code_commit",
-            "code_committed_at", "status", "registered_by", "created_at", "production_approved_by",
+            "description", "tags", "workspace", "cluster", "training_job", "image", "dataset_uri", "dataset_hash",
+            "code_commit", "code_committed_at", "status", "registered_by", "created_at", "production_approved_by",
             "production_approved_at", "archived_at",
         ]  # fmt: skip
         read_only_fields = fields

@@ -62,6 +62,8 @@ class ModelVersion(BaseModel):
         "metrics",
         "workspace_id",
         "cluster_id",
+        "training_job_id",
+        "image",
         "dataset_uri",
         "dataset_hash",
         "code_commit",
@@ -85,6 +87,15 @@ class ModelVersion(BaseModel):
     cluster = models.ForeignKey(
         "clusters.Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="Lineage."
     )
+    training_job = models.ForeignKey(
+        "training.TrainingJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="model_versions",
+        help_text="Lineage: the job that made it.",
+    )
+    image = models.CharField(max_length=300, blank=True, help_text="Lineage: the image it was trained in.")
     dataset_uri = models.CharField(max_length=1024, blank=True)
     dataset_hash = models.CharField(max_length=128, blank=True)
     code_commit = models.CharField(max_length=64, blank=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
+from apps.accounts.models import Team
 from apps.accounts.permissions import AnyUser, restrict
 from apps.registry.models import Model, ModelAlias, ModelVersion
 
@@ -33,3 +34,8 @@ def aliases_of(model: Model) -> QuerySet[ModelAlias]:
 def version_by_alias(*, model: Model, alias: str) -> ModelVersion | None:
     found = model.aliases.select_related("version").filter(name=alias).first()
     return found.version if found is not None else None
+
+
+def model_names(team: Team) -> list[str]:
+    """The team's model names, for the pickers that register a new version of one."""
+    return list(Model.objects.filter(team=team).order_by("name").values_list("name", flat=True))

@@ -27,6 +27,7 @@ from apps.registry.errors import (
 )
 from apps.registry.models import VERSION_TRANSITIONS, Framework, Model, ModelAlias, ModelVersion, VersionStatus
 from apps.runs.models import Workspace
+from apps.training.models import TrainingJob
 
 ARTIFACT_URI = re.compile(r"^(file:///[^\s]{1,1000}|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]{1,900})$")
 COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
@@ -72,6 +73,7 @@ def validate_version(
     code_commit: str = "",
     workspace: Workspace | None = None,
     cluster: Cluster | None = None,
+    training_job: TrainingJob | None = None,
 ) -> None:
     """The version contract (the API, the form and the demo seed all come through here)."""
     if not ARTIFACT_URI.match(artifact_uri or ""):
@@ -82,7 +84,7 @@ def validate_version(
         raise InvalidModelVersion(f"Framework is one of {', '.join(Framework.values)}.", field="framework")
     if code_commit and not COMMIT.match(code_commit):
         raise InvalidModelVersion("A commit is 7 to 64 lowercase hex digits.", field="code_commit")
-    for name, lineage in (("workspace", workspace), ("cluster", cluster)):
+    for name, lineage in (("workspace", workspace), ("cluster", cluster), ("training_job", training_job)):
         if lineage is not None and lineage.team_id != team.pk:
             raise InvalidModelVersion(f"The {name} belongs to another team.", field=name)
 
@@ -115,6 +117,8 @@ def register_version(
     tags: Mapping[str, Any] | None = None,
     workspace: Workspace | None = None,
     cluster: Cluster | None = None,
+    training_job: TrainingJob | None = None,
+    image: str = "",
     dataset_uri: str = "",
     dataset_hash: str = "",
     code_commit: str = "",
@@ -129,6 +133,7 @@ def register_version(
         code_commit=code_commit,
         workspace=workspace,
         cluster=cluster,
+        training_job=training_job,
     )
     if signature is not None and not isinstance(signature, Mapping):
         raise InvalidModelVersion("The signature is an object (inputs, outputs).", field="signature")
@@ -152,6 +157,8 @@ def register_version(
             tags=checked_tags,
             workspace=workspace,
             cluster=cluster,
+            training_job=training_job,
+            image=image[:300],
             dataset_uri=dataset_uri,
             dataset_hash=dataset_hash,
             code_commit=code_commit,

@@ -16,11 +16,13 @@ from rest_framework.response import Response
 from apps.accounts.selectors import authenticated, teams_for
 from apps.clusters.selectors import cluster_for
 from apps.core.bodies import body_field, validated_body
+from apps.registry.api import ModelVersionSerializer
+from apps.registry.models import Framework as ModelFramework
 from apps.training import selectors
 from apps.training.errors import UnknownCluster
 from apps.training.filters import TrainingJobFilterSet
 from apps.training.models import Framework, TrainingJob
-from apps.training.services import jobs
+from apps.training.services import jobs, outputs
 from apps.training.spec import MAX_GPUS_PER_NODE, MAX_NODES, MAX_RETRIES, MAX_RUN_MINUTES
 
 
@@ -86,6 +88,15 @@ class TrainingJobCreateSerializer(serializers.Serializer[Any]):
     max_retries = serializers.IntegerField(default=0, help_text=f"Retries after the job is lost, 0 to {MAX_RETRIES}.")
 
 
+class RegisterOutputSerializer(serializers.Serializer[Any]):
+    model = serializers.CharField(max_length=60, help_text="The team model to add a version to (created if new).")
+    framework = serializers.ChoiceField(
+        choices=ModelFramework.choices, required=False, allow_null=True, default=None,
+        help_text="The model's flavour; defaults to the job's framework where that names one.",
+    )  # fmt: skip
+    description = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
 class TrainingJobViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[TrainingJob]
 ):
@@ -119,3 +130,21 @@ class TrainingJobViewSet(
     def cancel(self, request: Request, pk: str) -> Response:
         job = jobs.cancel_job(actor=authenticated(request.user), job=self.get_object(), request=request)
         return Response(TrainingJobSerializer(job).data)
+
+    @extend_schema(
+        request=RegisterOutputSerializer,
+        responses={201: ModelVersionSerializer},
+        summary="Register the succeeded job's output as a model version, lineage filled in",
+    )
+    @action(detail=True, methods=["post"], url_path="register-model")
+    def register_model(self, request: Request, pk: str) -> Response:
+        job = self.get_object()
+        data = validated_body(request, RegisterOutputSerializer)
+        version = outputs.register_job_output(
+            actor=authenticated(request.user),
+            job=job,
+            model_name=data["model"],
+            framework=data["framework"],
+            description=data["description"],
+        )
+        return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)

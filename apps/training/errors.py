@@ -98,3 +98,9 @@ class LogLinesOutOfOrder(Conflict):
 
     code = "log_lines_out_of_order"
     field = "first_line"
+
+
+class JobOutputNotRegistrable(ValidationFailed):
+    """The job cannot be registered as a model (it did not succeed, or declared no output)."""
+
+    code = "job_output_not_registrable"

@@ -17,6 +17,7 @@ class Framework(models.TextChoices):
     TENSORFLOW = "tensorflow", "TensorFlow"
     JAX = "jax", "JAX"
     XGBOOST = "xgboost", "XGBoost"
+    SKLEARN = "sklearn", "scikit-learn"
     CUSTOM = "custom", "Custom"
 
 

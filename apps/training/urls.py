@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.job_list_view, name="list"),
     path("<int:job_id>/", views.job_detail_view, name="detail"),
     path("<int:job_id>/cancel/", views.job_cancel_view, name="cancel"),
+    path("<int:job_id>/register-model/", views.job_register_model_view, name="register-model"),
 ]

@@ -3,6 +3,8 @@ Submitting is the API's (and, next, the catalog's); cancelling is a button here 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -13,9 +15,12 @@ from apps.accounts.permissions import can
 from apps.accounts.selectors import authenticated
 from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
+from apps.registry.models import Framework as ModelFramework
+from apps.registry.selectors import model_names
 from apps.training import selectors
-from apps.training.models import ENDED_JOB_STATES, TrainingJob
+from apps.training.models import ENDED_JOB_STATES, Framework, JobState, TrainingJob
 from apps.training.services.jobs import cancel_job
+from apps.training.services.outputs import MODEL_FRAMEWORK, register_job_output
 
 RECENT = 100
 
@@ -44,9 +49,42 @@ def job_detail_view(request: HttpRequest, job_id: int) -> HttpResponse:
         "lines": lines,
         "can_cancel": not ended and can(request.user, "training.operate", job),
         "polling": not ended,
+        **_model_context(request, job),
     }
     template = "training/partials/job_live.html" if htmx_partial(request) else "training/detail.html"
     return render(request, template, context)
+
+
+def _model_context(request: HttpRequest, job: TrainingJob) -> dict[str, Any]:
+    """The Model card: the versions the job became, and the register form once it succeeded."""
+    can_register = (
+        job.state == JobState.SUCCEEDED and bool(job.output_uri) and can(request.user, "model.register", job.team)
+    )
+    return {
+        "versions": job.model_versions.select_related("model", "registered_by").order_by("pk"),
+        "can_register": can_register,
+        "team_models": model_names(job.team) if can_register else [],
+        "model_frameworks": ModelFramework.choices,
+        "default_framework": MODEL_FRAMEWORK.get(Framework(job.framework), ModelFramework.OTHER),
+    }
+
+
+@login_required
+@require_POST
+def job_register_model_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job_or_404(request, job_id)
+    try:
+        version = register_job_output(
+            actor=authenticated(request.user),
+            job=job,
+            model_name=request.POST.get("model", "").strip(),
+            framework=request.POST.get("framework") or None,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Training job #{job.pk} registered as {version}.")
+    return redirect("training:detail", job_id=job.pk)
 
 
 @login_required

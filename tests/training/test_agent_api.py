@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from apps.accounts.tokens import digest
 from apps.clusters.models import ClusterState, Node
+from apps.tracking.models import TrackingRun
 from apps.training.models import JobLogChunk, JobState, TrainingJob
 from apps.training.selectors import iter_job_log
 from apps.training.services.jobs import cancel_job
@@ -79,10 +82,18 @@ def test_claiming_starts_the_scheduled_job_on_this_node_with_torchrun_variables(
     assert body["command"] == ["python", "train.py", "--epochs", "2"]
     assert body["max_run_seconds"] == 30 * 60
     assert body["next_log_line"] == 1
-    assert body["environment"] == {
+    environment = body["environment"]
+    token = environment.pop("MLFLOW_TRACKING_TOKEN")
+    run = TrackingRun.objects.get(training_job=scheduled)
+    assert environment == {
         "EPOCHS": "2", "RANK": "0", "LOCAL_RANK": "0", "NODE_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
         "MASTER_ADDR": "10.0.0.7", "MASTER_PORT": "29500", "PAVED_JOB_ID": str(scheduled.pk),
+        "PAVED_DATASET_URI": "", "PAVED_OUTPUT_URI": "", "PAVED_HYPERPARAMETERS": "{}",
+        "MLFLOW_TRACKING_URI": settings.PAVED_NODE_PORTAL_URL, "MLFLOW_RUN_ID": run.run_uuid,
+        "MLFLOW_EXPERIMENT_ID": str(run.experiment_id),
     }  # fmt: skip
+    assert token.startswith("pvj_")
+    assert run.token_digest == digest(token)
     scheduled.refresh_from_db()
     assert scheduled.state == JobState.RUNNING
     assert scheduled.started_at is not None

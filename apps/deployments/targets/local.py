@@ -14,6 +14,7 @@ so an A/B test is sticky per caller) and round robin otherwise."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -124,11 +125,32 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
-def _artifact_path(uri: str) -> str:
+def _artifact_path(uri: str, folder: Path) -> str:
+    """A local path MLServer can load: file:// as is; s3:// downloaded once into the variant's folder (a training
+    job writes its model to S3; the local target serves it from disk)."""
     parts = urlsplit(uri)
-    if parts.scheme != "file":
-        raise TargetError(f"The local target serves file:// artifacts only, not {uri}.", code="unsupported_artifact")
-    return parts.path
+    if parts.scheme == "file":
+        return parts.path
+    if parts.scheme != "s3":
+        raise TargetError(
+            f"The local target serves file:// and s3:// artifacts, not {uri}.", code="unsupported_artifact"
+        )
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    key = parts.path.lstrip("/")
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]  # a variant folder may serve another version later
+    local = folder / "artifacts" / digest / (key.rsplit("/", 1)[-1] or "model")
+    if not local.exists():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        client = boto3.client("s3", region_name=settings.AWS_REGION, endpoint_url=settings.AWS_ENDPOINT_URL or None)
+        partial = local.with_name(local.name + ".part")
+        try:
+            client.download_file(parts.netloc, key, str(partial))
+        except (BotoCoreError, ClientError) as exc:
+            raise TargetError(f"Cannot fetch the model artifact {uri}: {exc}", code="artifact_unavailable") from exc
+        partial.rename(local)
+    return str(local)
 
 
 class LocalTarget(DeploymentTarget):
@@ -265,7 +287,7 @@ class LocalTarget(DeploymentTarget):
                     "name": variant.model_name,
                     "implementation": RUNTIME,
                     "parameters": {
-                        "uri": _artifact_path(variant.artifact_uri),
+                        "uri": _artifact_path(variant.artifact_uri, folder),
                         "version": variant.name,
                         "extra": dict(variant.parameters),
                     },

@@ -3,10 +3,12 @@
 node's only once that node claimed it, so another cluster's (or another node's) job reads as unknown.
 
 The log post doubles as the agent's heartbeat for the job: its answer says whether the job should keep running
-(`stop` once it was cancelled or timed out meanwhile), so cancelling needs no channel into the node."""
+(`stop` once it was cancelled or timed out meanwhile), so cancelling needs no channel into the node. Metrics ride
+in the same batches: `paved:metric {...}` lines are stored as the job run's metric points as well as log lines."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.clusters.models import Node
+from apps.tracking.services import log_job_metrics, metrics_in_lines, tracking_environment
 from apps.training import selectors
 from apps.training.errors import IllegalJobTransition, JobNotStarted, LogLinesOutOfOrder, UnknownAgentJob
 from apps.training.models import JobLogChunk, JobState, TrainingJob
@@ -54,10 +57,16 @@ def claim_job(*, node: Node, now: datetime | None = None) -> TrainingJob | None:
 
 def job_environment(job: TrainingJob, node: Node) -> dict[str, str]:
     """The job's environment plus what the platform sets (it wins over the job's own names): torchrun's
-    rendezvous variables for a single node, one process (RANK 0 of WORLD_SIZE 1), and PAVED_JOB_ID."""
+    rendezvous variables for a single node, one process (RANK 0 of WORLD_SIZE 1); PAVED_JOB_ID, the dataset,
+    output and hyperparameters (JSON) of the job; and the MLflow variables of the job's tracking run (a fresh
+    token per claim: `tracking.services.tracking_environment`)."""
     return {
         **job.environment,
+        **tracking_environment(job=job),
         "PAVED_JOB_ID": str(job.pk),
+        "PAVED_DATASET_URI": job.dataset_uri,
+        "PAVED_OUTPUT_URI": job.output_uri,
+        "PAVED_HYPERPARAMETERS": json.dumps(job.hyperparameters, sort_keys=True),
         "RANK": "0",
         "LOCAL_RANK": "0",
         "NODE_RANK": "0",
@@ -95,6 +104,9 @@ def append_log(*, node: Node | None, job_id: int, first_line: int, lines: list[s
             )
         new = lines[next_line - first_line :]
         if new:
+            metrics = metrics_in_lines(new)
+            if metrics:
+                log_job_metrics(job=job, metrics=metrics)
             JobLogChunk.objects.create(
                 job=job,
                 seq=tail.seq + 1 if tail else 1,
