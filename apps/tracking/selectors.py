@@ -49,6 +49,10 @@ def latest_metric_points(run: TrackingRun) -> list[RunMetric]:
     return list(best.values())
 
 
+def run_of_job(job: TrainingJob) -> TrackingRun | None:
+    return TrackingRun.objects.select_related("experiment").filter(training_job=job).first()
+
+
 def final_metrics(job: TrainingJob) -> dict[str, float]:
     run = TrackingRun.objects.filter(training_job=job).first()
     return latest_metrics(run) if run else {}
@@ -76,3 +80,33 @@ def metric_keys(run: TrackingRun) -> list[str]:
 def comparable_runs(run: TrackingRun, user: AnyUser, limit: int = 20) -> QuerySet[TrackingRun]:
     """The runs of the same experiment the user can see, newest first."""
     return runs_for(user).filter(experiment_id=run.experiment_id).order_by("-start_time", "-pk")[:limit]
+
+
+def comparison(runs: list[TrackingRun], metric: str) -> dict[str, Any]:
+    """A compare view's content: one column per run, every param key with the runs' values (and whether they
+    differ), every metric's final value per run, and one metric's series per run for the overlaid chart."""
+    params = {run.pk: dict(run.params.values_list("key", "value")) for run in runs}
+    finals = {run.pk: latest_metrics(run) for run in runs}
+    param_keys = sorted({key for values in params.values() for key in values})
+    metric_keys = sorted({key for values in finals.values() for key in values})
+    return {
+        "columns": [
+            {"name": run.name, "job_id": run.training_job_id, "status": run.get_status_display()} for run in runs
+        ],
+        "param_rows": [
+            {
+                "key": key,
+                "values": [params[run.pk].get(key, "") for run in runs],
+                "differs": len({params[run.pk].get(key) for run in runs}) > 1,
+            }
+            for key in param_keys
+        ],
+        "metric_rows": [{"key": key, "values": [finals[run.pk].get(key) for run in runs]} for key in metric_keys],
+        "metric_keys": metric_keys,
+        "chart": {
+            (f"job #{run.training_job_id}" if run.training_job_id else run.name): metric_series(run).get(metric, [])
+            for run in runs
+        }
+        if metric
+        else {},
+    }

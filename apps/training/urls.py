@@ -7,6 +7,8 @@ app_name = "training"
 urlpatterns = [
     path("", views.job_list_view, name="list"),
     path("<int:job_id>/", views.job_detail_view, name="detail"),
+    path("<int:job_id>/metrics.json", views.job_metrics_view, name="metrics"),
+    path("<int:job_id>/compare/", views.job_compare_view, name="compare"),
     path("<int:job_id>/cancel/", views.job_cancel_view, name="cancel"),
     path("<int:job_id>/register-model/", views.job_register_model_view, name="register-model"),
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -17,6 +17,7 @@ from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
 from apps.registry.models import Framework as ModelFramework
 from apps.registry.selectors import model_names
+from apps.tracking import selectors as tracking
 from apps.training import selectors
 from apps.training.models import ENDED_JOB_STATES, Framework, JobState, TrainingJob
 from apps.training.services.jobs import cancel_job
@@ -50,9 +51,46 @@ def job_detail_view(request: HttpRequest, job_id: int) -> HttpResponse:
         "can_cancel": not ended and can(request.user, "training.operate", job),
         "polling": not ended,
         **_model_context(request, job),
+        **_tracking_context(job),
     }
     template = "training/partials/job_live.html" if htmx_partial(request) else "training/detail.html"
     return render(request, template, context)
+
+
+def _tracking_context(job: TrainingJob) -> dict[str, Any]:
+    run = tracking.run_of_job(job)
+    return {"tracking_run": run, "params": list(run.params.order_by("key").values_list("key", "value")) if run else []}
+
+
+@login_required
+def job_metrics_view(request: HttpRequest, job_id: int) -> JsonResponse:
+    """The job's metric series for its live chart (polled while the job runs)."""
+    job = _job_or_404(request, job_id)
+    run = tracking.run_of_job(job)
+    series = tracking.metric_series(run) if run else {}
+    return JsonResponse(
+        {
+            "series": series,
+            "points": sum(len(points) for points in series.values()),
+            "running": job.state not in ENDED_JOB_STATES,
+        }
+    )
+
+
+@login_required
+def job_compare_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The runs of the job's experiment side by side: parameters (differences highlighted), final metrics, and one
+    metric overlaid across the runs."""
+    job = _job_or_404(request, job_id)
+    run = tracking.run_of_job(job)
+    if run is None:
+        raise Http404("This job has no tracking run yet: it has not started.")
+    runs = list(tracking.comparable_runs(run, request.user))
+    keys = tracking.metric_keys(run)
+    wanted = request.GET.get("metric", "")
+    metric = wanted if wanted in keys else (keys[0] if keys else "")
+    context = {"job": job, "experiment": run.experiment, "metric": metric, **tracking.comparison(runs, metric)}
+    return render(request, "training/compare.html", context)
 
 
 def _model_context(request: HttpRequest, job: TrainingJob) -> dict[str, Any]:
