@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from apps.accounts.models import Team
-from apps.clusters.models import Cluster, ClusterState, TeamQuota
-from tests.factories import ClusterFactory
+from apps.clusters.models import Cluster, ClusterState, Node, TeamQuota
+from tests.factories import ClusterFactory, node_with_token
+
+ROOT = Path(__file__).resolve().parents[2]
+IDLE = ROOT / "tests" / "clusters" / "data" / "g5xlarge_idle.jsonl"
 
 
 @pytest.fixture
@@ -31,3 +39,28 @@ def quota_of(vision: Team) -> Any:
         )[0]
 
     return set_quota
+
+
+@pytest.fixture
+def node(vision: Team, alice: Any) -> tuple[Node, str]:
+    """A registered node (with its token) of vision's running 4-GPU cluster "box"."""
+    box = ClusterFactory(team=vision, owner=alice, name="box", state=ClusterState.RUNNING, gpus_per_node=4)
+    return node_with_token(cluster=box, gpu_count=4, private_ip="10.0.0.7")
+
+
+@pytest.fixture
+def agent(live_server: Any, node: tuple[Node, str]) -> Iterator[subprocess.Popen[str]]:
+    """The real node agent (`--run-jobs`, dev mode) for `node`, against the live portal."""
+    instance, raw = node
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apps.clusters.agent", "--portal", live_server.url, "--node-id", instance.instance_id,
+         "--replay", str(IDLE), "--interval", "5", "--run-jobs", "--job-poll", "0.2"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PAVED_NODE_TOKEN": raw, "PAVED_AGENT_DEV_MODE": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    yield proc
+    if proc.poll() is None:
+        proc.terminate()
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err

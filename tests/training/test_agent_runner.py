@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,15 @@ import pytest
 from django.core.cache import cache
 
 from apps.clusters.agent.jobs import ClaimedJob, JobClient, JobRunner, dev_mode, job_env
-from apps.clusters.models import ClusterState, Node
+from apps.clusters.models import Node
 from apps.training.models import JobState, TrainingJob
 from apps.training.selectors import iter_job_log
 from apps.training.services.jobs import cancel_job
 from apps.training.services.scheduling import schedule_jobs
-from tests.factories import ClusterFactory, TrainingJobFactory, node_with_token
+from tests.factories import TrainingJobFactory
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-IDLE = ROOT / "tests" / "clusters" / "data" / "g5xlarge_idle.jsonl"
 
 TRAIN = """
 import os, sys
@@ -44,12 +42,6 @@ def fresh_throttle_cache() -> None:
     cache.clear()
 
 
-@pytest.fixture
-def node(vision: Any, alice: Any) -> tuple[Node, str]:
-    box = ClusterFactory(team=vision, owner=alice, name="box", state=ClusterState.RUNNING, gpus_per_node=4)
-    return node_with_token(cluster=box, gpu_count=4, private_ip="10.0.0.7")
-
-
 def scheduled_job(node: Node, code: str, **fields: Any) -> TrainingJob:
     cluster = node.cluster
     job = TrainingJobFactory(
@@ -65,23 +57,6 @@ def job_state(job: TrainingJob, *states: str, timeout: float = 30) -> TrainingJo
         return job if job.state in states else None
 
     return wait_for(ended, timeout=timeout, message=lambda: f"job #{job.pk} {states} (it is {job.state})")
-
-
-@pytest.fixture
-def agent(live_server: Any, node: tuple[Node, str]) -> Iterator[subprocess.Popen[str]]:
-    instance, raw = node
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.clusters.agent", "--portal", live_server.url, "--node-id", instance.instance_id,
-         "--replay", str(IDLE), "--interval", "5", "--run-jobs", "--job-poll", "0.2"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PAVED_NODE_TOKEN": raw, "PAVED_AGENT_DEV_MODE": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    yield proc
-    if proc.poll() is None:
-        proc.terminate()
-    _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err, err
 
 
 @pytest.mark.django_db(transaction=True)
