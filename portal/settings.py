@@ -309,6 +309,13 @@ CELERY_BEAT_SCHEDULE["schedule-training-jobs"] = {
     "schedule": float(TRAINING_SCHEDULE_SECONDS),
 }
 CELERY_BEAT_SCHEDULE["expire-training-jobs"] = {"task": "apps.training.tasks.expire_training_jobs", "schedule": 60.0}
+# A running job whose agent posted nothing (its log batches are the heartbeat, about one a second) for this long
+# is lost, and retried within its policy.
+TRAINING_LOST_AFTER_SECONDS = env_int("TRAINING_LOST_AFTER_SECONDS", 90)
+CELERY_BEAT_SCHEDULE["lose-silent-training-jobs"] = {
+    "task": "apps.training.tasks.lose_silent_training_jobs",
+    "schedule": 30.0,
+}
 
 # --- REST API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

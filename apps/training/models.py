@@ -86,6 +86,9 @@ class TrainingJob(BaseModel):
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Placed on its cluster (latest attempt).")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="The agent's last log post (or claim) for the running job: its heartbeat."
+    )
 
     class Meta:
         ordering = ["-submitted_at", "-id"]

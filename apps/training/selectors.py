@@ -50,6 +50,16 @@ def overdue_jobs(*, now: datetime) -> list[TrainingJob]:
     ]
 
 
+def silent_jobs(*, now: datetime, after_seconds: int) -> list[TrainingJob]:
+    """Running jobs whose agent has sent nothing (no log post, no heartbeat) for `after_seconds` at `now`."""
+    cutoff = now - timedelta(seconds=after_seconds)
+    return list(
+        TrainingJob.objects.filter(state=JobState.RUNNING, last_heartbeat_at__lt=cutoff)
+        .select_related("node")
+        .order_by("pk")
+    )
+
+
 def job_log_tail(job: TrainingJob, *, chunks: int = 200) -> tuple[int, list[str]]:
     """The first line number and the lines of the job's last `chunks` log chunks (about the last `chunks`
     seconds of output), oldest first: what the job page shows."""

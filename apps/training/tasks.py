@@ -1,4 +1,4 @@
-"""Celery tasks of the training app: each calls one service (beat runs both; they are safe to run twice)."""
+"""Celery tasks of the training app: each calls one service (beat runs them; they are safe to run twice)."""
 
 from __future__ import annotations
 
@@ -14,3 +14,8 @@ def schedule_training_jobs() -> None:
 @task(ignore_result=True)
 def expire_training_jobs() -> None:
     scheduling.expire_jobs()
+
+
+@task(ignore_result=True)
+def lose_silent_training_jobs() -> None:
+    scheduling.lose_silent_jobs()

@@ -76,6 +76,7 @@ def test_every_node_boots_with_the_clusters_bootstrap_secret_and_the_agent_servi
     assert cluster.bootstrap_token_digest == digest(secret)
     assert not Cluster.objects.filter(bootstrap_token_digest=secret).exists()  # only the digest is stored
     assert "--portal https://paved.example.com --register" in scripts[0]
+    assert "--token-file /etc/paved/node-token --run-jobs\n" in scripts[0]  # the node runs the cluster's jobs
     assert "systemctl enable --now paved-gpu-agent.service" in scripts[0]
     assert scripts[0].startswith("#!/bin/bash\n")
 

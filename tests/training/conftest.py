@@ -48,16 +48,21 @@ def node(vision: Team, alice: Any) -> tuple[Node, str]:
     return node_with_token(cluster=box, gpu_count=4, private_ip="10.0.0.7")
 
 
-@pytest.fixture
-def agent(live_server: Any, node: tuple[Node, str]) -> Iterator[subprocess.Popen[str]]:
-    """The real node agent (`--run-jobs`, dev mode) for `node`, against the live portal."""
+def start_agent(portal_url: str, node: tuple[Node, str]) -> subprocess.Popen[str]:
+    """The real node agent (`--run-jobs`, dev mode) for `node`, against the portal at `portal_url`."""
     instance, raw = node
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.clusters.agent", "--portal", live_server.url, "--node-id", instance.instance_id,
+    return subprocess.Popen(
+        [sys.executable, "-m", "apps.clusters.agent", "--portal", portal_url, "--node-id", instance.instance_id,
          "--replay", str(IDLE), "--interval", "5", "--run-jobs", "--job-poll", "0.2"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PAVED_NODE_TOKEN": raw, "PAVED_AGENT_DEV_MODE": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+@pytest.fixture
+def agent(live_server: Any, node: tuple[Node, str]) -> Iterator[subprocess.Popen[str]]:
+    """`start_agent` for the test's node; it must exit cleanly, with no traceback, when the test is done."""
+    proc = start_agent(live_server.url, node)
     yield proc
     if proc.poll() is None:
         proc.terminate()

@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--bootstrap-token-file", help="file holding the cluster's bootstrap secret (with --register)")
     parser.add_argument("--run-jobs", action="store_true", help="also claim and run this cluster's training jobs")
-    parser.add_argument("--job-poll", type=float, default=5.0, help="seconds between job claims (default 5)")
+    parser.add_argument("--job-poll", type=float, default=1.0, help="seconds between job claims (default 1)")
     args = parser.parse_args(argv)
     if args.interval < 0 or args.ticks < 1 or args.job_poll <= 0:
         parser.error("--interval must be >= 0, --ticks >= 1 and --job-poll > 0")

@@ -20,7 +20,6 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import require
@@ -46,6 +45,7 @@ from apps.clusters.services.quotas import check_cluster_request
 from apps.clusters.services.registration import new_bootstrap_token, node_user_data
 from apps.clusters.services.states import cluster_transition, node_transition, nodes_transition
 from apps.clusters.services.telemetry import new_node_token
+from apps.core.tasks import send_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -74,15 +74,9 @@ def _dispatch_provision(cluster_pk: int) -> None:
     """Send `provision_cluster` once the surrounding transaction commits. An unreachable broker is logged, not
     raised: the request is recorded and reconciliation can send it again."""
 
-    def send() -> None:
-        from apps.clusters import tasks
+    from apps.clusters import tasks
 
-        try:
-            tasks.provision_cluster.apply_async(args=[cluster_pk])
-        except BrokerUnavailable as exc:
-            logger.warning("Broker unreachable (%s): provisioning of cluster #%s not sent.", exc, cluster_pk)
-
-    transaction.on_commit(send)
+    send_on_commit(tasks.provision_cluster, cluster_pk, what=f"provisioning of cluster #{cluster_pk}")
 
 
 def _live_nodes(cluster: Cluster) -> list[Node]:

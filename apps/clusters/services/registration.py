@@ -98,7 +98,8 @@ def register_node(*, cluster: Cluster, instance_id: str, request: HttpRequest | 
 
 def node_user_data(*, cluster: Cluster, bootstrap_secret: str, portal_url: str | None = None) -> str:
     """The cloud-init script every node of `cluster` boots with: it writes the portal address and the bootstrap
-    secret (root-only) and starts the agent as a service, which registers and then reports every 10 s.
+    secret (root-only) and starts the agent as a service, which registers, then reports every 10 s and runs the
+    training jobs Paved schedules on the cluster (`--run-jobs`: in a container where docker or podman is there).
 
     The node image must carry the agent (`apps/clusters/agent`, standard library + nvidia-ml-py) under
     /opt/paved; the Deep Learning AMIs have Python and the NVIDIA driver.
@@ -106,7 +107,7 @@ def node_user_data(*, cluster: Cluster, bootstrap_secret: str, portal_url: str |
     url = (portal_url or settings.PAVED_NODE_PORTAL_URL).rstrip("/")
     agent = (
         f"/usr/bin/env python3 -m apps.clusters.agent --portal {shlex.quote(url)} --register "
-        f"--bootstrap-token-file {AGENT_DIR}/bootstrap-token --token-file {AGENT_DIR}/node-token"
+        f"--bootstrap-token-file {AGENT_DIR}/bootstrap-token --token-file {AGENT_DIR}/node-token --run-jobs"
     )
     return f"""#!/bin/bash
 # Paved GPU node bootstrap for cluster {cluster.team.slug}/{cluster.name} (#{cluster.pk}).

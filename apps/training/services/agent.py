@@ -95,6 +95,8 @@ def append_log(*, node: Node | None, job_id: int, first_line: int, lines: list[s
         job = TrainingJob.objects.select_for_update(of=("self",)).get(pk=job.pk)
         if job.started_at is None:
             raise JobNotStarted(f"Training job #{job.pk} is {job.state}; claim it before sending its log.")
+        if job.state == JobState.RUNNING:  # every post, an empty one too, is the job's heartbeat
+            TrainingJob.objects.filter(pk=job.pk).update(last_heartbeat_at=timezone.now())
         tail = selectors.last_log_chunk(job)
         next_line = selectors.line_after(tail)
         if first_line > next_line:

@@ -21,6 +21,7 @@ from apps.accounts.permissions import require
 from apps.audit.services import record
 from apps.clusters.models import Cluster, ClusterState, Node
 from apps.clusters.selectors import effective_quota
+from apps.core.tasks import send_on_commit
 from apps.training.errors import ClusterUnavailable, JobDoesNotFitCluster, JobOverQuota, UnknownCluster
 from apps.training.models import Framework, JobState, TrainingJob
 from apps.training.services.transitions import job_transition
@@ -121,6 +122,10 @@ def submit_job(
             },
             request=request,
         )
+        # Place it now rather than at the next beat pass: an idle agent starts it within its claim interval.
+        from apps.training import tasks
+
+        send_on_commit(tasks.schedule_training_jobs, what=f"scheduling of training job #{job.pk}")
     return job
 
 
@@ -143,8 +148,9 @@ def start_job(*, job: TrainingJob, node: Node | None = None, now: datetime | Non
     """The node agent started the job (the agent's claim endpoint calls this; no person does)."""
     where = f" on cluster {job.cluster.name}" if job.cluster else ""
     on = f", node {node.instance_id}" if node else ""
+    now = now or timezone.now()
     return job_transition(
-        job=job, to=JobState.RUNNING, reason=f"running{where}{on}", started_at=now or timezone.now(), node=node
+        job=job, to=JobState.RUNNING, reason=f"running{where}{on}", started_at=now, last_heartbeat_at=now, node=node
     )
 
 

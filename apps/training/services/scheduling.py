@@ -1,5 +1,6 @@
 """The scheduler pass: places queued jobs on clusters, first submitted first per cluster, within the team's
-GPU quota; and the timeout pass. Both take `now` and are safe to run twice or concurrently (beat runs them).
+GPU quota; the timeout pass; and the liveness pass (a running job whose agent went silent is lost). Each takes
+`now` and is safe to run twice or concurrently (beat runs them).
 
 Placement rules, in order (the first that holds keeps the job queued and becomes its `state_reason`):
 - the target cluster is not running, or already holds a job (a cluster runs one job at a time);
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -22,6 +24,7 @@ from apps.clusters.selectors import effective_quota
 from apps.training import selectors
 from apps.training.errors import IllegalJobTransition
 from apps.training.models import JobState, TrainingJob
+from apps.training.services.jobs import lose_job
 from apps.training.services.transitions import job_transition
 
 MAX_JOBS_PER_PASS = 500
@@ -134,3 +137,19 @@ def expire_jobs(*, now: datetime | None = None) -> list[int]:
             continue  # it ended meanwhile
         expired.append(job.pk)
     return expired
+
+
+def lose_silent_jobs(*, now: datetime | None = None) -> list[int]:
+    """Mark lost the running jobs whose agent stopped posting (a dead node, a killed agent) for longer than
+    TRAINING_LOST_AFTER_SECONDS; each job's retry policy then applies (`lose_job`). Returns their ids."""
+    now = now or timezone.now()
+    after = settings.TRAINING_LOST_AFTER_SECONDS
+    lost = []
+    for job in selectors.silent_jobs(now=now, after_seconds=after):
+        where = f"node {job.node.instance_id}" if job.node else "its node"
+        try:
+            lose_job(job=job, reason=f"{where} sent nothing for over {after} s", now=now)
+        except IllegalJobTransition:
+            continue  # it ended meanwhile
+        lost.append(job.pk)
+    return lost
