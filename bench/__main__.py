@@ -48,6 +48,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.deployment_rollback",
         "local target: first failing request -> traffic back on stable, failed share; HAProxy vs direct latency",
     ),
+    "training": (
+        "bench.training",
+        "training jobs: submit -> started on an idle agent (p50/p95), MLflow log-batch vs bulk_create throughput",
+    ),
     "yaml_import": ("bench.yaml_import", "a non-curator's hostile YAML on import-backstage is refused before parsing"),
 }
 POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}

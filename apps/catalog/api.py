@@ -152,6 +152,10 @@ class EstimateSerializer(serializers.Serializer[Any]):
     currency = serializers.CharField()
     hourly = serializers.DecimalField(max_digits=14, decimal_places=4)
     monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    max_total = serializers.DecimalField(
+        max_digits=16, decimal_places=2, allow_null=True, required=False,
+        help_text="A launch that stops by itself (a training job): the hourly rate for its whole max run time.",
+    )  # fmt: skip
     lines = serializers.ListField(child=serializers.DictField())
 
 
@@ -160,6 +164,7 @@ def estimate_data(estimate: Estimate) -> dict[str, Any]:
         "currency": estimate.currency,
         "hourly": estimate.hourly,
         "monthly": estimate.monthly,
+        "max_total": estimate.max_total,
         "lines": [{"label": line.label, "hourly": str(line.hourly)} for line in estimate.lines],
     }
 
@@ -309,9 +314,28 @@ class DeploymentLaunchOutputSerializer(serializers.Serializer[Any]):
     warnings = serializers.ListField(child=serializers.CharField(), help_text="Budget warnings, if any.")
 
 
+class LaunchedTrainingJobSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    state_reason = serializers.CharField()
+
+
+class TrainingJobLaunchOutputSerializer(serializers.Serializer[Any]):
+    """A `training_job` template's launch: the queued job (follow it at /api/v1/training-jobs/{id}/)."""
+
+    training_job = LaunchedTrainingJobSerializer()
+    estimate = EstimateSerializer()
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="Budget warnings, if any.")
+
+
 LAUNCH_RESULT = PolymorphicProxySerializer(
     component_name="LaunchResult",
-    serializers=[LaunchOutputSerializer, ClusterLaunchOutputSerializer, DeploymentLaunchOutputSerializer],
+    serializers=[
+        LaunchOutputSerializer,
+        ClusterLaunchOutputSerializer,
+        DeploymentLaunchOutputSerializer,
+        TrainingJobLaunchOutputSerializer,
+    ],
     resource_type_field_name=None,
 )
 
@@ -363,6 +387,9 @@ class LaunchTemplateView(APIView):
         if result.cluster is not None:
             launched = {"cluster": result.cluster, "estimate": estimate, "warnings": result.warnings}
             return Response(ClusterLaunchOutputSerializer(launched).data, status=status.HTTP_201_CREATED)
+        if result.training_job is not None:
+            job = {"training_job": result.training_job, "estimate": estimate, "warnings": result.warnings}
+            return Response(TrainingJobLaunchOutputSerializer(job).data, status=status.HTTP_201_CREATED)
         if result.deployment is not None:
             rollout = {"deployment": result.deployment, "estimate": estimate, "warnings": result.warnings}
             return Response(DeploymentLaunchOutputSerializer(rollout).data, status=status.HTTP_201_CREATED)

@@ -54,6 +54,12 @@ class LaunchForm(forms.Form):
             self.fields["name"].label = "Cluster name"
             self.fields["name"].help_text = "3-40 lowercase letters, digits or dashes; unique in the team."
             return
+        if version.template.kind == TemplateKind.TRAINING_JOB:
+            # A job stops by itself at its max run time; its name is its tracking experiment.
+            del self.fields["ttl_hours"]
+            self.fields["name"].label = "Experiment name"
+            self.fields["name"].help_text = "Jobs launched under the same name are tracked and compared together."
+            return
         if version.template.kind == TemplateKind.DEPLOYMENT:
             # A rollout ends by itself; the endpoint lives until it is torn down.
             del self.fields["ttl_hours"]

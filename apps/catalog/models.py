@@ -23,6 +23,7 @@ class TemplateKind(models.TextChoices):
     TERRAFORM = "terraform", "Terraform"
     GPU_CLUSTER = "gpu_cluster", "GPU cluster"
     DEPLOYMENT = "deployment", "Model deployment"
+    TRAINING_JOB = "training_job", "Training job"
 
 
 class Lifecycle(models.TextChoices):

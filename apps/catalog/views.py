@@ -26,7 +26,6 @@ from apps.catalog.schema import InvalidParameters
 from apps.catalog.schema_forms import ParametersForm, build_parameters_form
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
-from apps.costs.estimates import estimate_hourly
 from apps.costs.selectors import template_typical_cost
 from apps.costs.services.guardrails import BudgetCheck
 
@@ -73,7 +72,7 @@ def catalog_list_view(request: HttpRequest) -> HttpResponse:
 
 
 def _estimate_context(version: TemplateVersion, params: dict[str, Any]) -> dict[str, Any]:
-    return {"estimate": estimate_hourly(version.price_model, params), "version": version}
+    return {"estimate": services.price_launch(version=version, parameters=params), "version": version}
 
 
 @login_required
@@ -152,6 +151,9 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
                 if result.cluster is not None:
                     messages.success(request, f"Cluster {result.cluster.name} requested; it is being provisioned.")
                     return redirect("clusters:detail", cluster_id=result.cluster.pk)
+                if result.training_job is not None:
+                    messages.success(request, f"Training job #{result.training_job.pk} submitted.")
+                    return redirect("training:detail", job_id=result.training_job.pk)
                 if result.deployment is not None:
                     messages.success(request, f"Rollout of v{result.deployment.version.version} started.")
                     return redirect("deployments:detail", deployment_id=result.deployment.pk)
@@ -180,7 +182,7 @@ def launch_validate_view(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "problems": params.field_errors(request.POST.get("_field", "")),
         "version": version,
-        "estimate": estimate_hourly(version.price_model, params.parameters) if valid else None,
+        "estimate": services.price_launch(version=version, parameters=params.parameters) if valid else None,
     }
     return render(request, "catalog/partials/field_errors.html", context)
 
@@ -191,7 +193,7 @@ def estimate_view(request: HttpRequest, slug: str) -> HttpResponse:
     template = _template_or_404(request, slug)
     version = _launch_version(request, template)
     meta, params = _launch_forms(request, template, version, request.POST)
-    estimate = estimate_hourly(version.price_model, params.parameters) if params.is_valid() else None
+    estimate = services.price_launch(version=version, parameters=params.parameters) if params.is_valid() else None
     return render(
         request,
         "catalog/partials/estimate.html",

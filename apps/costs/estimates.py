@@ -38,6 +38,12 @@ class Estimate:
     currency: str
     hourly: Decimal
     lines: list[EstimateLine] = field(default_factory=list)
+    max_hours: Decimal | None = None  # a launch that stops by itself (a training job's max run time)
+
+    @property
+    def max_total(self) -> Decimal | None:
+        """What the launch costs at most: the hourly rate for its whole bounded life."""
+        return None if self.max_hours is None else (self.hourly * self.max_hours).quantize(Decimal("0.01"))
 
     @property
     def monthly(self) -> Decimal:

@@ -86,6 +86,14 @@ class TrainingJob(BaseModel):
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Placed on its cluster (latest attempt).")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    template_version = models.ForeignKey(
+        "catalog.TemplateVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The catalog template it was launched from, if any (launches per template).",
+    )
     last_heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="The agent's last log post (or claim) for the running job: its heartbeat."
     )

@@ -41,6 +41,7 @@ AWS = ["dataset-bucket", "gpu-training-cluster", "model-endpoint", "notebook-wor
 BUILTIN = ["feature-pipeline", "sandbox-experiment"]
 CLUSTER = ["gpu-cluster"]
 DEPLOYMENT = ["model-rollout"]
+TRAINING = ["training-job"]
 MODULES = sorted(AWS + BUILTIN)
 PLATFORM = {"paved_team": "vision", "paved_workspace": "ws-42", "paved_template": "golden-path@1.0.0"}
 
@@ -75,7 +76,7 @@ def string_schemas(prop: dict[str, Any], name: str) -> list[tuple[str, dict[str,
 
 
 def test_the_eight_golden_paths_are_shipped() -> None:
-    assert sorted(AWS + BUILTIN + CLUSTER + DEPLOYMENT) == FOLDERS
+    assert sorted(AWS + BUILTIN + CLUSTER + DEPLOYMENT + TRAINING) == FOLDERS
 
 
 # --- Every template -------------------------------------------------------------------------------------------
@@ -301,6 +302,23 @@ def test_model_rollout_path_is_module_less_and_fits_a_rollout() -> None:
         "strategy": "canary",
         "bake_seconds": 30,
     }
+
+
+# --- The training job path (no module) -----------------------------------------------------------------------
+
+
+def test_training_job_path_is_module_less_fits_a_job_and_prices_its_gpu_hours() -> None:
+    from apps.catalog.training_parameters import check_training_schema
+    from apps.costs.estimates import estimate_hourly
+
+    training = manifest("training-job")
+    assert (training.kind, training.module_dir) == ("training_job", None)
+    assert sorted(p.name for p in (TEMPLATES / "training-job").iterdir()) == ["template.yaml"]
+    assert check_training_schema(training.parameters) == []
+    values = launch_values("training-job")
+    assert values["command"][:2] == [".venv-serving/bin/python", "apps/training/examples/train_iris.py"]
+    assert (values["gpus_per_node"], values["node_count"], values["max_run_minutes"]) == (1, 1, 30)
+    assert estimate_hourly(training.price, {**values, "gpus_per_node": 4}).hourly == Decimal("4.0240")
 
 
 # --- AWS modules ----------------------------------------------------------------------------------------------

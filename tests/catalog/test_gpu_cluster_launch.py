@@ -207,6 +207,6 @@ def test_the_schema_declares_both_launch_shapes(api: Any, alice: Any, vision: Te
     schemas = api.get("/api/schema/?format=json").json()["components"]["schemas"]
 
     shapes = {ref["$ref"].rsplit("/", 1)[1] for ref in schemas["LaunchResult"]["oneOf"]}
-    assert shapes == {"LaunchOutput", "ClusterLaunchOutput", "DeploymentLaunchOutput"}
+    assert shapes == {"LaunchOutput", "ClusterLaunchOutput", "DeploymentLaunchOutput", "TrainingJobLaunchOutput"}
     assert set(schemas["ClusterLaunchOutput"]["required"]) == set(body) == {"cluster", "estimate", "warnings"}
     assert set(schemas["LaunchedCluster"]["required"]) == set(body["cluster"])

@@ -148,6 +148,7 @@ def test_api_launch_returns_workspace_run_and_estimate(api: Any, alice: Any, vis
         "currency": "USD",
         "hourly": "3.1000",
         "monthly": "2263.00",
+        "max_total": None,  # a workspace runs until destroyed: no bounded total
         "lines": [{"label": "Base", "hourly": "0.1000"}, {"label": "GPUs", "hourly": "3.0000"}],
     }
 

@@ -25,6 +25,7 @@ SHIPPED = {
     "model-rollout",
     "notebook-workspace",
     "sandbox-experiment",
+    "training-job",
 }
 
 VALID: dict[str, Any] = {
@@ -119,6 +120,8 @@ def test_every_shipped_manifest_loads() -> None:
             assert (manifest.kind, manifest.module_dir) == ("gpu_cluster", None)
         elif manifest.slug == "model-rollout":  # launched through launch_rollout: no Terraform module either
             assert (manifest.kind, manifest.module_dir) == ("deployment", None)
+        elif manifest.slug == "training-job":  # launched through submit_job: no Terraform module
+            assert (manifest.kind, manifest.module_dir) == ("training_job", None)
         else:
             assert (manifest.kind, manifest.module_dir) == ("terraform", TEMPLATES / manifest.slug)
         assert manifest.tags

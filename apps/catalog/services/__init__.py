@@ -26,6 +26,7 @@ from apps.catalog.services.launch import (
     estimate_launch,
     launch_hours,
     launch_template,
+    price_launch,
 )
 from apps.catalog.services.sync import SyncReport, sync_manifest, sync_templates
 from apps.catalog.spec import VersionData, VersionReport
@@ -51,6 +52,7 @@ __all__ = [
     "estimate_launch",
     "launch_hours",
     "launch_template",
+    "price_launch",
     "publish_version",
     "require_curator",
     "retire_version",

@@ -39,6 +39,9 @@ from apps.deployments.models import Deployment
 from apps.deployments.services.launch import launch_rollout
 from apps.runs.models import Run, Workspace
 from apps.runs.services import create_workspace
+from apps.training.errors import UnknownCluster
+from apps.training.models import TrainingJob
+from apps.training.services.jobs import submit_job
 
 WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 CLUSTER_PARAMETERS = REQUIRED_CLUSTER_SETTINGS
@@ -58,6 +61,7 @@ class LaunchResult:
     launched_run: Run | None = None
     cluster: Cluster | None = None
     deployment: Deployment | None = None
+    training_job: TrainingJob | None = None
     warnings: list[str] = field(default_factory=list)
     budget_check: BudgetCheck | None = None
 
@@ -74,9 +78,20 @@ class LaunchResult:
         return self.launched_run
 
 
+def price_launch(*, version: TemplateVersion, parameters: dict[str, Any]) -> Estimate:
+    """The estimate of validated `parameters`: the hourly price model, and for a training job its bounded total
+    (the hourly rate x its max run time). Every estimate of a launch (form, API, the launch itself) is this one."""
+    estimate = estimate_hourly(version.price_model, parameters)
+    if version.template.kind == TemplateKind.TRAINING_JOB:
+        minutes = parameters.get("max_run_minutes")
+        if isinstance(minutes, int) and minutes > 0:
+            return replace(estimate, max_hours=Decimal(minutes) / 60)
+    return estimate
+
+
 def estimate_launch(*, version: TemplateVersion, params: Any) -> Estimate:
     """Validate `params` as a launch would and price them."""
-    return estimate_hourly(version.price_model, validate_parameters(version.parameters_schema, params))
+    return price_launch(version=version, parameters=validate_parameters(version.parameters_schema, params))
 
 
 def _check_launchable(version: TemplateVersion) -> None:
@@ -168,14 +183,38 @@ def _launch_deployment(launch: Launch) -> LaunchResult:
     return LaunchResult(estimate=launch.estimate, deployment=deployment)
 
 
+def _launch_training_job(launch: Launch) -> LaunchResult:
+    """A `training_job` template: a job from its validated parameters through `training.services.submit_job`
+    (the job contract, the cluster and the quota are checked there), tracked in the experiment named like the
+    launch, on the cluster its `cluster` parameter names or the first free one of the team that fits."""
+    settings = dict(launch.parameters)
+    cluster_name = settings.pop("cluster", "") or ""
+    cluster = None
+    if cluster_name:
+        cluster = Cluster.objects.filter(team=launch.team, name=cluster_name).first()
+        if cluster is None:
+            raise UnknownCluster(f"Team {launch.team.slug} has no cluster named {cluster_name}.")
+    job = submit_job(
+        actor=launch.actor,
+        team=launch.team,
+        cluster=cluster,
+        environment={"MLFLOW_EXPERIMENT_NAME": launch.name},
+        template_version=launch.version,
+        request=launch.request,
+        **settings,
+    )
+    return LaunchResult(estimate=launch.estimate, training_job=job)
+
+
 # What launching each kind of template creates, and the service that creates it.
 LAUNCHERS: dict[str, Callable[[Launch], LaunchResult]] = {
     TemplateKind.TERRAFORM: _launch_workspace,
     TemplateKind.GPU_CLUSTER: _launch_cluster,
     TemplateKind.DEPLOYMENT: _launch_deployment,
+    TemplateKind.TRAINING_JOB: _launch_training_job,
 }
 # Kinds with no run approval: a budget's `approve` guardrail cannot hold them, so it blocks them.
-NO_APPROVAL_KINDS = frozenset({TemplateKind.GPU_CLUSTER, TemplateKind.DEPLOYMENT})
+NO_APPROVAL_KINDS = frozenset({TemplateKind.GPU_CLUSTER, TemplateKind.DEPLOYMENT, TemplateKind.TRAINING_JOB})
 
 
 def launch_hours(*, version: TemplateVersion, parameters: dict[str, Any], ttl_hours: int | None) -> int | None:
@@ -184,6 +223,9 @@ def launch_hours(*, version: TemplateVersion, parameters: dict[str, Any], ttl_ho
     if version.template.kind == TemplateKind.GPU_CLUSTER:
         hours = parameters.get("max_hours")
         return int(hours) if hours else None
+    if version.template.kind == TemplateKind.TRAINING_JOB:
+        minutes = parameters.get("max_run_minutes")
+        return -(-int(minutes) // 60) if isinstance(minutes, int) and minutes > 0 else None
     return ttl_hours if ttl_hours is not None else version.default_ttl_hours
 
 
@@ -270,7 +312,7 @@ def launch_template(
             "(e.g. 'bert-finetune')."
         )
     parameters = validate_parameters(version.parameters_schema, params)
-    estimate = estimate_hourly(version.price_model, parameters)
+    estimate = price_launch(version=version, parameters=parameters)
     launch = Launch(
         actor=actor,
         team=team,

@@ -35,8 +35,8 @@ SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 TEAM_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
 
-KINDS = ("terraform", "gpu_cluster", "deployment")
-MODULE_LESS_KINDS = ("gpu_cluster", "deployment")  # launched by a service, not Terraform: no module
+KINDS = ("terraform", "gpu_cluster", "deployment", "training_job")
+MODULE_LESS_KINDS = ("gpu_cluster", "deployment", "training_job")  # launched by a service, not Terraform: no module
 ICONS = ("gpu", "notebook", "endpoint", "bucket", "flask", "pipeline")
 APPROVAL_POLICIES = ("never", "always", "cost_above")
 

@@ -195,6 +195,16 @@ def deployment_findings(data: VersionData) -> list[Finding]:
     return found
 
 
+def training_findings(data: VersionData) -> list[Finding]:
+    """A training job template has no module: its parameters are the job's settings (image, command, GPUs...)."""
+    from apps.catalog.training_parameters import check_training_schema  # the training app, as above
+
+    found = [error("training_job", problem) for problem in check_training_schema(data.parameters_schema)]
+    if data.module_path:
+        found.append(error("module", "A training job template has no Terraform module; set the module to none."))
+    return found
+
+
 def cluster_findings(data: VersionData) -> list[Finding]:
     """A GPU cluster template has no module: its parameters must be exactly what request_cluster takes."""
     from apps.catalog.cluster_parameters import check_cluster_schema, cluster_schema_warnings  # reads the catalog
@@ -249,6 +259,8 @@ def validate_version_data(
         report.findings.append(error("kind", f"Kind {kind!r} is not one of {', '.join(KINDS)}."))
     elif kind == "deployment":
         report.findings += deployment_findings(data)
+    elif kind == "training_job":
+        report.findings += training_findings(data)
     elif kind in MODULE_LESS_KINDS:
         report.findings += cluster_findings(data)
     elif check_module:

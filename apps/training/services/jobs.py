@@ -19,6 +19,7 @@ from django.utils import timezone
 from apps.accounts.models import Team
 from apps.accounts.permissions import require
 from apps.audit.services import record
+from apps.catalog.models import TemplateVersion
 from apps.clusters.models import Cluster, ClusterState, Node
 from apps.clusters.selectors import effective_quota
 from apps.core.tasks import send_on_commit
@@ -61,6 +62,7 @@ def submit_job(
     node_count: Any = 1,
     max_run_minutes: Any,
     max_retries: Any = 0,
+    template_version: TemplateVersion | None = None,
     now: datetime | None = None,
     request: HttpRequest | None = None,
 ) -> TrainingJob:
@@ -105,6 +107,7 @@ def submit_job(
             node_count=spec.node_count,
             max_run_minutes=spec.max_run_minutes,
             max_retries=spec.max_retries,
+            template_version=template_version,
             state=JobState.QUEUED,
             state_reason="waiting for the scheduler",
             submitted_at=now or timezone.now(),
@@ -119,6 +122,7 @@ def submit_job(
                 "image": spec.image,
                 "gpus": spec.gpus,
                 "max_run_minutes": spec.max_run_minutes,
+                "template": str(template_version) if template_version else None,
             },
             request=request,
         )
