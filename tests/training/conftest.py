@@ -48,13 +48,16 @@ def node(vision: Team, alice: Any) -> tuple[Node, str]:
     return node_with_token(cluster=box, gpu_count=4, private_ip="10.0.0.7")
 
 
-def start_agent(portal_url: str, node: tuple[Node, str]) -> subprocess.Popen[str]:
+def start_agent(
+    portal_url: str, node: tuple[Node, str], extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """The real node agent (`--run-jobs`, dev mode) for `node`, against the portal at `portal_url`."""
     instance, raw = node
     return subprocess.Popen(
         [sys.executable, "-m", "apps.clusters.agent", "--portal", portal_url, "--node-id", instance.instance_id,
          "--replay", str(IDLE), "--interval", "5", "--run-jobs", "--job-poll", "0.2"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PAVED_NODE_TOKEN": raw, "PAVED_AGENT_DEV_MODE": "1"},
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PAVED_NODE_TOKEN": raw, "PAVED_AGENT_DEV_MODE": "1",
+             **(extra_env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 

@@ -152,10 +152,17 @@ def test_dev_mode_is_asked_for_or_follows_from_no_container_runtime() -> None:
     assert not dev_mode({}, which=lambda name: "/usr/bin/podman" if name == "podman" else None)
 
 
-def test_a_job_inherits_only_the_basics_of_the_agents_environment() -> None:
+def test_a_job_inherits_only_the_basics_of_the_agents_environment_and_its_cloud_access() -> None:
     job = ClaimedJob(id=1, image="i", command=["x"], environment={"RANK": "0"}, max_run_seconds=60, next_log_line=1)
-    env = job_env(job, {"PATH": "/usr/bin", "HOME": "/root", "PAVED_NODE_TOKEN": "pvn_secret", "AWS_SECRET": "s"})
-    assert env == {"PATH": "/usr/bin", "HOME": "/root", "PYTHONUNBUFFERED": "1", "RANK": "0"}
+    agent_env = {
+        "PATH": "/usr/bin", "HOME": "/root", "PAVED_NODE_TOKEN": "pvn_secret", "AWS_SECRET": "s",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_REGION": "us-east-1", "DATABASE_URL": "postgres://x",
+    }  # fmt: skip
+    env = job_env(job, agent_env)
+    assert env == {
+        "PATH": "/usr/bin", "HOME": "/root", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_REGION": "us-east-1",
+        "PYTHONUNBUFFERED": "1", "RANK": "0",
+    }  # fmt: skip
 
 
 def test_run_jobs_cannot_go_with_once() -> None:

@@ -33,8 +33,14 @@ CLAIM_PATH = "/api/v1/training/agent/claim"
 JOB_PATH = "/api/v1/training/agent/jobs/{id}/{what}"
 DEV_MODE_ENV = "PAVED_AGENT_DEV_MODE"
 CONTAINER_RUNTIMES = ("docker", "podman")
-# What a job inherits from the agent's environment; nothing else (the node token stays with the agent).
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME")
+# What a job inherits from the agent's environment; nothing else (the node token stays with the agent). The AWS
+# settings are the node's cloud access, which a job on a real node has through the instance role anyway; on a dev
+# node they are how jobs reach its (sandbox) cloud.
+INHERITED_ENV = (
+    "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME",
+    "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)  # fmt: skip
 MAX_LINES_PER_POST = 1000  # the portal's bound per batch
 MAX_LINE_CHARS = 4096  # the portal's bound per line: longer lines are cut
 MAX_BUFFERED_LINES = 100_000  # while the portal is away; the oldest unsent lines go first beyond this

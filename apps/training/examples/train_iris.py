@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tempfile
+import time
 import warnings
 from urllib.parse import urlparse
 
@@ -35,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--C", type=float, default=1.0)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds per epoch, to watch a demo train live")
     args = parser.parse_args()
     s3 = boto3.client("s3")
     bucket, key = s3_parts(os.environ["PAVED_DATASET_URI"])
@@ -54,6 +56,7 @@ def main() -> None:
             print(
                 "paved:metric " + json.dumps({"key": "accuracy", "value": float(accuracy), "step": epoch}), flush=True
             )
+            time.sleep(args.pause)
         bucket, key = s3_parts(os.environ["PAVED_OUTPUT_URI"])
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.joblib")
