@@ -91,4 +91,4 @@ def test_alice_launches_a_training_job_watches_it_learn_and_registers_the_model(
         job, "sklearn", "s3://paved-demo-models/iris/model.joblib",
     )  # fmt: skip
     assert set(version.metrics) == {"loss", "accuracy"}
-    assert job.tracking_run.metrics.filter(key="loss").count() == 12  # type: ignore[attr-defined]
+    assert job.tracking_run.metrics.filter(key="loss").count() == 12
