@@ -150,13 +150,16 @@ class MlflowView(APIView):
     def run(self, request: Request, data: dict[str, Any], *, write: bool = False) -> TrackingRun:
         run_id = str(data.get("run_id") or data.get("run_uuid") or "")
         grant = self.grant(request)
-        runs = selectors.runs_for(request.user) if grant is None else TrackingRun.objects.filter(pk=grant.run.pk)
-        found = runs.filter(run_uuid=run_id).first() if 0 < len(run_id) <= 32 else None
+        found = self.runs(request).filter(run_uuid=run_id).first() if 0 < len(run_id) <= 32 else None
         if found is None:
             raise ResourceDoesNotExist(f"Run with id={run_id} not found")
         if write and grant is None and not can(request.user, "tracking.log", found):
             raise PermissionDenied(f"Only members of team {found.team.slug} log to its runs.")
         return found
+
+    def runs(self, request: Request) -> QuerySet[TrackingRun]:
+        grant = self.grant(request)
+        return selectors.runs_for(request.user) if grant is None else TrackingRun.objects.filter(pk=grant.run.pk)
 
     def team_for_name(self, request: Request, name: str) -> Team:
         """Which of the caller's teams an experiment goes to: `<team>/...` names it; a member of one team needs
@@ -217,13 +220,7 @@ def get_experiment_by_name(view: MlflowView, request: Request, data: dict[str, A
 
 def search_experiments(view: MlflowView, request: Request, data: dict[str, Any]) -> dict[str, Any]:
     found = view.experiments(request).filter(lifecycle_stage=Lifecycle.ACTIVE).order_by("pk")
-    limit = min(int(data.get("max_results") or MAX_RESULTS), MAX_RESULTS)
-    offset = int(data.get("page_token") or 0) if str(data.get("page_token") or "0").isdigit() else 0
-    page = list(found[offset : offset + limit + 1])
-    answer: dict[str, Any] = {"experiments": [experiment_json(e) for e in page[:limit]]}
-    if len(page) > limit:
-        answer["next_page_token"] = str(offset + limit)
-    return answer
+    return _page(found, data, "experiments", experiment_json)
 
 
 def create_run(view: MlflowView, request: Request, data: dict[str, Any]) -> dict[str, Any]:
@@ -299,18 +296,25 @@ def log_inputs(view: MlflowView, request: Request, data: dict[str, Any]) -> dict
 def search_runs(view: MlflowView, request: Request, data: dict[str, Any]) -> dict[str, Any]:
     ids = [str(i) for i in _list(data, "experiment_ids")]
     experiments = [view.experiment(request, i) for i in ids]
-    grant = view.grant(request)
-    runs = selectors.runs_for(request.user) if grant is None else TrackingRun.objects.filter(pk=grant.run.pk)
-    runs = runs.filter(experiment__in=experiments, lifecycle_stage=Lifecycle.ACTIVE).order_by("-start_time", "-pk")
+    runs = view.runs(request).filter(experiment__in=experiments, lifecycle_stage=Lifecycle.ACTIVE)
     if str(data.get("filter") or "").strip():
         raise InvalidParameterValue("Paved's tracking endpoint searches runs by experiment only (no filter string).")
-    limit = min(int(data.get("max_results") or MAX_RESULTS), MAX_RESULTS)
+    return _page(runs.order_by("-start_time", "-pk"), data, "runs", run_json)
+
+
+def _page(
+    found: QuerySet[Any], data: dict[str, Any], name: str, render: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """One page of a search, MLflow style: `max_results` (at most MAX_RESULTS) and an opaque `page_token`."""
     token = str(data.get("page_token") or "0")
-    offset = int(token) if token.isdigit() else 0
-    page = list(runs[offset : offset + limit + 1])
-    answer: dict[str, Any] = {"runs": [run_json(run) for run in page[:limit]]}
-    if len(page) > limit:
-        answer["next_page_token"] = str(offset + limit)
+    limit = str(data.get("max_results") or MAX_RESULTS)
+    if not token.isdigit() or not limit.isdigit() or int(limit) < 1:
+        raise InvalidParameterValue("max_results is a positive integer and page_token one this endpoint gave.")
+    offset, size = int(token), min(int(limit), MAX_RESULTS)
+    page = list(found[offset : offset + size + 1])
+    answer: dict[str, Any] = {name: [render(item) for item in page[:size]]}
+    if len(page) > size:
+        answer["next_page_token"] = str(offset + size)
     return answer
 
 

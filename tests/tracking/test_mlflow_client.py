@@ -218,3 +218,26 @@ def test_another_teams_run_is_invisible(
         tmp_path,
     )
     assert result == {"seen": False, "code": "RESOURCE_DOES_NOT_EXIST"}
+
+
+def test_experiment_search_pages_and_refuses_a_bad_page_size(
+    alice_env: dict[str, str], tmp_path: Path, api: Any
+) -> None:
+    result = mlflow_script(
+        """
+        client = MlflowClient()
+        for name in ("a", "b", "c"):
+            client.create_experiment(name)
+        first = client.search_experiments(max_results=2)
+        rest = client.search_experiments(max_results=2, page_token=first.token)
+        print(json.dumps({"first": [e.name for e in first], "rest": [e.name for e in rest], "more": rest.token}))
+        """,
+        alice_env,
+        tmp_path,
+    )
+    assert result == {"first": ["a", "b"], "rest": ["c"], "more": None}
+
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_env['MLFLOW_TRACKING_TOKEN']}")
+    answer = api.post("/api/2.0/mlflow/experiments/search", {"max_results": "lots"}, format="json")
+    assert answer.status_code == 400
+    assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
