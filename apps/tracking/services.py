@@ -24,6 +24,7 @@ from apps.accounts import tokens
 from apps.accounts.models import Team
 from apps.accounts.permissions import require
 from apps.audit.services import record
+from apps.core.transitions import Machine, transition
 from apps.tracking.errors import InvalidParameterValue, ResourceAlreadyExists
 from apps.tracking.models import RunMetric, RunParam, RunStatus, RunTag, TrackingExperiment, TrackingRun
 from apps.training.models import TrainingJob
@@ -129,17 +130,29 @@ def create_run(
     return run
 
 
+# A run's status is its client's to set, as in MLflow (a resumed run goes back to RUNNING): every edge is legal;
+# the machine gives it the shared row-locked transition. Status changes are the client's data, not audited.
+RUN_MACHINE: Machine[TrackingRun] = Machine(
+    model=TrackingRun,
+    field="status",
+    edges={status: frozenset(RunStatus.values) for status in RunStatus.values},
+    illegal=lambda run, previous, to: InvalidParameterValue(f"Run {run.run_uuid} cannot go from {previous} to {to}."),
+)
+
+
 def update_run(*, run: TrackingRun, status: Any = None, end_time: Any = None, name: Any = None) -> TrackingRun:
-    if status not in (None, ""):
-        if status not in RunStatus.values:
-            raise InvalidParameterValue(f"Status is one of {', '.join(RunStatus.values)}.")
-        run.status = status
+    fields: dict[str, Any] = {}
     if end_time not in (None, ""):
-        run.end_time = _integer(end_time, "end_time", now_ms())
+        fields["end_time"] = _integer(end_time, "end_time", now_ms())
     if isinstance(name, str) and name:
-        run.name = name[:250]
-    run.save(update_fields=["status", "end_time", "name", "updated_at"])
-    return run
+        fields["name"] = name[:250]
+    if status in (None, ""):
+        TrackingRun.objects.filter(pk=run.pk).update(**fields)
+        run.refresh_from_db()
+        return run
+    if status not in RunStatus.values:
+        raise InvalidParameterValue(f"Status is one of {', '.join(RunStatus.values)}.")
+    return transition(RUN_MACHINE, obj=run, to=status, fields=fields)
 
 
 def log_batch(
@@ -237,9 +250,7 @@ def tracking_environment(*, job: TrainingJob) -> dict[str, str]:
             hyperparameters = [{"key": str(k), "value": str(v)} for k, v in job.hyperparameters.items()]
             if hyperparameters and all(KEY.match(item["key"]) for item in hyperparameters):
                 log_batch(run=run, params=hyperparameters[:MAX_PARAMS_PER_BATCH])
-        run.token_digest = digest
-        run.status = RunStatus.RUNNING
-        run.save(update_fields=["token_digest", "status", "updated_at"])
+        run = transition(RUN_MACHINE, obj=run, to=RunStatus.RUNNING, fields={"token_digest": digest})
     return {
         "MLFLOW_TRACKING_URI": settings.PAVED_NODE_PORTAL_URL.rstrip("/"),
         "MLFLOW_TRACKING_TOKEN": secret,
