@@ -21,7 +21,7 @@ from apps.deployments.api import DeploymentViewSet, EndpointViewSet, ExperimentV
 from apps.registry.api import ModelVersionViewSet, ModelViewSet
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 from apps.training.agent_api import ClaimJobView, JobExitView, JobLogView
-from apps.training.api import TrainingJobViewSet
+from apps.training.api import JobDefinitionViewSet, TrainingJobViewSet
 
 
 class OptionalSlashRouter(DefaultRouter):
@@ -52,6 +52,7 @@ router.register("endpoints", EndpointViewSet, basename="endpoint")
 router.register("deployments", DeploymentViewSet, basename="deployment")
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("training-jobs", TrainingJobViewSet, basename="training-job")
+router.register("job-definitions", JobDefinitionViewSet, basename="job-definition")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),

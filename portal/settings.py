@@ -316,6 +316,11 @@ CELERY_BEAT_SCHEDULE["lose-silent-training-jobs"] = {
     "task": "apps.training.tasks.lose_silent_training_jobs",
     "schedule": 30.0,
 }
+# Job definitions' cron schedules (minute granularity) are checked as often as the queue.
+CELERY_BEAT_SCHEDULE["fire-training-schedules"] = {
+    "task": "apps.training.tasks.fire_training_schedules",
+    "schedule": float(TRAINING_SCHEDULE_SECONDS),
+}
 
 # --- REST API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -23,7 +23,7 @@ from apps.deployments.models import Deployment, Endpoint, Experiment
 from apps.registry.models import Model as RegisteredModel
 from apps.registry.models import ModelVersion
 from apps.runs.models import Run, Workspace
-from apps.training.models import TrainingJob
+from apps.training.models import JobDefinition, TrainingJob
 
 User = get_user_model()
 PASSWORD = "correct-horse-battery"
@@ -320,3 +320,21 @@ class TrainingJobFactory(factory.django.DjangoModelFactory):
 
 
 TEAM_SCOPED_FACTORIES[TrainingJob] = lambda team, owner: TrainingJobFactory(team=team, owner=owner)
+
+
+class JobDefinitionFactory(factory.django.DjangoModelFactory):
+    """A trigger-only definition built directly (tests of the contract go through definitions.create_definition)."""
+
+    class Meta:
+        model = JobDefinition
+
+    team = factory.SubFactory(TeamFactory)
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"nightly-{n}")
+    image = "ghcr.io/acme/trainer:1.0"
+    command = factory.LazyFunction(lambda: ["python", "train.py"])
+    gpus_per_node = 1
+    max_run_minutes = 60
+
+
+TEAM_SCOPED_FACTORIES[JobDefinition] = lambda team, owner: JobDefinitionFactory(team=team, owner=owner)

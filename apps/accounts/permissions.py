@@ -184,6 +184,7 @@ RULES: dict[str, Rule] = {
     # training jobs
     "training.submit": _member,  # submit a job to the team's clusters (obj: team)
     "training.operate": _member,  # cancel a job of the team (obj: job)
+    "training.schedule": _member,  # create, change, delete and trigger job definitions (obj: team or definition)
     "tracking.log": _member,  # create experiments and runs, log params, metrics and tags (obj: team)
 }
 
@@ -210,6 +211,7 @@ _ERRORS: dict[str, type[PermissionDenied]] = {
     "deployment.operate": NotAMember,
     "training.submit": NotAMember,
     "training.operate": NotAMember,
+    "training.schedule": NotAMember,
     "tracking.log": NotAMember,
 }
 

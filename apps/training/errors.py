@@ -104,3 +104,41 @@ class JobOutputNotRegistrable(ValidationFailed):
     """The job cannot be registered as a model (it did not succeed, or declared no output)."""
 
     code = "job_output_not_registrable"
+
+
+class InvalidJobDefinition(ValidationFailed):
+    """A definition's schedule fields the validator refuses (its job contract raises InvalidTrainingJob)."""
+
+    code = "invalid_job_definition"
+
+
+class InvalidDefinitionName(InvalidJobDefinition):
+    code = "invalid_definition_name"
+    field = "name"
+
+
+class InvalidSchedule(InvalidJobDefinition):
+    code = "invalid_schedule"
+    field = "schedule"
+
+
+class InvalidConcurrencyPolicy(InvalidJobDefinition):
+    code = "invalid_concurrency_policy"
+    field = "concurrency_policy"
+
+
+class InvalidRegisterModel(InvalidJobDefinition):
+    code = "invalid_register_model"
+    field = "register_model"
+
+
+class DefinitionNameTaken(Conflict):
+    code = "job_definition_name_taken"
+    field = "name"
+
+
+class HeldByChangeFreeze(Conflict):
+    """A trigger during a change freeze: nothing is submitted (scheduled firings wait for the freeze instead)."""
+
+    code = "held_by_change_freeze"
+    title = "Change freeze"

@@ -1,6 +1,8 @@
-"""Training jobs: what a team asked to run on one of its GPU clusters (TrainingJob). A job moves only through
-`training.services.transitions.job_transition`; its contract (image, command, environment, sizes) is checked once,
-by `training.spec.validate_job_spec`, before the row exists."""
+"""Training jobs: what a team asked to run on one of its GPU clusters (TrainingJob), and the definitions that
+submit jobs again and again, on a cron schedule or when triggered (JobDefinition, each firing a DefinitionFire).
+A job moves only through `training.services.transitions.job_transition`; its contract (image, command,
+environment, sizes) is checked once, by `training.spec.validate_job_spec`, before the row exists; a definition's
+schedule by `training.spec.validate_schedule_spec`."""
 
 from __future__ import annotations
 
@@ -97,6 +99,14 @@ class TrainingJob(BaseModel):
     last_heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="The agent's last log post (or claim) for the running job: its heartbeat."
     )
+    definition = models.ForeignKey(
+        "training.JobDefinition",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="jobs",
+        help_text="The definition that submitted it (a schedule or a trigger), if any.",
+    )
 
     class Meta:
         ordering = ["-submitted_at", "-id"]
@@ -128,6 +138,101 @@ def _seconds(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
         return None
     return max(0, int((end - start).total_seconds()))
+
+
+class ConcurrencyPolicy(models.TextChoices):
+    """What a firing does while the definition's previous job has not ended (Kubernetes CronJob's policies)."""
+
+    FORBID = "forbid", "Forbid: skip this firing"
+    ALLOW = "allow", "Allow: run side by side"
+    REPLACE = "replace", "Replace: cancel the running job, start a new one"
+
+
+# Jobs that have not ended yet, for the concurrency policy (a lost job is either queued again or ended).
+UNFINISHED_JOB_STATES = frozenset({JobState.QUEUED, JobState.SCHEDULING, JobState.RUNNING})
+
+
+class JobDefinition(BaseModel):
+    """A job to run again and again: the job's contract plus when (a cron schedule in UTC, or only when
+    triggered), what to do on overlap, and the registered model its succeeded jobs become versions of."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="job_definitions")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Scheduled jobs are submitted as this user (their team membership is checked at every firing).",
+    )
+    name = models.SlugField(max_length=60)
+    description = models.CharField(max_length=1000, blank=True)
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.SET_NULL, null=True, blank=True, related_name="job_definitions"
+    )
+    image = models.CharField(max_length=300)
+    command = models.JSONField(help_text="Arguments as a list of strings (never a shell string).")
+    framework = models.CharField(max_length=16, choices=Framework.choices, default=Framework.PYTORCH)
+    environment = models.JSONField(default=dict, blank=True)
+    dataset_uri = models.CharField(max_length=1000, blank=True)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    output_uri = models.CharField(max_length=1000, blank=True)
+    gpus_per_node = models.PositiveSmallIntegerField()
+    node_count = models.PositiveSmallIntegerField(default=1)
+    max_run_minutes = models.PositiveIntegerField()
+    max_retries = models.PositiveSmallIntegerField(default=0)
+    schedule = models.CharField(max_length=100, blank=True, help_text="Cron (5 fields, UTC); empty: only triggers.")
+    concurrency_policy = models.CharField(
+        max_length=8, choices=ConcurrencyPolicy.choices, default=ConcurrencyPolicy.FORBID
+    )
+    suspended = models.BooleanField(default=False, help_text="A suspended schedule does not fire (triggers still do).")
+    register_model = models.CharField(
+        max_length=60, blank=True, help_text="Register each succeeded job's output as a version of this model."
+    )
+    next_run_at = models.DateTimeField(null=True, blank=True, help_text="The next cron time (none: no schedule).")
+    hold_reason = models.CharField(
+        max_length=300, blank=True, help_text="Why a due firing waits (a change freeze); empty when none does."
+    )
+
+    class Meta:
+        ordering = ["team", "name"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_job_definition_name")]
+        indexes = [models.Index(fields=["next_run_at"], name="job_definition_next_run")]
+
+    def __str__(self) -> str:
+        return f"job definition {self.name}"
+
+
+class FireVia(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    TRIGGER = "trigger", "Trigger"  # an API call or the page's button
+
+
+class FireOutcome(models.TextChoices):
+    STARTED = "started", "Started"
+    SKIPPED = "skipped", "Skipped"
+    REFUSED = "refused", "Refused"
+
+
+class DefinitionFire(models.Model):
+    """One firing of a definition and what came of it: the job it submitted, or why it submitted none (the
+    previous job still runs under `forbid`; the job contract, the quota or the owner's membership refused it)."""
+
+    definition = models.ForeignKey(JobDefinition, on_delete=models.CASCADE, related_name="fires")
+    via = models.CharField(max_length=8, choices=FireVia.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    due_at = models.DateTimeField(help_text="The cron time it fired for (a trigger: when it was called).")
+    fired_at = models.DateTimeField()
+    outcome = models.CharField(max_length=8, choices=FireOutcome.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    job = models.ForeignKey(TrainingJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        indexes = [models.Index(fields=["definition", "-fired_at"], name="definition_fire_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.definition} fired at {self.fired_at:%Y-%m-%d %H:%M} ({self.outcome})"
 
 
 class JobLogChunk(LogChunk):

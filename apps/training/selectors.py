@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import QuerySet
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import AnyUser, restrict
 from apps.clusters.models import Cluster
-from apps.training.models import ACTIVE_JOB_STATES, JobLogChunk, JobState, TrainingJob
+from apps.training.models import (
+    ACTIVE_JOB_STATES,
+    ENDED_JOB_STATES,
+    DefinitionFire,
+    JobDefinition,
+    JobLogChunk,
+    JobState,
+    TrainingJob,
+)
+from apps.training.spec import next_fire_time
 
 
 def jobs_for(user: AnyUser) -> QuerySet[TrainingJob]:
@@ -88,3 +98,45 @@ def iter_job_log(job: TrainingJob) -> list[str]:
     """The job's log lines in order (tests and small logs; the page reads `job_log_tail`)."""
     texts = JobLogChunk.objects.filter(job=job).order_by("seq").values_list("text", flat=True)
     return [line for text in texts for line in text.split("\n")]
+
+
+def definitions_for(user: AnyUser) -> QuerySet[JobDefinition]:
+    """Job definitions of the user's teams (others' do not exist for them: 404)."""
+    return restrict(JobDefinition.objects.select_related("team", "owner", "cluster"), user)
+
+
+def due_definitions(*, now: datetime) -> QuerySet[JobDefinition]:
+    """Scheduled, not suspended definitions whose next cron time has come, the longest waiting first."""
+    return (
+        JobDefinition.objects.filter(suspended=False, next_run_at__lte=now)
+        .exclude(schedule="")
+        .order_by("next_run_at", "pk")
+    )
+
+
+def recent_fires(definition: JobDefinition, *, limit: int = 50) -> list[DefinitionFire]:
+    """The definition's latest firings with their jobs (the job's state is the firing's result)."""
+    return list(definition.fires.select_related("job", "actor").order_by("-fired_at", "-id")[:limit])
+
+
+def upcoming_runs(definition: JobDefinition, *, count: int = 3) -> list[datetime]:
+    """The next cron times (none for a suspended or trigger-only definition)."""
+    if definition.next_run_at is None or not definition.schedule:
+        return []
+    times = [definition.next_run_at]
+    while len(times) < count:
+        times.append(next_fire_time(definition.schedule, times[-1]))
+    return times
+
+
+def job_metrics(job: TrainingJob) -> dict[str, Any]:
+    """The job's metric series (from its tracking run) and whether it may log more: the chart's and the API's."""
+    from apps.tracking.selectors import metric_series, run_of_job
+
+    run = run_of_job(job)
+    series = metric_series(run) if run else {}
+    return {
+        "series": series,
+        "points": sum(len(points) for points in series.values()),
+        "running": job.state not in ENDED_JOB_STATES,
+    }

@@ -6,7 +6,10 @@ naming the input at fault. Pure (no database, no settings): the service passes t
 - `environment`: NAME -> value, names `^[A-Z_][A-Z0-9_]*$` outside the platform's `PAVED_` prefix, values
   single-line strings without NUL;
 - `dataset_uri` / `output_uri`: empty or `scheme://...`; `hyperparameters`: an object of scalars;
-- sizes: `gpus_per_node`, `node_count`, `max_run_minutes`, `max_retries` within the bounds below."""
+- sizes: `gpus_per_node`, `node_count`, `max_run_minutes`, `max_retries` within the bounds below.
+
+A job definition adds its own fields (`validate_schedule_spec`): a name, a cron schedule (5 fields, UTC, parsed
+by croniter) or none, the concurrency policy and the model its succeeded jobs register as."""
 
 from __future__ import annotations
 
@@ -16,20 +19,28 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from croniter import CroniterBadDateError, croniter
+
+from apps.registry.services import NAME as MODEL_NAME
 from apps.training.errors import (
     ImageNotAllowed,
     InvalidCommand,
+    InvalidConcurrencyPolicy,
+    InvalidDefinitionName,
     InvalidEnvironment,
     InvalidFramework,
     InvalidHyperparameters,
     InvalidImage,
     InvalidJobSize,
+    InvalidRegisterModel,
+    InvalidSchedule,
     InvalidUri,
     ReservedEnvironmentKey,
 )
-from apps.training.models import Framework
+from apps.training.models import ConcurrencyPolicy, Framework
 
 MAX_IMAGE_LENGTH = 300
 MAX_COMMAND_ARGS = 256
@@ -215,3 +226,85 @@ def _size(name: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidJobSize(f"{name} must be a whole number from {low} to {high}, got {value!r:.40}.", field=name)
     return value
+
+
+# -- job definitions: the schedule around a job contract ----------------------------------------------------------
+
+DEFINITION_NAME = re.compile(r"^[a-z][a-z0-9-]{1,59}$")
+CRON_ALIASES = frozenset({"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"})
+MAX_SCHEDULE_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    schedule: str  # cron, 5 fields in UTC, or an @alias; "" when the definition runs only when triggered
+    concurrency_policy: str
+    register_model: str  # "" when succeeded jobs are registered by hand
+
+
+def validate_schedule_spec(*, name: Any, schedule: Any, concurrency_policy: Any, register_model: Any) -> ScheduleSpec:
+    """A definition's own fields; its job fields go through `validate_job_spec` like a single job's."""
+    if not isinstance(name, str) or not DEFINITION_NAME.match(name):
+        raise InvalidDefinitionName(
+            "A definition's name is 2 to 60 lowercase letters, digits and dashes, starting with a letter."
+        )
+    return ScheduleSpec(
+        name=name,
+        schedule=_schedule(schedule),
+        concurrency_policy=_concurrency_policy(concurrency_policy),
+        register_model=_register_model(register_model),
+    )
+
+
+def _schedule(schedule: Any) -> str:
+    if schedule is None or schedule == "":
+        return ""
+    if not isinstance(schedule, str) or len(schedule) > MAX_SCHEDULE_LENGTH:
+        raise InvalidSchedule(f"The schedule is a cron expression of at most {MAX_SCHEDULE_LENGTH} characters.")
+    expression = " ".join(schedule.split())
+    if expression in CRON_ALIASES:
+        return expression
+    if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
+        raise InvalidSchedule(
+            f"{schedule!r} is not a cron schedule: give 5 fields (minute hour day-of-month month day-of-week, UTC), "
+            'e.g. "0 3 * * 1" for Mondays at 03:00, or one of ' + ", ".join(sorted(CRON_ALIASES)) + "."
+        )
+    try:
+        croniter(expression, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError as exc:  # a valid expression that names no real day, e.g. February 31st
+        raise InvalidSchedule(f"{schedule!r} never fires: it names no real date.") from exc
+    return expression
+
+
+def _concurrency_policy(policy: Any) -> str:
+    if policy not in ConcurrencyPolicy.values:
+        raise InvalidConcurrencyPolicy(
+            f"The concurrency policy is one of {', '.join(ConcurrencyPolicy.values)}, not {policy!r}."
+        )
+    return str(policy)
+
+
+def _register_model(model: Any) -> str:
+    if model is None or model == "":
+        return ""
+    if not isinstance(model, str) or not MODEL_NAME.match(model):
+        raise InvalidRegisterModel("register_model names a model: 2 to 60 lowercase letters, digits and dashes.")
+    return model
+
+
+def next_fire_time(schedule: str, after: datetime) -> datetime:
+    """The first cron time strictly after `after` (UTC)."""
+    return croniter(schedule, after.astimezone(UTC)).get_next(datetime)
+
+
+def fire_times(schedule: str, after: datetime, until: datetime, *, limit: int) -> list[datetime]:
+    """Cron times in (after, until], at most `limit` of them (the oldest first)."""
+    times: list[datetime] = []
+    it = croniter(schedule, after.astimezone(UTC))
+    while len(times) < limit:
+        at = it.get_next(datetime)
+        if at > until:
+            break
+        times.append(at)
+    return times

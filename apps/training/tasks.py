@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.core.tasks import task
-from apps.training.services import scheduling
+from apps.training.services import definitions, outputs, scheduling
 
 
 @task(ignore_result=True)
@@ -19,3 +19,13 @@ def expire_training_jobs() -> None:
 @task(ignore_result=True)
 def lose_silent_training_jobs() -> None:
     scheduling.lose_silent_jobs()
+
+
+@task(ignore_result=True)
+def fire_training_schedules() -> None:
+    definitions.fire_due_schedules()
+
+
+@task(ignore_result=True)
+def register_definition_output(job_id: int) -> None:
+    outputs.register_definition_output(job_id=job_id)

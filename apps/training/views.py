@@ -65,16 +65,7 @@ def _tracking_context(job: TrainingJob) -> dict[str, Any]:
 @login_required
 def job_metrics_view(request: HttpRequest, job_id: int) -> JsonResponse:
     """The job's metric series for its live chart (polled while the job runs)."""
-    job = _job_or_404(request, job_id)
-    run = tracking.run_of_job(job)
-    series = tracking.metric_series(run) if run else {}
-    return JsonResponse(
-        {
-            "series": series,
-            "points": sum(len(points) for points in series.values()),
-            "running": job.state not in ENDED_JOB_STATES,
-        }
-    )
+    return JsonResponse(selectors.job_metrics(_job_or_404(request, job_id)))
 
 
 @login_required

@@ -24,25 +24,34 @@ from apps.clusters.models import Cluster, ClusterState, Node
 from apps.clusters.selectors import effective_quota
 from apps.core.tasks import send_on_commit
 from apps.training.errors import ClusterUnavailable, JobDoesNotFitCluster, JobOverQuota, UnknownCluster
-from apps.training.models import Framework, JobState, TrainingJob
+from apps.training.models import Framework, JobDefinition, JobState, TrainingJob
 from apps.training.services.transitions import job_transition
 from apps.training.spec import JobSpec, validate_job_spec
 
 ENDED_CLUSTER_STATES = frozenset({ClusterState.TERMINATING, ClusterState.TERMINATED, ClusterState.FAILED})
 
 
-def _check_cluster(*, team: Team, cluster: Cluster | None, spec: JobSpec) -> None:
-    if cluster is None:
-        return
-    if cluster.team_id != team.pk:
-        raise UnknownCluster(f"Team {team.slug} has no such cluster. Pick one of its clusters, or none.")
-    if cluster.state in ENDED_CLUSTER_STATES:
-        raise ClusterUnavailable(f"Cluster {cluster.name} is {cluster.state}; pick a cluster that can still run.")
-    if spec.gpus_per_node > cluster.gpus_per_node or spec.node_count > cluster.node_count:
-        raise JobDoesNotFitCluster(
-            f"The job asks for {spec.node_count} nodes x {spec.gpus_per_node} GPUs; cluster {cluster.name} has "
-            f"{cluster.node_count} x {cluster.gpus_per_node}. Ask for less, or pick a bigger cluster.",
-            extra={"cluster_nodes": cluster.node_count, "cluster_gpus_per_node": cluster.gpus_per_node},
+def check_placement(*, team: Team, cluster: Cluster | None, spec: JobSpec) -> None:
+    """Whether a job of `spec` can ever run for `team` (on `cluster` when one is named): the cluster is the
+    team's, still running or able to, and big enough; the job alone fits the team's GPU quota. Checked when a
+    job is submitted and when a definition is saved (its firings are checked again at submit)."""
+    if cluster is not None:
+        if cluster.team_id != team.pk:
+            raise UnknownCluster(f"Team {team.slug} has no such cluster. Pick one of its clusters, or none.")
+        if cluster.state in ENDED_CLUSTER_STATES:
+            raise ClusterUnavailable(f"Cluster {cluster.name} is {cluster.state}; pick a cluster that can still run.")
+        if spec.gpus_per_node > cluster.gpus_per_node or spec.node_count > cluster.node_count:
+            raise JobDoesNotFitCluster(
+                f"The job asks for {spec.node_count} nodes x {spec.gpus_per_node} GPUs; cluster {cluster.name} has "
+                f"{cluster.node_count} x {cluster.gpus_per_node}. Ask for less, or pick a bigger cluster.",
+                extra={"cluster_nodes": cluster.node_count, "cluster_gpus_per_node": cluster.gpus_per_node},
+            )
+    quota = effective_quota(team)
+    if spec.gpus > quota.max_gpus:
+        raise JobOverQuota(
+            f"The job needs {spec.gpus} GPUs but team {team.slug}'s GPU quota is {quota.max_gpus}, so it could "
+            "never run. Ask for fewer GPUs or nodes, or ask a platform admin for a quota exception.",
+            extra={"requested_gpus": spec.gpus, "max_gpus": quota.max_gpus},
         )
 
 
@@ -63,6 +72,7 @@ def submit_job(
     max_run_minutes: Any,
     max_retries: Any = 0,
     template_version: TemplateVersion | None = None,
+    definition: JobDefinition | None = None,
     now: datetime | None = None,
     request: HttpRequest | None = None,
 ) -> TrainingJob:
@@ -84,14 +94,7 @@ def submit_job(
         allowed_images=settings.TRAINING_ALLOWED_IMAGES,
     )
     with transaction.atomic():
-        _check_cluster(team=team, cluster=cluster, spec=spec)
-        quota = effective_quota(team)
-        if spec.gpus > quota.max_gpus:
-            raise JobOverQuota(
-                f"The job needs {spec.gpus} GPUs but team {team.slug}'s GPU quota is {quota.max_gpus}, so it could "
-                "never run. Ask for fewer GPUs or nodes, or ask a platform admin for a quota exception.",
-                extra={"requested_gpus": spec.gpus, "max_gpus": quota.max_gpus},
-            )
+        check_placement(team=team, cluster=cluster, spec=spec)
         job = TrainingJob.objects.create(
             team=team,
             owner=actor,
@@ -108,6 +111,7 @@ def submit_job(
             max_run_minutes=spec.max_run_minutes,
             max_retries=spec.max_retries,
             template_version=template_version,
+            definition=definition,
             state=JobState.QUEUED,
             state_reason="waiting for the scheduler",
             submitted_at=now or timezone.now(),
@@ -123,6 +127,7 @@ def submit_job(
                 "gpus": spec.gpus,
                 "max_run_minutes": spec.max_run_minutes,
                 "template": str(template_version) if template_version else None,
+                "definition": definition.name if definition else None,
             },
             request=request,
         )
@@ -134,7 +139,12 @@ def submit_job(
 
 
 def cancel_job(
-    *, actor: User, job: TrainingJob, now: datetime | None = None, request: HttpRequest | None = None
+    *,
+    actor: User,
+    job: TrainingJob,
+    reason: str = "",
+    now: datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> TrainingJob:
     """Cancel a job that has not ended; a scheduled or running job frees its cluster and GPUs at once (the
     agent stops the process when its next log post is answered `stop`)."""
@@ -143,7 +153,7 @@ def cancel_job(
         job=job,
         to=JobState.CANCELLED,
         actor=actor,
-        reason=f"cancelled by {actor.get_username()}",
+        reason=reason or f"cancelled by {actor.get_username()}",
         finished_at=now or timezone.now(),
     )
 
@@ -161,9 +171,20 @@ def start_job(*, job: TrainingJob, node: Node | None = None, now: datetime | Non
 def finish_job(*, job: TrainingJob, exit_code: int, now: datetime | None = None) -> TrainingJob:
     """The job's process exited: 0 succeeded, anything else failed (a failure is not retried: the code ran)."""
     to = JobState.SUCCEEDED if exit_code == 0 else JobState.FAILED
-    return job_transition(
-        job=job, to=to, reason=f"exited with code {exit_code}", exit_code=exit_code, finished_at=now or timezone.now()
-    )
+    with transaction.atomic():
+        job = job_transition(
+            job=job,
+            to=to,
+            reason=f"exited with code {exit_code}",
+            exit_code=exit_code,
+            finished_at=now or timezone.now(),
+        )
+        if to == JobState.SUCCEEDED and job.definition_id is not None:
+            # The definition may register what its jobs make; the worker does it (it reads the job's S3 output).
+            from apps.training import tasks
+
+            send_on_commit(tasks.register_definition_output, job.pk, what=f"registration of job #{job.pk}'s output")
+    return job
 
 
 def time_out_job(*, job: TrainingJob, now: datetime | None = None) -> TrainingJob:

@@ -23,6 +23,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from apps.accounts.permissions import require
+from apps.audit.services import record
+from apps.core.errors import ApplicationError
 from apps.registry.models import Framework as ModelFramework
 from apps.registry.models import Model, ModelVersion
 from apps.registry.services import MAX_JSON_KEYS, register_model, register_version
@@ -141,3 +143,34 @@ def register_job_output(
             dataset_hash=dataset_hash,
             code_commit=code_commit_of(job, tags),
         )
+
+
+def register_definition_output(*, job_id: int) -> ModelVersion | None:
+    """A succeeded job of a definition that names a model registers itself, as the definition's owner (the
+    worker calls this after the job ends). Safe to run twice: a job already registered is left alone. A refusal
+    (the owner left the team, the output URI is gone) is audited on the definition, not raised."""
+    job = (
+        TrainingJob.objects.select_related("team", "definition", "definition__owner", "cluster")
+        .filter(pk=job_id, state=JobState.SUCCEEDED, definition__isnull=False)
+        .exclude(definition__register_model="")
+        .first()
+    )
+    if job is None or job.definition is None or ModelVersion.objects.filter(training_job=job).exists():
+        return None
+    definition = job.definition
+    try:
+        return register_job_output(
+            actor=definition.owner,
+            job=job,
+            model_name=definition.register_model,
+            description=f"Trained by training job #{job.pk} of definition {definition.name}.",
+        )
+    except ApplicationError as exc:
+        record(
+            actor=None,
+            team=job.team,
+            verb="job_definition.register_refused",
+            target=definition,
+            data={"job": job.pk, "code": exc.code, "detail": str(exc)[:300]},
+        )
+        return None
