@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from django.core.cache import cache
 from apps.clusters.agent.client import PortalUnavailable
 from apps.clusters.agent.jobs import (
     ClaimedJob,
+    JobClient,
+    JobRunner,
     RuntimeNotFound,
     container_argv,
     container_env,
@@ -342,3 +345,37 @@ def test_a_cancelled_jobs_container_is_stopped_through_the_runtime(
     wait_for(gone, timeout=30, message=f"container process {pid} to end")
     job.refresh_from_db()
     assert (job.state, job.exit_code) == (JobState.CANCELLED, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_container_that_ignores_stop_is_killed_when_the_agent_stops(
+    live_server: Any, node: tuple[Node, str], fake_docker: FakeDocker
+) -> None:
+    cache.clear()
+    code = "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('step 1', flush=True)\nsignal.pause()\n"
+    job = scheduled_job(node[0], code)
+    client = JobClient(live_server.url, node[1])
+    claimed_job = client.claim()
+    assert claimed_job is not None
+    stop = threading.Event()
+    runner = JobRunner(
+        client, claimed_job, stop, runtime=str(fake_docker.bin_dir / "docker"), post_interval=0.1, grace=1
+    )
+    outcome: list[int | None] = []
+    thread = threading.Thread(target=lambda: outcome.append(runner.run()))
+    thread.start()
+    wait_for(lambda: iter_job_log(job) == ["step 1"], timeout=30, message=lambda: f"the log ({iter_job_log(job)})")
+    [run] = fake_docker.runs()
+    [name] = flag_values(run, "--name")
+    pid = int((fake_docker.state / "containers" / name).read_text())
+
+    stop.set()  # the agent is stopping
+    thread.join(timeout=30)
+
+    assert not thread.is_alive()
+    assert outcome == [None]  # nothing reported: the portal finds the job lost when the agent claims again
+    assert fake_docker.calls()[1:] == [["stop", "-t", "1", name], ["kill", name]]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING

@@ -302,6 +302,8 @@ class JobRunner:
             return
         if self.container is not None:
             self._stop_container(process)
+            if process.poll() is not None:  # reaped: its pid may be another's by now
+                return
         try:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=self.grace)
