@@ -55,6 +55,7 @@ class ClaimedJobSerializer(serializers.Serializer[Any]):
     environment = EnvironmentField(help_text="The job's environment plus RANK, WORLD_SIZE, MASTER_ADDR, ….")
     max_run_seconds = serializers.IntegerField(help_text="Stop the process once it has run this long.")
     next_log_line = serializers.IntegerField(help_text="Number the first log line sent with (a retry continues).")
+    gpus_per_node = serializers.IntegerField(help_text="GPUs to give the job on this node (its container's --gpus).")
 
 
 class LogBatchSerializer(serializers.Serializer[Any]):
@@ -119,6 +120,7 @@ class ClaimJobView(NodeAgentView):
             "environment": agent.job_environment(job, node),
             "max_run_seconds": job.max_run_minutes * 60,
             "next_log_line": selectors.next_log_line(job),
+            "gpus_per_node": job.gpus_per_node,
         }
         return Response(ClaimedJobSerializer(data).data)
 

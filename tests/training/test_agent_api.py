@@ -82,6 +82,7 @@ def test_claiming_starts_the_scheduled_job_on_this_node_with_torchrun_variables(
     assert body["command"] == ["python", "train.py", "--epochs", "2"]
     assert body["max_run_seconds"] == 30 * 60
     assert body["next_log_line"] == 1
+    assert body["gpus_per_node"] == scheduled.gpus_per_node == 1
     environment = body["environment"]
     token = environment.pop("MLFLOW_TRACKING_TOKEN")
     run = TrackingRun.objects.get(training_job=scheduled)

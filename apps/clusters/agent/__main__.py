@@ -1,7 +1,8 @@
 """Command line: ``python -m apps.clusters.agent --portal URL --node-id ID --token-file PATH [--run-jobs]``.
 
-With ``--run-jobs`` the agent also runs the training jobs the portal schedules on its cluster (``jobs.py``; dev
-mode only for now: plain processes), in a second thread beside the sampling loop.
+With ``--run-jobs`` the agent also runs the training jobs the portal schedules on its cluster (``jobs.py``: in a
+container where docker or podman is installed, else, or with PAVED_AGENT_DEV_MODE=1, as plain processes), in a
+second thread beside the sampling loop.
 
 On a node Paved launched, the user data runs it with ``--register --bootstrap-token-file F --token-file T``:
 the first start trades the cluster's bootstrap secret for this node's token and keeps it in T (mode 600); later
