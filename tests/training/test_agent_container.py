@@ -1,5 +1,5 @@
 """The node agent's container runner: where docker or podman is installed (and dev mode is not asked for) each
-job runs as ``<runtime> run --rm --init --network host -e NAME ... [GPUs] --label paved.job=<id> <image>
+job runs as ``<runtime> run --rm --init --network host --ipc host -e NAME ... [GPUs] --label paved.job=<id> <image>
 <command...>``. The argv is built by a pure function (tested here for both runtimes); the real agent, against a
 live portal, runs a job through a stand-in ``docker`` CLI, and stops a cancelled job's container through it."""
 
@@ -63,7 +63,7 @@ def test_docker_argv_names_the_env_gives_the_gpus_and_labels_then_image_and_comm
     argv = container_argv("/usr/bin/docker", job, "paved-job-42-ab12", [0, 1], env)
 
     assert argv == [
-        "/usr/bin/docker", "run", "--rm", "--name", "paved-job-42-ab12", "--network", "host", "--init",
+        "/usr/bin/docker", "run", "--rm", "--name", "paved-job-42-ab12", "--network", "host", "--ipc", "host", "--init",
         "-e", "AWS_REGION", "-e", "PYTHONUNBUFFERED", "-e", "EPOCHS", "-e", "MLFLOW_TRACKING_TOKEN",
         "--gpus", '"device=0,1"', "--label", "paved.job=42",
         IMAGE, "python", "-c", "print('a b; rm -rf /')", "--name", "x y",
@@ -79,7 +79,7 @@ def test_podman_argv_gives_each_gpu_as_a_cdi_device() -> None:
     argv = container_argv("/usr/local/bin/podman", job, "paved-job-42-cd34", [2, 3], container_env(job, {}))
 
     assert argv == [
-        "/usr/local/bin/podman", "run", "--rm", "--name", "paved-job-42-cd34", "--network", "host", "--init",
+        "/usr/local/bin/podman", "run", "--rm", "--name", "paved-job-42-cd34", "--network", "host", "--ipc", "host", "--init",
         "-e", "PYTHONUNBUFFERED", "--device", "nvidia.com/gpu=2", "--device", "nvidia.com/gpu=3",
         "--label", "paved.job=42", IMAGE, "python", "train.py", "--epochs", "2",
     ]  # fmt: skip
@@ -167,7 +167,7 @@ def pid_file(name):
 
 if args[:1] == ["run"]:
     record(args)
-    with_value, switches = {{"--name", "--network", "-e", "--gpus", "--device", "--label"}}, {{"--rm", "--init"}}
+    with_value, switches = {{"--name", "--network", "--ipc", "-e", "--gpus", "--device", "--label"}}, {{"--rm", "--init"}}
     at, name, names = 1, None, []
     while args[at].startswith("-"):
         flag = args[at]
@@ -304,7 +304,7 @@ def test_the_agent_runs_a_job_in_a_container_with_its_gpus_image_and_environment
     [run] = fake_docker.runs()
     [name] = flag_values(run, "--name")
     assert name.startswith(f"paved-job-{job.pk}-")
-    assert run[:8] == ["run", "--rm", "--name", name, "--network", "host", "--init", "-e"]
+    assert run[:10] == ["run", "--rm", "--name", name, "--network", "host", "--ipc", "host", "--init", "-e"]
     assert flag_values(run, "--gpus") == ['"device=0,1"']
     assert flag_values(run, "--label") == [f"paved.job={job.pk}"]
     names = flag_values(run, "-e")

@@ -66,7 +66,8 @@ def test_a_definition_saves_its_contract_and_counts_its_next_run_from_now(
         "2025-03-10T03:00:00+00:00", "2025-03-17T03:00:00+00:00", "2025-03-24T03:00:00+00:00",
     ]  # fmt: skip
     event = AuditEvent.objects.get(verb="job_definition.created")
-    assert event.actor == alice and event.data["schedule"] == "0 3 * * 1"
+    assert event.actor == alice
+    assert event.data["schedule"] == "0 3 * * 1"
 
 
 @pytest.mark.parametrize(
@@ -121,12 +122,17 @@ def test_a_due_schedule_fires_once_and_missed_times_collapse(
     late = t0 + timedelta(minutes=41)  # the beat was away: 09:10, 09:20, 09:30 and 09:40 are due
     (fire,) = definitions.fire_due_schedules(now=late)
 
-    assert fire.outcome == FireOutcome.STARTED and fire.via == FireVia.SCHEDULE
+    assert fire.outcome == FireOutcome.STARTED
+    assert fire.via == FireVia.SCHEDULE
     assert fire.due_at == t0 + timedelta(minutes=40)
     assert "3 earlier cron time(s) missed" in fire.reason
     job = fire.job
-    assert job is not None and job.definition == definition and job.owner == alice and job.state == JobState.QUEUED
-    assert job.command == ["python", "train.py", "--epochs", "3"] and job.cluster == gpu_box
+    assert job is not None
+    assert job.definition == definition
+    assert job.owner == alice
+    assert job.state == JobState.QUEUED
+    assert job.command == ["python", "train.py", "--epochs", "3"]
+    assert job.cluster == gpu_box
     definition.refresh_from_db()
     assert definition.next_run_at == t0 + timedelta(minutes=50)
     assert definitions.fire_due_schedules(now=late) == []  # a second pass at the same time fires nothing
@@ -144,14 +150,16 @@ def test_forbid_skips_a_firing_while_the_previous_job_runs(
     start_job(job=first.job, now=t0 + timedelta(minutes=11))
 
     (skipped,) = definitions.fire_due_schedules(now=t0 + timedelta(minutes=20))
-    assert skipped.outcome == FireOutcome.SKIPPED and skipped.job is None
+    assert skipped.outcome == FireOutcome.SKIPPED
+    assert skipped.job is None
     assert f"job #{first.job.pk} is still running" in skipped.reason
     assert TrainingJob.objects.count() == 1
 
     first.job.refresh_from_db()
     finish_job(job=first.job, exit_code=0, now=t0 + timedelta(minutes=25))
     (second,) = definitions.fire_due_schedules(now=t0 + timedelta(minutes=30))
-    assert second.outcome == FireOutcome.STARTED and second.job is not None
+    assert second.outcome == FireOutcome.STARTED
+    assert second.job is not None
     assert [f.outcome for f in DefinitionFire.objects.order_by("fired_at")] == ["started", "skipped", "started"]
     assert AuditEvent.objects.filter(verb="job_definition.fire_skipped").count() == 1
 
@@ -162,17 +170,23 @@ def test_allow_runs_side_by_side_and_replace_cancels_the_previous_job(
     allow = define(alice, vision, name="allow", schedule="", concurrency_policy="allow", cluster=gpu_box)
     one = definitions.trigger_definition(actor=alice, definition=allow, now=t0)
     two = definitions.trigger_definition(actor=alice, definition=allow, now=t0 + timedelta(seconds=1))
-    assert one.job is not None and two.job is not None
+    assert one.job is not None
+    assert two.job is not None
     assert {one.job.state, two.job.state} == {JobState.QUEUED}
 
     replace = define(alice, vision, name="replace", schedule="", concurrency_policy="replace", cluster=gpu_box)
     old = definitions.trigger_definition(actor=alice, definition=replace, now=t0).job
     new = definitions.trigger_definition(actor=alice, definition=replace, now=t0 + timedelta(minutes=1))
-    assert old is not None and new.job is not None
+    assert old is not None
+    assert new.job is not None
     old.refresh_from_db()
-    assert old.state == JobState.CANCELLED and old.state_reason == "replaced by a new run of replace"
-    assert new.outcome == FireOutcome.STARTED and f"replacing #{old.pk}" in new.reason
-    assert new.job.state == JobState.QUEUED and new.actor == alice and new.via == FireVia.TRIGGER
+    assert old.state == JobState.CANCELLED
+    assert old.state_reason == "replaced by a new run of replace"
+    assert new.outcome == FireOutcome.STARTED
+    assert f"replacing #{old.pk}" in new.reason
+    assert new.job.state == JobState.QUEUED
+    assert new.actor == alice
+    assert new.via == FireVia.TRIGGER
 
 
 def test_a_change_freeze_holds_schedules_and_refuses_triggers(
@@ -188,14 +202,17 @@ def test_a_change_freeze_holds_schedules_and_refuses_triggers(
     assert definition.next_run_at == t0 + timedelta(minutes=10)  # waiting, not skipped
     with pytest.raises(HeldByChangeFreeze):
         definitions.trigger_definition(actor=alice, definition=definition, now=t0 + timedelta(minutes=21))
-    assert not TrainingJob.objects.exists() and not DefinitionFire.objects.exists()
+    assert not TrainingJob.objects.exists()
+    assert not DefinitionFire.objects.exists()
 
     set_change_freeze(actor=ada, active=False)
     (fire,) = definitions.fire_due_schedules(now=t0 + timedelta(minutes=25))
-    assert fire.outcome == FireOutcome.STARTED and fire.due_at == t0 + timedelta(minutes=20)
+    assert fire.outcome == FireOutcome.STARTED
+    assert fire.due_at == t0 + timedelta(minutes=20)
     assert "held by the change freeze (Release weekend)" in fire.reason
     definition.refresh_from_db()
-    assert definition.hold_reason == "" and definition.next_run_at == t0 + timedelta(minutes=30)
+    assert definition.hold_reason == ""
+    assert definition.next_run_at == t0 + timedelta(minutes=30)
 
 
 def test_a_firing_the_submit_refuses_is_recorded_and_the_schedule_goes_on(
@@ -205,7 +222,8 @@ def test_a_firing_the_submit_refuses_is_recorded_and_the_schedule_goes_on(
     quota_of(2)  # an admin lowered the quota after the definition was saved
 
     (fire,) = definitions.fire_due_schedules(now=t0 + timedelta(minutes=10))
-    assert fire.outcome == FireOutcome.REFUSED and fire.job is None
+    assert fire.outcome == FireOutcome.REFUSED
+    assert fire.job is None
     assert fire.reason.startswith("refused (job_over_quota)")
     assert not TrainingJob.objects.exists()
     definition.refresh_from_db()
@@ -215,16 +233,13 @@ def test_a_firing_the_submit_refuses_is_recorded_and_the_schedule_goes_on(
     vision.memberships.filter(user=alice).delete()  # the owner left the team: its schedule submits nothing
     quota_of(8)
     (fire,) = definitions.fire_due_schedules(now=t0 + timedelta(minutes=20))
-    assert fire.outcome == FireOutcome.REFUSED and "not_a_member" in fire.reason
+    assert fire.outcome == FireOutcome.REFUSED
+    assert "not_a_member" in fire.reason
 
 
-def test_suspending_stops_the_schedule_and_resuming_counts_from_now(
-    alice: Any, vision: Team, t0: datetime
-) -> None:
+def test_suspending_stops_the_schedule_and_resuming_counts_from_now(alice: Any, vision: Team, t0: datetime) -> None:
     definition = define(alice, vision, schedule="@hourly", now=t0)
-    definition = definitions.update_definition(
-        actor=alice, definition=definition, changes={"suspended": True}, now=t0
-    )
+    definition = definitions.update_definition(actor=alice, definition=definition, changes={"suspended": True}, now=t0)
     assert definition.next_run_at is None
     assert definitions.fire_due_schedules(now=t0 + timedelta(hours=5)) == []
 
@@ -232,7 +247,8 @@ def test_suspending_stops_the_schedule_and_resuming_counts_from_now(
     definition = definitions.update_definition(
         actor=alice, definition=definition, changes={"suspended": False, "max_run_minutes": 30}, now=later
     )
-    assert definition.next_run_at == t0 + timedelta(hours=6) and definition.max_run_minutes == 30
+    assert definition.next_run_at == t0 + timedelta(hours=6)
+    assert definition.max_run_minutes == 30
     event = AuditEvent.objects.filter(verb="job_definition.updated").latest("id")
     assert event.data["changed"] == ["max_run_minutes", "suspended"]
 
@@ -244,7 +260,8 @@ def test_an_update_is_checked_like_a_new_definition(alice: Any, vision: Team, t0
     with pytest.raises(InvalidJobDefinition):
         definitions.update_definition(actor=alice, definition=definition, changes={"name": "renamed"})
     definition.refresh_from_db()
-    assert definition.command == ["python", "train.py", "--epochs", "3"] and definition.name == "nightly"
+    assert definition.command == ["python", "train.py", "--epochs", "3"]
+    assert definition.name == "nightly"
 
 
 def test_deleting_keeps_the_jobs_it_submitted(alice: Any, bob: Any, vision: Team, t0: datetime) -> None:
@@ -253,10 +270,12 @@ def test_deleting_keeps_the_jobs_it_submitted(alice: Any, bob: Any, vision: Team
     with pytest.raises(PermissionDenied):
         definitions.delete_definition(actor=bob, definition=definition)
     definitions.delete_definition(actor=alice, definition=definition)
-    assert not JobDefinition.objects.exists() and not DefinitionFire.objects.exists()
+    assert not JobDefinition.objects.exists()
+    assert not DefinitionFire.objects.exists()
     assert fire.job is not None
     fire.job.refresh_from_db()
-    assert fire.job.definition is None and fire.job.state == JobState.QUEUED
+    assert fire.job.definition is None
+    assert fire.job.state == JobState.QUEUED
     assert AuditEvent.objects.filter(verb="job_definition.deleted", data__jobs=1).exists()
 
 

@@ -39,7 +39,8 @@ def test_a_member_defines_changes_triggers_and_deletes_a_definition(api: Any, al
     data = created.json()
     assert (data["team"], data["owner"], data["name"], data["cluster"]) == ("vision", "alice", "nightly-retrain",
                                                                              gpu_box.pk)  # fmt: skip
-    assert data["next_run_at"].endswith("03:00:00Z") and len(data["upcoming_runs"]) == 3
+    assert data["next_run_at"].endswith("03:00:00Z")
+    assert len(data["upcoming_runs"]) == 3
     url = f"{URL}{data['id']}/"
 
     changed = api.patch(url, {"schedule": "", "concurrency_policy": "replace"}, format="json")
@@ -56,10 +57,12 @@ def test_a_member_defines_changes_triggers_and_deletes_a_definition(api: Any, al
     assert api.get("/api/v1/training-jobs/", {"definition": data["id"]}).json()["count"] == 1
 
     fires = api.get(f"{url}fires/")
-    assert fires.status_code == 200 and [f["id"] for f in fires.json()] == [fire["id"]]
+    assert fires.status_code == 200
+    assert [f["id"] for f in fires.json()] == [fire["id"]]
 
     assert api.delete(url).status_code == 204
-    assert not JobDefinition.objects.exists() and TrainingJob.objects.filter(pk=fire["job"]).exists()
+    assert not JobDefinition.objects.exists()
+    assert TrainingJob.objects.filter(pk=fire["job"]).exists()
     verbs = set(AuditEvent.objects.filter(verb__startswith="job_definition").values_list("verb", flat=True))
     assert verbs == {"job_definition.created", "job_definition.updated", "job_definition.fired",
                      "job_definition.deleted"}  # fmt: skip
@@ -86,7 +89,8 @@ def test_a_refused_definition_is_a_problem_and_saves_nothing(
     assert response.status_code == 400, response.content
     assert response["Content-Type"].startswith("application/problem+json")
     problem = response.json()
-    assert problem["code"] == code and field in problem["errors"], problem
+    assert problem["code"] == code, problem
+    assert field in problem["errors"], problem
     assert not JobDefinition.objects.exists()
 
 
@@ -94,7 +98,8 @@ def test_a_duplicate_name_is_a_conflict(api: Any, alice: Any) -> None:
     api.force_authenticate(alice)
     assert api.post(URL, _body(), format="json").status_code == 201
     response = api.post(URL, _body(), format="json")
-    assert response.status_code == 409 and response.json()["code"] == "job_definition_name_taken"
+    assert response.status_code == 409
+    assert response.json()["code"] == "job_definition_name_taken"
 
 
 def test_another_teams_definition_is_not_found_for_any_action(api: Any, bob: Any, alice: Any, vision: Any) -> None:

@@ -218,9 +218,10 @@ def container_argv(
     runtime: str, job: ClaimedJob, name: str, gpu_ids: Sequence[int], env_names: Iterable[str]
 ) -> list[str]:
     """`<runtime> run` for the job: removed when it ends, `--init` to reap and forward signals, the host's
-    network (torchrun's rendezvous at MASTER_ADDR), each of `env_names` as `-e NAME` (the value comes from the
+    network (torchrun's rendezvous at MASTER_ADDR) and IPC namespace (PyTorch's DataLoader workers and NCCL need
+    more shared memory than a container's 64 MB /dev/shm), each of `env_names` as `-e NAME` (the value comes from the
     CLI's own environment), the GPUs, the `paved.job` label, then the image and the command exactly as given."""
-    argv = [runtime, "run", "--rm", "--name", name, "--network", "host", "--init"]
+    argv = [runtime, "run", "--rm", "--name", name, "--network", "host", "--ipc", "host", "--init"]
     for env_name in env_names:
         argv += ["-e", env_name]
     if gpu_ids:
