@@ -24,7 +24,7 @@ from apps.training.spec import next_fire_time
 
 def jobs_for(user: AnyUser) -> QuerySet[TrainingJob]:
     """Jobs of the user's teams (others' jobs do not exist for them: 404)."""
-    return restrict(TrainingJob.objects.select_related("team", "owner", "cluster"), user)
+    return restrict(TrainingJob.objects.select_related("team", "owner", "cluster", "definition"), user)
 
 
 def queue(*, cluster_id: int | None = None) -> QuerySet[TrainingJob]:
@@ -117,6 +117,10 @@ def due_definitions(*, now: datetime) -> QuerySet[JobDefinition]:
 def recent_fires(definition: JobDefinition, *, limit: int = 50) -> list[DefinitionFire]:
     """The definition's latest firings with their jobs (the job's state is the firing's result)."""
     return list(definition.fires.select_related("job", "actor").order_by("-fired_at", "-id")[:limit])
+
+
+def last_fire(definition: JobDefinition) -> DefinitionFire | None:
+    return definition.fires.select_related("job").order_by("-fired_at", "-id").first()
 
 
 def upcoming_runs(definition: JobDefinition, *, count: int = 3) -> list[datetime]:

@@ -1,5 +1,6 @@
-"""Training job pages: the team's jobs, and one job with its state, why it waits, its timings and its live log.
-Submitting is the API's (and, next, the catalog's); cancelling is a button here too."""
+"""Training job pages: the team's jobs, and one job with its state, why it waits, its timings and its live log;
+job definitions (schedules) with their next runs and their firings. Submitting is the catalog's and the API's;
+cancelling, running a definition now, suspending it and saving a job as a definition are buttons here."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from apps.registry.models import Framework as ModelFramework
 from apps.registry.selectors import model_names
 from apps.tracking import selectors as tracking
 from apps.training import selectors
-from apps.training.models import ENDED_JOB_STATES, Framework, JobState, TrainingJob
+from apps.training.models import ENDED_JOB_STATES, ConcurrencyPolicy, Framework, JobDefinition, JobState, TrainingJob
+from apps.training.services import definitions
 from apps.training.services.jobs import cancel_job
 from apps.training.services.outputs import MODEL_FRAMEWORK, register_job_output
 
@@ -50,6 +52,8 @@ def job_detail_view(request: HttpRequest, job_id: int) -> HttpResponse:
         "lines": lines,
         "can_cancel": not ended and can(request.user, "training.operate", job),
         "polling": not ended,
+        "can_define": can(request.user, "training.schedule", job),
+        "policies": ConcurrencyPolicy.choices,
         **_model_context(request, job),
         **_tracking_context(job),
     }
@@ -127,3 +131,83 @@ def job_cancel_view(request: HttpRequest, job_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Training job #{job.pk} cancelled.")
     return redirect("training:detail", job_id=job.pk)
+
+
+@login_required
+@require_POST
+def job_define_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """Save the job as a definition (on a schedule, or run by hand)."""
+    job = _job_or_404(request, job_id)
+    try:
+        definition = definitions.define_from_job(
+            actor=authenticated(request.user),
+            job=job,
+            name=request.POST.get("name", "").strip(),
+            schedule=request.POST.get("schedule", "").strip(),
+            concurrency_policy=request.POST.get("concurrency_policy", ConcurrencyPolicy.FORBID),
+            register_model=request.POST.get("register_model", "").strip(),
+            request=request,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("training:detail", job_id=job.pk)
+    messages.success(request, f"Saved as job definition {definition.name}.")
+    return redirect("training:definition", definition_id=definition.pk)
+
+
+# --- Job definitions -------------------------------------------------------------------------------------------
+
+
+def _definition_or_404(request: HttpRequest, definition_id: int) -> JobDefinition:
+    definition = selectors.definitions_for(request.user).filter(pk=definition_id).first()
+    if definition is None:
+        raise Http404("No such job definition in your teams.")
+    return definition
+
+
+@login_required
+def definition_list_view(request: HttpRequest) -> HttpResponse:
+    rows = [(d, selectors.last_fire(d)) for d in selectors.definitions_for(request.user).order_by("team", "name")]
+    return render(request, "training/definitions.html", {"rows": rows})
+
+
+@login_required
+def definition_detail_view(request: HttpRequest, definition_id: int) -> HttpResponse:
+    definition = _definition_or_404(request, definition_id)
+    context = {
+        "definition": definition,
+        "upcoming": selectors.upcoming_runs(definition, count=5),
+        "fires": selectors.recent_fires(definition),
+        "can_operate": can(request.user, "training.schedule", definition),
+    }
+    return render(request, "training/definition.html", context)
+
+
+@login_required
+@require_POST
+def definition_trigger_view(request: HttpRequest, definition_id: int) -> HttpResponse:
+    definition = _definition_or_404(request, definition_id)
+    try:
+        fire = definitions.trigger_definition(actor=authenticated(request.user), definition=definition, request=request)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        (messages.success if fire.job else messages.warning)(request, f"{definition.name}: {fire.reason}.")
+    return redirect("training:definition", definition_id=definition.pk)
+
+
+@login_required
+@require_POST
+def definition_suspend_view(request: HttpRequest, definition_id: int) -> HttpResponse:
+    """Suspend or resume the schedule (`suspended` = 1 or 0)."""
+    definition = _definition_or_404(request, definition_id)
+    suspended = request.POST.get("suspended") == "1"
+    try:
+        definitions.update_definition(
+            actor=authenticated(request.user), definition=definition, changes={"suspended": suspended}, request=request
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{definition.name}: schedule {'suspended' if suspended else 'resumed'}.")
+    return redirect("training:definition", definition_id=definition.pk)

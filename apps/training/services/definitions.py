@@ -363,3 +363,30 @@ def _fire(
         request=request,
     )
     return fire
+
+
+def define_from_job(
+    *,
+    actor: User,
+    job: TrainingJob,
+    name: Any,
+    schedule: Any = "",
+    concurrency_policy: Any = ConcurrencyPolicy.FORBID,
+    register_model: Any = "",
+    now: datetime | None = None,
+    request: HttpRequest | None = None,
+) -> JobDefinition:
+    """Save a job that ran (or runs) as a definition: its contract and cluster, under `name`, on `schedule`."""
+    return create_definition(
+        actor=actor,
+        team=job.team,
+        name=name,
+        cluster=job.cluster,
+        description=f"From training job #{job.pk}.",
+        schedule=schedule,
+        concurrency_policy=concurrency_policy,
+        register_model=register_model,
+        now=now,
+        request=request,
+        **{field: getattr(job, field) for field in JOB_FIELDS},
+    )
