@@ -1,6 +1,7 @@
-"""The node agent's side of training jobs (`Authorization: Node <token>`, never a person): claim the job scheduled
-on the node's cluster, post its output in batches (the answer says `stop` once it was cancelled), report its
-exit. Thin: `services/agent.py` scopes every call to the node and decides."""
+"""The node agent's side of training jobs (`Authorization: Node <token>`, never a person): claim a rank of the job
+scheduled on the node's cluster (a multi-node job answers once all its ranks are claimed), post its output in
+batches (the answer says `stop` once it was cancelled), report its exit. Thin: `services/agent.py` scopes every
+call to the node and decides."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from rest_framework.views import APIView
 
 from apps.clusters.authentication import NodeTokenAuthentication
 from apps.clusters.models import Node
-from apps.training import selectors
 from apps.training.api import CommandField, EnvironmentField
 from apps.training.services import agent
 
@@ -55,7 +55,11 @@ class ClaimedJobSerializer(serializers.Serializer[Any]):
     environment = EnvironmentField(help_text="The job's environment plus RANK, WORLD_SIZE, MASTER_ADDR, ….")
     max_run_seconds = serializers.IntegerField(help_text="Stop the process once it has run this long.")
     next_log_line = serializers.IntegerField(help_text="Number the first log line sent with (a retry continues).")
-    gpus_per_node = serializers.IntegerField(help_text="GPUs to give the job on this node (its container's --gpus).")
+    rank = serializers.IntegerField(required=False, help_text="This node's rank of the job (0: the rendezvous).")
+    gpus_per_node = serializers.IntegerField(required=False, help_text="GPUs the job uses on this node.")
+    gpu_ids = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="The node's GPU indexes to give the job."
+    )
 
 
 class LogBatchSerializer(serializers.Serializer[Any]):
@@ -106,21 +110,25 @@ class ClaimJobView(NodeAgentView):
     @extend_schema(
         request=None,
         responses={200: ClaimedJobSerializer, 204: None},
-        summary="Claim (and start) the training job scheduled on this node's cluster; 204: none",
+        summary="Claim a rank of the training job scheduled on this node's cluster; 204: none, or its other "
+        "nodes have not claimed yet (claim again)",
     )
     def post(self, request: Request) -> Response:
         node = self.node(request)
-        job = agent.claim_job(node=node)
-        if job is None:
+        part = agent.claim_job(node=node)
+        if part is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
+        job = part.job
         data = {
             "id": job.pk,
             "image": job.image,
             "command": job.command,
             "environment": agent.job_environment(job, node),
             "max_run_seconds": job.max_run_minutes * 60,
-            "next_log_line": selectors.next_log_line(job),
+            "next_log_line": part.next_line,
+            "rank": part.rank,
             "gpus_per_node": job.gpus_per_node,
+            "gpu_ids": list(range(job.gpus_per_node)),
         }
         return Response(ClaimedJobSerializer(data).data)
 

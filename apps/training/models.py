@@ -67,7 +67,7 @@ class TrainingJob(BaseModel):
         null=True,
         blank=True,
         related_name="+",
-        help_text="The node whose agent claimed the job (latest attempt); only it may report the job's logs and exit.",
+        help_text="The rank-0 node of the latest attempt (the rendezvous); every node of the attempt is a JobNode.",
     )
     image = models.CharField(max_length=300)
     command = models.JSONField(help_text="Arguments as a list of strings (never a shell string).")
@@ -235,9 +235,40 @@ class DefinitionFire(models.Model):
         return f"{self.definition} fired at {self.fired_at:%Y-%m-%d %H:%M} ({self.outcome})"
 
 
+class JobNode(models.Model):
+    """One node's part in one attempt of a job: the node claimed rank `rank` of attempt `attempt` (the job's
+    `retries` when it claimed). A single-node job has one (rank 0); a job of `node_count` nodes has that many
+    once its gang is complete. `next_line` numbers this node's own log lines (the agent's `first_line`), so each
+    node's resent batches are recognised on their own; the job's stored log numbers lines across all nodes."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="job_nodes")
+    node = models.ForeignKey("clusters.Node", on_delete=models.CASCADE, related_name="job_nodes")
+    rank = models.PositiveSmallIntegerField()
+    attempt = models.PositiveSmallIntegerField(help_text="The job's retries when the node claimed (0: first).")
+    claimed_at = models.DateTimeField()
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the node was handed its assignment (the gang was complete)."
+    )
+    last_heartbeat_at = models.DateTimeField(help_text="The node's last claim poll or log post for this attempt.")
+    next_line = models.PositiveIntegerField(default=1, help_text="The number this node's next log line has.")
+    exit_code = models.IntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "attempt", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "attempt", "rank"], name="unique_job_node_rank"),
+            models.UniqueConstraint(fields=["job", "attempt", "node"], name="unique_job_node_node"),
+        ]
+
+    def __str__(self) -> str:
+        return f"training job #{self.job_id} attempt {self.attempt} rank {self.rank}"
+
+
 class JobLogChunk(LogChunk):
     """The job's output as its agent sent it: one row per batch of lines (about one a second), never a row per
-    line. Lines are numbered from 1 across the job's attempts; `first_line` makes a resent batch a no-op."""
+    line. Lines are numbered from 1 across the job's attempts and nodes (in arrival order); the agent's own
+    numbering, which makes a resent batch a no-op, is per node (`JobNode.next_line`)."""
 
     job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="log_chunks")
 

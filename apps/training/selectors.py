@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import AnyUser, restrict
-from apps.clusters.models import Cluster
+from apps.clusters.models import Cluster, Node
 from apps.training.models import (
     ACTIVE_JOB_STATES,
     ENDED_JOB_STATES,
     DefinitionFire,
     JobDefinition,
     JobLogChunk,
+    JobNode,
     JobState,
     TrainingJob,
 )
@@ -60,14 +61,39 @@ def overdue_jobs(*, now: datetime) -> list[TrainingJob]:
     ]
 
 
-def silent_jobs(*, now: datetime, after_seconds: int) -> list[TrainingJob]:
-    """Running jobs whose agent has sent nothing (no log post, no heartbeat) for `after_seconds` at `now`."""
+def silent_jobs(*, now: datetime, after_seconds: int) -> list[tuple[TrainingJob, Node | None]]:
+    """Jobs one of whose nodes has sent nothing (no log post, no claim poll) for `after_seconds` at `now`, each
+    with that node: a running job with a silent node (one that has not reported its exit yet), a job still
+    gathering its gang (scheduling) with a silent early claimant, and a running job silent as a whole."""
     cutoff = now - timedelta(seconds=after_seconds)
-    return list(
-        TrainingJob.objects.filter(state=JobState.RUNNING, last_heartbeat_at__lt=cutoff)
+    silent_nodes = JobNode.objects.filter(exit_code__isnull=True, last_heartbeat_at__lt=cutoff)
+    jobs = (
+        TrainingJob.objects.alias(
+            has_silent_node=Exists(silent_nodes.filter(job=OuterRef("pk"), attempt=OuterRef("retries")))
+        )
+        .filter(
+            Q(state=JobState.RUNNING, last_heartbeat_at__lt=cutoff)
+            | Q(state__in=ACTIVE_JOB_STATES, has_silent_node=True)
+        )
         .select_related("node")
         .order_by("pk")
     )
+    found: list[tuple[TrainingJob, Node | None]] = []
+    for job in jobs:
+        of_attempt = silent_nodes.filter(job=job, attempt=job.retries).select_related("node")
+        silent = of_attempt.order_by("last_heartbeat_at").first()
+        found.append((job, silent.node if silent else job.node))
+    return found
+
+
+def attempt_nodes(job: TrainingJob) -> QuerySet[JobNode]:
+    """The nodes of the job's current attempt, by rank (rank 0 is the rendezvous)."""
+    return JobNode.objects.filter(job=job, attempt=job.retries).select_related("node").order_by("rank")
+
+
+def job_node_of(job: TrainingJob, node: Node) -> JobNode | None:
+    """`node`'s part in the job's current attempt, if it claimed one."""
+    return attempt_nodes(job).filter(node=node).first()
 
 
 def job_log_tail(job: TrainingJob, *, chunks: int = 200) -> tuple[int, list[str]]:

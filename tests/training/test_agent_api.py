@@ -82,13 +82,14 @@ def test_claiming_starts_the_scheduled_job_on_this_node_with_torchrun_variables(
     assert body["command"] == ["python", "train.py", "--epochs", "2"]
     assert body["max_run_seconds"] == 30 * 60
     assert body["next_log_line"] == 1
-    assert body["gpus_per_node"] == scheduled.gpus_per_node == 1
+    assert (body["rank"], body["gpus_per_node"], body["gpu_ids"]) == (0, 1, [0])
     environment = body["environment"]
     token = environment.pop("MLFLOW_TRACKING_TOKEN")
     run = TrackingRun.objects.get(training_job=scheduled)
     assert environment == {
         "EPOCHS": "2", "RANK": "0", "LOCAL_RANK": "0", "NODE_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
-        "MASTER_ADDR": "10.0.0.7", "MASTER_PORT": "29500", "PAVED_JOB_ID": str(scheduled.pk),
+        "MASTER_ADDR": "10.0.0.7", "MASTER_PORT": "29500", "PET_NNODES": "1", "PET_NODE_RANK": "0",
+        "PET_MASTER_ADDR": "10.0.0.7", "PET_MASTER_PORT": "29500", "PAVED_JOB_ID": str(scheduled.pk), "PAVED_NODE_RANK": "0",
         "PAVED_DATASET_URI": "", "PAVED_OUTPUT_URI": "", "PAVED_HYPERPARAMETERS": "{}",
         "MLFLOW_TRACKING_URI": settings.PAVED_NODE_PORTAL_URL, "MLFLOW_RUN_ID": run.run_uuid,
         "MLFLOW_EXPERIMENT_ID": str(run.experiment_id),

@@ -168,14 +168,17 @@ def start_job(*, job: TrainingJob, node: Node | None = None, now: datetime | Non
     )
 
 
-def finish_job(*, job: TrainingJob, exit_code: int, now: datetime | None = None) -> TrainingJob:
-    """The job's process exited: 0 succeeded, anything else failed (a failure is not retried: the code ran)."""
+def finish_job(
+    *, job: TrainingJob, exit_code: int, reason: str | None = None, now: datetime | None = None
+) -> TrainingJob:
+    """The job's process exited: 0 succeeded, anything else failed (a failure is not retried: the code ran).
+    `reason` replaces the default "exited with code N" (a multi-node job names the rank)."""
     to = JobState.SUCCEEDED if exit_code == 0 else JobState.FAILED
     with transaction.atomic():
         job = job_transition(
             job=job,
             to=to,
-            reason=f"exited with code {exit_code}",
+            reason=reason or f"exited with code {exit_code}",
             exit_code=exit_code,
             finished_at=now or timezone.now(),
         )

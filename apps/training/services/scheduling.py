@@ -23,7 +23,7 @@ from apps.clusters.models import Cluster, ClusterState
 from apps.clusters.selectors import effective_quota
 from apps.training import selectors
 from apps.training.errors import IllegalJobTransition
-from apps.training.models import JobState, TrainingJob
+from apps.training.models import JobNode, JobState, TrainingJob
 from apps.training.services.jobs import lose_job
 from apps.training.services.transitions import job_transition
 
@@ -39,7 +39,8 @@ def schedule_jobs(*, now: datetime | None = None) -> list[int]:
 
 
 def _requeue_stranded() -> None:
-    """A scheduled job whose cluster stopped before the agent started it waits again for the cluster."""
+    """A scheduled job whose cluster stopped before the agent started it waits again for the cluster (the ranks
+    its nodes claimed meanwhile are given up: the gang forms afresh once it is placed again)."""
     stranded = TrainingJob.objects.filter(state=JobState.SCHEDULING).exclude(cluster__state=ClusterState.RUNNING)
     for job in stranded.select_related("cluster"):
         try:
@@ -50,6 +51,7 @@ def _requeue_stranded() -> None:
             )
         except IllegalJobTransition:
             continue  # it started or ended meanwhile
+        JobNode.objects.filter(job=job, attempt=job.retries).delete()
 
 
 def _place(pk: int, *, now: datetime) -> bool:
@@ -140,13 +142,14 @@ def expire_jobs(*, now: datetime | None = None) -> list[int]:
 
 
 def lose_silent_jobs(*, now: datetime | None = None) -> list[int]:
-    """Mark lost the running jobs whose agent stopped posting (a dead node, a killed agent) for longer than
-    TRAINING_LOST_AFTER_SECONDS; each job's retry policy then applies (`lose_job`). Returns their ids."""
+    """Mark lost the jobs one of whose nodes stopped posting (a dead node, a killed agent) for longer than
+    TRAINING_LOST_AFTER_SECONDS (a running job, or one gathering its gang); the retry is a new attempt, whose
+    gang forms afresh; each job's retry policy then applies (`lose_job`). Returns their ids."""
     now = now or timezone.now()
     after = settings.TRAINING_LOST_AFTER_SECONDS
     lost = []
-    for job in selectors.silent_jobs(now=now, after_seconds=after):
-        where = f"node {job.node.instance_id}" if job.node else "its node"
+    for job, node in selectors.silent_jobs(now=now, after_seconds=after):
+        where = f"node {node.instance_id}" if node else "its node"
         try:
             lose_job(job=job, reason=f"{where} sent nothing for over {after} s", now=now)
         except IllegalJobTransition:
