@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from apps.accounts.models import Team
@@ -16,6 +17,8 @@ from tests.factories import ClusterFactory, node_with_token
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE = ROOT / "tests" / "clusters" / "data" / "g5xlarge_idle.jsonl"
+ML_PYTHON = ROOT / ".venv-serving" / "bin" / "python"  # the ML venv: scikit-learn, mlflow-skinny, boto3
+SCRIPT = ROOT / "apps" / "training" / "examples" / "train_iris.py"
 
 
 @pytest.fixture
@@ -72,3 +75,24 @@ def agent(live_server: Any, node: tuple[Node, str]) -> Iterator[subprocess.Popen
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
+
+
+def iris_csv() -> bytes:
+    """The iris data set as CSV (four features, the label last), from the ML venv's scikit-learn."""
+    code = (
+        "import sys\nfrom sklearn.datasets import load_iris\nX, y = load_iris(return_X_y=True)\n"
+        "print('sepal_length,sepal_width,petal_length,petal_width,label')\n"
+        "for row, label in zip(X, y): print(','.join(map(str, row)) + f',{label}')\n"
+    )
+    return subprocess.run([str(ML_PYTHON), "-c", code], capture_output=True, check=True, timeout=60).stdout
+
+
+@pytest.fixture
+def buckets(moto_server: str, settings: Any) -> Any:
+    """The data and model buckets in the session's moto server (the one the worker talks to)."""
+    settings.AWS_ENDPOINT_URL = moto_server
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_server)
+    for bucket in ("vision-data", "vision-models"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="vision-data", Key="iris/iris.csv", Body=iris_csv())
+    return s3

@@ -6,11 +6,9 @@ HAProxy, the artifact fetched from S3) and it answers predictions."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from apps.accounts.models import Team
@@ -24,35 +22,12 @@ from apps.tracking.models import TrackingRun
 from apps.training.models import JobState, TrainingJob
 from apps.training.selectors import iter_job_log
 from tests.fixtures.moto import DUMMY_AWS_ENV
+from tests.training.conftest import ML_PYTHON, SCRIPT
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parents[2]
-ML_PYTHON = ROOT / ".venv-serving" / "bin" / "python"
-SCRIPT = ROOT / "apps" / "training" / "examples" / "train_iris.py"
 COMMIT = "4f1c2d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"
-
-
-def iris_csv() -> bytes:
-    """The iris data set as CSV (four features, the label last), from the ML venv's scikit-learn."""
-    code = (
-        "import sys\nfrom sklearn.datasets import load_iris\nX, y = load_iris(return_X_y=True)\n"
-        "print('sepal_length,sepal_width,petal_length,petal_width,label')\n"
-        "for row, label in zip(X, y): print(','.join(map(str, row)) + f',{label}')\n"
-    )
-    return subprocess.run([str(ML_PYTHON), "-c", code], capture_output=True, check=True, timeout=60).stdout
-
-
-@pytest.fixture
-def buckets(moto_server: str, settings: Any) -> Any:
-    """The data and model buckets in the session's moto server (the one the worker talks to)."""
-    settings.AWS_ENDPOINT_URL = moto_server
-    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_server)
-    for bucket in ("vision-data", "vision-models"):
-        s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket="vision-data", Key="iris/iris.csv", Body=iris_csv())
-    return s3
 
 
 def test_a_real_sklearn_job_is_tracked_registered_deployed_and_answers_predictions(
