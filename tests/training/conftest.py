@@ -13,7 +13,10 @@ import pytest
 
 from apps.accounts.models import Team
 from apps.clusters.models import Cluster, ClusterState, Node, TeamQuota
-from tests.factories import ClusterFactory, node_with_token
+from apps.training.models import TrainingJob
+from apps.training.services.scheduling import schedule_jobs
+from tests.factories import ClusterFactory, TrainingJobFactory, node_with_token
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE = ROOT / "tests" / "clusters" / "data" / "g5xlarge_idle.jsonl"
@@ -96,3 +99,23 @@ def buckets(moto_server: str, settings: Any) -> Any:
         s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket="vision-data", Key="iris/iris.csv", Body=iris_csv())
     return s3
+
+
+def scheduled_job(node: Node, code: str, **fields: Any) -> TrainingJob:
+    """A job of `node`'s cluster running `python -c code`, placed on it (the agent claims it next)."""
+    cluster = node.cluster
+    job = TrainingJobFactory(
+        team=cluster.team, owner=cluster.owner, cluster=cluster, command=[sys.executable, "-c", code], **fields
+    )
+    assert schedule_jobs() == [job.pk]
+    return job
+
+
+def job_state(job: TrainingJob, *states: str, timeout: float = 30) -> TrainingJob:
+    """Wait until the job is in one of `states`."""
+
+    def ended() -> TrainingJob | None:
+        job.refresh_from_db()
+        return job if job.state in states else None
+
+    return wait_for(ended, timeout=timeout, message=lambda: f"job #{job.pk} {states} (it is {job.state})")

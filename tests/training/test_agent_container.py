@@ -36,9 +36,7 @@ from apps.clusters.models import Node
 from apps.training.models import JobState, TrainingJob
 from apps.training.selectors import iter_job_log
 from apps.training.services.jobs import cancel_job
-from apps.training.services.scheduling import schedule_jobs
-from tests.factories import TrainingJobFactory
-from tests.training.conftest import start_agent
+from tests.training.conftest import job_state, scheduled_job, start_agent
 from tests.waiting import wait_for
 
 IMAGE = "ghcr.io/acme/trainer:1.0"
@@ -257,24 +255,6 @@ def container_agent(
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
     assert f"each job runs in a container with {fake_docker.bin_dir / 'docker'}" in err, err
-
-
-def scheduled_job(node: Node, code: str, **fields: Any) -> TrainingJob:
-    cluster = node.cluster
-    job = TrainingJobFactory(
-        team=cluster.team, owner=cluster.owner, cluster=cluster, image=IMAGE, command=[sys.executable, "-c", code],
-        **fields,
-    )  # fmt: skip
-    assert schedule_jobs() == [job.pk]
-    return job
-
-
-def job_state(job: TrainingJob, *states: str, timeout: float = 30) -> TrainingJob:
-    def reached() -> TrainingJob | None:
-        job.refresh_from_db()
-        return job if job.state in states else None
-
-    return wait_for(reached, timeout=timeout, message=lambda: f"job #{job.pk} {states} (it is {job.state})")
 
 
 def flag_values(argv: list[str], flag: str) -> list[str]:

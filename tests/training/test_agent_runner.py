@@ -20,8 +20,7 @@ from apps.clusters.models import Node
 from apps.training.models import JobState, TrainingJob
 from apps.training.selectors import iter_job_log
 from apps.training.services.jobs import cancel_job
-from apps.training.services.scheduling import schedule_jobs
-from tests.factories import TrainingJobFactory
+from tests.training.conftest import job_state, scheduled_job
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,23 +39,6 @@ print('token leaked' if 'PAVED_NODE_TOKEN' in os.environ else 'no node token')
 @pytest.fixture(autouse=True)
 def fresh_throttle_cache() -> None:
     cache.clear()
-
-
-def scheduled_job(node: Node, code: str, **fields: Any) -> TrainingJob:
-    cluster = node.cluster
-    job = TrainingJobFactory(
-        team=cluster.team, owner=cluster.owner, cluster=cluster, command=[sys.executable, "-c", code], **fields
-    )
-    assert schedule_jobs() == [job.pk]
-    return job
-
-
-def job_state(job: TrainingJob, *states: str, timeout: float = 30) -> TrainingJob:
-    def ended() -> TrainingJob | None:
-        job.refresh_from_db()
-        return job if job.state in states else None
-
-    return wait_for(ended, timeout=timeout, message=lambda: f"job #{job.pk} {states} (it is {job.state})")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -85,7 +85,8 @@ def test_a_schedule_fires_twice_with_forbid_and_skips_the_overlap(
     # 02:00 fires: the worker places the job at once and the agent starts it; it waits for the release file.
     (first,) = fire_due_schedules(now=first_time)
     assert first.outcome == FireOutcome.STARTED
-    one = TrainingJob.objects.get(pk=first.job_id)
+    assert first.job is not None
+    one = first.job
     wait_for(lambda: job_in(one, JobState.RUNNING) and bool(iter_job_log(one)), timeout=60,
              message=lambda: f"the first job to run ({one.state})")  # fmt: skip
 
@@ -108,7 +109,8 @@ def test_a_schedule_fires_twice_with_forbid_and_skips_the_overlap(
     # The day after: the previous job has ended, so the schedule starts the second one.
     (second,) = fire_due_schedules(now=first_time + timedelta(days=2))
     assert second.outcome == FireOutcome.STARTED
-    two = TrainingJob.objects.get(pk=second.job_id)
+    assert second.job is not None
+    two = second.job
     wait_for(lambda: job_in(two, JobState.SUCCEEDED, JobState.FAILED), timeout=120,
              message=lambda: f"the second job to end ({two.state}; {iter_job_log(two)[-3:]})")  # fmt: skip
     assert two.state == JobState.SUCCEEDED, iter_job_log(two)

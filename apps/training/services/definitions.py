@@ -286,22 +286,50 @@ def _fire_scheduled(definition: JobDefinition, *, due_at: datetime, now: datetim
             return _fire(definition, via=FireVia.SCHEDULE, submitter=definition.owner, due_at=due_at, now=now,
                          note=note)  # fmt: skip
     except ApplicationError as exc:
-        fire = DefinitionFire.objects.create(
-            definition=definition, via=FireVia.SCHEDULE, due_at=due_at, fired_at=now, outcome=FireOutcome.REFUSED,
-            reason=_with_note(f"refused ({exc.code}): {exc}", note),
+        return _record_fire(
+            definition, via=FireVia.SCHEDULE, actor=None, due_at=due_at, now=now, outcome=FireOutcome.REFUSED,
+            reason=_with_note(f"refused ({exc.code}): {exc}", note), audit={"code": exc.code},
         )  # fmt: skip
-        record(
-            actor=None,
-            team=definition.team,
-            verb="job_definition.fire_refused",
-            target=definition,
-            data={"code": exc.code, "due_at": due_at.isoformat()},
-        )
-        return fire
 
 
 def _with_note(reason: str, note: str) -> str:
     return (f"{reason} ({note})" if note else reason)[:300]
+
+
+AUDIT_VERBS = {
+    FireOutcome.STARTED: "job_definition.fired",
+    FireOutcome.SKIPPED: "job_definition.fire_skipped",
+    FireOutcome.REFUSED: "job_definition.fire_refused",
+}
+
+
+def _record_fire(
+    definition: JobDefinition,
+    *,
+    via: str,
+    actor: User | None,
+    due_at: datetime,
+    now: datetime,
+    outcome: str,
+    reason: str,
+    job: TrainingJob | None = None,
+    audit: dict[str, Any],
+    request: HttpRequest | None = None,
+) -> DefinitionFire:
+    """The firing's row and its audit event (`job_definition.fired`, `.fire_skipped` or `.fire_refused`)."""
+    fire = DefinitionFire.objects.create(
+        definition=definition, via=via, actor=actor, due_at=due_at, fired_at=now, outcome=outcome, reason=reason,
+        job=job,
+    )  # fmt: skip
+    record(
+        actor=actor,
+        team=definition.team,
+        verb=AUDIT_VERBS[FireOutcome(outcome)],
+        target=definition,
+        data={"via": via, "due_at": due_at.isoformat(), **audit},
+        request=request,
+    )
+    return fire
 
 
 def _fire(
@@ -320,19 +348,11 @@ def _fire(
     policy = definition.concurrency_policy
     if previous and policy == ConcurrencyPolicy.FORBID:
         last = previous[-1]
-        fire = DefinitionFire.objects.create(
-            definition=definition, via=via, actor=actor, due_at=due_at, fired_at=now, outcome=FireOutcome.SKIPPED,
+        return _record_fire(
+            definition, via=via, actor=actor, due_at=due_at, now=now, outcome=FireOutcome.SKIPPED,
             reason=_with_note(f"skipped: job #{last.pk} is still {last.get_state_display().lower()} (forbid)", note),
+            audit={"running_job": last.pk}, request=request,
         )  # fmt: skip
-        record(
-            actor=actor,
-            team=definition.team,
-            verb="job_definition.fire_skipped",
-            target=definition,
-            data={"via": via, "running_job": last.pk, "due_at": due_at.isoformat()},
-            request=request,
-        )
-        return fire
     replaced = []
     if previous and policy == ConcurrencyPolicy.REPLACE:
         for job in previous:
@@ -350,19 +370,10 @@ def _fire(
     reason = f"started job #{job.pk}"
     if replaced:
         reason += ", replacing " + ", ".join(f"#{pk}" for pk in replaced)
-    fire = DefinitionFire.objects.create(
-        definition=definition, via=via, actor=actor, due_at=due_at, fired_at=now, outcome=FireOutcome.STARTED,
-        job=job, reason=_with_note(reason, note),
+    return _record_fire(
+        definition, via=via, actor=actor, due_at=due_at, now=now, outcome=FireOutcome.STARTED,
+        reason=_with_note(reason, note), job=job, audit={"job": job.pk, "replaced": replaced}, request=request,
     )  # fmt: skip
-    record(
-        actor=actor,
-        team=definition.team,
-        verb="job_definition.fired",
-        target=definition,
-        data={"via": via, "job": job.pk, "replaced": replaced, "due_at": due_at.isoformat()},
-        request=request,
-    )
-    return fire
 
 
 def define_from_job(
