@@ -312,6 +312,9 @@ CELERY_BEAT_SCHEDULE["expire-training-jobs"] = {"task": "apps.training.tasks.exp
 # A running job whose agent posted nothing (its log batches are the heartbeat, about one a second) for this long
 # is lost, and retried within its policy.
 TRAINING_LOST_AFTER_SECONDS = env_int("TRAINING_LOST_AFTER_SECONDS", 90)
+# A job placed on its cluster whose agents have not all claimed it by then (no agent runs there, or a node of a
+# multi-node job never came) is lost the same way, instead of holding the cluster for ever.
+TRAINING_CLAIM_TIMEOUT_SECONDS = env_int("TRAINING_CLAIM_TIMEOUT_SECONDS", 600)
 CELERY_BEAT_SCHEDULE["lose-silent-training-jobs"] = {
     "task": "apps.training.tasks.lose_silent_training_jobs",
     "schedule": 30.0,

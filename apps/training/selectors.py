@@ -86,6 +86,18 @@ def silent_jobs(*, now: datetime, after_seconds: int) -> list[tuple[TrainingJob,
     return found
 
 
+def unclaimed_jobs(*, now: datetime, after_seconds: int) -> list[tuple[TrainingJob, int]]:
+    """Jobs placed on their cluster over `after_seconds` ago whose gang is still incomplete (no agent claimed a
+    single-node job; a node of a multi-node job never came), each with the number of ranks claimed."""
+    cutoff = now - timedelta(seconds=after_seconds)
+    found = []
+    for job in TrainingJob.objects.filter(state=JobState.SCHEDULING, scheduled_at__lt=cutoff).order_by("pk"):
+        claimed = JobNode.objects.filter(job=job, attempt=job.retries).count()
+        if claimed < job.node_count:
+            found.append((job, claimed))
+    return found
+
+
 def attempt_nodes(job: TrainingJob) -> QuerySet[JobNode]:
     """The nodes of the job's current attempt, by rank (rank 0 is the rendezvous)."""
     return JobNode.objects.filter(job=job, attempt=job.retries).select_related("node").order_by("rank")

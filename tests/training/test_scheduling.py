@@ -10,7 +10,7 @@ from apps.audit.models import AuditEvent
 from apps.clusters.models import Cluster, ClusterState
 from apps.training.models import JobState
 from apps.training.services.jobs import cancel_job, finish_job, start_job
-from apps.training.services.scheduling import expire_jobs, schedule_jobs
+from apps.training.services.scheduling import expire_jobs, lose_silent_jobs, schedule_jobs
 from tests.factories import ClusterFactory, TrainingJobFactory
 
 
@@ -166,3 +166,22 @@ def test_cancelling_a_running_job_frees_its_cluster_for_the_next(
     cancel_job(actor=alice, job=first)
 
     assert schedule_jobs(now=t0 + timedelta(minutes=1)) == [second.pk]
+
+
+def test_a_placed_job_no_agent_claims_is_lost_after_the_claim_timeout_and_retried(
+    alice: Any, vision: Any, gpu_box: Any, t0: Any, settings: Any
+) -> None:
+    settings.TRAINING_CLAIM_TIMEOUT_SECONDS = 600
+    job = _job(vision, alice, t0, cluster=gpu_box, max_retries=1)
+    schedule_jobs(now=t0)
+
+    assert lose_silent_jobs(now=t0 + timedelta(seconds=600)) == []  # not yet: agents poll about every second
+    assert lose_silent_jobs(now=t0 + timedelta(seconds=601)) == [job.pk]
+
+    job.refresh_from_db()
+    assert (job.state, job.retries) == (JobState.QUEUED, 1)
+    assert job.state_reason == "retry 1 of 1 after: 0 of 1 node(s) claimed it within 600 s of its placement"
+    schedule_jobs(now=t0 + timedelta(seconds=602))
+    assert lose_silent_jobs(now=t0 + timedelta(seconds=1203)) == [job.pk]
+    job.refresh_from_db()
+    assert job.state == JobState.LOST  # no retries left: it ends lost and frees the cluster

@@ -143,15 +143,25 @@ def expire_jobs(*, now: datetime | None = None) -> list[int]:
 
 def lose_silent_jobs(*, now: datetime | None = None) -> list[int]:
     """Mark lost the jobs one of whose nodes stopped posting (a dead node, a killed agent) for longer than
-    TRAINING_LOST_AFTER_SECONDS (a running job, or one gathering its gang); the retry is a new attempt, whose
-    gang forms afresh; each job's retry policy then applies (`lose_job`). Returns their ids."""
+    TRAINING_LOST_AFTER_SECONDS (a running job, or one gathering its gang), and the placed jobs whose gang no
+    agent completed within TRAINING_CLAIM_TIMEOUT_SECONDS (a node that never came would hold the cluster for
+    ever); the retry is a new attempt, whose gang forms afresh; each job's retry policy then applies
+    (`lose_job`). Returns their ids."""
     now = now or timezone.now()
     after = settings.TRAINING_LOST_AFTER_SECONDS
     lost = []
-    for job, node in selectors.silent_jobs(now=now, after_seconds=after):
-        where = f"node {node.instance_id}" if node else "its node"
+    reasons = [
+        (job, f"{f'node {node.instance_id}' if node else 'its node'} sent nothing for over {after} s")
+        for job, node in selectors.silent_jobs(now=now, after_seconds=after)
+    ]
+    claim_after = settings.TRAINING_CLAIM_TIMEOUT_SECONDS
+    reasons += [
+        (job, f"{claimed} of {job.node_count} node(s) claimed it within {claim_after} s of its placement")
+        for job, claimed in selectors.unclaimed_jobs(now=now, after_seconds=claim_after)
+    ]
+    for job, reason in reasons:
         try:
-            lose_job(job=job, reason=f"{where} sent nothing for over {after} s", now=now)
+            lose_job(job=job, reason=reason, now=now)
         except IllegalJobTransition:
             continue  # it ended meanwhile
         lost.append(job.pk)
