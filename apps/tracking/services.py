@@ -37,7 +37,9 @@ MAX_PARAM_VALUE_CHARS = 6000
 MAX_TAG_VALUE_CHARS = 8000
 KEY = re.compile(r"^[\w\-./: ]+$")
 JOB_TOKEN_PREFIX = "pvj_"  # noqa: S105 - the prefix of minted job tokens, not a secret
-JOB_EXPERIMENT = "training-jobs"  # where a job's run goes unless its environment names MLFLOW_EXPERIMENT_NAME
+# Where a job's run goes unless its environment names MLFLOW_EXPERIMENT_NAME or a definition submitted it (then the
+# definition's name: its runs are one experiment, so the compare view lines up the jobs of one definition).
+JOB_EXPERIMENT = "training-jobs"
 
 
 def now_ms() -> int:
@@ -228,7 +230,8 @@ def delete_tag(*, run: TrackingRun, key: Any) -> None:
 
 
 def _job_experiment(job: TrainingJob) -> TrackingExperiment:
-    name = str(job.environment.get("MLFLOW_EXPERIMENT_NAME") or JOB_EXPERIMENT)[:500]
+    definition = job.definition.name if job.definition_id is not None and job.definition else ""
+    name = str(job.environment.get("MLFLOW_EXPERIMENT_NAME") or definition or JOB_EXPERIMENT)[:500]
     experiment = TrackingExperiment.objects.filter(team_id=job.team_id, name=name).first()
     return experiment or create_experiment(actor=job.owner, team=job.team, name=name)
 

@@ -285,3 +285,20 @@ def test_a_member_of_another_team_cannot_trigger(alice: Any, bob: Any, vision: T
         definitions.trigger_definition(actor=bob, definition=definition)
     MembershipFactory(user=bob, team=vision, role=Role.MEMBER)
     assert definitions.trigger_definition(actor=bob, definition=definition).job is not None
+
+
+def test_the_jobs_of_a_definition_are_runs_of_one_experiment_named_after_it(
+    alice: Any, vision: Team, gpu_box: Cluster, t0: datetime
+) -> None:
+    from apps.tracking.models import TrackingRun
+    from apps.tracking.services import tracking_environment
+
+    definition = define(alice, vision, name="churn-weekly", schedule="", concurrency_policy="allow")
+    jobs = [definitions.trigger_definition(actor=alice, definition=definition, now=t0).job for _ in range(2)]
+    for job in jobs:
+        assert job is not None
+        tracking_environment(job=job)
+
+    runs = TrackingRun.objects.filter(training_job__definition=definition).select_related("experiment")
+    assert {run.experiment.name for run in runs} == {"churn-weekly"}
+    assert runs.count() == 2
