@@ -16,17 +16,20 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from apps.accounts import tokens
 from apps.accounts.models import Team
 from apps.clusters.cloud import CloudError, Ec2Provider
 from apps.clusters.models import Cluster, ClusterState, Node, NodeState
+from apps.clusters.services.idle import MAX_AUTOSTOP_OVERRIDE, override_autostop
 from apps.clusters.services.provisioning import (
     LIVE_NODE_STATES,
     ec2_provider,
@@ -37,7 +40,7 @@ from apps.clusters.services.provisioning import (
 from apps.clusters.services.registration import register_node
 from apps.clusters.services.states import cluster_transition, nodes_transition
 
-TEAM, OWNER, NAME, INSTANCE_TYPE = "vision", "alice", "demo-gpu", "g5.xlarge"
+TEAM, OWNER, ADMIN, NAME, INSTANCE_TYPE = "vision", "alice", "ada", "demo-gpu", "g5.xlarge"
 NODE_FILE = settings.DATA_DIR / "demo-node.json"
 # What the demo node's agent replays as its GPU's readings (an idle A10G; README of tests/clusters/data).
 RECORDING = Path(__file__).resolve().parent / "agent" / "recordings" / "g5xlarge_idle.jsonl"
@@ -81,6 +84,7 @@ def ensure_demo_node(*, provider: Ec2Provider | None = None, path: Path = NODE_F
     if cluster.state == ClusterState.RUNNING:
         reused = _reusable(cluster, path, provider)
         if reused is not None:
+            _keep_awake(cluster)
             return reused
         _retire_nodes(cluster, provider)
         reason = "The demo node was lost (a new sandbox cloud, or its token file is gone); starting a new one."
@@ -99,10 +103,26 @@ def ensure_demo_node(*, provider: Ec2Provider | None = None, path: Path = NODE_F
             f"Demo cluster {cluster} is {cluster.state} ({cluster.state_reason or 'no reason given'}); "
             "the demo runs without a node agent."
         )
+    _keep_awake(cluster)
     node = cluster.nodes.get(state=NodeState.RUNNING)
     registered = register_node(cluster=cluster, instance_id=node.instance_id)
     _write(path, {"cluster": cluster.pk, "instance_id": node.instance_id, "token": registered.token})
     return DemoNode(cluster=cluster, instance_id=node.instance_id, token=registered.token, path=path)
+
+
+def _keep_awake(cluster: Cluster) -> None:
+    """The replayed readings are always idle, so idle auto-stop would stop the demo node half an hour in and the
+    demo's training jobs would wait: the demo's platform admin overrides auto-stop for the longest allowed span
+    (audited like any override; renewed at every `make run`)."""
+    admin = User.objects.filter(username=ADMIN, is_superuser=True).first()
+    if admin is None:
+        return
+    override_autostop(
+        actor=admin,
+        cluster=cluster,
+        until=timezone.now() + MAX_AUTOSTOP_OVERRIDE - timedelta(minutes=1),
+        reason="The make run demo's node: its replayed readings are idle, and demo training jobs need it awake.",
+    )
 
 
 def _reusable(cluster: Cluster, path: Path, provider: Ec2Provider) -> DemoNode | None:

@@ -18,6 +18,7 @@ import pytest
 from django.core.management import call_command
 
 from apps.accounts import tokens
+from apps.audit.models import AuditEvent
 from apps.clusters import demo
 from apps.clusters.models import Cluster, ClusterState, NodeState
 from apps.ops.management.commands.run_stack import Command as RunStack
@@ -61,6 +62,8 @@ def test_the_demo_node_is_made_once_per_sandbox_cloud_and_its_token_file_is_priv
     node = cluster.nodes.get()
     assert (node.instance_id, node.token_digest) == (first.instance_id, tokens.digest(first.token))
     assert node.registered_at is not None
+    assert cluster.autostop_override_until is not None  # replayed idle readings must not stop the demo node
+    assert AuditEvent.objects.filter(verb="cluster.autostop_override", actor__username="ada").count() == 2
 
 
 def test_a_new_sandbox_cloud_gets_a_new_node_for_the_same_demo_cluster(
