@@ -5,10 +5,12 @@ worker's tasks are called directly."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from apps.audit.models import AuditEvent
@@ -236,6 +238,34 @@ def test_the_api_submits_a_job_on_a_new_cluster(api: APIClient, alice: Any, visi
     assert data["owns_cluster"] is True
     assert data["cluster_name"] == f"job-{data['id']}"
     assert data["state_reason"] == f"waiting: cluster job-{data['id']} is provisioning"
+
+
+def test_a_new_cluster_from_a_gpu_cluster_template_takes_its_settings(
+    api: APIClient, alice: Any, vision: Any, aws: str
+) -> None:
+    call_command("sync_templates", stdout=io.StringIO())
+    api.force_authenticate(alice)
+    new_cluster = {"instance_type": "g5.12xlarge", "template": "gpu-cluster"}
+    body = {"team": "vision", "gpus_per_node": 4, "node_count": 2, "new_cluster": new_cluster, **JOB}
+
+    response = api.post("/api/v1/training-jobs/", body, format="json")
+
+    assert response.status_code == 201, response.json()
+    cluster = Cluster.objects.get(pk=response.json()["cluster"])
+    assert (cluster.instance_type, cluster.node_count, cluster.gpus_per_node) == ("g5.12xlarge", 2, 4)
+    assert (cluster.purchase_option, cluster.max_hours) == ("spot_with_fallback", 8)  # the template's defaults
+
+
+def test_a_new_cluster_from_an_unknown_template_is_refused(api: APIClient, alice: Any, vision: Any) -> None:
+    api.force_authenticate(alice)
+    new_cluster = {"instance_type": "g5.xlarge", "template": "no-such-template"}
+    body = {"team": "vision", "gpus_per_node": 1, "new_cluster": new_cluster, **JOB}
+
+    response = api.post("/api/v1/training-jobs/", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_cluster_template"
+    assert nothing_created()
 
 
 def test_the_api_refuses_cluster_and_new_cluster_together(
