@@ -319,6 +319,11 @@ CELERY_BEAT_SCHEDULE["lose-silent-training-jobs"] = {
     "task": "apps.training.tasks.lose_silent_training_jobs",
     "schedule": 30.0,
 }
+# Clusters made for a job are terminated when it ends; this pass catches any whose termination was never sent.
+CELERY_BEAT_SCHEDULE["release-job-clusters"] = {
+    "task": "apps.training.tasks.release_leftover_job_clusters",
+    "schedule": 60.0,
+}
 # Job definitions' cron schedules (minute granularity) are checked as often as the queue.
 CELERY_BEAT_SCHEDULE["fire-training-schedules"] = {
     "task": "apps.training.tasks.fire_training_schedules",

@@ -15,15 +15,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.selectors import authenticated, teams_for
+from apps.catalog.selectors import latest_published, template_for, version_for
 from apps.clusters.selectors import cluster_for
 from apps.core.bodies import body_field, validated_body
 from apps.registry.api import ModelVersionSerializer
 from apps.registry.models import Framework as ModelFramework
 from apps.training import selectors
-from apps.training.errors import UnknownCluster
+from apps.training.errors import InvalidClusterTemplate, UnknownCluster
 from apps.training.filters import JobDefinitionFilterSet, TrainingJobFilterSet
 from apps.training.models import ConcurrencyPolicy, DefinitionFire, Framework, JobDefinition, TrainingJob
 from apps.training.services import definitions, jobs, outputs
+from apps.training.services.job_clusters import NewCluster
 from apps.training.spec import MAX_GPUS_PER_NODE, MAX_NODES, MAX_RETRIES, MAX_RUN_MINUTES
 
 
@@ -62,6 +64,9 @@ class TrainingJobSerializer(serializers.ModelSerializer[TrainingJob]):
     definition: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         read_only=True, allow_null=True, help_text="The job definition that submitted it, if any."
     )
+    owns_cluster = serializers.BooleanField(
+        read_only=True, help_text="The cluster was requested for this job (new_cluster) and ends with it."
+    )
 
     class Meta:
         model = TrainingJob
@@ -69,7 +74,7 @@ class TrainingJobSerializer(serializers.ModelSerializer[TrainingJob]):
             "id", "team", "owner", "cluster", "cluster_name", "image", "command", "framework", "environment",
             "dataset_uri", "hyperparameters", "output_uri", "gpus_per_node", "node_count", "gpus", "max_run_minutes",
             "max_retries", "retries", "state", "state_reason", "exit_code", "submitted_at", "scheduled_at",
-            "started_at", "finished_at", "queue_seconds", "run_seconds", "definition",
+            "started_at", "finished_at", "queue_seconds", "run_seconds", "definition", "owns_cluster",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -90,11 +95,33 @@ class JobFieldsSerializer(serializers.Serializer[Any]):
     max_retries = serializers.IntegerField(default=0, help_text=f"Retries after the job is lost, 0 to {MAX_RETRIES}.")
 
 
+class NewClusterSerializer(serializers.Serializer[Any]):
+    """A cluster requested for the job (node_count is the job's), terminated when the job ends."""
+
+    instance_type = serializers.CharField(help_text="A GPU instance type with at least gpus_per_node GPUs.")
+    template = serializers.SlugField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A gpu_cluster catalog template whose settings the cluster takes.",
+    )
+    version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The template's version; empty: its latest published one.",
+    )
+
+
 class TrainingJobCreateSerializer(JobFieldsSerializer):
     team = serializers.SlugField()
     cluster = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="One of the team's clusters; none: any that fits."
     )
+    new_cluster = NewClusterSerializer(
+        required=False, allow_null=True, default=None,
+        help_text="Instead of cluster: a cluster made for this job, terminated when it ends.",
+    )  # fmt: skip
 
 
 class MetricPointSerializer(serializers.Serializer[Any]):
@@ -141,7 +168,15 @@ class TrainingJobViewSet(
         data = validated_body(request, TrainingJobCreateSerializer)
         data.pop("team")
         cluster = _cluster(request, team.slug, data.pop("cluster"))
-        job = jobs.submit_job(actor=authenticated(request.user), team=team, cluster=cluster, request=request, **data)
+        new_cluster = _new_cluster(request, data.pop("new_cluster"))
+        job = jobs.submit_job(
+            actor=authenticated(request.user),
+            team=team,
+            cluster=cluster,
+            new_cluster=new_cluster,
+            request=request,
+            **data,
+        )
         return Response(TrainingJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: TrainingJobSerializer}, summary="Cancel the job")
@@ -177,6 +212,25 @@ def _cluster(request: Request, team: str, cluster_id: int | None) -> Any:
     if cluster is None:
         raise UnknownCluster(f"Team {team} has no cluster #{cluster_id}.")
     return cluster
+
+
+def _new_cluster(request: Request, fields: dict[str, Any] | None) -> NewCluster | None:
+    """The body's new_cluster, its template version looked up among the catalog templates the caller sees."""
+    if fields is None:
+        return None
+    version = None
+    if fields["template"]:
+        template = template_for(request.user, fields["template"])
+        version = (
+            None
+            if template is None
+            else version_for(request.user, template, fields["version"])
+            if fields["version"]
+            else latest_published(template)
+        )
+        if version is None:
+            raise InvalidClusterTemplate(f"No template {fields['template']} {fields['version']} that you can use.")
+    return NewCluster(instance_type=fields["instance_type"], template_version=version)
 
 
 # --- Job definitions -------------------------------------------------------------------------------------------

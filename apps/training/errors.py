@@ -142,3 +142,17 @@ class HeldByChangeFreeze(Conflict):
 
     code = "held_by_change_freeze"
     title = "Change freeze"
+
+
+class ClusterChoiceConflict(InvalidTrainingJob):
+    """Both `cluster` and `new_cluster`: a job runs on one of the team's clusters or on one made for it."""
+
+    code = "cluster_and_new_cluster"
+    field = "new_cluster"
+
+
+class InvalidClusterTemplate(InvalidTrainingJob):
+    """The `new_cluster` template version is no launchable gpu_cluster template the team may use."""
+
+    code = "invalid_cluster_template"
+    field = "new_cluster"

@@ -38,7 +38,8 @@ class JobState(models.TextChoices):
 # GPUs until the node agent starts it; running: the agent started it. A job whose node vanished is lost, and goes
 # back to queued while its retry policy allows (otherwise lost is where it ends).
 ALLOWED_JOB_TRANSITIONS: dict[str, frozenset[str]] = {
-    JobState.QUEUED: frozenset({JobState.SCHEDULING, JobState.CANCELLED}),
+    # queued -> failed: the cluster requested for the job (`owns_cluster`) failed or went away before it ran.
+    JobState.QUEUED: frozenset({JobState.SCHEDULING, JobState.CANCELLED, JobState.FAILED}),
     # scheduling -> queued: the cluster went away before the agent started the job; it waits again.
     JobState.SCHEDULING: frozenset({JobState.RUNNING, JobState.QUEUED, JobState.CANCELLED, JobState.LOST}),
     JobState.RUNNING: frozenset(
@@ -53,6 +54,9 @@ ALLOWED_JOB_TRANSITIONS: dict[str, frozenset[str]] = {
 # The states in which a job holds its cluster and its GPUs count against the team's quota.
 ACTIVE_JOB_STATES = frozenset({JobState.SCHEDULING, JobState.RUNNING})
 ENDED_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT})
+# Where a job is over for good: ended, or lost with no retry left (a retried job leaves `lost` in the same
+# transaction, so a job found `lost` is over). A cluster made for the job is terminated once it gets here.
+FINAL_JOB_STATES = ENDED_JOB_STATES | {JobState.LOST}
 
 
 class TrainingJob(BaseModel):
@@ -106,6 +110,11 @@ class TrainingJob(BaseModel):
         blank=True,
         related_name="jobs",
         help_text="The definition that submitted it (a schedule or a trigger), if any.",
+    )
+    owns_cluster = models.BooleanField(
+        default=False,
+        help_text="The cluster was requested for this job (`new_cluster`): no other job runs on it, and it is "
+        "terminated when the job ends.",
     )
 
     class Meta:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.core.tasks import task
-from apps.training.services import definitions, outputs, scheduling
+from apps.training.services import definitions, job_clusters, outputs, scheduling
 
 
 @task(ignore_result=True)
@@ -29,3 +29,13 @@ def fire_training_schedules() -> None:
 @task(ignore_result=True)
 def register_definition_output(job_id: int) -> None:
     outputs.register_definition_output(job_id=job_id)
+
+
+@task(acks_late=True, ignore_result=True)
+def release_job_cluster(job_id: int) -> None:
+    job_clusters.release_job_cluster(job_id=job_id)
+
+
+@task(acks_late=True, ignore_result=True)
+def release_leftover_job_clusters() -> None:
+    job_clusters.release_leftover_clusters()

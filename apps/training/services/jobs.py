@@ -23,8 +23,15 @@ from apps.catalog.models import TemplateVersion
 from apps.clusters.models import Cluster, ClusterState, Node
 from apps.clusters.selectors import effective_quota
 from apps.core.tasks import send_on_commit
-from apps.training.errors import ClusterUnavailable, JobDoesNotFitCluster, JobOverQuota, UnknownCluster
+from apps.training.errors import (
+    ClusterChoiceConflict,
+    ClusterUnavailable,
+    JobDoesNotFitCluster,
+    JobOverQuota,
+    UnknownCluster,
+)
 from apps.training.models import Framework, JobDefinition, JobState, TrainingJob
+from apps.training.services.job_clusters import NewCluster, request_job_cluster
 from apps.training.services.transitions import job_transition
 from apps.training.spec import JobSpec, validate_job_spec
 
@@ -40,6 +47,12 @@ def check_placement(*, team: Team, cluster: Cluster | None, spec: JobSpec) -> No
             raise UnknownCluster(f"Team {team.slug} has no such cluster. Pick one of its clusters, or none.")
         if cluster.state in ENDED_CLUSTER_STATES:
             raise ClusterUnavailable(f"Cluster {cluster.name} is {cluster.state}; pick a cluster that can still run.")
+        owner_job = TrainingJob.objects.filter(cluster=cluster, owns_cluster=True).values_list("pk", flat=True).first()
+        if owner_job is not None:
+            raise ClusterUnavailable(
+                f"Cluster {cluster.name} was made for training job #{owner_job} and ends with it; pick another "
+                "cluster, or ask for a new one (new_cluster)."
+            )
         if spec.gpus_per_node > cluster.gpus_per_node or spec.node_count > cluster.node_count:
             raise JobDoesNotFitCluster(
                 f"The job asks for {spec.node_count} nodes x {spec.gpus_per_node} GPUs; cluster {cluster.name} has "
@@ -60,6 +73,7 @@ def submit_job(
     actor: User,
     team: Team,
     cluster: Cluster | None,
+    new_cluster: NewCluster | None = None,
     image: Any,
     command: Any,
     framework: Any = Framework.PYTORCH,
@@ -76,9 +90,14 @@ def submit_job(
     now: datetime | None = None,
     request: HttpRequest | None = None,
 ) -> TrainingJob:
-    """Queue a job for `team` (on `cluster`, or the first of the team's running clusters it fits). Nothing is
-    created when the contract, the cluster or the quota refuses it."""
+    """Queue a job for `team` (on `cluster`, or the first of the team's running clusters it fits, or on a cluster
+    requested for it: `new_cluster`, terminated when the job ends). Nothing is created when the contract, the
+    cluster, the cluster request or the quota refuses it."""
     require(actor, "training.submit", team, message=f"Only members of team {team.slug} may submit its jobs.")
+    if cluster is not None and new_cluster is not None:
+        raise ClusterChoiceConflict(
+            "Give either cluster (one of the team's clusters) or new_cluster (a cluster made for the job), not both."
+        )
     spec = validate_job_spec(
         image=image,
         command=command,
@@ -116,6 +135,11 @@ def submit_job(
             state_reason="waiting for the scheduler",
             submitted_at=now or timezone.now(),
         )
+        if new_cluster is not None:
+            cluster = request_job_cluster(actor=actor, job=job, new_cluster=new_cluster, spec=spec)
+            job.cluster, job.owns_cluster = cluster, True
+            job.state_reason = f"waiting: cluster {cluster.name} is provisioning"
+            job.save(update_fields=["cluster", "owns_cluster", "state_reason", "updated_at"])
         record(
             actor=actor,
             team=team,
@@ -123,6 +147,10 @@ def submit_job(
             target=job,
             data={
                 "cluster": cluster.name if cluster else None,
+                "owns_cluster": job.owns_cluster,
+                "cluster_template": str(new_cluster.template_version)
+                if new_cluster and new_cluster.template_version
+                else None,
                 "image": spec.image,
                 "gpus": spec.gpus,
                 "max_run_minutes": spec.max_run_minutes,

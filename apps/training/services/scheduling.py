@@ -7,7 +7,8 @@ Placement rules, in order (the first that holds keeps the job queued and becomes
 - an older queued job waits for the same cluster (strict FIFO: no job jumps the queue, even a smaller one);
 - the team's scheduled and running jobs plus this one would exceed its effective GPU quota
   (`clusters.selectors.effective_quota`: the team quota plus active exceptions).
-A job without a target cluster takes the first running cluster of its team that fits and is free."""
+A job without a target cluster takes the first running cluster of its team that fits and is free (never a cluster
+made for another job). A job whose own cluster (`owns_cluster`) failed or went away before it ran fails."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from apps.clusters.selectors import effective_quota
 from apps.training import selectors
 from apps.training.errors import IllegalJobTransition
 from apps.training.models import JobNode, JobState, TrainingJob
+from apps.training.services.job_clusters import fail_job_without_cluster
 from apps.training.services.jobs import lose_job
 from apps.training.services.transitions import job_transition
 
@@ -61,6 +63,8 @@ def _place(pk: int, *, now: datetime) -> bool:
             return False
         # One team's placements are serialized (its clusters and its quota): two passes cannot both take them.
         team = Team.objects.select_for_update().get(pk=job.team_id)
+        if job.cluster is not None and fail_job_without_cluster(job=job, cluster=job.cluster, now=now) is not None:
+            return False
         cluster, waiting = _choose_cluster(job)
         if cluster is None:
             return _wait(job, waiting)
@@ -93,12 +97,16 @@ def _wait(job: TrainingJob, reason: str) -> bool:
 def _choose_cluster(job: TrainingJob) -> tuple[Cluster | None, str]:
     if job.cluster is not None:
         return _free(job, job.cluster)
-    fitting = Cluster.objects.filter(
-        team_id=job.team_id,
-        state=ClusterState.RUNNING,
-        gpus_per_node__gte=job.gpus_per_node,
-        node_count__gte=job.node_count,
-    ).order_by("pk")
+    fitting = (
+        Cluster.objects.filter(
+            team_id=job.team_id,
+            state=ClusterState.RUNNING,
+            gpus_per_node__gte=job.gpus_per_node,
+            node_count__gte=job.node_count,
+        )
+        .exclude(training_jobs__owns_cluster=True)
+        .order_by("pk")
+    )
     for cluster in fitting:
         if _free(job, cluster)[0] is not None:
             return cluster, ""
@@ -108,6 +116,8 @@ def _choose_cluster(job: TrainingJob) -> tuple[Cluster | None, str]:
 
 
 def _free(job: TrainingJob, cluster: Cluster) -> tuple[Cluster | None, str]:
+    if cluster.state in (ClusterState.REQUESTED, ClusterState.PROVISIONING):
+        return None, f"waiting: cluster {cluster.name} is provisioning"
     if cluster.state != ClusterState.RUNNING:
         return None, f"waiting: cluster {cluster.name} is {cluster.state}"
     holder = selectors.job_on_cluster(cluster)
