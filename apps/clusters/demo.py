@@ -80,6 +80,7 @@ def ensure_demo_node(*, provider: Ec2Provider | None = None, path: Path = NODE_F
             instance_type=INSTANCE_TYPE,
             node_count=1,
             purchase_option="on_demand",
+            dispatch=False,  # provisioned below, here: no worker may race it
         )
     if cluster.state == ClusterState.RUNNING:
         reused = _reusable(cluster, path, provider)
@@ -93,7 +94,7 @@ def ensure_demo_node(*, provider: Ec2Provider | None = None, path: Path = NODE_F
         cluster.refresh_from_db()
     if cluster.state == ClusterState.STOPPED:
         _retire_nodes(cluster, provider)  # a stopped node does not outlive the sandbox cloud either
-        start_cluster(actor=owner, cluster=cluster)
+        start_cluster(actor=owner, cluster=cluster, dispatch=False)
     elif cluster.state == ClusterState.PROVISIONING:
         _retire_nodes(cluster, provider)
     if cluster.state in (ClusterState.REQUESTED, ClusterState.PROVISIONING, ClusterState.STOPPED):
@@ -166,6 +167,12 @@ def _write(path: Path, data: dict[str, object]) -> None:
         handle.write("\n")
 
 
+def iris_csv() -> bytes:
+    """The iris data set as CSV (four features, the label last), from the ML venv's scikit-learn."""
+    # A fixed argv: the ML venv's python and a constant program.
+    return subprocess.run([str(ML_PYTHON), "-c", IRIS_CSV], capture_output=True, check=True, timeout=120).stdout  # noqa: S603
+
+
 def seed_demo_buckets(*, endpoint_url: str | None = None) -> str:
     """The training-job template's buckets in the sandbox cloud, with the iris data set its example reads
     (written with the ML venv's scikit-learn, `make serving`). Returns what was done, for the log."""
@@ -183,8 +190,7 @@ def seed_demo_buckets(*, endpoint_url: str | None = None) -> str:
         return f"s3://{DATA_BUCKET}/{DATASET_KEY} already there"
     except ClientError:
         pass
-    # A fixed argv: the ML venv's python and a constant program.
-    csv = subprocess.run([str(ML_PYTHON), "-c", IRIS_CSV], capture_output=True, check=True, timeout=120).stdout  # noqa: S603
+    csv = iris_csv()
     try:
         s3.put_object(Bucket=DATA_BUCKET, Key=DATASET_KEY, Body=csv)
     except (ClientError, BotoCoreError) as exc:

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from apps.accounts.models import Team
+from apps.clusters.demo import iris_csv
 from apps.clusters.models import ClusterState
 from apps.registry.models import ModelVersion
 from apps.training.models import TrainingJob
@@ -21,7 +22,6 @@ from tests.factories import ClusterFactory, node_with_token
 from tests.fixtures.browser import log_in
 from tests.fixtures.moto import DUMMY_AWS_ENV
 from tests.training.conftest import start_agent
-from tests.training.test_training_journey import iris_csv
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from apps.accounts.models import Team
+from apps.clusters.demo import iris_csv
 from apps.clusters.models import Cluster, ClusterState, Node, TeamQuota
 from apps.training.models import TrainingJob
 from apps.training.services.scheduling import schedule_jobs
@@ -80,16 +81,6 @@ def agent(live_server: Any, node: tuple[Node, str]) -> Iterator[subprocess.Popen
     assert "Traceback" not in err, err
 
 
-def iris_csv() -> bytes:
-    """The iris data set as CSV (four features, the label last), from the ML venv's scikit-learn."""
-    code = (
-        "import sys\nfrom sklearn.datasets import load_iris\nX, y = load_iris(return_X_y=True)\n"
-        "print('sepal_length,sepal_width,petal_length,petal_width,label')\n"
-        "for row, label in zip(X, y): print(','.join(map(str, row)) + f',{label}')\n"
-    )
-    return subprocess.run([str(ML_PYTHON), "-c", code], capture_output=True, check=True, timeout=60).stdout
-
-
 @pytest.fixture
 def buckets(moto_server: str, settings: Any) -> Any:
     """The data and model buckets in the session's moto server (the one the worker talks to)."""
@@ -97,7 +88,7 @@ def buckets(moto_server: str, settings: Any) -> Any:
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_server)
     for bucket in ("vision-data", "vision-models"):
         s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket="vision-data", Key="iris/iris.csv", Body=iris_csv())
+    s3.put_object(Bucket="vision-data", Key="iris/iris.csv", Body=iris_csv())  # the demo's data set
     return s3
 
 

@@ -101,10 +101,12 @@ def request_cluster(
     purchase_option: str,
     max_hours: int | None = None,
     idle_window_minutes: int | None = None,
+    dispatch: bool = True,
 ) -> Cluster:
     """Validate a cluster request against the catalog and the team's quota, record it as `requested`, and hand
     it to a worker after commit. `idle_window_minutes` may shorten the team's idle auto-stop window (a template
-    or a user asking for a stricter stop), never lengthen it."""
+    or a user asking for a stricter stop), never lengthen it. `dispatch=False` leaves provisioning to the caller
+    (the demo provisions its node before any worker runs, and must not race one)."""
     require(
         actor,
         "team.act_in",
@@ -193,7 +195,8 @@ def request_cluster(
                 "idle_window_minutes": idle_window_minutes,
             },
         )
-        _dispatch_provision(cluster.pk)
+        if dispatch:
+            _dispatch_provision(cluster.pk)
     return cluster
 
 
@@ -340,9 +343,9 @@ def stop_cluster_for_idleness(*, cluster: Cluster, reason: str, provider: Ec2Pro
     return stop_cluster(actor=None, cluster=cluster, reason=reason, provider=provider)
 
 
-def start_cluster(*, actor: User, cluster: Cluster) -> Cluster:
+def start_cluster(*, actor: User, cluster: Cluster, dispatch: bool = True) -> Cluster:
     """Move a stopped cluster back to `provisioning` (its GPUs count against quota again) and hand the start
-    of its nodes to a worker, which runs `provision_cluster`."""
+    of its nodes to a worker, which runs `provision_cluster` (`dispatch=False`: the caller runs it)."""
     _require_operator(actor, cluster)
     with transaction.atomic():
         Team.objects.select_for_update().get(pk=cluster.team_id)
@@ -356,7 +359,8 @@ def start_cluster(*, actor: User, cluster: Cluster) -> Cluster:
         locked = cluster_transition(
             cluster=cluster, to=ClusterState.PROVISIONING, actor=actor, reason=f"Started by {actor.get_username()}."
         )
-        _dispatch_provision(cluster.pk)
+        if dispatch:
+            _dispatch_provision(cluster.pk)
     return locked
 
 
