@@ -17,6 +17,7 @@ from apps.catalog.api import (
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
 from apps.costs.api import BudgetViewSet, SharedCostRuleViewSet
 from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
+from apps.dashboards.api import KpiDetailView, KpiListView
 from apps.deployments.api import DeploymentViewSet, EndpointViewSet, ExperimentViewSet
 from apps.registry.api import ModelVersionViewSet, ModelViewSet
 from apps.runs.api import RunViewSet, WorkspaceViewSet
@@ -56,6 +57,8 @@ router.register("job-definitions", JobDefinitionViewSet, basename="job-definitio
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
+    path("kpis/", KpiListView.as_view(), name="kpi-list"),
+    path("kpis/<slug:key>/", KpiDetailView.as_view(), name="kpi-detail"),
     path("costs/", include(cost_api_urlpatterns)),
     path("clusters/telemetry", TelemetryIngestView.as_view(), name="cluster-telemetry"),
     path("clusters/nodes/register", RegisterNodeView.as_view(), name="cluster-node-register"),

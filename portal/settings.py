@@ -6,8 +6,10 @@ SSL-redirect defaults that `manage.py check --deploy` looks for (see README, "Co
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import django_stubs_ext
@@ -93,6 +95,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.training",
     "apps.tracking",
+    "apps.dashboards",
 ]
 
 MIDDLEWARE = [
@@ -328,6 +331,15 @@ CELERY_BEAT_SCHEDULE["release-job-clusters"] = {
 CELERY_BEAT_SCHEDULE["fire-training-schedules"] = {
     "task": "apps.training.tasks.fire_training_schedules",
     "schedule": float(TRAINING_SCHEDULE_SECONDS),
+}
+
+# Dashboards (apps/dashboards/): KPI snapshots over the standard windows are recomputed this often by the beat;
+# KPI_TARGETS overrides a KPI's default target, e.g. {"training_queue_p95": {"green": 45, "amber": 60}} (JSON).
+KPI_REFRESH_SECONDS = env_int("KPI_REFRESH_SECONDS", 600)
+KPI_TARGETS: dict[str, dict[str, Any]] = json.loads(os.environ.get("KPI_TARGETS", "{}") or "{}")
+CELERY_BEAT_SCHEDULE["refresh-kpi-snapshots"] = {
+    "task": "apps.dashboards.tasks.refresh_kpi_snapshots",
+    "schedule": float(KPI_REFRESH_SECONDS),
 }
 
 # --- REST API ----------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ urlpatterns = [
     path("models/", include("apps.registry.urls")),
     path("deployments/", include("apps.deployments.urls")),
     path("training/", include("apps.training.urls")),
+    path("dashboards/", include("apps.dashboards.urls")),
     path("", include("apps.runs.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("portal.api", "api"), namespace="api")),

@@ -142,7 +142,10 @@ API_VIEWS = sorted(
         for method in _methods(pattern)
     }
 )
-SCOPED_VIEWS = [view for view in API_VIEWS if view[2]]
+# Routes whose path parameter names no team's object: a KPI key names a definition (its values are scoped to the
+# caller's teams by the view, tested in tests/dashboards). Each is listed with the arguments to call it with.
+UNSCOPED_ROUTES: dict[str, dict[str, str]] = {"kpi-detail": {"key": "training_success_rate"}}
+SCOPED_VIEWS = [view for view in API_VIEWS if view[2] and view[0] not in UNSCOPED_ROUTES]
 
 
 def _model_of(name: str) -> Any:
@@ -169,8 +172,8 @@ def test_the_walker_sees_every_api_view() -> None:
 def test_every_api_view_refuses_anonymous_callers(
     api: Any, two_teams: dict[str, Any], name: str, method: str, params: tuple[str, ...]
 ) -> None:
-    kwargs = {}
-    if params:
+    kwargs = dict(UNSCOPED_ROUTES.get(name, {}))
+    if params and not kwargs:
         build = TEAM_SCOPED_FACTORIES[_model_of(name)]
         kwargs = _kwargs(build(two_teams["mine"], two_teams["viewer"]), params)
 

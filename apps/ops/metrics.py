@@ -12,6 +12,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter("paved_http_requests_total", "HTTP requests served", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -42,10 +43,22 @@ class PrometheusMiddleware:
         return response
 
 
+# Collectors other apps add (the dashboards' KPI gauges): read at scrape time, in either registry below.
+EXTRA_COLLECTORS: list[Collector] = []
+
+
+def add_collector(collector: Collector) -> None:
+    if not any(type(known) is type(collector) for known in EXTRA_COLLECTORS):  # once per kind (ready() may rerun)
+        EXTRA_COLLECTORS.append(collector)
+        DEFAULT_REGISTRY.register(collector)
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in EXTRA_COLLECTORS:
+            registry.register(collector)
     else:
         registry = DEFAULT_REGISTRY
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -47,7 +47,7 @@ def sample(text: str, series: tuple[str, dict[str, str]]) -> float:
     return 0.0
 
 
-def test_metrics_is_prometheus_text_exposition(client: Any) -> None:
+def test_metrics_is_prometheus_text_exposition(client: Any, db: None) -> None:  # KPI gauges read the snapshots
     response = client.get("/metrics")
 
     assert response.status_code == 200
@@ -57,7 +57,7 @@ def test_metrics_is_prometheus_text_exposition(client: Any) -> None:
     assert "# TYPE paved_http_request_duration_seconds histogram" in body
 
 
-def test_request_counter_increases_by_the_number_of_requests_made(client: Any) -> None:
+def test_request_counter_increases_by_the_number_of_requests_made(client: Any, db: None) -> None:
     before = sample(scrape(client), HEALTHZ_REQUESTS)
 
     for _ in range(3):
@@ -68,7 +68,7 @@ def test_request_counter_increases_by_the_number_of_requests_made(client: Any) -
     assert sample(after_text, HEALTHZ_REQUESTS) - before == 3
 
 
-def test_request_latency_histogram_has_buckets_for_the_route(client: Any) -> None:
+def test_request_latency_histogram_has_buckets_for_the_route(client: Any, db: None) -> None:
     before_text = scrape(client)
     before_inf, before_count = sample(before_text, HEALTHZ_LATENCY_INF), sample(before_text, HEALTHZ_LATENCY_COUNT)
 

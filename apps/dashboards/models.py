@@ -1,0 +1,35 @@
+"""KPI snapshots: each KPI's value per team (and platform-wide) over the standard windows, refreshed by the beat
+(`services.refresh_snapshots`), so the overview, the drill-downs and /metrics read a few rows instead of
+recomputing over a year of records per request. A custom date range is computed live."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class KpiSnapshot(models.Model):
+    key = models.CharField(max_length=64)
+    team = models.ForeignKey(
+        "accounts.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+        help_text="None: the whole platform.",
+    )  # fmt: skip
+    window_days = models.PositiveSmallIntegerField()
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    value = models.FloatField(null=True, blank=True)
+    previous_value = models.FloatField(null=True, blank=True, help_text="The same KPI over the window before.")
+    sample = models.PositiveIntegerField(default=0)
+    no_data = models.CharField(max_length=300, blank=True)
+    series = models.JSONField(default=list, blank=True, help_text="Sparkline: the value over 8 slices of the window.")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "team", "window_days"], name="unique_kpi_snapshot", nulls_distinct=False
+            )
+        ]
+        indexes = [models.Index(fields=["window_days", "team"], name="kpi_snapshot_window_team")]
+
+    def __str__(self) -> str:
+        return f"{self.key} over {self.window_days} d ({self.team_id or 'platform'})"

@@ -1,0 +1,120 @@
+"""Dashboard pages: the overview (every KPI on one screen with its target status, trend and sparkline), a page
+per area, and the definitions page. Filters: a team (one the user sees) and a standard window or a date range."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from apps.accounts.models import Team
+from apps.dashboards.registry import Area, Period, all_kpis, target_of
+from apps.dashboards.selectors import WINDOWS, KpiRow, kpi_rows, scope_for, snapshot_age, visible_teams
+
+DEFAULT_WINDOW = 30
+ONE_DAY = timedelta(days=1)
+
+
+def _filters(request: HttpRequest) -> dict[str, Any]:
+    """Team, window and optional range from the query string; a team the user cannot see is a 404."""
+    teams = visible_teams(request.user)
+    team: Team | None = None
+    slug = request.GET.get("team", "")
+    if slug:
+        team = next((t for t in teams if t.slug == slug), None)
+        if team is None:
+            raise Http404("No such team among yours.")
+    try:
+        window = int(request.GET.get("days", DEFAULT_WINDOW))
+    except ValueError:
+        window = DEFAULT_WINDOW
+    if window not in WINDOWS:
+        window = DEFAULT_WINDOW
+    period = _range(request.GET.get("start", ""), request.GET.get("end", ""))
+    return {"teams": teams, "team": team, "window": window, "period": period, "windows": WINDOWS}
+
+
+def _range(start: str, end: str) -> Period | None:
+    """A custom [start, end] of whole days (UTC); anything unparsable or reversed falls back to the window."""
+    try:
+        first, last = datetime.fromisoformat(start).date(), datetime.fromisoformat(end).date()
+    except ValueError:
+        return None
+    if last < first or (last - first).days > 731:
+        return None
+    utc = ZoneInfo("UTC")
+    return Period(start=datetime.combine(first, time.min, utc), end=datetime.combine(last, time.min, utc) + ONE_DAY)
+
+
+def _rows(request: HttpRequest, filters: dict[str, Any], area: Area | None) -> list[KpiRow]:
+    scope = scope_for(request.user, filters["team"])
+    return kpi_rows(scope=scope, window_days=filters["window"], period=filters["period"], area=area)
+
+
+@login_required
+def overview_view(request: HttpRequest) -> HttpResponse:
+    filters = _filters(request)
+    rows = _rows(request, filters, None)
+    if request.GET.get("format") == "csv":
+        return _csv(rows, "kpis.csv")
+    context = {
+        **filters,
+        "rows": rows,
+        "areas": list(Area),
+        "area": None,
+        "computed_at": snapshot_age(filters["window"]),
+    }
+    return render(request, "dashboards/overview.html", context)
+
+
+@login_required
+def area_view(request: HttpRequest, area: str) -> HttpResponse:
+    try:
+        chosen = Area(area)
+    except ValueError as exc:
+        raise Http404("No such dashboard.") from exc
+    filters = _filters(request)
+    rows = _rows(request, filters, chosen)
+    if request.GET.get("format") == "csv":
+        return _csv(rows, f"kpis-{chosen}.csv")
+    context = {
+        **filters,
+        "rows": rows,
+        "areas": list(Area),
+        "area": chosen,
+        "computed_at": snapshot_age(filters["window"]),
+    }
+    return render(request, "dashboards/overview.html", context)
+
+
+def _page(request: HttpRequest, filters: dict[str, Any], rows: list[KpiRow], area: Area | None) -> HttpResponse:
+    context = {
+        **filters,
+        "rows": rows,
+        "areas": list(Area),
+        "area": area,
+        "computed_at": snapshot_age(filters["window"]),
+    }
+    return render(request, "dashboards/overview.html", context)
+
+
+@login_required
+def definitions_view(request: HttpRequest) -> HttpResponse:
+    kpis = [(kpi, target_of(kpi)) for kpi in all_kpis()]
+    return render(request, "dashboards/definitions.html", {"kpis": kpis})
+
+
+def _csv(rows: list[KpiRow], filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(["key", "name", "area", "unit", "value", "previous", "sample", "status", "no_data"])
+    for row in rows:
+        writer.writerow([row.kpi.key, row.kpi.name, row.kpi.area, row.kpi.unit, row.value, row.previous, row.sample,
+                         row.status, row.no_data])  # fmt: skip
+    return response

@@ -1,0 +1,162 @@
+"""The KPI framework on PostgreSQL with known histories: the training KPIs' exact values (no data, runs still in
+flight, another team's jobs, the period boundary), targets and their settings override, the snapshots the beat
+keeps (platform and per team, trend and sparkline), the pages, the JSON API and the Prometheus gauges."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from apps.accounts.models import Team
+from apps.dashboards.models import KpiSnapshot
+from apps.dashboards.registry import Period, Scope, Status, all_kpis, get_kpi, target_of
+from apps.dashboards.services import refresh_snapshots
+from apps.dashboards.stats import percentile
+from apps.training.models import JobState
+from tests.factories import TrainingJobFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime.fromisoformat("2026-03-31T12:00:00+00:00")
+PERIOD = Period(
+    start=datetime.fromisoformat("2026-03-01T00:00:00+00:00"), end=datetime.fromisoformat("2026-04-01T00:00:00+00:00")
+)
+
+
+def job(team: Team, owner: Any, *, state: str, queued_minutes: float | None, finished: datetime | None) -> Any:
+    submitted = (finished or NOW) - timedelta(hours=2)
+    started = None if queued_minutes is None else submitted + timedelta(minutes=queued_minutes)
+    return TrainingJobFactory(team=team, owner=owner, state=state, submitted_at=submitted, started_at=started,
+                              finished_at=finished)  # fmt: skip
+
+
+@pytest.fixture
+def history(vision: Team, nlp: Team, alice: Any, bob: Any) -> None:
+    """vision in March: 3 succeeded, 1 failed (queue 5, 10, 20, 40 min), one still running (queue 60 min, so it
+    counts for queue time but not success), one that ended in February; nlp: one lost job in March."""
+    march = datetime.fromisoformat("2026-03-15T10:00:00+00:00")
+    for minutes in (5, 10, 20):
+        job(vision, alice, state=JobState.SUCCEEDED, queued_minutes=minutes, finished=march)
+    job(vision, alice, state=JobState.FAILED, queued_minutes=40, finished=march)
+    job(vision, alice, state=JobState.RUNNING, queued_minutes=60, finished=None)
+    job(
+        vision,
+        alice,
+        state=JobState.SUCCEEDED,
+        queued_minutes=1,
+        finished=datetime.fromisoformat("2026-02-28T23:59:59+00:00"),
+    )
+    job(nlp, bob, state=JobState.LOST, queued_minutes=3, finished=march)
+
+
+def measure(key: str, teams: list[Team] | None) -> Any:
+    kpi = get_kpi(key)
+    assert kpi is not None
+    return kpi.measure(period=PERIOD, scope=Scope(teams=None if teams is None else frozenset(t.pk for t in teams)))
+
+
+def test_training_success_rate_counts_jobs_that_ended_in_the_period(history: None, vision: Team, nlp: Team) -> None:
+    vision_rate = measure("training_success_rate", [vision])
+    assert (vision_rate.value, vision_rate.sample) == (75.0, 4)
+    assert measure("training_success_rate", [nlp]).value == 0.0  # a job lost for good is a failure
+    platform = measure("training_success_rate", None)
+    assert (platform.value, platform.sample) == (60.0, 5)
+
+
+def test_queue_time_percentiles_use_the_jobs_started_in_the_period(history: None, vision: Team) -> None:
+    # Started in March: 5, 10, 20, 40 and the running job's 60 (the February one started in February).
+    assert measure("training_queue_p50", [vision]).value == 20.0
+    assert measure("training_queue_p95", [vision]).value == pytest.approx(56.0)  # 40 + 0.8 x 20
+    assert percentile([5, 10, 20, 40, 60], 95) == pytest.approx(56.0)
+
+
+def test_a_kpi_without_records_says_why_instead_of_a_number(vision: Team) -> None:
+    measured = measure("training_success_rate", [vision])
+    assert measured.value is None
+    assert measured.no_data == "no data yet: no training job ended in this period"
+
+
+def test_targets_come_from_the_seed_and_settings_override_them(settings: Any) -> None:
+    kpi = get_kpi("training_queue_p95")
+    assert kpi is not None
+    target = target_of(kpi)
+    assert target is not None
+    assert (target.green, target.amber, target.status(50), target.status(75), target.status(120)) == (
+        60, 90, Status.GREEN, Status.AMBER, Status.RED
+    )  # fmt: skip
+    settings.KPI_TARGETS = {"training_queue_p95": {"green": 30, "amber": 45}}
+    overridden = target_of(kpi)
+    assert overridden is not None
+    assert (overridden.status(50), overridden.note) == (Status.RED, "installation setting")
+
+
+def test_every_kpi_declares_its_formula_source_unit_and_dimensions() -> None:
+    kpis = all_kpis()
+    assert {"training_success_rate", "training_queue_p50", "training_queue_p95"} <= {kpi.key for kpi in kpis}
+    for kpi in kpis:
+        assert kpi.formula, kpi.key
+        assert kpi.source, kpi.key
+        assert kpi.dimensions, kpi.key
+
+
+def test_a_period_of_whole_days_counts_them_in_the_time_zone_given() -> None:
+    berlin = Period.last_days(1, now=datetime.fromisoformat("2026-03-31T23:30:00+00:00"), tz="Europe/Berlin")
+    assert berlin.start.isoformat() == "2026-04-01T00:00:00+02:00"  # already April 1st in Berlin (summer time)
+    assert (berlin.end - berlin.start) == timedelta(days=1)
+    assert Period.last_days(31, now=NOW).start == PERIOD.start
+
+
+def test_snapshots_hold_each_team_and_the_platform_with_trend_and_sparkline(
+    history: None, vision: Team, nlp: Team
+) -> None:
+    report = refresh_snapshots(now=NOW, windows=(30,))
+    assert report.rows == len(all_kpis()) * 3  # platform + vision + nlp
+    snap = KpiSnapshot.objects.get(key="training_success_rate", team=vision, window_days=30)
+    assert (snap.value, snap.sample, snap.previous_value) == (75.0, 4, 100.0)  # February's job was the previous
+    assert len(snap.series) == 8
+    assert snap.series[-1] is None  # nothing ended in the last slice
+    platform = KpiSnapshot.objects.get(key="training_success_rate", team=None, window_days=30)
+    assert platform.value == 60.0
+
+
+def test_the_overview_shows_the_snapshot_values_for_the_chosen_team(
+    history: None, client: Client, mark: Any, bob: Any, vision: Team
+) -> None:
+    refresh_snapshots(now=NOW, windows=(30,))
+    client.force_login(mark)
+    page = client.get(reverse("dashboards:overview"), {"team": "vision", "days": 30}).content.decode()
+    assert 'data-testid="kpi-training_success_rate"' in page
+    assert "75.0%" in page
+    csv = client.get(reverse("dashboards:overview"), {"team": "vision", "days": 30, "format": "csv"})
+    assert csv["Content-Type"] == "text/csv"
+    assert "training_success_rate,Training pipeline success rate,delivery,percent,75.0" in csv.content.decode()
+    client.force_login(bob)
+    assert client.get(reverse("dashboards:overview"), {"team": "vision"}).status_code == 404
+    definitions = client.get(reverse("dashboards:definitions")).content.decode()
+    assert 'data-testid="definition-training_queue_p95"' in definitions
+    assert "seed: P95 &lt; 60 min" in definitions
+
+
+def test_the_kpi_api_answers_for_the_callers_teams_and_refuses_bad_ranges(history: None, api: Any, alice: Any) -> None:
+    api.force_authenticate(alice)
+    rows = api.get("/api/v1/kpis/", {"start": "2026-03-01", "end": "2026-03-31"}).json()
+    by_key = {row["key"]: row for row in rows}
+    assert by_key["training_success_rate"]["value"] == 75.0  # alice sees vision only
+    assert by_key["training_success_rate"]["status"] == "red"
+    one = api.get("/api/v1/kpis/training_queue_p50/", {"start": "2026-03-01", "end": "2026-03-31"}).json()
+    assert (one["value"], one["unit"], one["target"]["green"]) == (20.0, "minutes", 15.0)
+    assert api.get("/api/v1/kpis/", {"team": "nlp"}).status_code == 404
+    bad = api.get("/api/v1/kpis/", {"start": "2026-03-10", "end": "2026-03-01"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_kpi_query")
+    assert api.get("/api/v1/kpis/no-such-kpi/").status_code == 404
+
+
+def test_prometheus_reads_the_snapshots_labelled_by_team(history: None, client: Client) -> None:
+    refresh_snapshots(now=NOW, windows=(30,))
+    body = client.get("/metrics").content.decode()
+    assert 'paved_kpi_training_success_rate{team="vision"} 75.0' in body
+    assert 'paved_kpi_training_success_rate{team="all"} 60.0' in body
