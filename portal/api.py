@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
-from apps.audit.api import AuditEventViewSet
+from apps.audit.api import AuditEventViewSet, EvidenceExportView
 from apps.catalog.api import (
     BackstageImportView,
     EstimateView,
@@ -56,6 +56,7 @@ router.register("job-definitions", JobDefinitionViewSet, basename="job-definitio
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
+    re_path(r"^audit/evidence/?$", EvidenceExportView.as_view(), name="audit-evidence"),
     path("costs/", include(cost_api_urlpatterns)),
     path("clusters/telemetry", TelemetryIngestView.as_view(), name="cluster-telemetry"),
     path("clusters/nodes/register", RegisterNodeView.as_view(), name="cluster-node-register"),
