@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
-from apps.audit.api import AuditEventViewSet
+from apps.audit.api import AuditEventViewSet, EvidenceExportView
 from apps.catalog.api import (
     BackstageImportView,
     EstimateView,
@@ -59,6 +59,7 @@ urlpatterns = [
     path("me", MeView.as_view(), name="me"),
     path("kpis/", KpiListView.as_view(), name="kpi-list"),
     path("kpis/<slug:key>/", KpiDetailView.as_view(), name="kpi-detail"),
+    re_path(r"^audit/evidence/?$", EvidenceExportView.as_view(), name="audit-evidence"),
     path("costs/", include(cost_api_urlpatterns)),
     path("clusters/telemetry", TelemetryIngestView.as_view(), name="cluster-telemetry"),
     path("clusters/nodes/register", RegisterNodeView.as_view(), name="cluster-node-register"),

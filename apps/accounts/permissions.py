@@ -172,6 +172,7 @@ RULES: dict[str, Rule] = {
     "template.curate": _curator,
     "catalog.curate_any": _curates_something,
     "audit.oversee": _oversees_something,
+    "audit.export": _overseer_or_platform_admin,  # a team's audit evidence bundle (obj: team); members cannot
     # costs
     "costs.read": _member_or_platform_admin,  # a team's showback: its managers and members, platform admins
     "costs.read_unallocated": _platform_admin,  # spend no team owns (no tag, no shared-cost rule)

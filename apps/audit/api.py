@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.db.models import QuerySet
-from rest_framework import permissions, serializers, viewsets
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, renderers, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from apps.accounts.models import Team
 from apps.accounts.selectors import is_team_overseer
+from apps.audit.evidence import day_start, export_evidence, team_to_export
 from apps.audit.filters import AuditEventFilterSet
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_events_for
+from apps.core.query import read_query
 
 
 class IsTeamOverseer(permissions.BasePermission):
@@ -53,3 +61,54 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         return audit_events_for(self.request.user)
+
+
+class ZipRenderer(renderers.BaseRenderer):
+    """Lets a client ask for `Accept: application/zip`; problem details still come as JSON text."""
+
+    media_type = "application/zip"
+    format = "zip"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return data if isinstance(data, bytes) else json.dumps(data).encode()
+
+
+class EvidenceQuerySerializer(serializers.Serializer[Any]):
+    team = serializers.SlugField(help_text="The team (slug) whose audit trail to export.")
+    start = serializers.DateField(help_text="First day, inclusive (00:00 UTC).")
+    end = serializers.DateField(help_text="Day after the last, exclusive (00:00 UTC); today at the latest.")
+
+
+class EvidenceExportView(APIView):
+    """A team's audit trail over a period as a ZIP: events.csv, events.json and manifest.json (SHA-256 of each
+    data file). The manifest's own SHA-256 is in the `X-Evidence-Manifest-SHA256` header and the audit trail."""
+
+    renderer_classes = [renderers.JSONRenderer, ZipRenderer]
+
+    @extend_schema(
+        parameters=[EvidenceQuerySerializer],
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="audit-<team>-<start>-<end>.zip (attachment)"
+            )
+        },
+        summary="Export a team's audit evidence (CSV + JSON + manifest with SHA-256s) as a ZIP",
+    )
+    def get(self, request: Request) -> FileResponse:
+        team = team_to_export(actor=request.user, slug=request.query_params.get("team", ""))  # 403 before parsing
+        query = read_query(request, EvidenceQuerySerializer)
+        bundle = export_evidence(
+            actor=request.user,
+            team=team,
+            start=day_start(query["start"]),
+            end=day_start(query["end"]),
+            request=request._request,
+        )
+        response = FileResponse(
+            bundle.file, as_attachment=True, filename=bundle.filename, content_type="application/zip"
+        )
+        response["Content-Length"] = str(bundle.size)
+        response["X-Evidence-Manifest-SHA256"] = bundle.manifest_sha256
+        return response
