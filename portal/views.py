@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
@@ -10,8 +12,11 @@ from django.shortcuts import render
 from django.template import loader
 from django.template.defaultfilters import filesizeformat
 
-from apps.accounts.selectors import memberships_for
+from apps.accounts.permissions import can, is_platform_admin
+from apps.accounts.selectors import memberships_for, pick_current_membership
+from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.core.exceptions import problem_response
+from apps.dashboards.selectors import kpi_rows, scope_for
 from apps.ops.selectors import live_workers
 
 
@@ -21,7 +26,15 @@ def _is_api(request: HttpRequest) -> bool:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    context = {"memberships": memberships_for(request.user), "workers": live_workers()}
+    """Everyone's start page; for managers and platform admins it opens on the KPIs (30-day snapshots) of their
+    current team (platform admins: the whole platform), one snapshot read."""
+    memberships = list(memberships_for(request.user))
+    context: dict[str, Any] = {"memberships": memberships, "workers": live_workers(), "kpi_rows": [], "kpi_team": None}
+    if can(request.user, "dashboards.manager_home"):
+        current = pick_current_membership(memberships, request.session.get(CURRENT_TEAM_SESSION_KEY))
+        team = None if is_platform_admin(request.user) or current is None else current.team
+        context["kpi_team"] = team
+        context["kpi_rows"] = kpi_rows(scope=scope_for(request.user, team), window_days=30)
     return render(request, "home.html", context)
 
 

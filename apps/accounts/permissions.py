@@ -139,6 +139,10 @@ def _oversees_something(user: AnyUser, _obj: Any) -> bool:
     return bool(team_ids_for(user, roles=OVERSIGHT_ROLES))
 
 
+def _manager_or_platform_admin(user: AnyUser, obj: Any) -> bool:
+    return is_platform_admin(user) or _oversees_something(user, obj)
+
+
 def _platform_admin(user: AnyUser, _obj: Any) -> bool:
     return is_platform_admin(user)
 
@@ -172,6 +176,7 @@ RULES: dict[str, Rule] = {
     "template.curate": _curator,
     "catalog.curate_any": _curates_something,
     "audit.oversee": _oversees_something,
+    "dashboards.manager_home": _manager_or_platform_admin,  # the home page opens on the teams' KPIs
     "audit.export": _overseer_or_platform_admin,  # a team's audit evidence bundle (obj: team); members cannot
     # costs
     "costs.read": _member_or_platform_admin,  # a team's showback: its managers and members, platform admins

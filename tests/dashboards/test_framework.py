@@ -160,3 +160,15 @@ def test_prometheus_reads_the_snapshots_labelled_by_team(history: None, client: 
     body = client.get("/metrics").content.decode()
     assert 'paved_kpi_training_success_rate{team="vision"} 75.0' in body
     assert 'paved_kpi_training_success_rate{team="all"} 60.0' in body
+
+
+def test_a_manager_lands_on_the_kpis_of_the_current_team_and_a_data_scientist_does_not(
+    history: None, client: Client, mark: Any, alice: Any
+) -> None:
+    refresh_snapshots(now=NOW, windows=(30,))
+    client.force_login(mark)
+    home = client.get("/").content.decode()
+    assert 'data-testid="home-kpis"' in home
+    assert 'data-testid="kpi-training_success_rate"' in home
+    client.force_login(alice)
+    assert 'data-testid="home-kpis"' not in client.get("/").content.decode()
