@@ -172,3 +172,15 @@ def test_a_manager_lands_on_the_kpis_of_the_current_team_and_a_data_scientist_do
     assert 'data-testid="kpi-training_success_rate"' in home
     client.force_login(alice)
     assert 'data-testid="home-kpis"' not in client.get("/").content.decode()
+
+
+def test_the_shipped_grafana_dashboard_charts_every_kpi_gauge() -> None:
+    import json
+    from pathlib import Path
+
+    from apps.dashboards.grafana import grafana_dashboard
+
+    shipped = json.loads((Path(__file__).resolve().parents[2] / "infra" / "grafana" / "paved-kpis.json").read_text())
+    assert shipped == grafana_dashboard(), "regenerate it: manage.py grafana_dashboard > infra/grafana/paved-kpis.json"
+    exprs = {target["expr"] for panel in shipped["panels"] for target in panel.get("targets", [])}
+    assert exprs == {f'paved_kpi_{kpi.key}{{team=~"$team"}}' for kpi in all_kpis()}
