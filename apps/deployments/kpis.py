@@ -1,0 +1,350 @@
+"""Deployment KPIs: success rate, DORA's four keys for model deployments (frequency, lead time, change failure
+rate, time to restore) and the rollback MTTR, from the DORA record each finished deployment leaves
+(`DoraRecord`, written by `services.dora.record_dora`). SLO attainment, error budget and drift-monitor coverage
+answer "no data yet" with the reason: Paved stores no SLO, request counts or monitor declaration per endpoint."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from statistics import fmean
+
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, Target, Unit, register
+from apps.dashboards.stats import percentile, share
+from apps.deployments.models import Deployment, DeploymentState, DoraOutcome, DoraRecord, Endpoint, Environment
+
+NO_FINISHED = "no data yet: no deployment finished in this period"
+NO_PRODUCTION_FINISHED = "no data yet: no production deployment finished in this period"
+NO_PRODUCTION_ENDPOINT = "no data yet: no production endpoint in this period"
+NO_LEAD_TIME = "no data yet: no production deployment of a new version succeeded in this period"
+NO_RESTORE = "no data yet: no failed production deployment was followed by a success in this period"
+NO_ROLLBACK = "no data yet: no production rollout was rolled back after a breach in this period"
+NO_SLO = (
+    "no data yet: endpoints declare no SLO (only a rollout's post-promotion watch has an SLO target) and Paved "
+    "keeps no request or error counts per endpoint (HAProxy and CloudWatch are read live during rollouts)"
+)
+NO_DRIFT_MONITOR = (
+    "no data yet: deployment policies declare no drift or quality monitor yet (endpoints and rollouts have no "
+    "such setting)"
+)
+
+# What counts against a deployment: it failed, or it was rolled back (during the canary, after serving 100%, or
+# later by an endpoint rollback, which turns its record into a change failure). Aborted ones are a person
+# calling a rollout off and count neither way.
+FAILURES = (DoraOutcome.FAILED, DoraOutcome.CAUGHT_IN_CANARY, DoraOutcome.CHANGE_FAILURE)
+# Served 100% of a production endpoint's traffic, whether or not it was rolled back afterwards.
+SHIPPED = (DoraOutcome.SUCCESS, DoraOutcome.CHANGE_FAILURE)
+SOURCE = "DORA records of finished deployments (apps/deployments)"
+
+
+def _finished(period: Period) -> Q:
+    return Q(finished_at__gte=period.start, finished_at__lt=period.end)
+
+
+def _production() -> QuerySet[DoraRecord]:
+    return DoraRecord.objects.filter(environment=Environment.PRODUCTION)
+
+
+def _hours(seconds: float) -> float:
+    return seconds / 3600
+
+
+def _per_team(rows: Iterable[tuple[int, float]]) -> dict[int, list[float]]:
+    found: dict[int, list[float]] = defaultdict(list)
+    for team_id, value in rows:
+        found[team_id].append(value)
+    return found
+
+
+def _seconds_between(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds())
+
+
+def _revert(field: str) -> Subquery:
+    """`field` of the endpoint rollback that undid the record's deployment (it succeeded), if one did."""
+    reverts = Deployment.objects.filter(reverts=OuterRef("deployment_id"), state=DeploymentState.SUCCEEDED)
+    return Subquery(reverts.order_by("finished_at").values(field)[:1])
+
+
+class _Share(Kpi):
+    """Base of the share-of-finished-deployments KPIs: `part` of the records that finished in the period."""
+
+    area = Area.DELIVERY
+    unit = Unit.PERCENT
+    source = SOURCE
+    dimensions = ("team", "endpoint")
+    part: Q
+    no_data: str
+
+    def _records(self, period: Period) -> QuerySet[DoraRecord]:
+        raise NotImplementedError
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        counts = scope.filter(self._records(period)).aggregate(total=Count("pk"), part=Count("pk", filter=self.part))
+        if not counts["total"]:
+            return Measurement.none(self.no_data)
+        return Measurement(value=share(counts["part"], counts["total"]), sample=counts["total"])
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        rows = (
+            self._records(period)
+            .filter(team_id__in=wanted)
+            .values("team_id")
+            .annotate(total=Count("pk"), part=Count("pk", filter=self.part))
+        )
+        found = {
+            row["team_id"]: Measurement(value=share(row["part"], row["total"]), sample=row["total"]) for row in rows
+        }
+        return {team_id: found.get(team_id, Measurement.none(self.no_data)) for team_id in wanted}
+
+
+@register
+class DeploymentSuccessRate(_Share):
+    """Deployments that succeeded / deployments that finished in the period (production and staging), in percent.
+    Failed and rolled-back ones (during the canary, after serving 100%, or undone later by an endpoint rollback)
+    count as failures; aborted ones (a person called the rollout off) count neither way; rollouts still in
+    flight are not counted until they finish."""
+
+    key = "deployment_success_rate"
+    name = "Deployment success rate"
+    target = Target(green=95, amber=90, note="seed: 95-99% deployment success")
+    part = Q(outcome=DoraOutcome.SUCCESS)
+    no_data = NO_FINISHED
+
+    def _records(self, period: Period) -> QuerySet[DoraRecord]:
+        return DoraRecord.objects.filter(_finished(period)).exclude(outcome=DoraOutcome.ABORTED)
+
+
+@register
+class ChangeFailureRate(_Share):
+    """DORA's change failure rate: production deployments that failed or were rolled back (during the canary,
+    after serving 100%, or undone later by an endpoint rollback) / production deployments that finished in the
+    period, in percent; aborted ones count neither way."""
+
+    key = "change_failure_rate"
+    name = "Change failure rate"
+    target = Target(green=5, amber=10, better=Better.LOWER, note="seed: change failure rate < 5-10%")
+    part = Q(outcome__in=FAILURES)
+    no_data = NO_PRODUCTION_FINISHED
+
+    def _records(self, period: Period) -> QuerySet[DoraRecord]:
+        return _production().filter(_finished(period)).exclude(outcome=DoraOutcome.ABORTED)
+
+
+@register
+class DeploymentFrequency(Kpi):
+    """DORA's deployment frequency, per week: production deployments that finished in the period having served
+    100% of their endpoint's traffic (succeeded, including those rolled back afterwards; an endpoint rollback is
+    a deployment too) x 7 / the period's days. 0 when the team had production endpoints but shipped nothing;
+    no data when it had none."""
+
+    key = "deployment_frequency"
+    name = "Deployment frequency (per week)"
+    area = Area.DELIVERY
+    unit = Unit.COUNT
+    source = SOURCE
+    dimensions = ("team", "endpoint")
+
+    def _shipped(self, period: Period) -> QuerySet[DoraRecord]:
+        return _production().filter(_finished(period), outcome__in=SHIPPED)
+
+    def _endpoints(self, period: Period) -> QuerySet[Endpoint]:
+        """Production endpoints that existed during the period (created before its end, not torn down before it)."""
+        alive = Q(torn_down_at__isnull=True) | Q(torn_down_at__gte=period.start)
+        return Endpoint.objects.filter(alive, environment=Environment.PRODUCTION, created_at__lt=period.end)
+
+    def _rate(self, count: int, period: Period) -> Measurement:
+        return Measurement(value=count * 7 / period.days, sample=count)
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        count = scope.filter(self._shipped(period)).count()
+        if not count and not scope.filter(self._endpoints(period)).exists():
+            return Measurement.none(NO_PRODUCTION_ENDPOINT)
+        return self._rate(count, period)
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        counts = dict(
+            self._shipped(period)
+            .filter(team_id__in=wanted)
+            .values("team_id")
+            .annotate(n=Count("pk"))
+            .values_list("team_id", "n")
+        )
+        serving = set(self._endpoints(period).filter(team_id__in=wanted).values_list("team_id", flat=True))
+        return {
+            team_id: self._rate(counts.get(team_id, 0), period)
+            if team_id in counts or team_id in serving
+            else Measurement.none(NO_PRODUCTION_ENDPOINT)
+            for team_id in wanted
+        }
+
+
+class _Hours(Kpi):
+    """Base of the KPIs made of hours per record: `_values` gives (team id, hours) pairs for the period."""
+
+    area = Area.DELIVERY
+    unit = Unit.HOURS
+    source = SOURCE
+    no_data: str
+
+    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
+        raise NotImplementedError
+
+    def _summary(self, hours: list[float]) -> float | None:
+        raise NotImplementedError
+
+    def _measurement(self, hours: list[float]) -> Measurement:
+        return Measurement(value=self._summary(hours), sample=len(hours)) if hours else Measurement.none(self.no_data)
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        return self._measurement([hours for _, hours in self._values(period, scope.filter(_production()))])
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        found = _per_team(self._values(period, _production().filter(team_id__in=wanted)))
+        return {team_id: self._measurement(found.get(team_id, [])) for team_id in wanted}
+
+
+@register
+class DeploymentLeadTimeP50(_Hours):
+    """DORA's lead time for changes, median: hours from a model version's registration to its production
+    deployment serving 100%, over the production deployments that succeeded and finished in the period (also
+    those rolled back later: the change reached production). Endpoint rollbacks are left out: they put an old
+    version back, not a change."""
+
+    key = "deployment_lead_time_p50"
+    name = "Deployment lead time P50"
+    dimensions = ("team",)
+    no_data = NO_LEAD_TIME
+
+    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
+        rows = records.filter(_finished(period), lead_time_seconds__isnull=False, deployment__reverts__isnull=True)
+        pairs = rows.values_list("team_id", "lead_time_seconds")
+        return [(team_id, _hours(seconds)) for team_id, seconds in pairs if seconds is not None]
+
+    def _summary(self, hours: list[float]) -> float | None:
+        return percentile(hours, 50)
+
+
+@register
+class TimeToRestore(_Hours):
+    """DORA's time to restore, mean: for each production deployment that failed or was rolled back, hours from
+    its end (for one undone by an endpoint rollback: from when that rollback was asked for) to the next
+    deployment of the same endpoint that succeeded, counted in the period that success finished in. Failures
+    with no success after them yet are not counted until one comes."""
+
+    key = "time_to_restore"
+    name = "Time to restore"
+    target = Target(green=1, amber=4, better=Better.LOWER, note="seed: MTTR Sev-1 < 1 h, Sev-2 < 4 h")
+    dimensions = ("team", "endpoint")
+    no_data = NO_RESTORE
+
+    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
+        following = Deployment.objects.filter(
+            endpoint_id=OuterRef("deployment__endpoint_id"),
+            state=DeploymentState.SUCCEEDED,
+            finished_at__gt=OuterRef("failed_at"),
+        ).order_by("finished_at")
+        rows = (
+            records.filter(outcome__in=FAILURES, finished_at__lt=period.end)
+            .annotate(failed_at=Coalesce(_revert("created_at"), F("finished_at")))
+            .annotate(next_success=Subquery(following.values("finished_at")[:1]))
+            .filter(next_success__gte=period.start, next_success__lt=period.end)
+            .values_list("team_id", "failed_at", "next_success")
+        )
+        return [(team_id, _hours(_seconds_between(failed, restored))) for team_id, failed, restored in rows]
+
+    def _summary(self, hours: list[float]) -> float | None:
+        return fmean(hours)
+
+
+@register
+class RollbackMttr(_Hours):
+    """Rollback MTTR, mean: hours from a production rollout's first breaching measurement to its traffic being
+    back on the stable version (for a rollout undone by an endpoint rollback: from when the rollback was asked
+    for to when it succeeded), counted in the period traffic was restored in. Rollbacks without a breach (a
+    person's call) are not counted. Unlike time to restore, this ends when the old version serves again, not
+    when a new one succeeds."""
+
+    key = "rollback_mttr"
+    name = "Rollback MTTR"
+    target = Target(green=1, amber=4, better=Better.LOWER, note="seed: MTTR Sev-1 < 1 h, Sev-2 < 4 h")
+    dimensions = ("team", "endpoint")
+    no_data = NO_ROLLBACK
+
+    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
+        rows = (
+            records.filter(time_to_restore_seconds__isnull=False)
+            .annotate(restored=Coalesce(F("deployment__restored_at"), _revert("finished_at")))
+            .filter(restored__gte=period.start, restored__lt=period.end)
+            .values_list("team_id", "time_to_restore_seconds")
+        )
+        return [(team_id, _hours(seconds)) for team_id, seconds in rows if seconds is not None]
+
+    def _summary(self, hours: list[float]) -> float | None:
+        return fmean(hours)
+
+
+class _NoData(Kpi):
+    """Base of the KPIs whose records Paved does not keep yet: every scope answers `reason`."""
+
+    reason: str
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        return Measurement.none(self.reason)
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        return {team_id: Measurement.none(self.reason) for team_id in team_ids}
+
+
+@register
+class SloAttainment(_NoData):
+    """Per endpoint: the share of the period's requests answered within its SLO (not 5xx, within its latency
+    objective), in percent, weighted by requests. Not computed yet: endpoints declare no SLO and Paved keeps no
+    request or error counts per endpoint."""
+
+    key = "slo_attainment"
+    name = "SLO attainment"
+    area = Area.DELIVERY
+    unit = Unit.PERCENT
+    source = "endpoints (apps/deployments): no SLO or request counts recorded yet"
+    target = Target(green=99.5, amber=99.0, note="seed: SLO attainment 99.5-99.9%")
+    dimensions = ("team", "endpoint")
+    reason = NO_SLO
+
+
+@register
+class ErrorBudgetLeft(_NoData):
+    """Per endpoint: 100 x (1 - errors in the period / the errors its SLO allows over the period's requests), in
+    percent. Not computed yet: endpoints declare no SLO and Paved keeps no request or error counts per
+    endpoint."""
+
+    key = "error_budget_left"
+    name = "Error budget left"
+    area = Area.DELIVERY
+    unit = Unit.PERCENT
+    source = "endpoints (apps/deployments): no SLO or request counts recorded yet"
+    dimensions = ("team", "endpoint")
+    reason = NO_SLO
+
+
+@register
+class DriftDetectionCoverage(_NoData):
+    """Production endpoints serving a version whose deployment policy declares a drift or quality monitor /
+    production endpoints serving a version, in percent. Not computed yet: no deployment policy declares such a
+    monitor."""
+
+    key = "drift_detection_coverage"
+    name = "Drift detection coverage"
+    area = Area.GOVERNANCE
+    unit = Unit.PERCENT
+    source = "endpoints and rollouts (apps/deployments): no drift or quality monitor declared yet"
+    target = Target(green=80, amber=60, note="seed: drift detection coverage 80-100%")
+    dimensions = ("team", "endpoint")
+    reason = NO_DRIFT_MONITOR
