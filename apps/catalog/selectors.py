@@ -26,7 +26,7 @@ def can_curate(user: AnyUser, template: Template | None) -> bool:
     return can(user, "template.curate", template)
 
 
-def _visible_template_ids(user: AnyUser) -> QuerySet[Template]:
+def _visible_template_ids(user: AnyUser) -> QuerySet[Template, Any]:
     """A subquery: ids of the templates shared with all teams or with one of the user's teams."""
     return restrict(Template.objects.all(), user, field="visible_to", also=Q(visible_to_all=True)).values("pk")
 

@@ -3,8 +3,6 @@ event's verb into Python (44,000 rows at the measured scale) to sort and de-dupl
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.db import connection
 from django.test import Client

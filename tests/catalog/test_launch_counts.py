@@ -7,6 +7,7 @@ import importlib
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -35,7 +36,7 @@ def tagged_version(slug: str, tag: str) -> TemplateVersion:
 
 
 def add_workspaces(count: int, version: TemplateVersion, team: Team) -> None:
-    owner = UserFactory()
+    owner: User = UserFactory()
     Workspace.objects.bulk_create(
         [
             Workspace(team=team, name=f"bulk-{version.pk}-{n}", template_version=version, created_by=owner)
@@ -45,8 +46,9 @@ def add_workspaces(count: int, version: TemplateVersion, team: Team) -> None:
 
 
 def test_inserting_deleting_and_repinning_workspaces_keeps_the_count(vision: Team) -> None:
-    first, other = TemplateVersionFactory(), TemplateVersionFactory()
-    later = TemplateVersionFactory(template=first.template, version="2.0.0")
+    first: TemplateVersion = TemplateVersionFactory()
+    other: TemplateVersion = TemplateVersionFactory()
+    later: TemplateVersion = TemplateVersionFactory(template=first.template, version="2.0.0")
     workspace = WorkspaceFactory(template_version=first, team=vision)
     WorkspaceFactory(template_version=later, team=vision)
     add_workspaces(3, first, vision)  # bulk_create sends no signals: the trigger still counts them
