@@ -53,6 +53,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "training jobs: submit -> started on an idle agent (p50/p95), MLflow log-batch vs bulk_create throughput",
     ),
     "yaml_import": ("bench.yaml_import", "a non-curator's hostile YAML on import-backstage is refused before parsing"),
+    "list_pages": (
+        "bench.list_pages",
+        "catalog, runs API (?state=applied), audit (platform admin) and runs pages over 20k workspaces, 200k runs",
+    ),
 }
 POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
 
