@@ -33,7 +33,7 @@ REQUESTS = int(os.environ.get("BENCH_LIST_REQUESTS", "40"))
 WARMUP = 5
 BATCH = 5000
 HOST = "127.0.0.1"  # must be in ALLOWED_HOSTS; setup_test_environment() is deliberately not called
-STATES = ["applied", "applied", "failed", "destroyed", "planned"]
+STATES = ["applied", "applied", "failed", "cancelled", "planned"]
 VERBS = [f"{noun}.{act}" for noun in ("run", "workspace", "cluster", "budget", "team", "token", "model", "job")
          for act in ("created", "changed", "deleted", "approved", "launched")]  # fmt: skip
 
