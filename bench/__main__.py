@@ -58,6 +58,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "audit evidence export (CSV + JSON + manifest, zipped) of a year of one team's events: 200,000",
     ),
     "yaml_import": ("bench.yaml_import", "a non-curator's hostile YAML on import-backstage is refused before parsing"),
+    "list_pages": (
+        "bench.list_pages",
+        "catalog, runs API (?state=applied), audit (platform admin) and runs pages over 20k workspaces, 200k runs",
+    ),
 }
 POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
 

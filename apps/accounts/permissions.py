@@ -7,11 +7,21 @@
 - `require(actor, action, obj)` is `can` that raises the action's error, for services.
 
 Roles are per team; a platform admin is an active Django superuser (`is_platform_admin`), nothing else.
+
+Within a request (`apps.accounts.middleware.MembershipMemoMiddleware`), a user's memberships are read once: the
+first `team_ids_for` or `role_in` loads the user's {team id: role} map with one query, and the rest of the
+request answers from it. The map lives in a context variable that the middleware opens and closes around the
+request, so it never outlives the request, never crosses threads, and is keyed by user id (a request that asks
+about another user reads that user's memberships). `ensure_membership` forgets it, so a membership changed during
+a request is seen by the rest of that request. Outside a request (services run by Celery, the shell, tests that
+call the rules directly) nothing is memoized: every call reads the database, as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -43,13 +53,48 @@ def is_platform_admin(user: AnyUser) -> bool:
     return _active(user) and bool(getattr(user, "is_superuser", False))
 
 
+# user id -> {team id: role}, while a request is being answered (see the module's docstring); None outside one.
+_request_memberships: ContextVar[dict[Any, dict[int, str]] | None] = ContextVar("paved_memberships", default=None)
+
+
+@contextmanager
+def memberships_memoized() -> Iterator[None]:
+    """Memoize users' memberships until the block ends (the middleware wraps each request in it)."""
+    token = _request_memberships.set({})
+    try:
+        yield
+    finally:
+        _request_memberships.reset(token)
+
+
+def forget_memberships() -> None:
+    """Drop what the current request memoized: called by whatever adds, changes or removes a membership."""
+    memo = _request_memberships.get()
+    if memo is not None:
+        memo.clear()
+
+
+def _memoized_roles(user: AnyUser) -> dict[int, str] | None:
+    """The user's {team id: role} map, read once per request; None outside a request (read each time)."""
+    memo = _request_memberships.get()
+    if memo is None or user.pk is None:
+        return None
+    if user.pk not in memo:
+        memo[user.pk] = dict(Membership.objects.filter(user_id=user.pk).values_list("team_id", "role"))
+    return memo[user.pk]
+
+
 def team_ids_for(user: AnyUser, *, roles: Iterable[str] | None = None) -> list[int]:
     """Ids of the teams `user` belongs to, optionally only where they hold one of `roles`."""
     if not _active(user) or user.pk is None:
         return []
+    wanted = None if roles is None else frozenset(roles)
+    memoized = _memoized_roles(user)
+    if memoized is not None:
+        return [team_id for team_id, role in memoized.items() if wanted is None or role in wanted]
     memberships = Membership.objects.filter(user_id=user.pk)
-    if roles is not None:
-        memberships = memberships.filter(role__in=list(roles))
+    if wanted is not None:
+        memberships = memberships.filter(role__in=list(wanted))
     return list(memberships.values_list("team_id", flat=True))
 
 
@@ -58,6 +103,9 @@ def role_in(user: AnyUser, team: Team | int | None) -> str | None:
     if team is None or not isinstance(user, User) or not _active(user):
         return None
     team_id = team.pk if isinstance(team, Team) else team
+    memoized = _memoized_roles(user)
+    if memoized is not None:
+        return memoized.get(team_id)
     return Membership.objects.filter(user_id=user.pk, team_id=team_id).values_list("role", flat=True).first()
 
 

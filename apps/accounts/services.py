@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.accounts import tokens
 from apps.accounts.errors import InvalidTokenName, NotAMember, TokenAlreadyRevoked, TokenNotFound
 from apps.accounts.models import ApiToken, Membership, Role, Team
+from apps.accounts.permissions import forget_memberships
 from apps.accounts.selectors import team_for, tokens_for
 from apps.accounts.throttling import (
     LoginFailuresPerAccount,
@@ -184,4 +185,5 @@ def ensure_user(
 @transaction.atomic
 def ensure_membership(*, user: User, team: Team, role: Role) -> Membership:
     membership, _ = Membership.objects.update_or_create(user=user, team=team, defaults={"role": role})
+    forget_memberships()  # the rest of this request sees the new role
     return membership

@@ -40,7 +40,10 @@ def audit_events_for(user: AnyUser) -> QuerySet[AuditEvent]:
 
 
 def verbs_for(user: AnyUser) -> list[str]:
-    return sorted(set(audit_events_for(user).values_list("verb", flat=True)))
+    """The verbs of the events the user may read, for the filter list: one DISTINCT query (no select_related
+    join, no rows brought into Python), which PostgreSQL answers from the verb index."""
+    events = audit_events_for(user).select_related(None)
+    return list(events.order_by("verb").values_list("verb", flat=True).distinct())
 
 
 def exportable_teams_for(user: AnyUser) -> QuerySet[Team]:

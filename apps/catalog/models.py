@@ -79,6 +79,12 @@ class Template(BaseModel):
     )
     visible_to_all = models.BooleanField(default=True)
     visible_to = models.ManyToManyField("accounts.Team", blank=True, related_name="visible_templates")
+    launch_count = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Workspaces launched from its versions: kept by database triggers on the workspace table "
+        "(runs migration 0009), in the transaction that inserts, deletes or re-pins a workspace.",
+    )
 
     class Meta:
         ordering = ["name"]
