@@ -189,3 +189,30 @@ class TemplateVersion(BaseModel):
     def content(self) -> dict[str, Any]:
         """The frozen part of a version, as plain data (used for immutability checks and diffs)."""
         return {field: getattr(self, field) for field in VERSION_CONTENT_FIELDS}
+
+
+class TemplateViewDay(models.Model):
+    """How often a template's catalog page was opened on one (UTC) day, by the viewer's current team (none: a
+    viewer without a team): the top of the template funnel (views -> launches -> first apply). A counter, not an
+    audit event: opening a page changes nothing. Incremented in place (`catalog.services.page_views`)."""
+
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="view_days")
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    views = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "template"]
+        constraints = [
+            # NULLs compare unequal in a plain unique constraint, so the team-less row has its own.
+            models.UniqueConstraint(
+                fields=["template", "team", "day"], condition=models.Q(team__isnull=False), name="unique_view_day"
+            ),
+            models.UniqueConstraint(
+                fields=["template", "day"], condition=models.Q(team__isnull=True), name="unique_view_day_no_team"
+            ),
+        ]
+        indexes = [models.Index(fields=["day", "team"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.template_id} team {self.team_id}: {self.views}"

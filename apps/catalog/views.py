@@ -80,6 +80,10 @@ def template_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
     template = _template_or_404(request, slug)
     versions = selectors.versions_for(request.user, template)
     latest = selectors.latest_published(template)
+    # The template funnel's first step (dashboards' template_views); a GET changes nothing else, so no audit.
+    services.record_template_view(
+        template=template, team=default_team_for(request.user, request.session.get(CURRENT_TEAM_SESSION_KEY))
+    )
     context: dict[str, Any] = {
         "template": template,
         "versions": versions,

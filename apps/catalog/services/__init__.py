@@ -1,5 +1,6 @@
 """Catalog services, by concern: curation (drafts, validation, lifecycle), sync (shipped golden paths),
-launch, archives (uploaded modules) and backstage_import. Import them from here."""
+launch, archives (uploaded modules), backstage_import and page_views (template page views, for the funnel
+KPIs). Import them from here."""
 
 from apps.catalog.services.archives import attach_module_archive, attach_module_folder
 from apps.catalog.services.backstage_import import create_template_from_backstage
@@ -28,6 +29,7 @@ from apps.catalog.services.launch import (
     launch_template,
     price_launch,
 )
+from apps.catalog.services.page_views import record_template_view
 from apps.catalog.services.sync import SyncReport, sync_manifest, sync_templates
 from apps.catalog.spec import VersionData, VersionReport
 from apps.catalog.spec.limits import SEMVER
@@ -54,6 +56,7 @@ __all__ = [
     "launch_template",
     "price_launch",
     "publish_version",
+    "record_template_view",
     "require_curator",
     "retire_version",
     "semver_key",
