@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0001_initial"),
-        ("catalog", "0004_training_job_kind"),
+        ("catalog", "0005_template_launch_count"),
     ]
 
     operations = [
