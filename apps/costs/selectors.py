@@ -204,7 +204,9 @@ def hours_left_in_month(now: datetime) -> Decimal:
 
 def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
     today = now.astimezone(UTC).date()
-    month, end = month_start(today), next_month(today)
+    # The month's days up to and including today's: as of `now`, so a past `now` (a dashboard's earlier period)
+    # does not count the days after it.
+    month, end = month_start(today), today + timedelta(days=1)
     # Its own lines plus its shares of shared costs; narrowed to a template or a user, only their own lines.
     billed = billed_months()
     own = _own_daily(budget, month, end, billed)
