@@ -204,7 +204,9 @@ def hours_left_in_month(now: datetime) -> Decimal:
 
 def budget_status(*, budget: Budget, now: datetime) -> BudgetStatus:
     today = now.astimezone(UTC).date()
-    month, end = month_start(today), next_month(today)
+    # The month's days up to and including today's: as of `now`, so a past `now` (a dashboard's earlier period)
+    # does not count the days after it.
+    month, end = month_start(today), today + timedelta(days=1)
     # Its own lines plus its shares of shared costs; narrowed to a template or a user, only their own lines.
     billed = billed_months()
     own = _own_daily(budget, month, end, billed)
@@ -782,29 +784,56 @@ class IdleGpuCost:
     currency: str = WASTE_CURRENCY
 
 
+@dataclass(frozen=True)
+class GpuTime:
+    """One cluster's GPU time in a range: what its telemetry covers and how much of it was idle (no sample in the
+    bucket reached the cluster's idle threshold). The waste page and the dashboards' GPU KPIs read this."""
+
+    cluster: Cluster
+    gpu_seconds: int
+    idle_seconds: int
+
+    @property
+    def busy_seconds(self) -> int:
+        return self.gpu_seconds - self.idle_seconds
+
+    @property
+    def gpu_hourly_price(self) -> Decimal:
+        return gpu_hourly_price(self.cluster)
+
+    @property
+    def idle_cost(self) -> Decimal:
+        return (Decimal(self.idle_seconds) / 3600 * self.gpu_hourly_price).quantize(Decimal("0.0001"))
+
+
+def gpu_time(*, team_ids: list[int], start: datetime, end: datetime) -> list[GpuTime]:
+    """Per cluster of `team_ids` with telemetry in [start, end): GPU seconds reported and idle (a fixed number of
+    queries, whatever the number of clusters)."""
+    clusters = _team_clusters(team_ids)
+    buckets = gpu_buckets(cluster_ids=[c.pk for c in clusters], start=start, end=end)
+    found = []
+    for cluster in clusters:
+        rows = buckets[cluster.pk]
+        if rows:
+            idle = sum(b.seconds for b in rows if b.utilization_max < cluster.idle_threshold_pct)
+            found.append(GpuTime(cluster=cluster, gpu_seconds=sum(b.seconds for b in rows), idle_seconds=idle))
+    return found
+
+
 def idle_gpu_costs(*, team_ids: list[int], start: datetime, end: datetime) -> list[IdleGpuCost]:
     """Per team and cluster: the GPU-hours telemetry shows under the cluster's idle threshold × its price per
     GPU-hour (cluster hourly_price / (node_count × gpus_per_node)). Clusters with no idle time are left out."""
-    clusters = _team_clusters(team_ids)
-    buckets = gpu_buckets(cluster_ids=[c.pk for c in clusters], start=start, end=end)
-    costs = []
-    for cluster in clusters:
-        rows = buckets[cluster.pk]
-        idle = sum(b.seconds for b in rows if b.utilization_max < cluster.idle_threshold_pct)
-        if not idle:
-            continue
-        price = gpu_hourly_price(cluster)
-        idle_hours = Decimal(idle) / 3600
-        costs.append(
-            IdleGpuCost(
-                **_about(cluster),
-                gpu_hours=Decimal(sum(b.seconds for b in rows)) / 3600,
-                idle_gpu_hours=idle_hours,
-                gpu_hourly_price=price,
-                idle_cost=(idle_hours * price).quantize(Decimal("0.0001")),
-            )
+    return [
+        IdleGpuCost(
+            **_about(time.cluster),
+            gpu_hours=Decimal(time.gpu_seconds) / 3600,
+            idle_gpu_hours=Decimal(time.idle_seconds) / 3600,
+            gpu_hourly_price=time.gpu_hourly_price,
+            idle_cost=time.idle_cost,
         )
-    return costs
+        for time in gpu_time(team_ids=team_ids, start=start, end=end)
+        if time.idle_seconds
+    ]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,298 @@
+"""Spend KPIs, read through the costs app's own selectors (the cost explorer, the budgets' status and forecast,
+estimate vs actual, the waste page's GPU time), so a dashboard number and the cost page it links to are the same
+number by construction. The GPU KPIs live here too (the telemetry is the clusters app's, the money this app's)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db.models import QuerySet
+
+from apps.accounts.models import Team
+from apps.costs.models import Budget
+from apps.costs.money import DEFAULT_CURRENCY
+from apps.costs.selectors import (
+    BudgetStatus,
+    CostGroup,
+    EstimateVsActual,
+    GpuTime,
+    budget_status,
+    estimates_vs_actuals,
+    explore,
+    gpu_time,
+)
+from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, Target, Unit, register
+from apps.dashboards.stats import share
+
+NO_SPEND = "no data yet: no spend in the ledger for this period"
+NO_BUDGET = "no data yet: team has no budget"
+NO_BUDGETS = "no data yet: no team has a budget"
+NO_TELEMETRY = "no data yet: no GPU telemetry in this period"
+NO_ESTIMATES = "no data yet: no workspace or cluster with an estimate spent in this period"
+NO_ENDPOINT_COST = (
+    "no data yet: the costs app attributes no spend to endpoints (no paved:endpoint tag) and the deployments app "
+    "records no request counts (only the requests behind each rollout gate's measurement)"
+)
+
+
+def ledger_days(period: Period) -> tuple[date, date]:
+    """The ledger's days in the period, as [first, last) dates: a day counts when its midnight (in the period's
+    time zone) falls in [start, end), so the beat's slices of a window share its days out without overlap."""
+    zone = ZoneInfo(period.tz)
+
+    def first_day_from(moment: datetime) -> date:
+        local = moment.astimezone(zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return local.date() if local == midnight else local.date() + timedelta(days=1)
+
+    first, last = first_day_from(period.start), first_day_from(period.end)
+    return first, max(first, last)
+
+
+def as_of(period: Period) -> datetime:
+    """The period's last moment: selectors that answer "as of now" (budgets, estimates) answer as of it."""
+    return period.end - timedelta(microseconds=1)
+
+
+def team_ids_of(scope: Scope) -> list[int]:
+    return sorted(scope.teams) if scope.teams is not None else list(Team.objects.values_list("pk", flat=True))
+
+
+# --- Spend --------------------------------------------------------------------------------------------------------
+
+
+def _usd(groups: Iterable[CostGroup]) -> Decimal:
+    return sum((g.total.amount for g in groups if g.total.currency == DEFAULT_CURRENCY), Decimal(0))
+
+
+@register
+class SpendTotal(Kpi):
+    """Allocated spend in the period, in USD: the cost explorer's total for the same teams and days (each team's
+    own ledger lines plus its shares of shared costs; unallocated spend is no team's). A ledger day counts when
+    its midnight falls in the period."""
+
+    key = "spend_total"
+    name = "Spend"
+    area = Area.SPEND
+    unit = Unit.USD
+    source = "cost ledger daily rollups (apps/costs, the cost explorer)"
+    target = None
+    dimensions = ("team", "template", "instance_type")
+
+    def _groups(self, period: Period, team_ids: list[int]) -> list[CostGroup]:
+        first, last = ledger_days(period)
+        return explore(team_ids=team_ids, start=first, end=last, group_by="team").groups
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        groups = self._groups(period, team_ids_of(scope))
+        if not groups:
+            return Measurement.none(NO_SPEND)
+        return Measurement(value=float(_usd(groups)), sample=len(groups))
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        per_team: dict[int, list[CostGroup]] = defaultdict(list)
+        for group in self._groups(period, wanted):
+            if group.team_id is not None:
+                per_team[group.team_id].append(group)
+        return {
+            team_id: Measurement(value=float(_usd(per_team[team_id])), sample=len(per_team[team_id]))
+            if per_team.get(team_id)
+            else Measurement.none(NO_SPEND)
+            for team_id in wanted
+        }
+
+
+# --- Budgets ------------------------------------------------------------------------------------------------------
+
+
+class _BudgetRatio(Kpi):
+    """Base of the budget KPIs: each team-wide budget's status (the budgets page's `budget_status`) as of the
+    period's last moment, in the UTC month that holds it."""
+
+    area = Area.SPEND
+    unit = Unit.PERCENT
+    source = "team budgets and the cost ledger (apps/costs budgets)"
+    dimensions = ("team",)
+
+    def _numerator(self, status: BudgetStatus) -> Decimal:
+        raise NotImplementedError
+
+    def _statuses(self, period: Period, budgets: Iterable[Budget]) -> list[BudgetStatus]:
+        # One status per budget: `budget_status` is the one rule for a budget's spend and forecast (a few queries
+        # each; teams without a budget cost nothing).
+        return [budget_status(budget=budget, now=as_of(period)) for budget in budgets]
+
+    def _ratio(self, statuses: list[BudgetStatus], no_data: str) -> Measurement:
+        amount = sum((status.amount for status in statuses), Decimal(0))
+        if not statuses or amount <= 0:
+            return Measurement.none(no_data)
+        part = sum((self._numerator(status) for status in statuses), Decimal(0))
+        return Measurement(value=float(part * 100 / amount), sample=len(statuses))
+
+    def _team_budgets(self) -> QuerySet[Budget]:
+        return Budget.objects.filter(template__isnull=True, user__isnull=True).select_related("team")
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        budgets = scope.filter(self._team_budgets())
+        no_data = NO_BUDGETS if scope.teams is None or len(scope.teams) > 1 else NO_BUDGET
+        return self._ratio(self._statuses(period, budgets), no_data)
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        statuses = self._statuses(period, self._team_budgets().filter(team_id__in=wanted))
+        per_team: dict[int, list[BudgetStatus]] = defaultdict(list)
+        for status in statuses:
+            per_team[status.budget.team_id].append(status)
+        return {team_id: self._ratio(per_team.get(team_id, []), NO_BUDGET) for team_id in wanted}
+
+
+@register
+class BudgetBurn(_BudgetRatio):
+    """Spend this month / the monthly budget, in percent, for teams with a team-wide budget: the budgets page's
+    "spent" (own ledger lines plus shares of shared costs) of the UTC month holding the period's last moment.
+    Platform: the budgeted teams' spend summed / their budgets summed."""
+
+    key = "budget_burn"
+    name = "Budget burn"
+    target = Target(green=80, amber=100, better=Better.LOWER, note="Paved default: the budgets' 80% alert")
+
+    def _numerator(self, status: BudgetStatus) -> Decimal:
+        return status.spent
+
+
+@register
+class BudgetForecastRatio(_BudgetRatio):
+    """Month-end forecast / the monthly budget, in percent, for teams with a team-wide budget: the budgets page's
+    forecast (spend to date plus the live resources' hourly rate over the hours left in the month) as of the
+    period's last moment. Platform: forecasts summed / budgets summed."""
+
+    key = "budget_forecast_ratio"
+    name = "Budget forecast"
+    target = Target(green=90, amber=100, better=Better.LOWER, note="Paved default: land under 90% of the budget")
+
+    def _numerator(self, status: BudgetStatus) -> Decimal:
+        return status.forecast
+
+
+# --- GPU time -----------------------------------------------------------------------------------------------------
+
+
+class _GpuKpi(Kpi):
+    """Base of the GPU KPIs: the waste page's `gpu_time` (telemetry rollups, plus raw samples not folded yet), per
+    cluster, in one read for every team."""
+
+    area = Area.SPEND
+    source = "GPU telemetry rollups (apps/clusters) and cluster prices (apps/costs waste)"
+    dimensions = ("team", "instance_type")
+
+    def _value(self, times: list[GpuTime]) -> Measurement:
+        raise NotImplementedError
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        times = gpu_time(team_ids=team_ids_of(scope), start=period.start, end=period.end)
+        return self._value(times) if times else Measurement.none(NO_TELEMETRY)
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        per_team: dict[int, list[GpuTime]] = defaultdict(list)
+        for time in gpu_time(team_ids=wanted, start=period.start, end=period.end):
+            per_team[time.cluster.team_id].append(time)
+        return {
+            team_id: self._value(per_team[team_id]) if per_team.get(team_id) else Measurement.none(NO_TELEMETRY)
+            for team_id in wanted
+        }
+
+
+@register
+class GpuUtilizationEfficiency(_GpuKpi):
+    """Busy GPU-hours / GPU-hours the telemetry covers in the period, in percent. A GPU's bucket (5 minutes or
+    an hour, counted by its start) is busy when some sample in it reached the cluster's idle threshold: the rule
+    idle auto-stop and the waste page use. Time without telemetry counts neither way."""
+
+    key = "gpu_utilization_efficiency"
+    name = "GPU utilization efficiency"
+    unit = Unit.PERCENT
+    target = None  # seed: improve 10-30% (a trend, not a level)
+
+    def _value(self, times: list[GpuTime]) -> Measurement:
+        busy = sum(time.busy_seconds for time in times)
+        total = sum(time.gpu_seconds for time in times)
+        return Measurement(value=share(busy, total), sample=len(times))
+
+
+@register
+class IdleGpuCostKpi(_GpuKpi):
+    """Idle GPU-hours in the period × each cluster's hourly price per GPU (its hourly price / its GPUs), in USD:
+    the waste page's idle GPU cost (idle: no sample in the bucket reached the cluster's idle threshold)."""
+
+    key = "idle_gpu_cost"
+    name = "Idle GPU cost"
+    unit = Unit.USD
+    target = None  # lower is better; no seed level
+
+    def _value(self, times: list[GpuTime]) -> Measurement:
+        return Measurement(value=float(sum((time.idle_cost for time in times), Decimal(0))), sample=len(times))
+
+
+# --- Serving and estimates ------------------------------------------------------------------------------------------
+
+
+@register
+class CostPer1kInferences(Kpi):
+    """Serving spend of an endpoint / (its inferences / 1000), in USD. Needs spend attributed to endpoints and
+    request counts per endpoint; Paved records neither yet, so it answers "no data yet"."""
+
+    key = "cost_per_1k_inferences"
+    name = "Cost per 1k inferences"
+    area = Area.SPEND
+    unit = Unit.USD
+    source = "endpoints (apps/deployments) and the cost ledger (apps/costs)"
+    target = None  # seed: downward (a trend, not a level)
+    dimensions = ("endpoint",)
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        return Measurement.none(NO_ENDPOINT_COST)
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        return {team_id: Measurement.none(NO_ENDPOINT_COST) for team_id in team_ids}
+
+
+@register
+class EstimateAccuracy(Kpi):
+    """100 - the mean absolute percentage error of estimate vs actual (|actual - estimate| / estimate, the
+    cost pages' estimate-vs-actual), over the workspaces and clusters that spent in the period, each as of the
+    period's end (estimate: hourly estimate × hours live; actual: ledger spend to date); floored at 0. Objects
+    with no estimate (never applied, or priced at 0) are left out."""
+
+    key = "estimate_accuracy"
+    name = "Estimate accuracy"
+    area = Area.SPEND
+    unit = Unit.PERCENT
+    source = "workspace and cluster estimates and the cost ledger (apps/costs estimate vs actual)"
+    target = Target(green=80, amber=60, note="Paved default: estimates within 20% on average")
+    dimensions = ("team", "template")
+
+    def _rows(self, period: Period, team_ids: list[int]) -> list[EstimateVsActual]:
+        first, last = ledger_days(period)
+        return estimates_vs_actuals(team_ids=team_ids, start=first, end=last, now=as_of(period))
+
+    def _value(self, rows: list[EstimateVsActual]) -> Measurement:
+        errors = [abs(row.error_percent) for row in rows if row.error_percent is not None]
+        if not errors:
+            return Measurement.none(NO_ESTIMATES)
+        return Measurement(value=max(0.0, 100 - float(sum(errors)) / len(errors)), sample=len(errors))
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        return self._value(self._rows(period, team_ids_of(scope)))
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        per_team: dict[int, list[EstimateVsActual]] = defaultdict(list)
+        for row in self._rows(period, wanted):
+            per_team[row.team_id].append(row)
+        return {team_id: self._value(per_team.get(team_id, [])) for team_id in wanted}
