@@ -36,6 +36,10 @@ class RunKind(models.TextChoices):
     DRIFT_CHECK = "drift_check", "Drift check"
 
 
+# How a drift check that found drift starts its state_reason (it ends discarded either way): the drift KPI reads it.
+DRIFT_DETECTED = "Drift detected"
+
+
 class RunState(models.TextChoices):
     QUEUED = "queued", "Queued"
     PLANNING = "planning", "Planning"

@@ -23,7 +23,16 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.runs.errors import IllegalTransition
-from apps.runs.models import Approval, ApprovalRule, Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.models import (
+    DRIFT_DETECTED,
+    Approval,
+    ApprovalRule,
+    Run,
+    RunKind,
+    RunState,
+    Workspace,
+    WorkspaceStatus,
+)
 from apps.runs.selectors import active_freeze
 from apps.runs.services.logs import RunLogWriter
 from apps.runs.services.outages import DATABASE_DOWN, drop_broken_connection, outlast_database_outage
@@ -248,7 +257,7 @@ def _finish_drift_check(run: Run, drifted: bool, summary: PlanSummary) -> None:
     status = WorkspaceStatus.DRIFTED if drifted else WorkspaceStatus.READY
     follow_runs(workspace_id=run.workspace_id, to=status)
     reason = (
-        f"Drift detected: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy."
+        f"{DRIFT_DETECTED}: {summary.add} to add, {summary.change} to change, {summary.destroy} to destroy."
         if drifted
         else "No drift: infrastructure matches the state."
     )
