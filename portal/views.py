@@ -34,7 +34,7 @@ def home(request: HttpRequest) -> HttpResponse:
         current = pick_current_membership(memberships, request.session.get(CURRENT_TEAM_SESSION_KEY))
         team = None if is_platform_admin(request.user) or current is None else current.team
         context["kpi_team"] = team
-        context["kpi_rows"] = kpi_rows(scope=scope_for(request.user, team), window_days=30)
+        context["kpi_rows"] = kpi_rows(scope=scope_for(request.user, team), window_days=30, live=False)
     return render(request, "home.html", context)
 
 

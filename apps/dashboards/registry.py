@@ -163,8 +163,11 @@ def target_of(kpi: Kpi) -> Target | None:
     if kpi.target is None:
         if not override:
             return None
+        # No default to take the direction from: durations are better short, anything else high, unless the
+        # setting says "better".
+        default = Better.LOWER if kpi.unit in (Unit.MINUTES, Unit.HOURS) else Better.HIGHER
         return Target(green=float(override["green"]), amber=float(override["amber"]),
-                      better=Better(override.get("better", Better.HIGHER)), note="installation setting")  # fmt: skip
+                      better=Better(override.get("better", default)), note="installation setting")  # fmt: skip
     if not override:
         return kpi.target
     return replace(

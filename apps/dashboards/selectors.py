@@ -65,17 +65,23 @@ def _row(kpi: Kpi, measured: Measurement, previous: Measurement, series: list[fl
 
 
 def kpi_rows(
-    *, scope: Scope, window_days: int | None = None, period: Period | None = None, area: Area | None = None
+    *,
+    scope: Scope,
+    window_days: int | None = None,
+    period: Period | None = None,
+    area: Area | None = None,
+    live: bool = True,
 ) -> list[KpiRow]:
     """The KPIs of `area` (all when None) for `scope`: from the snapshots for a standard window and a scope of
-    one team or the whole platform, else computed live over `period`."""
+    one team or the whole platform, else computed live over `period`. `live=False` (the home page) never
+    computes: without snapshots every row says they are not computed yet."""
     kpis = all_kpis(area=area)
     single = scope.teams is None or len(scope.teams) == 1
     if window_days in WINDOWS and single and period is None:
         rows = KpiSnapshot.objects.filter(window_days=window_days)
         rows = rows.filter(team__isnull=True) if scope.teams is None else rows.filter(team_id__in=scope.teams)
         snapshots = {snap.key: snap for snap in rows}
-        if snapshots:
+        if snapshots or not live:
             return [_from_snapshot(kpi, snapshots.get(kpi.key)) for kpi in kpis]
     period = period or Period.last_days(window_days or 30)
     return [
