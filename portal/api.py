@@ -61,7 +61,7 @@ urlpatterns = [
     path("me", MeView.as_view(), name="me"),
     path("kpis/", KpiListView.as_view(), name="kpi-list"),
     path("kpis/<slug:key>/", KpiDetailView.as_view(), name="kpi-detail"),
-    re_path(r"^feedback/prompt/?$", DuePromptView.as_view(), name="feedback-prompt-due"),
+    path("feedback/prompt", DuePromptView.as_view(), name="feedback-prompt-due"),
     re_path(r"^audit/evidence/?$", EvidenceExportView.as_view(), name="audit-evidence"),
     path("costs/", include(cost_api_urlpatterns)),
     path("clusters/telemetry", TelemetryIngestView.as_view(), name="cluster-telemetry"),

@@ -293,7 +293,7 @@ class SurveyPromptFactory(factory.django.DjangoModelFactory):
     user = factory.LazyAttribute(lambda prompt: prompt.workspace.created_by)
     team = factory.LazyAttribute(lambda prompt: prompt.workspace.team)
     template = factory.LazyAttribute(lambda prompt: prompt.workspace.template_version.template)
-    launch_number = 1
+    launch_number = factory.Sequence(lambda n: n + 1)  # unique per user
     shown_at = factory.LazyFunction(timezone.now)
 
 
