@@ -19,6 +19,7 @@ from apps.costs.api import BudgetViewSet, SharedCostRuleViewSet
 from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
 from apps.dashboards.api import KpiDetailView, KpiListView
 from apps.deployments.api import DeploymentViewSet, EndpointViewSet, ExperimentViewSet
+from apps.feedback.api import DuePromptView, SurveyPromptViewSet
 from apps.registry.api import ModelVersionViewSet, ModelViewSet
 from apps.runs.api import RunViewSet, WorkspaceViewSet
 from apps.training.agent_api import ClaimJobView, JobExitView, JobLogView
@@ -54,11 +55,13 @@ router.register("deployments", DeploymentViewSet, basename="deployment")
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("training-jobs", TrainingJobViewSet, basename="training-job")
 router.register("job-definitions", JobDefinitionViewSet, basename="job-definition")
+router.register("feedback/prompts", SurveyPromptViewSet, basename="feedback-prompt")
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
     path("kpis/", KpiListView.as_view(), name="kpi-list"),
     path("kpis/<slug:key>/", KpiDetailView.as_view(), name="kpi-detail"),
+    path("feedback/prompt", DuePromptView.as_view(), name="feedback-prompt-due"),
     re_path(r"^audit/evidence/?$", EvidenceExportView.as_view(), name="audit-evidence"),
     path("costs/", include(cost_api_urlpatterns)),
     path("clusters/telemetry", TelemetryIngestView.as_view(), name="cluster-telemetry"),

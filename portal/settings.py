@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "apps.training",
     "apps.tracking",
     "apps.dashboards",
+    "apps.feedback",
 ]
 
 MIDDLEWARE = [
@@ -338,6 +339,8 @@ CELERY_BEAT_SCHEDULE["fire-training-schedules"] = {
 # KPI_TARGETS overrides a KPI's default target, e.g. {"training_queue_p95": {"green": 45, "amber": 60}} (JSON).
 KPI_REFRESH_SECONDS = env_int("KPI_REFRESH_SECONDS", 600)
 KPI_TARGETS: dict[str, dict[str, Any]] = json.loads(os.environ.get("KPI_TARGETS", "{}") or "{}")
+# Documentation freshness (apps/feedback/kpis.py): a template page edited within this many days is fresh.
+DOCS_FRESHNESS_DAYS = env_int("DOCS_FRESHNESS_DAYS", 180)
 CELERY_BEAT_SCHEDULE["refresh-kpi-snapshots"] = {
     "task": "apps.dashboards.tasks.refresh_kpi_snapshots",
     "schedule": float(KPI_REFRESH_SECONDS),

@@ -22,6 +22,7 @@ urlpatterns = [
     path("deployments/", include("apps.deployments.urls")),
     path("training/", include("apps.training.urls")),
     path("dashboards/", include("apps.dashboards.urls")),
+    path("feedback/", include("apps.feedback.urls")),
     path("", include("apps.runs.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("portal.api", "api"), namespace="api")),

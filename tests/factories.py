@@ -20,6 +20,7 @@ from apps.clusters.models import Cluster, Node, PurchaseOption
 from apps.clusters.services import new_node_token
 from apps.costs.models import Budget, CostLineItem, CostSource, SharedCostRule
 from apps.deployments.models import Deployment, Endpoint, Experiment
+from apps.feedback.models import SurveyPrompt, SurveyResponse
 from apps.registry.models import Model as RegisteredModel
 from apps.registry.models import ModelVersion
 from apps.runs.models import Run, Workspace
@@ -281,6 +282,33 @@ def shared_rule_for(team: Team) -> SharedCostRule:
     return rule
 
 
+class SurveyPromptFactory(factory.django.DjangoModelFactory):
+    """A shown, open survey prompt about one of the user's launches (tests of when one is due go through
+    feedback.services.offer_survey)."""
+
+    class Meta:
+        model = SurveyPrompt
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    user = factory.LazyAttribute(lambda prompt: prompt.workspace.created_by)
+    team = factory.LazyAttribute(lambda prompt: prompt.workspace.team)
+    template = factory.LazyAttribute(lambda prompt: prompt.workspace.template_version.template)
+    launch_number = factory.Sequence(lambda n: n + 1)  # unique per user
+    shown_at = factory.LazyFunction(timezone.now)
+
+
+class SurveyResponseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SurveyResponse
+
+    prompt = factory.SubFactory(SurveyPromptFactory, answered_at=factory.LazyFunction(timezone.now))
+    user = factory.LazyAttribute(lambda response: response.prompt.user)
+    team = factory.LazyAttribute(lambda response: response.prompt.team)
+    template = factory.LazyAttribute(lambda response: response.prompt.template)
+    workspace = factory.LazyAttribute(lambda response: response.prompt.workspace)
+    score = 4
+
+
 # model -> builder(team, owner) for the tenancy walker in tests/test_api_scoping.py.
 # `owner` is a member of `team`, for personal objects such as tokens.
 TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
@@ -300,6 +328,7 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     Endpoint: lambda team, owner: EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner)),
     Deployment: deployment_for,
     Experiment: experiment_for,
+    SurveyPrompt: lambda team, owner: SurveyPromptFactory(workspace=WorkspaceFactory(team=team, created_by=owner)),
 }
 
 
