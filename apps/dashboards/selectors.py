@@ -102,3 +102,13 @@ def snapshot_age(window_days: int) -> datetime | None:
     """When the snapshots of a window were last computed (the pages say how fresh the numbers are)."""
     latest = KpiSnapshot.objects.filter(window_days=window_days).order_by("-computed_at").first()
     return latest.computed_at if latest else None
+
+
+def team_breakdown(*, kpis: list[Kpi], teams: list[Team], window_days: int) -> list[tuple[Team, list[KpiRow]]]:
+    """Each team's value of each KPI over a standard window, from the snapshots in one query (the drill-down
+    table); empty when no snapshot exists yet."""
+    snaps = KpiSnapshot.objects.filter(window_days=window_days, team__in=teams, key__in=[kpi.key for kpi in kpis])
+    found = {(snap.team_id, snap.key): snap for snap in snaps}
+    if not found:
+        return []
+    return [(team, [_from_snapshot(kpi, found.get((team.pk, kpi.key))) for kpi in kpis]) for team in teams]

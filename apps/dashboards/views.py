@@ -14,7 +14,15 @@ from django.shortcuts import render
 
 from apps.accounts.models import Team
 from apps.dashboards.registry import Area, Period, all_kpis, target_of
-from apps.dashboards.selectors import WINDOWS, KpiRow, kpi_rows, scope_for, snapshot_age, visible_teams
+from apps.dashboards.selectors import (
+    WINDOWS,
+    KpiRow,
+    kpi_rows,
+    scope_for,
+    snapshot_age,
+    team_breakdown,
+    visible_teams,
+)
 
 DEFAULT_WINDOW = 30
 ONE_DAY = timedelta(days=1)
@@ -62,43 +70,41 @@ def overview_view(request: HttpRequest) -> HttpResponse:
     rows = _rows(request, filters, None)
     if request.GET.get("format") == "csv":
         return _csv(rows, "kpis.csv")
-    context = {
-        **filters,
-        "rows": rows,
-        "areas": list(Area),
-        "area": None,
-        "computed_at": snapshot_age(filters["window"]),
-    }
-    return render(request, "dashboards/overview.html", context)
+    return _page(request, filters, rows, None)
 
 
 @login_required
 def area_view(request: HttpRequest, area: str) -> HttpResponse:
+    """One area's KPIs, and a table of them by team (the teams the user sees, or the one filtered to)."""
     try:
         chosen = Area(area)
     except ValueError as exc:
         raise Http404("No such dashboard.") from exc
     filters = _filters(request)
     rows = _rows(request, filters, chosen)
+    teams = [filters["team"]] if filters["team"] else filters["teams"]
+    breakdown = team_breakdown(kpis=[row.kpi for row in rows], teams=teams, window_days=filters["window"])
     if request.GET.get("format") == "csv":
+        if request.GET.get("table") == "teams":
+            return _teams_csv(breakdown, f"kpis-{chosen}-by-team.csv")
         return _csv(rows, f"kpis-{chosen}.csv")
-    context = {
-        **filters,
-        "rows": rows,
-        "areas": list(Area),
-        "area": chosen,
-        "computed_at": snapshot_age(filters["window"]),
-    }
-    return render(request, "dashboards/overview.html", context)
+    return _page(request, filters, rows, chosen, breakdown=breakdown)
 
 
-def _page(request: HttpRequest, filters: dict[str, Any], rows: list[KpiRow], area: Area | None) -> HttpResponse:
+def _page(
+    request: HttpRequest,
+    filters: dict[str, Any],
+    rows: list[KpiRow],
+    area: Area | None,
+    breakdown: list[tuple[Team, list[KpiRow]]] | None = None,
+) -> HttpResponse:
     context = {
         **filters,
         "rows": rows,
         "areas": list(Area),
         "area": area,
         "computed_at": snapshot_age(filters["window"]),
+        "breakdown": breakdown or [],
     }
     return render(request, "dashboards/overview.html", context)
 
@@ -107,6 +113,17 @@ def _page(request: HttpRequest, filters: dict[str, Any], rows: list[KpiRow], are
 def definitions_view(request: HttpRequest) -> HttpResponse:
     kpis = [(kpi, target_of(kpi)) for kpi in all_kpis()]
     return render(request, "dashboards/definitions.html", {"kpis": kpis})
+
+
+def _teams_csv(breakdown: list[tuple[Team, list[KpiRow]]], filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(["team", "key", "value", "previous", "sample", "status", "no_data"])
+    for team, rows in breakdown:
+        for row in rows:
+            writer.writerow([team.slug, row.kpi.key, row.value, row.previous, row.sample, row.status, row.no_data])
+    return response
 
 
 def _csv(rows: list[KpiRow], filename: str) -> HttpResponse:

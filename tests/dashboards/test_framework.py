@@ -184,3 +184,16 @@ def test_the_shipped_grafana_dashboard_charts_every_kpi_gauge() -> None:
     assert shipped == grafana_dashboard(), "regenerate it: manage.py grafana_dashboard > infra/grafana/paved-kpis.json"
     exprs = {target["expr"] for panel in shipped["panels"] for target in panel.get("targets", [])}
     assert exprs == {f'paved_kpi_{kpi.key}{{team=~"$team"}}' for kpi in all_kpis()}
+
+
+def test_a_drill_down_has_a_table_by_team_and_its_csv(history: None, client: Client, mark: Any) -> None:
+    refresh_snapshots(now=NOW, windows=(30,))
+    client.force_login(mark)
+    page = client.get(reverse("dashboards:area", args=["delivery"]), {"days": 30}).content.decode()
+    assert 'data-testid="kpi-team-vision"' in page
+    assert 'data-testid="kpi-team-nlp"' in page
+    csv = client.get(reverse("dashboards:area", args=["delivery"]), {"days": 30, "format": "csv", "table": "teams"})
+    lines = csv.content.decode().splitlines()
+    assert "vision,training_success_rate,75.0,100.0,4,red," in lines
+    assert "nlp,training_success_rate,0.0,,1,red," in lines
+    assert client.get(reverse("dashboards:area", args=["nonsense"])).status_code == 404
