@@ -12,7 +12,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 
 from apps.catalog.models import Template, TemplateKind, TemplateVersion, TemplateViewDay
 from apps.costs.selectors import showback_allocations, showback_daily
-from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, Unit, register
+from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, ShareKpi, Unit, register
 from apps.dashboards.stats import share
 from apps.runs.models import TERMINAL_STATES, Run, RunState, Workspace
 from apps.training.models import TrainingJob
@@ -200,7 +200,7 @@ def _first_applies(period: Period, team_ids: list[int] | None) -> dict[int, tupl
 
 
 @register
-class TemplateFunnelApplyRate(Kpi):
+class TemplateFunnelApplyRate(ShareKpi):
     """Workspaces launched in the period whose first run applied / those whose first run has ended (applied,
     failed, errored, cancelled, rejected or discarded), in percent. A workspace whose first run is still queued,
     planning or awaiting approval is left out until it ends."""
@@ -208,26 +208,12 @@ class TemplateFunnelApplyRate(Kpi):
     key = "template_funnel_apply_rate"
     name = "Template funnel: launches to first apply"
     area = Area.ADOPTION
-    unit = Unit.PERCENT
     source = "workspaces and runs (apps/runs)"
     dimensions = ("template", "team")
+    no_data = NO_FIRST_APPLY
 
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        found = _first_applies(period, None if scope.teams is None else sorted(scope.teams)).values()
-        ended, ok = sum(e for e, _ in found), sum(o for _, o in found)
-        if not ended:
-            return Measurement.none(NO_FIRST_APPLY)
-        return Measurement(value=share(ok, ended), sample=ended)
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        found = _first_applies(period, wanted)
-        return {
-            team_id: Measurement(value=share(found[team_id][1], found[team_id][0]), sample=found[team_id][0])
-            if team_id in found
-            else Measurement.none(NO_FIRST_APPLY)
-            for team_id in wanted
-        }
+    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+        return _first_applies(period, team_ids)
 
 
 # --- Golden paths -------------------------------------------------------------------------------------------------
@@ -244,7 +230,7 @@ def _reuse(period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, i
 
 
 @register
-class ReuseRate(Kpi):
+class ReuseRate(ShareKpi):
     """Workspaces launched in the period from a golden-path template (shared with every team, or shipped in
     infra/templates/) / all workspaces launched in the period, in percent. No fixed target: the seed asks for an
     upward trend."""
@@ -252,26 +238,12 @@ class ReuseRate(Kpi):
     key = "reuse_rate"
     name = "Golden-path reuse rate"
     area = Area.ADOPTION
-    unit = Unit.PERCENT
     source = "workspaces (apps/runs), templates (apps/catalog)"
     dimensions = ("team", "template")
+    no_data = NO_WORKSPACES
 
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        found = _reuse(period, None if scope.teams is None else sorted(scope.teams)).values()
-        total, golden = sum(t for t, _ in found), sum(g for _, g in found)
-        if not total:
-            return Measurement.none(NO_WORKSPACES)
-        return Measurement(value=share(golden, total), sample=total)
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        found = _reuse(period, wanted)
-        return {
-            team_id: Measurement(value=share(found[team_id][1], found[team_id][0]), sample=found[team_id][0])
-            if team_id in found
-            else Measurement.none(NO_WORKSPACES)
-            for team_id in wanted
-        }
+    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+        return _reuse(period, team_ids)
 
 
 SpendKey = tuple[int | None, str]  # team (None: unallocated), currency

@@ -137,6 +137,32 @@ class Kpi:
         return " ".join((self.__doc__ or "").split())
 
 
+class ShareKpi(Kpi):
+    """A percentage of counted records (part / whole): subclasses give `counts` per team in one grouped query and
+    the `no_data` reason; measuring a scope sums its teams' counts, so `measure` and `by_team` cannot disagree."""
+
+    unit = Unit.PERCENT
+    no_data: ClassVar[str]
+
+    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+        """team id -> (whole, part) for the teams (all teams when None)."""
+        raise NotImplementedError
+
+    def _share(self, whole: int, part: int) -> Measurement:
+        if not whole:
+            return Measurement.none(self.no_data)
+        return Measurement(value=100.0 * part / whole, sample=whole)
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        found = self.counts(period=period, team_ids=None if scope.teams is None else sorted(scope.teams)).values()
+        return self._share(sum(whole for whole, _ in found), sum(part for _, part in found))
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        found = self.counts(period=period, team_ids=wanted)
+        return {team_id: self._share(*found.get(team_id, (0, 0))) for team_id in wanted}
+
+
 _REGISTRY: dict[str, Kpi] = {}
 
 
