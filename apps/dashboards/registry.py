@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Count
 from django.utils import timezone
 
 
@@ -147,6 +148,14 @@ class ShareKpi(Kpi):
     def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
         """team id -> (whole, part) for the teams (all teams when None)."""
         raise NotImplementedError
+
+    @staticmethod
+    def count_records(records: Any, part: Any, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+        """(whole, part) per team of a queryset with a `team` foreign key and a Q for the part, in one query."""
+        if team_ids is not None:
+            records = records.filter(team_id__in=team_ids)
+        rows = records.values("team_id").annotate(whole=Count("pk"), part=Count("pk", filter=part)).order_by()
+        return {row["team_id"]: (row["whole"], row["part"]) for row in rows}
 
     def _share(self, whole: int, part: int) -> Measurement:
         if not whole:

@@ -13,8 +13,8 @@ from statistics import fmean
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, Target, Unit, register
-from apps.dashboards.stats import percentile, share
+from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, ShareKpi, Target, Unit, register
+from apps.dashboards.stats import percentile
 from apps.deployments.models import Deployment, DeploymentState, DoraOutcome, DoraRecord, Endpoint, Environment
 
 NO_FINISHED = "no data yet: no deployment finished in this period"
@@ -70,37 +70,19 @@ def _revert(field: str) -> Subquery:
     return Subquery(reverts.order_by("finished_at").values(field)[:1])
 
 
-class _Share(Kpi):
+class _Share(ShareKpi):
     """Base of the share-of-finished-deployments KPIs: `part` of the records that finished in the period."""
 
     area = Area.DELIVERY
-    unit = Unit.PERCENT
     source = SOURCE
     dimensions = ("team", "endpoint")
     part: Q
-    no_data: str
 
     def _records(self, period: Period) -> QuerySet[DoraRecord]:
         raise NotImplementedError
 
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        counts = scope.filter(self._records(period)).aggregate(total=Count("pk"), part=Count("pk", filter=self.part))
-        if not counts["total"]:
-            return Measurement.none(self.no_data)
-        return Measurement(value=share(counts["part"], counts["total"]), sample=counts["total"])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        rows = (
-            self._records(period)
-            .filter(team_id__in=wanted)
-            .values("team_id")
-            .annotate(total=Count("pk"), part=Count("pk", filter=self.part))
-        )
-        found = {
-            row["team_id"]: Measurement(value=share(row["part"], row["total"]), sample=row["total"]) for row in rows
-        }
-        return {team_id: found.get(team_id, Measurement.none(self.no_data)) for team_id in wanted}
+    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+        return self.count_records(self._records(period), self.part, team_ids)
 
 
 @register

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
 
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
-from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, Target, Unit, register
+from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, ShareKpi, Target, Unit, register
 from apps.dashboards.stats import share
 from apps.feedback.models import SurveyPrompt, SurveyResponse
 
@@ -54,7 +54,7 @@ class Csat(Kpi):
 
 
 @register
-class SurveyResponseRate(Kpi):
+class SurveyResponseRate(ShareKpi):
     """Survey prompts answered / prompts shown in the period, in percent: a prompt counts in the period it was
     first shown, and as answered if it was answered before the period's end (dismissed or ignored prompts count
     as shown, not answered)."""
@@ -62,36 +62,14 @@ class SurveyResponseRate(Kpi):
     key = "survey_response_rate"
     name = "Survey response rate"
     area = Area.SATISFACTION
-    unit = Unit.PERCENT
     source = "survey prompts (apps/feedback)"
     dimensions = ("team", "template")
+    no_data = NO_PROMPTS
 
-    def _shown(self, period: Period) -> QuerySet[SurveyPrompt]:
-        return SurveyPrompt.objects.filter(shown_at__gte=period.start, shown_at__lt=period.end)
-
-    def _answered(self, period: Period) -> Q:
-        return Q(answered_at__isnull=False, answered_at__lt=period.end)
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        found = scope.filter(self._shown(period)).aggregate(
-            shown=Count("pk"), answered=Count("pk", filter=self._answered(period))
-        )
-        if not found["shown"]:
-            return Measurement.none(NO_PROMPTS)
-        return Measurement(value=share(found["answered"], found["shown"]), sample=found["shown"])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        rows = (
-            self._shown(period)
-            .filter(team_id__in=wanted)
-            .values("team_id")
-            .annotate(shown=Count("pk"), answered=Count("pk", filter=self._answered(period)))
-        )
-        found = {
-            row["team_id"]: Measurement(value=share(row["answered"], row["shown"]), sample=row["shown"]) for row in rows
-        }
-        return {team_id: found.get(team_id, Measurement.none(NO_PROMPTS)) for team_id in wanted}
+    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+        shown = SurveyPrompt.objects.filter(shown_at__gte=period.start, shown_at__lt=period.end)
+        answered = Q(answered_at__isnull=False, answered_at__lt=period.end)
+        return self.count_records(shown, answered, team_ids)
 
 
 @register

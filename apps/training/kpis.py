@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 
-from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, Target, Unit, register
-from apps.dashboards.stats import percentile, share
+from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, ShareKpi, Target, Unit, register
+from apps.dashboards.stats import percentile
 from apps.training.models import ENDED_JOB_STATES, JobState, TrainingJob
 
 NO_JOBS = "no data yet: no training job ended in this period"
@@ -16,38 +16,24 @@ NO_STARTS = "no data yet: no training job started in this period"
 
 
 @register
-class TrainingPipelineSuccess(Kpi):
+class TrainingPipelineSuccess(ShareKpi):
     """Succeeded jobs / jobs that ended (succeeded, failed, cancelled, timed out, or lost for good) in the period,
     in percent; jobs submitted by a definition's schedule or trigger count like any other."""
 
     key = "training_success_rate"
     name = "Training pipeline success rate"
     area = Area.DELIVERY
-    unit = Unit.PERCENT
     source = "training jobs (apps/training)"
     target = Target(green=95, amber=90, note="seed: 95-99% completion")
     dimensions = ("team", "template")
+    no_data = NO_JOBS
 
-    def _ended(self, period: Period) -> Q:
+    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
         # A job in `lost` is lost for good: one with a retry left is queued again in the same transaction.
-        ended = Q(state__in=[*ENDED_JOB_STATES, JobState.LOST])
-        return ended & Q(finished_at__gte=period.start, finished_at__lt=period.end)
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        jobs = scope.filter(TrainingJob.objects.filter(self._ended(period)))
-        counts = jobs.aggregate(total=Count("pk"), ok=Count("pk", filter=Q(state=JobState.SUCCEEDED)))
-        if not counts["total"]:
-            return Measurement.none(NO_JOBS)
-        return Measurement(value=share(counts["ok"], counts["total"]), sample=counts["total"])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        rows = (
-            TrainingJob.objects.filter(self._ended(period), team_id__in=list(team_ids))
-            .values("team_id")
-            .annotate(total=Count("pk"), ok=Count("pk", filter=Q(state=JobState.SUCCEEDED)))
+        ended = TrainingJob.objects.filter(
+            state__in=[*ENDED_JOB_STATES, JobState.LOST], finished_at__gte=period.start, finished_at__lt=period.end
         )
-        found = {row["team_id"]: Measurement(value=share(row["ok"], row["total"]), sample=row["total"]) for row in rows}
-        return {team_id: found.get(team_id, Measurement.none(NO_JOBS)) for team_id in team_ids}
+        return self.count_records(ended, Q(state=JobState.SUCCEEDED), team_ids)
 
 
 class _QueueTime(Kpi):
