@@ -55,6 +55,7 @@ def run() -> list[str]:
 
     biggest = made.teams[0]
     manager = User.objects.get(pk=Membership.objects.get(team=biggest, role=Role.MANAGER).user_id)
+    assert made.admin_id is not None
     admin = User.objects.get(pk=made.admin_id)
     anonymous = Client(HTTP_HOST=HOST)
     browser = Client(HTTP_HOST=HOST)
