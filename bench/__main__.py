@@ -62,6 +62,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.list_pages",
         "catalog, runs API (?state=applied), audit (platform admin) and runs pages over 20k workspaces, 200k runs",
     ),
+    "dashboards": (
+        "bench.dashboards",
+        "manager overview, every drill-down, home, workspaces and runs pages over a generated year (p95 < 150 ms)",
+    ),
 }
 POSTGRES_ENGINES = {"django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"}
 

@@ -3,8 +3,9 @@ workspaces and 1,000,000 runs found slow, over a dataset made here with bulk_cre
 
 Default scale: 20,000 workspaces and 200,000 runs over 50 teams, and 44,000 audit events (the measured superuser's
 count); `BENCH_LIST_WORKSPACES`, `BENCH_LIST_RUNS` and `BENCH_LIST_AUDIT_EVENTS` change it (e.g. 100000, 1000000).
-Workspaces are spread over the shipped templates' published versions, runs over the workspaces and five states,
-audit events over the teams (a tenth with no team, as logins are) and 40 verbs.
+Built by the history builders (apps/ops/history.py, as `generate_history`): teams of Zipf-like sizes, workspaces
+over the shipped templates' published versions, runs over the workspaces with a long tail and realistic states
+(mostly applied), audit events over the teams (a tenth with no team, as logins are) and 40 verbs.
 
 Measured with Django's test Client in-process (one kept connection, warm plan cache), round-robin so drift hits
 every page alike, `REQUESTS` requests each after a warm-up:
@@ -20,8 +21,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import timedelta
-from decimal import Decimal
 
 from bench._report import percentile, ratio, table
 
@@ -31,68 +30,32 @@ RUNS = int(os.environ.get("BENCH_LIST_RUNS", "200000"))
 AUDIT_EVENTS = int(os.environ.get("BENCH_LIST_AUDIT_EVENTS", "44000"))
 REQUESTS = int(os.environ.get("BENCH_LIST_REQUESTS", "40"))
 WARMUP = 5
-BATCH = 5000
 HOST = "127.0.0.1"  # must be in ALLOWED_HOSTS; setup_test_environment() is deliberately not called
-STATES = ["applied", "applied", "failed", "cancelled", "planned"]
 VERBS = [f"{noun}.{act}" for noun in ("run", "workspace", "cluster", "budget", "team", "token", "model", "job")
          for act in ("created", "changed", "deleted", "approved", "launched")]  # fmt: skip
 
 
 def _fill() -> tuple[int, int]:
-    """Teams, a member and a platform admin, then workspaces, runs and audit events in batches; returns the ids
-    of the member and the admin."""
-    from django.contrib.auth.models import User
-    from django.db import connection
+    """Teams, their people, workspaces, runs and audit events by the history builders (apps/ops/history.py), and
+    the platform admin made manager of every team; returns the ids of a member of the largest team and the
+    admin."""
     from django.utils import timezone
 
-    from apps.accounts.models import Membership, Role, Team
-    from apps.audit.models import AuditEvent
-    from apps.catalog.models import Lifecycle, TemplateVersion
-    from apps.runs.models import Run, Workspace, WorkspaceStatus
+    from apps.accounts.models import Membership, Role
+    from apps.ops.history import History
 
-    versions = list(TemplateVersion.objects.filter(lifecycle=Lifecycle.PUBLISHED).order_by("pk"))
-    assert versions, "seed_demo syncs the shipped templates"
-    teams = Team.objects.bulk_create([Team(slug=f"list-{n:02d}", name=f"List {n}") for n in range(TEAMS)])
-    users = User.objects.bulk_create([User(username=f"list-user-{n:02d}") for n in range(TEAMS)])
+    made = History(seed=1, end=timezone.now())
+    made.build_teams(TEAMS)
+    made.build_users(2 * TEAMS)
+    made.build_workspaces(WORKSPACES)
+    made.build_runs(RUNS)
+    made.build_audit_events(AUDIT_EVENTS, VERBS)
+    assert made.admin_id is not None
     Membership.objects.bulk_create(
-        [Membership(user=user, team=team, role=Role.MEMBER) for team, user in zip(teams, users, strict=True)]
+        [Membership(user_id=made.admin_id, team=team, role=Role.MANAGER) for team in made.teams]
     )
-    admin = User.objects.create(username="list-admin", is_superuser=True, is_staff=True)
-    Membership.objects.bulk_create([Membership(user=admin, team=team, role=Role.MANAGER) for team in teams])
-
-    workspace_ids: list[tuple[int, int, int, int]] = []  # (workspace, team, version, user)
-    for start in range(0, WORKSPACES, BATCH):
-        made = Workspace.objects.bulk_create(
-            [
-                Workspace(team=teams[n % TEAMS], name=f"ws-{n}", template_version=versions[n % len(versions)],
-                          created_by=users[n % TEAMS], status=WorkspaceStatus.READY,
-                          estimated_hourly_cost=Decimal("1.2"), parameters={"n": n})
-                for n in range(start, min(start + BATCH, WORKSPACES))
-            ]
-        )  # fmt: skip
-        workspace_ids += [(w.pk, w.team_id, w.template_version_id, w.created_by_id) for w in made]
-    for start in range(0, RUNS, BATCH):
-        Run.objects.bulk_create(
-            [
-                Run(workspace_id=ws, team_id=team, template_version_id=version, created_by_id=user,
-                    state=STATES[n % len(STATES)], parameters={"n": n})
-                for n in range(start, min(start + BATCH, RUNS))
-                for ws, team, version, user in [workspace_ids[n % len(workspace_ids)]]
-            ]
-        )  # fmt: skip
-    now = timezone.now()
-    for start in range(0, AUDIT_EVENTS, BATCH):
-        AuditEvent.objects.bulk_create(
-            [
-                AuditEvent(created_at=now - timedelta(seconds=n), team=None if n % 10 == 0 else teams[n % TEAMS],
-                           verb=VERBS[n % len(VERBS)], actor_label="bench", target_label=f"target-{n}")
-                for n in range(start, min(start + BATCH, AUDIT_EVENTS))
-            ]
-        )  # fmt: skip
-    with connection.cursor() as cursor:
-        for model in (Workspace, Run, AuditEvent, Membership):
-            cursor.execute(f"ANALYZE {model._meta.db_table}")
-    return users[0].pk, admin.pk
+    made.analyze()
+    return made.users[0][1][0], made.admin_id
 
 
 def _timed(call: Callable[[], object]) -> Callable[[list[float]], None]:

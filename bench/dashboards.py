@@ -1,0 +1,107 @@
+"""The manager pages over a generated year (issue 15, acceptance 9): p50/p95 of the dashboards overview, every
+drill-down, a manager's home page and the workspaces and runs lists, over the history `generate_history`
+makes (apps/ops/history.py), after one snapshot refresh: the pages read the KPI snapshots the beat keeps, never
+recompute a year of records per request.
+
+`BENCH_HISTORY_SCALE` (default 0.05: 5,000 workspaces, 50,000 runs, 500,000 cost line items, so `make bench`
+stays minutes) sets the size; 1.0 is the full year (100,000 workspaces, 1,000,000 runs, 10,000,000 line items):
+`BENCH_HISTORY_SCALE=1.0 make bench` or `... python -m bench --only dashboards`. Measured with Django's test
+Client in-process (one kept connection, warm), round-robin, `BENCH_DASHBOARD_REQUESTS` (40) requests each after
+a warm-up, for the manager of the largest team; `GET /healthz` (no database) is the baseline. Goal: p95 under
+150 ms each.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from bench._report import percentile, ratio, table
+
+TEAMS = 50
+SCALE = float(os.environ.get("BENCH_HISTORY_SCALE", "0.05"))
+REQUESTS = int(os.environ.get("BENCH_DASHBOARD_REQUESTS", "40"))
+WARMUP = 5
+GOAL_MS = 150.0
+HOST = "127.0.0.1"
+
+
+def run() -> list[str]:
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+
+    from apps.accounts.models import Membership, Role
+    from apps.dashboards.registry import Area
+    from apps.dashboards.services import refresh_snapshots
+    from apps.ops import history
+
+    if connection.vendor != "postgresql":
+        return ["skipped: the dashboards are measured on PostgreSQL (set DATABASE_URL)"]
+    lines: list[str] = []
+    end = history.day_end(datetime.now(UTC).date())
+    started = time.perf_counter()
+    # seed_demo's teams are in the bench database: --force, as `generate_history --force` would be.
+    made, report = history.generate(teams=TEAMS, scale=SCALE, seed=1, end=end, force=True)
+    lines.append(f"generate_history --teams {TEAMS} --scale {SCALE}: {time.perf_counter() - started:.1f} s")
+    lines += table(["part", "rows", "seconds"], [[n, f"{c:,}", f"{s:.1f}"] for n, c, s in report.parts])
+    refreshed = refresh_snapshots(now=end - timedelta(seconds=1))
+    lines.append(
+        f"snapshot refresh (the beat's pass at this size): {refreshed.rows:,} rows in {refreshed.seconds:.1f} s"
+    )
+
+    biggest = made.teams[0]
+    manager = User.objects.get(pk=Membership.objects.get(team=biggest, role=Role.MANAGER).user_id)
+    assert made.admin_id is not None
+    admin = User.objects.get(pk=made.admin_id)
+    anonymous = Client(HTTP_HOST=HOST)
+    browser = Client(HTTP_HOST=HOST)
+    browser.force_login(manager)
+    platform = Client(HTTP_HOST=HOST)
+    platform.force_login(admin)
+
+    def get(client: Client, path: str) -> Callable[[], object]:
+        def call() -> object:
+            response = client.get(path)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {path} answered {response.status_code}, expected 200")
+            return response
+
+        return call
+
+    pages = [
+        ("GET /healthz (baseline)", get(anonymous, "/healthz")),
+        ("GET / (manager's home, KPIs)", get(browser, "/")),
+        ("GET /dashboards/ (manager)", get(browser, reverse("dashboards:overview"))),
+        *[
+            (f"GET /dashboards/{area}/ (manager)", get(browser, reverse("dashboards:area", args=[area.value])))
+            for area in Area
+        ],
+        ("GET /dashboards/ (platform admin)", get(platform, reverse("dashboards:overview"))),
+        ("GET /workspaces/ (manager)", get(browser, reverse("runs:workspace-list"))),
+        ("GET /runs/ (manager)", get(browser, reverse("runs:run-list"))),
+    ]
+    samples: dict[str, list[float]] = {label: [] for label, _ in pages}
+    for _ in range(WARMUP):
+        for _label, call in pages:
+            call()
+    for _ in range(REQUESTS):
+        for label, call in pages:
+            begun = time.perf_counter_ns()
+            call()
+            samples[label].append((time.perf_counter_ns() - begun) / 1e6)
+    baseline = percentile(samples[pages[0][0]], 95)
+    rows = []
+    for label, values in samples.items():
+        p95 = percentile(values, 95)
+        verdict = "" if label == pages[0][0] else "ok" if p95 < GOAL_MS else f"OVER {GOAL_MS:.0f} ms"
+        rows.append([label, f"{percentile(values, 50):.2f}", f"{p95:.2f}", ratio(p95, baseline), verdict])
+    return [
+        *lines,
+        f"manager of {biggest.slug} (the largest team); Django test Client in-process, {REQUESTS} requests per page"
+        f" after {WARMUP} warm-up, round-robin",
+        *table(["page", "p50 ms", "p95 ms", "p95 / healthz p95", f"goal < {GOAL_MS:.0f} ms"], rows),
+    ]
