@@ -341,9 +341,18 @@ KPI_REFRESH_SECONDS = env_int("KPI_REFRESH_SECONDS", 600)
 KPI_TARGETS: dict[str, dict[str, Any]] = json.loads(os.environ.get("KPI_TARGETS", "{}") or "{}")
 # Documentation freshness (apps/feedback/kpis.py): a template page edited within this many days is fresh.
 DOCS_FRESHNESS_DAYS = env_int("DOCS_FRESHNESS_DAYS", 180)
+# The 7- and 30-day windows every KPI_REFRESH_SECONDS; the 90- and 365-day ones, which move slowly and cost the
+# most to recompute, every KPI_LONG_REFRESH_SECONDS.
+KPI_LONG_REFRESH_SECONDS = env_int("KPI_LONG_REFRESH_SECONDS", 6 * 3600)
 CELERY_BEAT_SCHEDULE["refresh-kpi-snapshots"] = {
     "task": "apps.dashboards.tasks.refresh_kpi_snapshots",
     "schedule": float(KPI_REFRESH_SECONDS),
+    "args": [[7, 30]],
+}
+CELERY_BEAT_SCHEDULE["refresh-long-kpi-snapshots"] = {
+    "task": "apps.dashboards.tasks.refresh_kpi_snapshots",
+    "schedule": float(KPI_LONG_REFRESH_SECONDS),
+    "args": [[90, 365]],
 }
 
 # --- REST API ----------------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from apps.accounts.models import Team
+from apps.accounts.permissions import is_platform_admin
+from apps.accounts.selectors import memberships_for, pick_current_membership
+from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.dashboards.registry import Area, Period, all_kpis, target_of
 from apps.dashboards.selectors import (
     WINDOWS,
@@ -25,6 +28,7 @@ from apps.dashboards.selectors import (
 )
 
 DEFAULT_WINDOW = 30
+ALL_MY_TEAMS = "all"
 ONE_DAY = timedelta(days=1)
 
 
@@ -33,10 +37,14 @@ def _filters(request: HttpRequest) -> dict[str, Any]:
     teams = visible_teams(request.user)
     team: Team | None = None
     slug = request.GET.get("team", "")
-    if slug:
+    if slug and slug != ALL_MY_TEAMS:
         team = next((t for t in teams if t.slug == slug), None)
         if team is None:
             raise Http404("No such team among yours.")
+    elif not slug and len(teams) > 1 and not is_platform_admin(request.user):
+        # Several teams' KPIs together have no snapshot (a percentile does not add up), so a manager of several
+        # teams opens on the current one; "all my teams" (team=all) is computed live.
+        team = _current_team(request, teams)
     try:
         window = int(request.GET.get("days", DEFAULT_WINDOW))
     except ValueError:
@@ -44,7 +52,14 @@ def _filters(request: HttpRequest) -> dict[str, Any]:
     if window not in WINDOWS:
         window = DEFAULT_WINDOW
     period = _range(request.GET.get("start", ""), request.GET.get("end", ""))
-    return {"teams": teams, "team": team, "window": window, "period": period, "windows": WINDOWS}
+    return {"teams": teams, "team": team, "window": window, "period": period, "windows": WINDOWS,
+            "all_my_teams": ALL_MY_TEAMS}  # fmt: skip
+
+
+def _current_team(request: HttpRequest, teams: list[Team]) -> Team:
+    memberships = list(memberships_for(request.user))
+    current = pick_current_membership(memberships, request.session.get(CURRENT_TEAM_SESSION_KEY))
+    return next((t for t in teams if current is not None and t.pk == current.team_id), teams[0])
 
 
 def _range(start: str, end: str) -> Period | None:

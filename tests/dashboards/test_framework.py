@@ -189,11 +189,34 @@ def test_the_shipped_grafana_dashboard_charts_every_kpi_gauge() -> None:
 def test_a_drill_down_has_a_table_by_team_and_its_csv(history: None, client: Client, mark: Any) -> None:
     refresh_snapshots(now=NOW, windows=(30,))
     client.force_login(mark)
-    page = client.get(reverse("dashboards:area", args=["delivery"]), {"days": 30}).content.decode()
+    page = client.get(reverse("dashboards:area", args=["delivery"]), {"days": 30, "team": "all"}).content.decode()
     assert 'data-testid="kpi-team-vision"' in page
     assert 'data-testid="kpi-team-nlp"' in page
-    csv = client.get(reverse("dashboards:area", args=["delivery"]), {"days": 30, "format": "csv", "table": "teams"})
+    query = {"days": 30, "team": "all", "format": "csv", "table": "teams"}
+    csv = client.get(reverse("dashboards:area", args=["delivery"]), query)
     lines = csv.content.decode().splitlines()
     assert "vision,training_success_rate,75.0,100.0,4,red," in lines
     assert "nlp,training_success_rate,0.0,,1,red," in lines
     assert client.get(reverse("dashboards:area", args=["nonsense"])).status_code == 404
+
+
+def test_a_manager_of_several_teams_opens_on_the_current_team_and_may_ask_for_all_live(
+    history: None, client: Client, mark: Any
+) -> None:
+    refresh_snapshots(now=NOW, windows=(30,))
+    client.force_login(mark)  # manager of nlp and vision; nlp sorts first, so it is the current team
+    default = client.get(reverse("dashboards:overview"), {"days": 30})
+    assert default.context["team"].slug == "nlp"
+    assert not any(row.live for row in default.context["rows"])  # read from nlp's snapshots
+    together = client.get(reverse("dashboards:overview"), {"days": 30, "team": "all"})
+    assert together.context["team"] is None
+    assert all(row.live for row in together.context["rows"])
+
+
+def test_the_beat_refreshes_short_windows_often_and_long_ones_seldom(settings: Any) -> None:
+    short, long = (
+        settings.CELERY_BEAT_SCHEDULE["refresh-kpi-snapshots"],
+        settings.CELERY_BEAT_SCHEDULE["refresh-long-kpi-snapshots"],
+    )
+    assert (short["args"], long["args"]) == ([[7, 30]], [[90, 365]])
+    assert long["schedule"] > short["schedule"]
