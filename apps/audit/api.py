@@ -17,6 +17,7 @@ from apps.audit.evidence import day_start, export_evidence, team_to_export
 from apps.audit.filters import AuditEventFilterSet
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_events_for
+from apps.core.openapi import problem_responses
 from apps.core.query import read_query
 
 
@@ -96,6 +97,7 @@ class EvidenceExportView(APIView):
         },
         summary="Export a team's audit evidence (CSV + JSON + manifest with SHA-256s) as a ZIP",
     )
+    @problem_responses(404)  # an unknown ?format= (content negotiation) is a 404
     def get(self, request: Request) -> FileResponse:
         team = team_to_export(actor=request.user, slug=request.query_params.get("team", ""))  # 403 before parsing
         query = read_query(request, EvidenceQuerySerializer)

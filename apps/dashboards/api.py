@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import NotFound, ValidationFailed
+from apps.core.openapi import problem_responses
 from apps.core.query import read_query
 from apps.dashboards.registry import Area, Period, get_kpi, target_of
 from apps.dashboards.selectors import WINDOWS, KpiRow, kpi_rows, scope_for, visible_teams
@@ -97,6 +98,7 @@ def _rows(request: Request, key: str | None = None) -> list[KpiRow]:
 class KpiListView(APIView):
     @extend_schema(parameters=[KpiQuerySerializer], responses={200: KpiSerializer(many=True)},
                    summary="Every KPI for your teams (or one team) over a window or a date range")  # fmt: skip
+    @problem_responses(404)  # a team that is not one of yours
     def get(self, request: Request) -> Response:
         return Response(KpiSerializer(_rows(request), many=True).data)
 
@@ -104,6 +106,7 @@ class KpiListView(APIView):
 class KpiDetailView(APIView):
     @extend_schema(parameters=[KpiQuerySerializer], responses={200: KpiSerializer},
                    summary="One KPI by key")  # fmt: skip
+    @problem_responses(404)  # no such KPI, or a team that is not one of yours
     def get(self, request: Request, key: str) -> Response:
         (row,) = _rows(request, key)
         return Response(KpiSerializer(row).data)
