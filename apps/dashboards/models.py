@@ -20,7 +20,9 @@ class KpiSnapshot(models.Model):
     previous_value = models.FloatField(null=True, blank=True, help_text="The same KPI over the window before.")
     sample = models.PositiveIntegerField(default=0)
     no_data = models.CharField(max_length=300, blank=True)
-    series = models.JSONField(default=list, blank=True, help_text="Sparkline: the value over 8 slices of the window.")
+    series = models.JSONField(
+        default=list, blank=True, help_text="Sparkline: the window's value on 7 earlier days and today."
+    )
     computed_at = models.DateTimeField()
 
     class Meta:
@@ -33,3 +35,26 @@ class KpiSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} over {self.window_days} d ({self.team_id or 'platform'})"
+
+
+class KpiHistory(models.Model):
+    """A KPI's value over the window that ended on `day` (for the whole day, UTC), kept so a refresh reads the
+    trend (the previous window) and the sparkline (the window's value on earlier days) instead of recomputing
+    them: a pass computes the current windows, and only days it has never seen."""
+
+    key = models.CharField(max_length=64)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    window_days = models.PositiveSmallIntegerField()
+    day = models.DateField(help_text="The window's last day.")
+    value = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "team", "window_days", "day"], name="unique_kpi_history", nulls_distinct=False
+            )
+        ]
+        indexes = [models.Index(fields=["window_days", "day"], name="kpi_history_window_day")]
+
+    def __str__(self) -> str:
+        return f"{self.key} over {self.window_days} d to {self.day} ({self.team_id or 'platform'})"

@@ -117,8 +117,9 @@ def test_snapshots_hold_each_team_and_the_platform_with_trend_and_sparkline(
     assert report.rows == len(all_kpis()) * 3  # platform + vision + nlp
     snap = KpiSnapshot.objects.get(key="training_success_rate", team=vision, window_days=30)
     assert (snap.value, snap.sample, snap.previous_value) == (75.0, 4, 100.0)  # February's job was the previous
-    assert len(snap.series) == 8
-    assert snap.series[-1] is None  # nothing ended in the last slice
+    assert len(snap.series) == 8  # the 30-day value on 7 earlier days (every 3 days) and today
+    assert snap.series[-1] == 75.0
+    assert snap.series[0] == 100.0  # the window ending March 10th: only February's job had ended
     platform = KpiSnapshot.objects.get(key="training_success_rate", team=None, window_days=30)
     assert platform.value == 60.0
 
@@ -220,3 +221,20 @@ def test_the_beat_refreshes_short_windows_often_and_long_ones_seldom(settings: A
     )
     assert (short["args"], long["args"]) == ([[7, 30]], [[90, 365]])
     assert long["schedule"] > short["schedule"]
+
+
+def test_a_refresh_reads_the_trend_and_sparkline_from_history_and_computes_only_today(
+    history: None, vision: Team, django_assert_max_num_queries: Any
+) -> None:
+    from apps.dashboards.models import KpiHistory
+
+    refresh_snapshots(now=NOW, windows=(30,))
+    first = KpiHistory.objects.count()
+    assert first == len(all_kpis()) * 3 * 9  # today, 7 sparkline days and the previous window, for 3 scopes
+    refresh_snapshots(now=NOW + timedelta(hours=1), windows=(30,))
+    assert KpiHistory.objects.count() == first  # the same day: today's rows replaced, nothing recomputed
+    refresh_snapshots(now=NOW + timedelta(days=1), windows=(30,))
+    # A new day adds today and whatever earlier days the new sparkline needs that the history lacks.
+    assert KpiHistory.objects.filter(day=(NOW + timedelta(days=1)).date()).count() == len(all_kpis()) * 3
+    snap = KpiSnapshot.objects.get(key="training_success_rate", team=vision, window_days=30)
+    assert snap.value == 75.0
