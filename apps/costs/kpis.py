@@ -4,6 +4,7 @@ number by construction. The GPU KPIs live here too (the telemetry is the cluster
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -119,8 +120,9 @@ class _BudgetRatio(Kpi):
     source = "team budgets and the cost ledger (apps/costs budgets)"
     dimensions = ("team",)
 
+    @abstractmethod
     def _numerator(self, status: BudgetStatus) -> Decimal:
-        raise NotImplementedError
+        """The budget status figure to set against the budget (spend so far, or the month-end forecast)."""
 
     def _statuses(self, period: Period, budgets: Iterable[Budget]) -> list[BudgetStatus]:
         # One status per budget: `budget_status` is the one rule for a budget's spend and forecast (a few queries
@@ -190,8 +192,9 @@ class _GpuKpi(Kpi):
     source = "GPU telemetry rollups (apps/clusters) and cluster prices (apps/costs waste)"
     dimensions = ("team", "instance_type")
 
+    @abstractmethod
     def _value(self, times: list[GpuTime]) -> Measurement:
-        raise NotImplementedError
+        """The KPI from the clusters' GPU time in the period."""
 
     def measure(self, *, period: Period, scope: Scope) -> Measurement:
         times = gpu_time(team_ids=team_ids_of(scope), start=period.start, end=period.end)

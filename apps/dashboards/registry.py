@@ -8,6 +8,7 @@ Targets have red/amber/green bounds; an installation overrides them in settings:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -114,7 +115,7 @@ class Measurement:
         return cls(value=None, no_data=reason)
 
 
-class Kpi:
+class Kpi(ABC):
     """Subclasses set the class attributes and implement `measure`; the docstring is the formula users read."""
 
     key: ClassVar[str]
@@ -125,8 +126,9 @@ class Kpi:
     target: ClassVar[Target | None] = None
     dimensions: ClassVar[tuple[str, ...]] = ("team",)
 
+    @abstractmethod
     def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        raise NotImplementedError
+        """The KPI over `period` for `scope`: a value with its sample, or `Measurement.none(reason)`."""
 
     def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
         """The KPI for each team; a KPI may answer in one grouped query instead (the snapshot refresh calls this
@@ -145,9 +147,9 @@ class ShareKpi(Kpi):
     unit = Unit.PERCENT
     no_data: ClassVar[str]
 
+    @abstractmethod
     def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
         """team id -> (whole, part) for the teams (all teams when None)."""
-        raise NotImplementedError
 
     @staticmethod
     def count_records(records: Any, part: Any, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:

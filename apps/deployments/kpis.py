@@ -5,6 +5,7 @@ answer "no data yet" with the reason: Paved stores no SLO, request counts or mon
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -78,8 +79,9 @@ class _Share(ShareKpi):
     dimensions = ("team", "endpoint")
     part: Q
 
+    @abstractmethod
     def _records(self, period: Period) -> QuerySet[DoraRecord]:
-        raise NotImplementedError
+        """The records that finished in the period."""
 
     def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
         return self.count_records(self._records(period), self.part, team_ids)
@@ -175,11 +177,13 @@ class _Hours(Kpi):
     source = SOURCE
     no_data: str
 
+    @abstractmethod
     def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
-        raise NotImplementedError
+        """(team id, hours) per record of the period."""
 
+    @abstractmethod
     def _summary(self, hours: list[float]) -> float | None:
-        raise NotImplementedError
+        """Fold one scope's hours into the KPI's value (a percentile, a mean)."""
 
     def _measurement(self, hours: list[float]) -> Measurement:
         return Measurement(value=self._summary(hours), sample=len(hours)) if hours else Measurement.none(self.no_data)

@@ -3,6 +3,7 @@ approval cycle time and time to restore, from Paved's own runs, workspaces and a
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import ClassVar
@@ -46,11 +47,13 @@ class _Durations(Kpi):
 
     no_data: ClassVar[str]
 
+    @abstractmethod
     def _pairs(self, period: Period, scope: Scope) -> Iterable[tuple[int, float]]:
-        raise NotImplementedError
+        """(team id, duration in the KPI's unit) per record of the period, in one query."""
 
+    @abstractmethod
     def summarize(self, values: list[float]) -> float | None:
-        raise NotImplementedError
+        """Fold one scope's durations into the KPI's value (a percentile, a mean)."""
 
     def _measurement(self, values: list[float]) -> Measurement:
         if not values:

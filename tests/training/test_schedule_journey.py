@@ -6,6 +6,8 @@ which registers the next version. The schedule page shows both runs and the skip
 
 from __future__ import annotations
 
+import errno
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,17 +26,32 @@ from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# The real example script, started once `release` exists: the test decides when the first run may end, so the
-# second cron time surely finds it running (no timing guess).
+# The real example script, started once the test writes to the `release` FIFO (reading it blocks until then): the
+# test decides when each run may go on, so the second cron time surely finds the first job running.
 HELD_SCRIPT = """
-import os, runpy, sys, time
-release = sys.argv[1]
-print('waiting for the release file', flush=True)
-while not os.path.exists(release):
-    time.sleep(0.05)
+import runpy, sys
+print('waiting for the release', flush=True)
+with open(sys.argv[1]) as release:
+    release.read()
 sys.argv = [sys.argv[2], *sys.argv[3:]]
 runpy.run_path(sys.argv[0], run_name='__main__')
 """
+
+
+def release_job(fifo: Path) -> None:
+    """Let the job waiting on `fifo` go on: open the FIFO's write end (possible once a reader has it open) and close
+    it, which the reader sees as its end."""
+
+    def opened() -> bool:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no reader yet: the job has not reached its wait
+                return False
+            raise
+        return True
+
+    wait_for(opened, timeout=60, message="a job waiting on the release FIFO")
 
 
 def test_a_schedule_fires_twice_with_forbid_and_skips_the_overlap(
@@ -52,6 +69,7 @@ def test_a_schedule_fires_twice_with_forbid_and_skips_the_overlap(
 ) -> None:
     settings.PAVED_NODE_PORTAL_URL = live_server.url
     release = tmp_path / "release"
+    os.mkfifo(release)
     api.force_authenticate(alice)
     created = api.post(
         "/api/v1/job-definitions/",
@@ -96,7 +114,7 @@ def test_a_schedule_fires_twice_with_forbid_and_skips_the_overlap(
     assert overlap.reason == f"skipped: job #{one.pk} is still running (forbid)"
     assert TrainingJob.objects.filter(definition=definition).count() == 1
 
-    release.touch()
+    release_job(release)
     wait_for(lambda: job_in(one, JobState.SUCCEEDED, JobState.FAILED), timeout=120,
              message=lambda: f"the first job to end ({one.state}; {iter_job_log(one)[-3:]})")  # fmt: skip
     assert one.state == JobState.SUCCEEDED, iter_job_log(one)
@@ -111,6 +129,7 @@ def test_a_schedule_fires_twice_with_forbid_and_skips_the_overlap(
     assert second.outcome == FireOutcome.STARTED
     assert second.job is not None
     two = second.job
+    release_job(release)
     wait_for(lambda: job_in(two, JobState.SUCCEEDED, JobState.FAILED), timeout=120,
              message=lambda: f"the second job to end ({two.state}; {iter_job_log(two)[-3:]})")  # fmt: skip
     assert two.state == JobState.SUCCEEDED, iter_job_log(two)
