@@ -4,6 +4,7 @@ team-owned model registers one in TEAM_SCOPED_FACTORIES."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,7 @@ from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.tokens import digest
 from apps.audit.models import AuditEvent
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
-from apps.clusters.models import Cluster, Node, PurchaseOption
+from apps.clusters.models import Cluster, GpuRollup, Node, PurchaseOption
 from apps.clusters.services import new_node_token
 from apps.costs.models import Budget, CostLineItem, CostSource, SharedCostRule
 from apps.deployments.models import Deployment, Endpoint, Experiment
@@ -367,3 +368,22 @@ class JobDefinitionFactory(factory.django.DjangoModelFactory):
 
 
 TEAM_SCOPED_FACTORIES[JobDefinition] = lambda team, owner: JobDefinitionFactory(team=team, owner=owner)
+
+
+def gpu_rollups(node: Node, gpu: int, start: datetime, buckets: int, utilization: float, seconds: int = 300) -> None:
+    """`buckets` telemetry rollups of one GPU of `node` from `start`, each `seconds` long, at `utilization` %."""
+    GpuRollup.objects.bulk_create(
+        GpuRollup(
+            node=node,
+            gpu_index=gpu,
+            bucket_start=start + timedelta(seconds=seconds * n),
+            bucket_seconds=seconds,
+            sample_count=30,
+            utilization_avg=utilization,
+            utilization_max=utilization * 2,
+            memory_used_avg_mib=6000,
+            memory_used_max_mib=8000,
+            memory_total_mib=24000,
+        )
+        for n in range(buckets)
+    )

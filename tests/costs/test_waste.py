@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.clusters.instance_catalog import price_for
-from apps.clusters.models import Cluster, ClusterState, GpuRollup, GpuSample, Node
+from apps.clusters.models import Cluster, ClusterState, GpuSample, Node
 from apps.clusters.services.rollups import rollup_telemetry
 from apps.costs.selectors import idle_gpu_costs, idle_policy_suggestions, rightsizing_recommendations
-from tests.factories import ClusterFactory, NodeFactory
+from tests.factories import ClusterFactory, NodeFactory, gpu_rollups
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
@@ -32,24 +32,6 @@ def samples(node: Node, gpu: int, start: datetime, minutes: int, utilization: fl
             memory_total_mib=24000,
         )
         for m in range(minutes)
-    )
-
-
-def rollups(node: Node, gpu: int, start: datetime, buckets: int, utilization: float, seconds: int = 300) -> None:
-    GpuRollup.objects.bulk_create(
-        GpuRollup(
-            node=node,
-            gpu_index=gpu,
-            bucket_start=start + timedelta(seconds=seconds * n),
-            bucket_seconds=seconds,
-            sample_count=30,
-            utilization_avg=utilization,
-            utilization_max=utilization * 2,
-            memory_used_avg_mib=6000,
-            memory_used_max_mib=8000,
-            memory_total_mib=24000,
-        )
-        for n in range(buckets)
     )
 
 
@@ -77,7 +59,7 @@ def test_idle_gpu_cost_counts_idle_gpu_hours_at_the_price_per_gpu(vision: Team, 
 
 def test_a_threshold_is_the_clusters_own(vision: Team) -> None:
     cluster = ClusterFactory(team=vision, hourly_price=Decimal("1.00"), idle_threshold_pct=1.0)
-    rollups(NodeFactory(cluster=cluster), 0, T0, 12, 1.0)  # max 2 %: idle under 5 %, not under 1 %
+    gpu_rollups(NodeFactory(cluster=cluster), 0, T0, 12, 1.0)  # max 2 %: idle under 5 %, not under 1 %
 
     assert idle_gpu_costs(team_ids=[vision.pk], start=T0, end=T0 + timedelta(hours=1)) == []
 
@@ -93,7 +75,7 @@ def big_cluster(team: Team, utilization: float) -> Cluster:
     )
     node = NodeFactory(cluster=cluster, gpu_count=4)
     for gpu in range(4):
-        rollups(node, gpu, T0 - timedelta(hours=24), 24, utilization, seconds=3600)
+        gpu_rollups(node, gpu, T0 - timedelta(hours=24), 24, utilization, seconds=3600)
     return cluster
 
 
@@ -116,10 +98,10 @@ def test_a_cluster_averaging_low_gets_the_cheapest_type_that_fits_with_the_month
 def test_a_shorter_window_and_higher_threshold_are_suggested_with_what_they_would_have_saved(vision: Team) -> None:
     cluster = ClusterFactory(team=vision, hourly_price=Decimal("3.00"), idle_window_minutes=30, idle_threshold_pct=5.0)
     node = NodeFactory(cluster=cluster)
-    rollups(node, 0, T0, 12, 50.0)  # busy for an hour
-    rollups(node, 0, T0 + timedelta(minutes=60), 6, 4.0)  # 30 minutes at max 8 %: idle only under 10 %
-    rollups(node, 0, T0 + timedelta(minutes=90), 24, 1.0)  # 2 hours idle at max 2 %
-    rollups(node, 0, T0 + timedelta(minutes=210), 12, 50.0)
+    gpu_rollups(node, 0, T0, 12, 50.0)  # busy for an hour
+    gpu_rollups(node, 0, T0 + timedelta(minutes=60), 6, 4.0)  # 30 minutes at max 8 %: idle only under 10 %
+    gpu_rollups(node, 0, T0 + timedelta(minutes=90), 24, 1.0)  # 2 hours idle at max 2 %
+    gpu_rollups(node, 0, T0 + timedelta(minutes=210), 12, 50.0)
 
     [suggestion] = idle_policy_suggestions(team_ids=[vision.pk], now=T0 + timedelta(hours=6))
 
@@ -131,7 +113,7 @@ def test_a_shorter_window_and_higher_threshold_are_suggested_with_what_they_woul
 
 def test_a_cluster_that_never_idles_gets_no_policy_suggestion(vision: Team) -> None:
     cluster = ClusterFactory(team=vision, hourly_price=Decimal("3.00"))
-    rollups(NodeFactory(cluster=cluster), 0, T0, 48, 60.0)
+    gpu_rollups(NodeFactory(cluster=cluster), 0, T0, 48, 60.0)
 
     assert idle_policy_suggestions(team_ids=[vision.pk], now=T0 + timedelta(hours=6)) == []
 
@@ -141,7 +123,7 @@ def test_the_waste_page_shows_the_callers_teams_only(client: Any, vision: Team, 
     mine = ClusterFactory(team=vision, hourly_price=Decimal("2.00"))
     theirs = ClusterFactory(team=nlp, hourly_price=Decimal("2.00"))
     for cluster in (mine, theirs):
-        rollups(NodeFactory(cluster=cluster), 0, now - timedelta(hours=2), 12, 1.0)
+        gpu_rollups(NodeFactory(cluster=cluster), 0, now - timedelta(hours=2), 12, 1.0)
     client.force_login(alice)
 
     page = client.get(reverse("costs:waste")).content.decode()

@@ -12,7 +12,7 @@ import pytest
 
 from apps.accounts.models import Team
 from apps.catalog.models import Template
-from apps.clusters.models import Cluster, ClusterState, GpuRollup, GpuSample, Node
+from apps.clusters.models import Cluster, ClusterState, GpuSample, Node
 from apps.costs.models import Budget, CostSource
 from apps.costs.selectors import explore, idle_gpu_costs
 from apps.costs.services.rollups import rebuild_days
@@ -25,6 +25,7 @@ from tests.factories import (
     TeamFactory,
     TemplateFactory,
     WorkspaceFactory,
+    gpu_rollups,
     shared_rule_for,
 )
 
@@ -162,24 +163,6 @@ def test_budget_forecast_adds_the_running_resources_over_the_hours_left(
 T0 = datetime(2026, 3, 10, 10, tzinfo=UTC)
 
 
-def rollups(node: Node, gpu: int, start: datetime, buckets: int, utilization: float, seconds: int = 300) -> None:
-    GpuRollup.objects.bulk_create(
-        GpuRollup(
-            node=node,
-            gpu_index=gpu,
-            bucket_start=start + timedelta(seconds=seconds * n),
-            bucket_seconds=seconds,
-            sample_count=30,
-            utilization_avg=utilization,
-            utilization_max=utilization * 2,
-            memory_used_avg_mib=6000,
-            memory_used_max_mib=8000,
-            memory_total_mib=24000,
-        )
-        for n in range(buckets)
-    )
-
-
 def raw_samples(node: Node, gpu: int, start: datetime, minutes: int, utilization: float) -> None:
     GpuSample.objects.bulk_create(
         GpuSample(
@@ -201,14 +184,14 @@ def telemetry(vision: Team, nlp: Team, speech: Team) -> Cluster:
     idle for an hour. Outside March: a vision bucket starting just before and one at April 1st."""
     cluster = ClusterFactory(team=vision, node_count=1, gpus_per_node=2, hourly_price=Decimal("4"))
     node = NodeFactory(cluster=cluster, gpu_count=2)
-    rollups(node, 0, T0, 12, 1.0)  # max 2 % < 5 %: idle
+    gpu_rollups(node, 0, T0, 12, 1.0)  # max 2 % < 5 %: idle
     raw_samples(node, 0, T0 + timedelta(hours=1), 60, 80.0)  # in flight: raw, not rolled up yet
-    rollups(node, 1, T0, 12, 40.0)  # busy
-    rollups(node, 1, T0 + timedelta(hours=1), 1, 1.0, seconds=3600)  # an hourly bucket, idle
-    rollups(node, 0, MARCH.start - timedelta(minutes=5), 1, 1.0)
-    rollups(node, 0, MARCH.end, 1, 1.0)
+    gpu_rollups(node, 1, T0, 12, 40.0)  # busy
+    gpu_rollups(node, 1, T0 + timedelta(hours=1), 1, 1.0, seconds=3600)  # an hourly bucket, idle
+    gpu_rollups(node, 0, MARCH.start - timedelta(minutes=5), 1, 1.0)
+    gpu_rollups(node, 0, MARCH.end, 1, 1.0)
     other = ClusterFactory(team=nlp, node_count=1, gpus_per_node=1, hourly_price=Decimal("3"))
-    rollups(NodeFactory(cluster=other), 0, T0, 1, 1.0, seconds=3600)
+    gpu_rollups(NodeFactory(cluster=other), 0, T0, 1, 1.0, seconds=3600)
     return cluster
 
 
