@@ -184,21 +184,6 @@ class TemplateFunnelLaunchRate(Kpi):
         }
 
 
-def _first_applies(period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
-    """team id -> (workspaces whose first run ended, of them applied), one grouped query."""
-    first = Run.objects.filter(workspace=OuterRef("pk")).order_by("created_at", "pk").values("state")[:1]
-    workspaces = _launched_workspaces(period).annotate(first_state=Subquery(first))
-    if team_ids is not None:
-        workspaces = workspaces.filter(team_id__in=team_ids)
-    rows = (
-        workspaces.filter(first_state__in=list(TERMINAL_STATES))
-        .values("team_id")
-        .annotate(ended=Count("pk"), ok=Count("pk", filter=Q(first_state=RunState.APPLIED)))
-        .order_by()
-    )
-    return {row["team_id"]: (row["ended"], row["ok"]) for row in rows}
-
-
 @register
 class TemplateFunnelApplyRate(ShareKpi):
     """Workspaces launched in the period whose first run applied / those whose first run has ended (applied,
@@ -213,20 +198,13 @@ class TemplateFunnelApplyRate(ShareKpi):
     no_data = NO_FIRST_APPLY
 
     def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
-        return _first_applies(period, team_ids)
+        first = Run.objects.filter(workspace=OuterRef("pk")).order_by("created_at", "pk").values("state")[:1]
+        ended = _launched_workspaces(period).annotate(first_state=Subquery(first))
+        ended = ended.filter(first_state__in=list(TERMINAL_STATES))
+        return self.count_records(ended, Q(first_state=RunState.APPLIED), team_ids)
 
 
 # --- Golden paths -------------------------------------------------------------------------------------------------
-
-
-def _reuse(period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
-    """team id -> (workspaces launched, of them on a golden path), one grouped query."""
-    workspaces = _launched_workspaces(period)
-    if team_ids is not None:
-        workspaces = workspaces.filter(team_id__in=team_ids)
-    golden = Q(template_version__template__in=golden_path_templates().values("pk"))
-    rows = workspaces.values("team_id").annotate(total=Count("pk"), golden=Count("pk", filter=golden)).order_by()
-    return {row["team_id"]: (row["total"], row["golden"]) for row in rows}
 
 
 @register
@@ -243,7 +221,8 @@ class ReuseRate(ShareKpi):
     no_data = NO_WORKSPACES
 
     def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
-        return _reuse(period, team_ids)
+        golden = Q(template_version__template__in=golden_path_templates().values("pk"))
+        return self.count_records(_launched_workspaces(period), golden, team_ids)
 
 
 SpendKey = tuple[int | None, str]  # team (None: unallocated), currency
