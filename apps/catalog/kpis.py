@@ -12,7 +12,18 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 
 from apps.catalog.models import Template, TemplateKind, TemplateVersion, TemplateViewDay
 from apps.costs.selectors import showback_allocations, showback_daily
-from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, ShareKpi, Unit, register
+from apps.dashboards.registry import (
+    Area,
+    Kpi,
+    Measurement,
+    PartialRow,
+    Period,
+    Scope,
+    ShareKpi,
+    SumsKpi,
+    Unit,
+    register,
+)
 from apps.dashboards.stats import share
 from apps.runs.models import TERMINAL_STATES, Run, RunState, Workspace
 from apps.training.models import TrainingJob
@@ -69,19 +80,21 @@ def _template_jobs(period: Period) -> QuerySet[TrainingJob]:
 
 
 def _launch_counts(period: Period, team_ids: list[int] | None) -> dict[int, int]:
-    """team id -> launches: one grouped query over workspaces, one over training jobs."""
-    workspaces, jobs = _launched_workspaces(period), _template_jobs(period)
-    if team_ids is not None:
-        workspaces, jobs = workspaces.filter(team_id__in=team_ids), jobs.filter(team_id__in=team_ids)
-    rows = [
-        *workspaces.values_list("team_id").annotate(n=Count("pk")).order_by(),
-        *jobs.values_list("team_id").annotate(n=Count("pk")).order_by(),
-    ]
-    return _by_team(rows)
+    """team id -> launches (the launch-rate KPI's numerator)."""
+    return _by_team((row.team_id, int(row.data[0])) for row in _launch_partials(period, team_ids) if row.team_id)
+
+
+def _launch_partials(period: Period, team_ids: list[int] | None) -> list[PartialRow]:
+    """Launches per team, template and day: one grouped query over workspaces, one over training jobs."""
+    workspaces = SumsKpi.grouped(_launched_workspaces(period), period=period, when="created_at", team_ids=team_ids,
+                                 split_field="template_version__template__slug", launches=Count("pk"))  # fmt: skip
+    jobs = SumsKpi.grouped(_template_jobs(period), period=period, when="submitted_at", team_ids=team_ids,
+                           split_field="template_version__template__slug", launches=Count("pk"))  # fmt: skip
+    return [*workspaces, *jobs]
 
 
 @register
-class Launches(Kpi):
+class Launches(SumsKpi):
     """Launches from the catalog in the period: workspaces created (every workspace comes from a template version)
     plus training jobs submitted from a training-job template. GPU clusters and deployments launched from the
     catalog record no template, so they are not counted."""
@@ -92,15 +105,14 @@ class Launches(Kpi):
     unit = Unit.COUNT
     source = "workspaces (apps/runs), training jobs (apps/training)"
     dimensions = ("team", "template")
+    split = "template"
 
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        total = sum(_launch_counts(period, None if scope.teams is None else sorted(scope.teams)).values())
-        return Measurement(value=float(total), sample=total)
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
+        return _launch_partials(period, team_ids)
 
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        found = _launch_counts(period, wanted)
-        return {team_id: Measurement(value=float(found[team_id]), sample=found[team_id]) for team_id in wanted}
+    def finish(self, merged: list[float] | None, *, period: Period) -> Measurement:
+        launches = int(merged[0]) if merged else 0
+        return Measurement(value=float(launches), sample=launches)
 
 
 # --- Template funnel ----------------------------------------------------------------------------------------------
@@ -195,13 +207,17 @@ class TemplateFunnelApplyRate(ShareKpi):
     area = Area.ADOPTION
     source = "workspaces and runs (apps/runs)"
     dimensions = ("template", "team")
+    split = "template"
     no_data = NO_FIRST_APPLY
+    # A first run can wait for an approval for days: a launch day's count settles once its first runs ended.
+    settle_days = 8
 
-    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
         first = Run.objects.filter(workspace=OuterRef("pk")).order_by("created_at", "pk").values("state")[:1]
         ended = _launched_workspaces(period).annotate(first_state=Subquery(first))
         ended = ended.filter(first_state__in=list(TERMINAL_STATES))
-        return self.count_records(ended, Q(first_state=RunState.APPLIED), team_ids)
+        return self.count_records(ended, Q(first_state=RunState.APPLIED), period=period, when="created_at",
+                                  split_field="template_version__template__slug", team_ids=team_ids)  # fmt: skip
 
 
 # --- Golden paths -------------------------------------------------------------------------------------------------
@@ -218,11 +234,15 @@ class ReuseRate(ShareKpi):
     area = Area.ADOPTION
     source = "workspaces (apps/runs), templates (apps/catalog)"
     dimensions = ("team", "template")
+    split = "template"
     no_data = NO_WORKSPACES
+    # Whether a template is a golden path can change (shared with every team later): recent days follow it.
+    settle_days = 8
 
-    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
         golden = Q(template_version__template__in=golden_path_templates().values("pk"))
-        return self.count_records(_launched_workspaces(period), golden, team_ids)
+        return self.count_records(_launched_workspaces(period), golden, period=period, when="created_at",
+                                  split_field="template_version__template__slug", team_ids=team_ids)  # fmt: skip
 
 
 SpendKey = tuple[int | None, str]  # team (None: unallocated), currency

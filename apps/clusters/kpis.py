@@ -4,17 +4,25 @@ failed (`running_since` restarts with every start), so both read the transitions
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from typing import ClassVar
 
-from django.db.models import BigIntegerField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BigIntegerField, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Cast
 
 from apps.audit.models import AuditEvent
 from apps.clusters.models import Cluster, ClusterState
-from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, Target, Unit, register
-from apps.dashboards.stats import percentile, share
+from apps.dashboards.registry import (
+    Area,
+    PartialRow,
+    Period,
+    Sample,
+    SamplesKpi,
+    ShareKpi,
+    Target,
+    Unit,
+    of_teams,
+    register,
+)
 
 CLUSTER = "clusters.cluster"  # the audit target_type of a cluster (its model label)
 RUNNING = f"cluster.{ClusterState.RUNNING}"
@@ -31,8 +39,14 @@ def _in(period: Period) -> Q:
     return Q(created_at__gte=period.start, created_at__lt=period.end)
 
 
+# The split of the cluster KPIs: the instance type of the cluster an audit event is about.
+INSTANCE_TYPE = Subquery(
+    Cluster.objects.filter(pk=Cast(OuterRef("target_id"), BigIntegerField())).values("instance_type")[:1]
+)
+
+
 @register
-class ClusterProvisioningSuccess(Kpi):
+class ClusterProvisioningSuccess(ShareKpi):
     """Provisionings that reached running / provisionings that ended (running, or failed while requested or
     provisioning) in the period, in percent. Starting a stopped cluster provisions it again and counts as
     another provisioning; one terminated by its owner before it ran is left out (nothing failed)."""
@@ -40,32 +54,20 @@ class ClusterProvisioningSuccess(Kpi):
     key = "cluster_provisioning_success"
     name = "Cluster provisioning success rate"
     area = Area.DELIVERY
-    unit = Unit.PERCENT
     source = SOURCE
     target = Target(green=95, amber=90, note="seed: deployment success 95-99%")
     dimensions = ("team", "instance_type")
+    split = "instance_type"
+    no_data = NO_ENDS
 
-    def _ended(self, period: Period) -> QuerySet[AuditEvent]:
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
         failed_provisioning = Q(verb=FAILED, data__from__in=PROVISIONING_STATES)
-        return AuditEvent.objects.filter(_in(period), Q(verb=RUNNING) | failed_provisioning, target_type=CLUSTER)
-
-    def _counts(self) -> dict[str, Count]:
-        return {"total": Count("pk"), "ok": Count("pk", filter=Q(verb=RUNNING))}
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        counts = scope.filter(self._ended(period)).aggregate(**self._counts())
-        if not counts["total"]:
-            return Measurement.none(NO_ENDS)
-        return Measurement(value=share(counts["ok"], counts["total"]), sample=counts["total"])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        rows = self._ended(period).filter(team_id__in=wanted).values("team_id").annotate(**self._counts())
-        found = {row["team_id"]: Measurement(value=share(row["ok"], row["total"]), sample=row["total"]) for row in rows}
-        return {team_id: found.get(team_id, Measurement.none(NO_ENDS)) for team_id in wanted}
+        ended = AuditEvent.objects.filter(_in(period), Q(verb=RUNNING) | failed_provisioning, target_type=CLUSTER)
+        return self.count_records(ended.annotate(instance_type=INSTANCE_TYPE), Q(verb=RUNNING), period=period,
+                                  when="created_at", split_field="instance_type", team_ids=team_ids)  # fmt: skip
 
 
-class _ClusterLead(Kpi):
+class _ClusterLead(SamplesKpi):
     """Base of the cluster lead-time percentiles: minutes from a cluster's request to its first `running`, for
     clusters first running in the period."""
 
@@ -73,40 +75,26 @@ class _ClusterLead(Kpi):
     unit = Unit.MINUTES
     source = SOURCE
     dimensions = ("team", "instance_type")
+    split = "instance_type"
     target = None  # the seed gives no provisioning lead-time bound
-    quantile: ClassVar[float]
+    no_data = NO_FIRST_RUNS
 
-    def _minutes(self, period: Period, scope: Scope) -> dict[int, list[float]]:
+    def samples(self, *, period: Period, team_ids: list[int] | None) -> Iterable[Sample]:
         """One query: the `cluster.running` events of the period with no earlier one for the same cluster, with
         the cluster's request time beside each."""
         earlier = AuditEvent.objects.filter(
             verb=RUNNING, target_type=CLUSTER, target_id=OuterRef("target_id"), created_at__lt=OuterRef("created_at")
         )
-        requested = Cluster.objects.filter(pk=Cast(OuterRef("target_id"), BigIntegerField())).values("created_at")
+        cluster = Cluster.objects.filter(pk=Cast(OuterRef("target_id"), BigIntegerField()))
         firsts = (
-            scope.filter(AuditEvent.objects.filter(_in(period), verb=RUNNING, target_type=CLUSTER))
+            of_teams(AuditEvent.objects.filter(_in(period), verb=RUNNING, target_type=CLUSTER), team_ids)
             .exclude(Exists(earlier))
-            .annotate(requested_at=Subquery(requested[:1]))
+            .annotate(requested_at=Subquery(cluster.values("created_at")[:1]), instance_type=INSTANCE_TYPE)
             .filter(requested_at__isnull=False)
-            .values_list("team_id", "requested_at", "created_at")
+            .values_list("team_id", "instance_type", "requested_at", "created_at")
         )
-        by_team: dict[int, list[float]] = defaultdict(list)
-        for team_id, requested_at, running_at in firsts:
-            by_team[team_id].append(max(0.0, (running_at - requested_at).total_seconds() / 60))
-        return by_team
-
-    def _measurement(self, minutes: list[float]) -> Measurement:
-        if not minutes:
-            return Measurement.none(NO_FIRST_RUNS)
-        return Measurement(value=percentile(minutes, self.quantile), sample=len(minutes))
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        return self._measurement([value for values in self._minutes(period, scope).values() for value in values])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        found = self._minutes(period, Scope(teams=frozenset(wanted)))
-        return {team_id: self._measurement(found.get(team_id, [])) for team_id in wanted}
+        for team_id, instance_type, requested_at, running_at in firsts:
+            yield team_id, instance_type, running_at, max(0.0, (running_at - requested_at).total_seconds() / 60)
 
 
 @register

@@ -23,6 +23,9 @@ class KpiSnapshot(models.Model):
     series = models.JSONField(
         default=list, blank=True, help_text="Sparkline: the window's value on 7 earlier days and today."
     )
+    breakdown = models.JSONField(
+        default=dict, blank=True, help_text="The value by the KPI's split (template, instance type, endpoint)."
+    )
     computed_at = models.DateTimeField()
 
     class Meta:
@@ -58,3 +61,20 @@ class KpiHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} over {self.window_days} d to {self.day} ({self.team_id or 'platform'})"
+
+
+class KpiDay(models.Model):
+    """One UTC day's partials of a `DailyKpi`: `parts` is [[team id or null, split value, partial], ...]. The row
+    exists once the day was computed (an empty list: nothing happened that day), so a refresh computes the days
+    it has never seen and the few recent ones that can still change, and merges the rest."""
+
+    key = models.CharField(max_length=64)
+    day = models.DateField()
+    parts = models.JSONField(default=list, blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "day"], name="unique_kpi_day")]
+
+    def __str__(self) -> str:
+        return f"{self.key} on {self.day}"

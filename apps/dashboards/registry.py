@@ -9,16 +9,21 @@ Targets have red/amber/green bounds; an installation overrides them in settings:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar
+from statistics import fmean
+from typing import Any, ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, F, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
+
+from apps.dashboards.stats import percentile
 
 
 class Area(StrEnum):
@@ -140,38 +145,153 @@ class Kpi(ABC):
         return " ".join((self.__doc__ or "").split())
 
 
-class ShareKpi(Kpi):
-    """A percentage of counted records (part / whole): subclasses give `counts` per team in one grouped query and
-    the `no_data` reason; measuring a scope sums its teams' counts, so `measure` and `by_team` cannot disagree."""
+class PartialRow(NamedTuple):
+    """One day's partial of a `DailyKpi` for one team (None: records of no team) and split value."""
+
+    team_id: int | None
+    split: str
+    day: date
+    data: list[float]
+
+
+class DailyKpi(Kpi):
+    """A KPI whose value over whole days is a merge of per-day partials (counts that add up, durations that
+    concatenate). The refresh keeps each day's partials (`KpiDay`) and recomputes only the days that can still
+    change, so a window costs a read of its days instead of a pass over its records; `measure` merges the same
+    partials straight from the records, so the kept and the live number cannot disagree. Partials are also kept
+    by `split`, the KPI's dimension besides the team, which gives the by-template (instance type, endpoint)
+    breakdown."""
+
+    split: ClassVar[str] = ""  # "template", "instance_type" or "endpoint"; "" when kept by team only
+    # The most recent days whose partials can still change (records land late, an outcome counts once known):
+    # every refresh recomputes them.
+    settle_days: ClassVar[int] = 2
+
+    @abstractmethod
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
+        """The period's partials, grouped by team, split value and day in the period's time zone (several rows
+        for one key are merged); every team's when `team_ids` is None, records of no team included."""
+
+    @abstractmethod
+    def merge(self, parts: Iterable[list[float]]) -> list[float] | None:
+        """Fold partials into one; None when there are none."""
+
+    @abstractmethod
+    def finish(self, merged: list[float] | None, *, period: Period) -> Measurement:
+        """The KPI's measurement from the merged partial of a scope over `period`."""
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        rows = self.partials(period=period, team_ids=None if scope.teams is None else sorted(scope.teams))
+        return self.finish(self.merge(row.data for row in rows), period=period)
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        grouped: dict[int | None, list[list[float]]] = defaultdict(list)
+        for row in self.partials(period=period, team_ids=wanted):
+            grouped[row.team_id].append(row.data)
+        return {team_id: self.finish(self.merge(grouped.get(team_id, [])), period=period) for team_id in wanted}
+
+    def breakdown(self, rows: Iterable[tuple[str, list[float]]], *, period: Period) -> dict[str, float]:
+        """The value per split value of (split value, partial) pairs (values with no number are left out)."""
+        grouped: dict[str, list[list[float]]] = defaultdict(list)
+        for split, data in rows:
+            grouped[split].append(data)
+        found = {split: self.finish(self.merge(parts), period=period).value for split, parts in grouped.items()}
+        return {split: value for split, value in sorted(found.items()) if value is not None}
+
+
+def of_teams(records: Any, team_ids: list[int] | None, field_name: str = "team") -> Any:
+    """The records of those teams (all records, team-less ones included, when None)."""
+    return records if team_ids is None else records.filter(**{f"{field_name}__in": team_ids})
+
+
+def day_of(field_name: str, period: Period) -> TruncDate:
+    """The day (in the period's time zone) of a timestamp field, for grouping partials in SQL."""
+    return TruncDate(field_name, tzinfo=ZoneInfo(period.tz))
+
+
+def local_day(moment: datetime, period: Period) -> date:
+    return moment.astimezone(ZoneInfo(period.tz)).date()
+
+
+class SumsKpi(DailyKpi):
+    """A `DailyKpi` whose partial is a few counts or amounts that add up (a share's whole and part, a spend)."""
+
+    def merge(self, parts: Iterable[list[float]]) -> list[float] | None:
+        total: list[float] | None = None
+        for part in parts:
+            total = list(part) if total is None else [a + b for a, b in zip(total, part, strict=True)]
+        return total
+
+    @staticmethod
+    def grouped(records: Any, *, period: Period, when: str, split_field: str, team_ids: list[int] | None,
+                **sums: Any) -> Iterator[PartialRow]:  # fmt: skip
+        """Partials of a queryset with a `team` foreign key in one grouped query: `sums` are aggregates
+        (Count, Sum...) that become the partial in their order; `when` is the timestamp a record counts at,
+        `split_field` the field of the split value ("" for none)."""
+        records = of_teams(records, team_ids)
+        grouping: dict[str, Any] = {"partial_day": day_of(when, period)}
+        if split_field:
+            grouping["partial_split"] = F(split_field)
+        rows = records.annotate(**grouping).values("team_id", *grouping).annotate(**sums).order_by()
+        for row in rows:
+            yield PartialRow(row["team_id"], str(row.get("partial_split") or ""), row["partial_day"],
+                             [float(row[name] or 0) for name in sums])  # fmt: skip
+
+
+class ShareKpi(SumsKpi):
+    """A percentage of counted records (part / whole): subclasses give `partials` through `count_records` and
+    the `no_data` reason."""
 
     unit = Unit.PERCENT
     no_data: ClassVar[str]
 
-    @abstractmethod
-    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
-        """team id -> (whole, part) for the teams (all teams when None)."""
+    def count_records(self, records: Any, part: Q, *, period: Period, when: str, team_ids: list[int] | None,
+                      split_field: str = "") -> Iterator[PartialRow]:  # fmt: skip
+        """(whole, part) partials of the records (a queryset with a `team` foreign key) and a Q for the part."""
+        return self.grouped(records, period=period, when=when, split_field=split_field, team_ids=team_ids,
+                            whole=Count("pk"), part=Count("pk", filter=part))  # fmt: skip
 
-    @staticmethod
-    def count_records(records: Any, part: Any, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
-        """(whole, part) per team of a queryset with a `team` foreign key and a Q for the part, in one query."""
-        if team_ids is not None:
-            records = records.filter(team_id__in=team_ids)
-        rows = records.values("team_id").annotate(whole=Count("pk"), part=Count("pk", filter=part)).order_by()
-        return {row["team_id"]: (row["whole"], row["part"]) for row in rows}
-
-    def _share(self, whole: int, part: int) -> Measurement:
-        if not whole:
+    def finish(self, merged: list[float] | None, *, period: Period) -> Measurement:
+        if not merged or not merged[0]:
             return Measurement.none(self.no_data)
-        return Measurement(value=100.0 * part / whole, sample=whole)
+        whole, part = merged
+        return Measurement(value=100.0 * part / whole, sample=int(whole))
 
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        found = self.counts(period=period, team_ids=None if scope.teams is None else sorted(scope.teams)).values()
-        return self._share(sum(whole for whole, _ in found), sum(part for _, part in found))
 
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        found = self.counts(period=period, team_ids=wanted)
-        return {team_id: self._share(*found.get(team_id, (0, 0))) for team_id in wanted}
+Sample = tuple[int | None, str, datetime, float]  # team id, split value, when it counts, value
+
+
+class SamplesKpi(DailyKpi):
+    """A `DailyKpi` made of one value per record (a duration): subclasses give `samples`; the value is the
+    `quantile` percentile of a scope's samples, or their mean when `quantile` is None."""
+
+    quantile: ClassVar[float | None] = None
+    no_data: ClassVar[str]
+
+    @abstractmethod
+    def samples(self, *, period: Period, team_ids: list[int] | None) -> Iterable[Sample]:
+        """(team id, split value, the moment the record counts at, value) per record of the period."""
+
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
+        grouped: dict[tuple[int | None, str, date], list[float]] = defaultdict(list)
+        for team_id, split, moment, value in self.samples(period=period, team_ids=team_ids):
+            grouped[(team_id, split or "", local_day(moment, period))].append(value)
+        return [PartialRow(team_id, split, day, values) for (team_id, split, day), values in grouped.items()]
+
+    def merge(self, parts: Iterable[list[float]]) -> list[float] | None:
+        merged: list[float] = []
+        found = False
+        for part in parts:
+            merged.extend(part)
+            found = True
+        return merged if found else None
+
+    def finish(self, merged: list[float] | None, *, period: Period) -> Measurement:
+        if not merged:
+            return Measurement.none(self.no_data)
+        value = fmean(merged) if self.quantile is None else percentile(merged, self.quantile)
+        return Measurement(value=value, sample=len(merged))
 
 
 _REGISTRY: dict[str, Kpi] = {}
@@ -179,6 +299,9 @@ _REGISTRY: dict[str, Kpi] = {}
 
 def register(cls: type[Kpi]) -> type[Kpi]:
     """Class decorator: one instance per KPI key (a key registered twice is a bug, so it raises)."""
+    missing = [name for name in ("key", "name", "area", "unit", "source") if not hasattr(cls, name)]
+    if missing:
+        raise TypeError(f"KPI {cls.__name__} does not set {', '.join(missing)}")
     if cls.key in _REGISTRY:
         raise ValueError(f"KPI {cls.key!r} is registered twice")
     _REGISTRY[cls.key] = cls()

@@ -6,16 +6,28 @@ answer "no data yet" with the reason: Paved stores no SLO, request counts or mon
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from statistics import fmean
 
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, ShareKpi, Target, Unit, register
-from apps.dashboards.stats import percentile
+from apps.dashboards.registry import (
+    Area,
+    Better,
+    Kpi,
+    Measurement,
+    PartialRow,
+    Period,
+    Sample,
+    SamplesKpi,
+    Scope,
+    ShareKpi,
+    Target,
+    Unit,
+    of_teams,
+    register,
+)
 from apps.deployments.models import Deployment, DeploymentState, DoraOutcome, DoraRecord, Endpoint, Environment
 
 NO_FINISHED = "no data yet: no deployment finished in this period"
@@ -54,13 +66,6 @@ def _hours(seconds: float) -> float:
     return seconds / 3600
 
 
-def _per_team(rows: Iterable[tuple[int, float]]) -> dict[int, list[float]]:
-    found: dict[int, list[float]] = defaultdict(list)
-    for team_id, value in rows:
-        found[team_id].append(value)
-    return found
-
-
 def _seconds_between(start: datetime, end: datetime) -> float:
     return max(0.0, (end - start).total_seconds())
 
@@ -71,20 +76,26 @@ def _revert(field: str) -> Subquery:
     return Subquery(reverts.order_by("finished_at").values(field)[:1])
 
 
+# The split of the deployment KPIs: the endpoint a DORA record's deployment rolled out to.
+ENDPOINT = "deployment__endpoint__name"
+
+
 class _Share(ShareKpi):
     """Base of the share-of-finished-deployments KPIs: `part` of the records that finished in the period."""
 
     area = Area.DELIVERY
     source = SOURCE
     dimensions = ("team", "endpoint")
+    split = "endpoint"
     part: Q
 
     @abstractmethod
     def _records(self, period: Period) -> QuerySet[DoraRecord]:
         """The records that finished in the period."""
 
-    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
-        return self.count_records(self._records(period), self.part, team_ids)
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
+        return self.count_records(self._records(period), self.part, period=period, when="finished_at",
+                                  split_field=ENDPOINT, team_ids=team_ids)  # fmt: skip
 
 
 @register
@@ -169,32 +180,21 @@ class DeploymentFrequency(Kpi):
         }
 
 
-class _Hours(Kpi):
-    """Base of the KPIs made of hours per record: `_values` gives (team id, hours) pairs for the period."""
+class _Hours(SamplesKpi):
+    """Base of the KPIs made of hours per production DORA record: `_values` gives (team id, endpoint, when it
+    counts, hours) for the period."""
 
     area = Area.DELIVERY
     unit = Unit.HOURS
     source = SOURCE
-    no_data: str
+    split = "endpoint"
 
     @abstractmethod
-    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
-        """(team id, hours) per record of the period."""
+    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[Sample]:
+        """(team id, endpoint, when it counts, hours) per record of the period."""
 
-    @abstractmethod
-    def _summary(self, hours: list[float]) -> float | None:
-        """Fold one scope's hours into the KPI's value (a percentile, a mean)."""
-
-    def _measurement(self, hours: list[float]) -> Measurement:
-        return Measurement(value=self._summary(hours), sample=len(hours)) if hours else Measurement.none(self.no_data)
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        return self._measurement([hours for _, hours in self._values(period, scope.filter(_production()))])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        found = _per_team(self._values(period, _production().filter(team_id__in=wanted)))
-        return {team_id: self._measurement(found.get(team_id, [])) for team_id in wanted}
+    def samples(self, *, period: Period, team_ids: list[int] | None) -> Iterable[Sample]:
+        return self._values(period, of_teams(_production(), team_ids))
 
 
 @register
@@ -206,16 +206,16 @@ class DeploymentLeadTimeP50(_Hours):
 
     key = "deployment_lead_time_p50"
     name = "Deployment lead time P50"
-    dimensions = ("team",)
+    dimensions = ("team", "endpoint")
     no_data = NO_LEAD_TIME
+    quantile = 50
 
-    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
+    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[Sample]:
         rows = records.filter(_finished(period), lead_time_seconds__isnull=False, deployment__reverts__isnull=True)
-        pairs = rows.values_list("team_id", "lead_time_seconds")
-        return [(team_id, _hours(seconds)) for team_id, seconds in pairs if seconds is not None]
-
-    def _summary(self, hours: list[float]) -> float | None:
-        return percentile(hours, 50)
+        found = rows.values_list("team_id", ENDPOINT, "finished_at", "lead_time_seconds")
+        return [
+            (team_id, endpoint, at, _hours(seconds)) for team_id, endpoint, at, seconds in found if seconds is not None
+        ]
 
 
 @register
@@ -231,7 +231,7 @@ class TimeToRestore(_Hours):
     dimensions = ("team", "endpoint")
     no_data = NO_RESTORE
 
-    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
+    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[Sample]:
         following = Deployment.objects.filter(
             endpoint_id=OuterRef("deployment__endpoint_id"),
             state=DeploymentState.SUCCEEDED,
@@ -242,12 +242,10 @@ class TimeToRestore(_Hours):
             .annotate(failed_at=Coalesce(_revert("created_at"), F("finished_at")))
             .annotate(next_success=Subquery(following.values("finished_at")[:1]))
             .filter(next_success__gte=period.start, next_success__lt=period.end)
-            .values_list("team_id", "failed_at", "next_success")
+            .values_list("team_id", ENDPOINT, "failed_at", "next_success")
         )
-        return [(team_id, _hours(_seconds_between(failed, restored))) for team_id, failed, restored in rows]
-
-    def _summary(self, hours: list[float]) -> float | None:
-        return fmean(hours)
+        return [(team_id, endpoint, restored, _hours(_seconds_between(failed, restored)))
+                for team_id, endpoint, failed, restored in rows]  # fmt: skip
 
 
 @register
@@ -264,17 +262,15 @@ class RollbackMttr(_Hours):
     dimensions = ("team", "endpoint")
     no_data = NO_ROLLBACK
 
-    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[tuple[int, float]]:
+    def _values(self, period: Period, records: QuerySet[DoraRecord]) -> Iterable[Sample]:
         rows = (
             records.filter(time_to_restore_seconds__isnull=False)
             .annotate(restored=Coalesce(F("deployment__restored_at"), _revert("finished_at")))
             .filter(restored__gte=period.start, restored__lt=period.end)
-            .values_list("team_id", "time_to_restore_seconds")
+            .values_list("team_id", ENDPOINT, "restored", "time_to_restore_seconds")
         )
-        return [(team_id, _hours(seconds)) for team_id, seconds in rows if seconds is not None]
-
-    def _summary(self, hours: list[float]) -> float | None:
-        return fmean(hours)
+        return [(team_id, endpoint, restored, _hours(seconds))
+                for team_id, endpoint, restored, seconds in rows if seconds is not None]  # fmt: skip
 
 
 class _NoData(Kpi):

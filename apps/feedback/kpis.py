@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
 
 from apps.catalog.models import Lifecycle, Template, TemplateVersion
-from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, ShareKpi, Target, Unit, register
+from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, Target, Unit, of_teams, register
 from apps.dashboards.stats import share
 from apps.feedback.models import SurveyPrompt, SurveyResponse
 
@@ -54,7 +54,7 @@ class Csat(Kpi):
 
 
 @register
-class SurveyResponseRate(ShareKpi):
+class SurveyResponseRate(Kpi):
     """Survey prompts answered / prompts shown in the period, in percent: a prompt counts in the period it was
     first shown, and as answered if it was answered before the period's end (dismissed or ignored prompts count
     as shown, not answered)."""
@@ -62,14 +62,29 @@ class SurveyResponseRate(ShareKpi):
     key = "survey_response_rate"
     name = "Survey response rate"
     area = Area.SATISFACTION
+    unit = Unit.PERCENT
     source = "survey prompts (apps/feedback)"
     dimensions = ("team", "template")
-    no_data = NO_PROMPTS
 
-    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
-        shown = SurveyPrompt.objects.filter(shown_at__gte=period.start, shown_at__lt=period.end)
+    # Not a per-day share: whether a prompt counts as answered depends on the period's end. The prompts table
+    # is small, so it is counted whole.
+    def _counts(self, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+        shown = of_teams(SurveyPrompt.objects.filter(shown_at__gte=period.start, shown_at__lt=period.end), team_ids)
         answered = Q(answered_at__isnull=False, answered_at__lt=period.end)
-        return self.count_records(shown, answered, team_ids)
+        rows = shown.values("team_id").annotate(whole=Count("pk"), part=Count("pk", filter=answered)).order_by()
+        return {row["team_id"]: (row["whole"], row["part"]) for row in rows}
+
+    def _share(self, whole: int, part: int) -> Measurement:
+        return Measurement(value=share(part, whole), sample=whole) if whole else Measurement.none(NO_PROMPTS)
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        found = self._counts(period, None if scope.teams is None else sorted(scope.teams)).values()
+        return self._share(sum(whole for whole, _ in found), sum(part for _, part in found))
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        wanted = list(team_ids)
+        found = self._counts(period, wanted)
+        return {team_id: self._share(*found.get(team_id, (0, 0))) for team_id in wanted}
 
 
 @register

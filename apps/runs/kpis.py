@@ -3,15 +3,25 @@ approval cycle time and time to restore, from Paved's own runs, workspaces and a
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from collections import defaultdict
 from collections.abc import Iterable
-from typing import ClassVar
 
-from django.db.models import Count, Min, Q, QuerySet, Subquery
+from django.db.models import Count, Min, Q, Subquery
 
-from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, Target, Unit, register
-from apps.dashboards.stats import percentile, share
+from apps.dashboards.registry import (
+    Area,
+    Better,
+    Measurement,
+    PartialRow,
+    Period,
+    Sample,
+    SamplesKpi,
+    ShareKpi,
+    SumsKpi,
+    Target,
+    Unit,
+    of_teams,
+    register,
+)
 from apps.runs.models import DRIFT_DETECTED, TERMINAL_STATES, Approval, ApprovalStatus, Run, RunKind, RunState
 
 SOURCE = "Terraform runs (apps/runs)"
@@ -34,50 +44,12 @@ def _in(period: Period, field: str) -> Q:
     return Q(**{f"{field}__gte": period.start, f"{field}__lt": period.end})
 
 
-def _per_team(pairs: Iterable[tuple[int, float]]) -> dict[int, list[float]]:
-    grouped: dict[int, list[float]] = defaultdict(list)
-    for team_id, value in pairs:
-        grouped[team_id].append(value)
-    return grouped
-
-
-class _Durations(Kpi):
-    """Base of the KPIs made of one duration per record: `_pairs` yields (team id, duration in the KPI's unit) in
-    one query, `summarize` folds a list of them (a percentile, a mean)."""
-
-    no_data: ClassVar[str]
-
-    @abstractmethod
-    def _pairs(self, period: Period, scope: Scope) -> Iterable[tuple[int, float]]:
-        """(team id, duration in the KPI's unit) per record of the period, in one query."""
-
-    @abstractmethod
-    def summarize(self, values: list[float]) -> float | None:
-        """Fold one scope's durations into the KPI's value (a percentile, a mean)."""
-
-    def _measurement(self, values: list[float]) -> Measurement:
-        if not values:
-            return Measurement.none(self.no_data)
-        return Measurement(value=self.summarize(values), sample=len(values))
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        return self._measurement([value for _, value in self._pairs(period, scope)])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        found = _per_team(self._pairs(period, Scope(teams=frozenset(wanted))))
-        return {team_id: self._measurement(found.get(team_id, [])) for team_id in wanted}
-
-
-class _Percentile(_Durations):
-    quantile: ClassVar[float]
-
-    def summarize(self, values: list[float]) -> float | None:
-        return percentile(values, self.quantile)
+# The split of the run KPIs: the template a run's workspace was launched from.
+TEMPLATE = "template_version__template__slug"
 
 
 @register
-class RunSuccessRate(Kpi):
+class RunSuccessRate(ShareKpi):
     """Applied / (applied + failed + errored) apply and destroy runs that finished in the period, in percent. A
     plan with no changes that ends applied is a success. Cancelled, rejected and discarded runs are left out (a
     person stopped them, or their approval lapsed: Terraform did not fail); drift checks only plan and are
@@ -90,30 +62,16 @@ class RunSuccessRate(Kpi):
     source = SOURCE
     target = Target(green=95, amber=90, note="seed: deployment success 95-99%")
     dimensions = ("team", "template")
+    split = "template"
+    no_data = NO_FINISHED
 
-    def _finished(self, period: Period) -> QuerySet[Run]:
-        return Run.objects.filter(_in(period, "finished_at"), kind__in=CHANGING_KINDS, state__in=SETTLED_STATES)
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        runs = scope.filter(self._finished(period))
-        counts = runs.aggregate(total=Count("pk"), ok=Count("pk", filter=Q(state=RunState.APPLIED)))
-        if not counts["total"]:
-            return Measurement.none(NO_FINISHED)
-        return Measurement(value=share(counts["ok"], counts["total"]), sample=counts["total"])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        rows = (
-            self._finished(period)
-            .filter(team_id__in=wanted)
-            .values("team_id")
-            .annotate(total=Count("pk"), ok=Count("pk", filter=Q(state=RunState.APPLIED)))
-        )
-        found = {row["team_id"]: Measurement(value=share(row["ok"], row["total"]), sample=row["total"]) for row in rows}
-        return {team_id: found.get(team_id, Measurement.none(NO_FINISHED)) for team_id in wanted}
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
+        finished = Run.objects.filter(_in(period, "finished_at"), kind__in=CHANGING_KINDS, state__in=SETTLED_STATES)
+        return self.count_records(finished, Q(state=RunState.APPLIED), period=period, when="finished_at",
+                                  split_field=TEMPLATE, team_ids=team_ids)  # fmt: skip
 
 
-class _RunQueue(_Percentile):
+class _RunQueue(SamplesKpi):
     """Base of the run queue-time percentiles: minutes from a run's enqueueing to Terraform's start (planning),
     for runs of every kind started in the period; time held by a change freeze or behind the workspace's
     previous run counts, as the requester waited it."""
@@ -122,12 +80,13 @@ class _RunQueue(_Percentile):
     unit = Unit.MINUTES
     source = SOURCE
     dimensions = ("team", "template")
+    split = "template"
     no_data = NO_STARTS
 
-    def _pairs(self, period: Period, scope: Scope) -> Iterable[tuple[int, float]]:
-        runs = scope.filter(Run.objects.filter(_in(period, "started_at")))
-        for team_id, queued, started in runs.values_list("team_id", "queued_at", "started_at"):
-            yield team_id, max(0.0, (started - queued).total_seconds() / 60)
+    def samples(self, *, period: Period, team_ids: list[int] | None) -> Iterable[Sample]:
+        runs = of_teams(Run.objects.filter(_in(period, "started_at")), team_ids)
+        for team_id, template, queued, started in runs.values_list("team_id", TEMPLATE, "queued_at", "started_at"):
+            yield team_id, template, started, max(0.0, (started - queued).total_seconds() / 60)
 
 
 @register
@@ -153,7 +112,7 @@ class RunQueueP95(_RunQueue):
     target = Target(green=60, amber=90, better=Better.LOWER, note="seed: queue time P95 < 60 min")
 
 
-class _ProvisioningLead(_Percentile):
+class _ProvisioningLead(SamplesKpi):
     """Base of the provisioning lead-time percentiles: minutes from a workspace's launch (submitted) to its first
     applied apply run (ready), for workspaces first ready in the period."""
 
@@ -161,18 +120,20 @@ class _ProvisioningLead(_Percentile):
     unit = Unit.MINUTES
     source = "workspaces and their Terraform runs (apps/runs)"
     dimensions = ("team", "template")
+    split = "template"
     no_data = NO_READY
 
-    def _pairs(self, period: Period, scope: Scope) -> Iterable[tuple[int, float]]:
+    def samples(self, *, period: Period, team_ids: list[int] | None) -> Iterable[Sample]:
         # One grouped query: each workspace's first applied apply run, kept when it falls in the period (HAVING).
         firsts = (
-            scope.filter(Run.objects.filter(kind=RunKind.APPLY, state=RunState.APPLIED))
-            .values("workspace_id", "team_id", "workspace__created_at")
+            of_teams(Run.objects.filter(kind=RunKind.APPLY, state=RunState.APPLIED), team_ids)
+            .values("workspace_id", "team_id", "workspace__created_at", "workspace__template_version__template__slug")
             .annotate(ready=Min("finished_at"))
             .filter(_in(period, "ready"))
         )
         for row in firsts:
-            yield row["team_id"], max(0.0, (row["ready"] - row["workspace__created_at"]).total_seconds() / 60)
+            minutes = max(0.0, (row["ready"] - row["workspace__created_at"]).total_seconds() / 60)
+            yield row["team_id"], row["workspace__template_version__template__slug"], row["ready"], minutes
 
 
 @register
@@ -198,7 +159,7 @@ class ProvisioningLeadP95(_ProvisioningLead):
 
 
 @register
-class DriftCount(Kpi):
+class DriftCount(SumsKpi):
     """Drift detections: drift checks (scheduled or asked for) that finished in the period and found the real
     infrastructure no longer matching the Terraform state, each of which marks its workspace drifted; fewer is
     better. A check that failed to plan is not a detection; with no drift check finished at all there is no
@@ -211,37 +172,22 @@ class DriftCount(Kpi):
     source = "drift-check runs (apps/runs)"
     target = None  # the seed measures drift detection coverage, not a number of detections
     dimensions = ("team", "template")
+    split = "template"
 
-    def _checks(self, period: Period) -> QuerySet[Run]:
-        return Run.objects.filter(_in(period, "finished_at"), kind=RunKind.DRIFT_CHECK, state__in=TERMINAL_STATES)
-
-    def _counts(self) -> dict[str, Count]:
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
+        checks = Run.objects.filter(_in(period, "finished_at"), kind=RunKind.DRIFT_CHECK, state__in=TERMINAL_STATES)
         found = Q(state=RunState.DISCARDED, state_reason__startswith=DRIFT_DETECTED)
-        return {"checks": Count("pk"), "found": Count("pk", filter=found)}
+        return self.grouped(checks, period=period, when="finished_at", split_field=TEMPLATE, team_ids=team_ids,
+                            checks=Count("pk"), found=Count("pk", filter=found))  # fmt: skip
 
-    def _measurement(self, checks: int, found: int) -> Measurement:
-        if not checks:
+    def finish(self, merged: list[float] | None, *, period: Period) -> Measurement:
+        if not merged or not merged[0]:
             return Measurement.none(NO_CHECKS)
-        return Measurement(value=float(found), sample=checks)
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        runs = scope.filter(self._checks(period))
-        counts = runs.aggregate(**self._counts())
-        return self._measurement(counts["checks"], counts["found"])
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        runs = self._checks(period).filter(team_id__in=wanted)
-        found = {row["team_id"]: row for row in runs.values("team_id").annotate(**self._counts())}
-        return {
-            team_id: self._measurement(found[team_id]["checks"], found[team_id]["found"])
-            if team_id in found
-            else Measurement.none(NO_CHECKS)
-            for team_id in wanted
-        }
+        checks, found = merged
+        return Measurement(value=found, sample=int(checks))
 
 
-class _ApprovalCycle(_Percentile):
+class _ApprovalCycle(SamplesKpi):
     """Base of the approval cycle-time percentiles: hours from a run's approval request to its decision
     (approved or rejected), for requests decided in the period."""
 
@@ -252,14 +198,11 @@ class _ApprovalCycle(_Percentile):
     no_data = NO_DECISIONS
     target = None  # the seed asks to cut it by 30%, a relative goal with no absolute bound
 
-    def _pairs(self, period: Period, scope: Scope) -> Iterable[tuple[int, float]]:
-        decided = scope.filter(
-            Approval.objects.filter(
-                _in(period, "decided_at"), status__in=[ApprovalStatus.APPROVED, ApprovalStatus.REJECTED]
-            )
-        )
+    def samples(self, *, period: Period, team_ids: list[int] | None) -> Iterable[Sample]:
+        decisions = [ApprovalStatus.APPROVED, ApprovalStatus.REJECTED]
+        decided = of_teams(Approval.objects.filter(_in(period, "decided_at"), status__in=decisions), team_ids)
         for team_id, requested, decided_at in decided.values_list("team_id", "created_at", "decided_at"):
-            yield team_id, max(0.0, (decided_at - requested).total_seconds() / 3600)
+            yield team_id, "", decided_at, max(0.0, (decided_at - requested).total_seconds() / 3600)
 
 
 @register
@@ -284,7 +227,7 @@ class AccessRequestCycleP95(_ApprovalCycle):
 
 
 @register
-class RunMttr(_Durations):
+class RunMttr(SamplesKpi):
     """Mean hours to restore a failed workspace: from the first failed (or errored) apply or destroy run after
     its last success to its next applied apply or destroy run, over the restorations completed in the period.
     A workspace still failed at the period's end, or given up (forgotten, force-deleted), is not counted;
@@ -297,27 +240,25 @@ class RunMttr(_Durations):
     source = SOURCE
     target = Target(green=4, amber=8, better=Better.LOWER, note="seed: MTTR Sev-2 < 4 h")
     dimensions = ("team", "template")
-    no_data = NO_RECOVERIES
+    split = "template"
+    no_data = NO_RECOVERIES  # the mean: `quantile` stays None
 
-    def summarize(self, values: list[float]) -> float | None:
-        return sum(values) / len(values)
-
-    def _pairs(self, period: Period, scope: Scope) -> Iterable[tuple[int, float]]:
+    def samples(self, *, period: Period, team_ids: list[int] | None) -> Iterable[Sample]:
         settled = Run.objects.filter(kind__in=CHANGING_KINDS, state__in=SETTLED_STATES, finished_at__lt=period.end)
         restored_here = settled.filter(state=RunState.APPLIED, finished_at__gte=period.start).values("workspace_id")
         # One query: the settled history (up to the period's end) of the workspaces with a success in the period.
         history = (
-            scope.filter(settled.filter(workspace_id__in=Subquery(restored_here)))
+            of_teams(settled.filter(workspace_id__in=Subquery(restored_here)), team_ids)
             .order_by("workspace_id", "finished_at", "pk")
-            .values_list("workspace_id", "team_id", "state", "finished_at")
+            .values_list("workspace_id", "team_id", TEMPLATE, "state", "finished_at")
         )
         workspace, failed_since = None, None
-        for workspace_id, team_id, state, finished in history:
+        for workspace_id, team_id, template, state, finished in history:
             if workspace_id != workspace:
                 workspace, failed_since = workspace_id, None
             if state in FAILED_STATES:
                 failed_since = failed_since or finished
             elif failed_since is not None:
                 if finished >= period.start:
-                    yield team_id, (finished - failed_since).total_seconds() / 3600
+                    yield team_id, template, finished, (finished - failed_since).total_seconds() / 3600
                 failed_since = None

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
-from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, ShareKpi, Target, Unit, register
-from apps.dashboards.stats import percentile
+from apps.dashboards.registry import (
+    Area,
+    Better,
+    PartialRow,
+    Period,
+    Sample,
+    SamplesKpi,
+    ShareKpi,
+    Target,
+    Unit,
+    of_teams,
+    register,
+)
 from apps.training.models import ENDED_JOB_STATES, JobState, TrainingJob
 
 NO_JOBS = "no data yet: no training job ended in this period"
@@ -26,17 +36,19 @@ class TrainingPipelineSuccess(ShareKpi):
     source = "training jobs (apps/training)"
     target = Target(green=95, amber=90, note="seed: 95-99% completion")
     dimensions = ("team", "template")
+    split = "template"
     no_data = NO_JOBS
 
-    def counts(self, *, period: Period, team_ids: list[int] | None) -> dict[int, tuple[int, int]]:
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
         # A job in `lost` is lost for good: one with a retry left is queued again in the same transaction.
         ended = TrainingJob.objects.filter(
             state__in=[*ENDED_JOB_STATES, JobState.LOST], finished_at__gte=period.start, finished_at__lt=period.end
         )
-        return self.count_records(ended, Q(state=JobState.SUCCEEDED), team_ids)
+        return self.count_records(ended, Q(state=JobState.SUCCEEDED), period=period, when="finished_at",
+                                  split_field="template_version__template__slug", team_ids=team_ids)  # fmt: skip
 
 
-class _QueueTime(Kpi):
+class _QueueTime(SamplesKpi):
     """Base of the queue-time percentiles: minutes from submitted to started, for jobs started in the period (a
     retried job's queue time spans its earlier attempts)."""
 
@@ -44,33 +56,16 @@ class _QueueTime(Kpi):
     unit = Unit.MINUTES
     source = "training jobs (apps/training)"
     dimensions = ("team", "instance_type")
-    quantile: float
+    split = "instance_type"
+    no_data = NO_STARTS
 
-    def _minutes(self, jobs: QuerySet[TrainingJob]) -> dict[int, list[float]]:
-        by_team: dict[int, list[float]] = defaultdict(list)
-        for team_id, submitted, started in jobs.values_list("team_id", "submitted_at", "started_at"):
-            if started is not None:
-                by_team[team_id].append(max(0.0, (started - submitted).total_seconds() / 60))
-        return by_team
-
-    def _started(self, period: Period) -> QuerySet[TrainingJob]:
-        return TrainingJob.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        minutes = [value for values in self._minutes(scope.filter(self._started(period))).values() for value in values]
-        if not minutes:
-            return Measurement.none(NO_STARTS)
-        return Measurement(value=percentile(minutes, self.quantile), sample=len(minutes))
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        found = self._minutes(self._started(period).filter(team_id__in=wanted))
-        return {
-            team_id: Measurement(value=percentile(found[team_id], self.quantile), sample=len(found[team_id]))
-            if found.get(team_id)
-            else Measurement.none(NO_STARTS)
-            for team_id in wanted
-        }
+    def samples(self, *, period: Period, team_ids: list[int] | None) -> Iterable[Sample]:
+        started = TrainingJob.objects.filter(started_at__gte=period.start, started_at__lt=period.end)
+        rows = of_teams(started, team_ids).values_list(
+            "team_id", "cluster__instance_type", "submitted_at", "started_at"
+        )
+        for team_id, instance_type, submitted, started_at in rows:
+            yield team_id, instance_type or "", started_at, max(0.0, (started_at - submitted).total_seconds() / 60)
 
 
 @register

@@ -4,7 +4,7 @@ keeps (platform and per team, trend and sparkline), the pages, the JSON API and 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,11 +13,11 @@ from django.urls import reverse
 
 from apps.accounts.models import Team
 from apps.dashboards.models import KpiSnapshot
-from apps.dashboards.registry import Period, Scope, Status, all_kpis, get_kpi, target_of
+from apps.dashboards.registry import DailyKpi, Period, Scope, Status, all_kpis, get_kpi, target_of
 from apps.dashboards.services import refresh_snapshots
 from apps.dashboards.stats import percentile
 from apps.training.models import JobState
-from tests.factories import TrainingJobFactory
+from tests.factories import TemplateVersionFactory, TrainingJobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -223,18 +223,56 @@ def test_the_beat_refreshes_short_windows_often_and_long_ones_seldom(settings: A
     assert long["schedule"] > short["schedule"]
 
 
-def test_a_refresh_reads_the_trend_and_sparkline_from_history_and_computes_only_today(
-    history: None, vision: Team, django_assert_max_num_queries: Any
+def test_a_refresh_keeps_daily_partials_and_recomputes_only_the_days_that_can_change(
+    history: None, vision: Team
 ) -> None:
-    from apps.dashboards.models import KpiHistory
+    """Daily KPIs keep one row per KPI and day (the 30-day window reaches 60 days back for its trend); a second
+    pass the same day recomputes only each KPI's `settle_days`; the next day adds one. The other KPIs read their
+    trend and sparkline from KpiHistory as before."""
+    from apps.dashboards.models import KpiDay, KpiHistory
 
+    daily = [kpi for kpi in all_kpis() if isinstance(kpi, DailyKpi)]
+    whole = [kpi for kpi in all_kpis() if not isinstance(kpi, DailyKpi)]
+    assert len(daily) >= 20  # shares, counts and durations are kept by day
     refresh_snapshots(now=NOW, windows=(30,))
-    first = KpiHistory.objects.count()
-    assert first == len(all_kpis()) * 3 * 9  # today, 7 sparkline days and the previous window, for 3 scopes
-    refresh_snapshots(now=NOW + timedelta(hours=1), windows=(30,))
-    assert KpiHistory.objects.count() == first  # the same day: today's rows replaced, nothing recomputed
+    assert KpiDay.objects.count() == len(daily) * 60
+    assert KpiHistory.objects.count() == len(whole) * 3 * 9  # today, 7 sparkline days, the previous window
+    later = NOW + timedelta(hours=1)
+    refresh_snapshots(now=later, windows=(30,))
+    assert KpiDay.objects.filter(computed_at=later).count() == sum(kpi.settle_days for kpi in daily)
     refresh_snapshots(now=NOW + timedelta(days=1), windows=(30,))
-    # A new day adds today and whatever earlier days the new sparkline needs that the history lacks.
-    assert KpiHistory.objects.filter(day=(NOW + timedelta(days=1)).date()).count() == len(all_kpis()) * 3
+    assert KpiDay.objects.count() == len(daily) * 61
+    assert KpiHistory.objects.filter(day=(NOW + timedelta(days=1)).date()).count() == len(whole) * 3
     snap = KpiSnapshot.objects.get(key="training_success_rate", team=vision, window_days=30)
     assert snap.value == 75.0
+
+
+def test_kept_daily_values_equal_the_live_measure_for_every_scope_and_sparkline_day(
+    history: None, vision: Team, nlp: Team
+) -> None:
+    """The snapshot of every daily KPI (current value, trend and each sparkline point) is the number `measure`
+    computes from the records over the same days."""
+    refresh_snapshots(now=NOW, windows=(30,))
+    today = NOW.date()
+    for kpi in [kpi for kpi in all_kpis() if isinstance(kpi, DailyKpi)]:
+        for team in (None, vision, nlp):
+            snap = KpiSnapshot.objects.get(key=kpi.key, team=team, window_days=30)
+            scope = Scope(teams=None if team is None else frozenset({team.pk}))
+            ends = [today - timedelta(days=3 * i) for i in range(7, 0, -1)] + [today]
+            for day, kept in [(today - timedelta(days=30), snap.previous_value), *zip(ends, snap.series, strict=True)]:
+                end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+                live = kpi.measure(period=Period(start=end - timedelta(days=30), end=end), scope=scope)
+                assert kept == live.value, (kpi.key, team, day)
+
+
+def test_snapshots_split_a_kpi_by_its_dimension(vision: Team, alice: Any) -> None:
+    march = datetime.fromisoformat("2026-03-15T10:00:00+00:00")
+    notebook, trainer = (TemplateVersionFactory(template__slug=slug) for slug in ("notebook", "trainer"))
+    for version, state in [(notebook, JobState.SUCCEEDED), (notebook, JobState.FAILED), (trainer, JobState.SUCCEEDED)]:
+        made = job(vision, alice, state=state, queued_minutes=5, finished=march)
+        type(made).objects.filter(pk=made.pk).update(template_version=version)
+    refresh_snapshots(now=NOW, windows=(30,))
+    for team in (vision, None):
+        snap = KpiSnapshot.objects.get(key="training_success_rate", team=team, window_days=30)
+        assert snap.breakdown == {"notebook": 50.0, "trainer": 100.0}
+    assert KpiSnapshot.objects.get(key="training_queue_p50", team=vision, window_days=30).breakdown == {}
