@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.dashboards.metrics import WINDOW_DAYS
-from apps.dashboards.registry import Area, Unit, all_kpis, target_of
+from apps.dashboards.metrics import WINDOW_DAYS, split_metric
+from apps.dashboards.registry import Area, Kpi, Unit, all_kpis, target_of
 
 GRAFANA_UNITS = {Unit.PERCENT: "percent", Unit.MINUTES: "m", Unit.HOURS: "h", Unit.COUNT: "short",
                  Unit.USD: "currencyUSD", Unit.SCORE: "none"}  # fmt: skip
@@ -24,6 +24,15 @@ def _thresholds(kpi: Any) -> dict[str, Any]:
         steps = [{"color": "green", "value": None}, {"color": "orange", "value": target.green},
                  {"color": "red", "value": target.amber}]  # fmt: skip
     return {"mode": "absolute", "steps": steps}
+
+
+def _targets(kpi: Kpi) -> list[dict[str, str]]:
+    """The team gauge, and for a KPI with a split its by-split gauge too (legend: team and split value)."""
+    targets = [{"refId": "A", "expr": f'paved_kpi_{kpi.key}{{team=~"$team"}}', "legendFormat": "{{team}}"}]
+    if kpi.split:
+        targets.append({"refId": "B", "expr": f'{split_metric(kpi)}{{team=~"$team"}}',
+                        "legendFormat": f"{{{{team}}}} {{{{{kpi.split}}}}}"})  # fmt: skip
+    return targets
 
 
 def grafana_dashboard() -> dict[str, Any]:
@@ -47,8 +56,7 @@ def grafana_dashboard() -> dict[str, Any]:
                 "description": kpi.formula,
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
                 "gridPos": {"h": PANEL_HEIGHT, "w": PANEL_WIDTH, "x": x, "y": y},
-                "targets": [{"refId": "A", "expr": f'paved_kpi_{kpi.key}{{team=~"$team"}}',
-                             "legendFormat": "{{team}}"}],
+                "targets": _targets(kpi),
                 "fieldConfig": {"defaults": {"unit": GRAFANA_UNITS[kpi.unit], "thresholds": _thresholds(kpi),
                                              "custom": {"thresholdsStyle": {"mode": "line"}}}, "overrides": []},
             })  # fmt: skip

@@ -130,6 +130,7 @@ class Kpi(ABC):
     source: ClassVar[str]  # the records it is computed from, e.g. "training jobs (apps/training)"
     target: ClassVar[Target | None] = None
     dimensions: ClassVar[tuple[str, ...]] = ("team",)
+    split: ClassVar[str] = ""  # the dimension besides the team a value is also broken down by, "" for none
 
     @abstractmethod
     def measure(self, *, period: Period, scope: Scope) -> Measurement:
@@ -162,7 +163,6 @@ class DailyKpi(Kpi):
     by `split`, the KPI's dimension besides the team, which gives the by-template (instance type, endpoint)
     breakdown."""
 
-    split: ClassVar[str] = ""  # "template", "instance_type" or "endpoint"; "" when kept by team only
     # The most recent days whose partials can still change (records land late, an outcome counts once known):
     # every refresh recomputes them.
     settle_days: ClassVar[int] = 2

@@ -161,6 +161,8 @@ def test_prometheus_reads_the_snapshots_labelled_by_team(history: None, client: 
     body = client.get("/metrics").content.decode()
     assert 'paved_kpi_training_success_rate{team="vision"} 75.0' in body
     assert 'paved_kpi_training_success_rate{team="all"} 60.0' in body
+    # The split is its own family (its jobs name no template here, so it has no samples).
+    assert "# TYPE paved_kpi_training_success_rate_by_template gauge" in body
 
 
 def test_a_manager_lands_on_the_kpis_of_the_current_team_and_a_data_scientist_does_not(
@@ -184,7 +186,10 @@ def test_the_shipped_grafana_dashboard_charts_every_kpi_gauge() -> None:
     shipped = json.loads((Path(__file__).resolve().parents[2] / "infra" / "grafana" / "paved-kpis.json").read_text())
     assert shipped == grafana_dashboard(), "regenerate it: manage.py grafana_dashboard > infra/grafana/paved-kpis.json"
     exprs = {target["expr"] for panel in shipped["panels"] for target in panel.get("targets", [])}
-    assert exprs == {f'paved_kpi_{kpi.key}{{team=~"$team"}}' for kpi in all_kpis()}
+    teams = {f'paved_kpi_{kpi.key}{{team=~"$team"}}' for kpi in all_kpis()}
+    splits = {f'paved_kpi_{kpi.key}_by_{kpi.split}{{team=~"$team"}}' for kpi in all_kpis() if kpi.split}
+    assert splits
+    assert exprs == teams | splits
 
 
 def test_a_drill_down_has_a_table_by_team_and_its_csv(history: None, client: Client, mark: Any) -> None:
@@ -265,7 +270,7 @@ def test_kept_daily_values_equal_the_live_measure_for_every_scope_and_sparkline_
                 assert kept == live.value, (kpi.key, team, day)
 
 
-def test_snapshots_split_a_kpi_by_its_dimension(vision: Team, alice: Any) -> None:
+def test_snapshots_split_a_kpi_by_its_dimension_and_metrics_export_it(vision: Team, alice: Any, client: Client) -> None:
     march = datetime.fromisoformat("2026-03-15T10:00:00+00:00")
     notebook, trainer = (TemplateVersionFactory(template__slug=slug) for slug in ("notebook", "trainer"))
     for version, state in [(notebook, JobState.SUCCEEDED), (notebook, JobState.FAILED), (trainer, JobState.SUCCEEDED)]:
@@ -276,3 +281,6 @@ def test_snapshots_split_a_kpi_by_its_dimension(vision: Team, alice: Any) -> Non
         snap = KpiSnapshot.objects.get(key="training_success_rate", team=team, window_days=30)
         assert snap.breakdown == {"notebook": 50.0, "trainer": 100.0}
     assert KpiSnapshot.objects.get(key="training_queue_p50", team=vision, window_days=30).breakdown == {}
+    body = client.get("/metrics").content.decode()
+    assert 'paved_kpi_training_success_rate_by_template{team="vision",template="notebook"} 50.0' in body
+    assert 'paved_kpi_training_success_rate_by_template{team="all",template="trainer"} 100.0' in body
