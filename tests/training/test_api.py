@@ -143,7 +143,7 @@ def test_cancel_ends_the_job_and_a_second_cancel_is_a_conflict(api: Any, alice: 
 def test_the_log_is_paged_from_a_line_offset_and_complete_once_the_job_is_over(
     api: Any, alice: Any, vision: Any
 ) -> None:
-    job = TrainingJobFactory(team=vision, owner=alice, state=JobState.RUNNING)
+    job: TrainingJob = TrainingJobFactory(team=vision, owner=alice, state=JobState.RUNNING)
     JobLogChunk.objects.create(job=job, seq=1, first_line=1, line_count=2, text="epoch 1\nepoch 2")
     JobLogChunk.objects.create(job=job, seq=2, first_line=3, line_count=1, text="epoch 3")
     api.force_authenticate(alice)
