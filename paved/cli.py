@@ -140,7 +140,7 @@ def print_problem(error: PavedError) -> None:
 # --- following logs ---------------------------------------------------------------------------------------------
 
 
-def follow(args: argparse.Namespace, pages: Iterator[LogPage], *, what: str, state_key: str = "state") -> JSON:
+def follow(args: argparse.Namespace, pages: Iterator[LogPage], *, what: str, key: str = "run") -> JSON:
     """Print the lines as they come, the owner's state as a spinner; returns the owner as it ended."""
     owner: JSON = {}
     status = err.status(f"{what}: starting") if not args.json else None
@@ -156,12 +156,12 @@ def follow(args: argparse.Namespace, pages: Iterator[LogPage], *, what: str, sta
                     out.print(line, markup=False)
             sys.stdout.flush()
             if status:
-                status.update(f"{what}: {owner.get(state_key)}")
+                status.update(f"{what}: {owner.get('state')}")
     finally:
         if status:
             status.stop()
     if args.json:
-        sys.stdout.write(json.dumps({what.split(" ")[0].lower(): owner}, default=str) + "\n")
+        sys.stdout.write(json.dumps({key: owner}, default=str) + "\n")
     return owner
 
 
@@ -253,7 +253,7 @@ def cmd_launch(args: argparse.Namespace, client: Paved) -> int:
         return run_exit(run, args)
     if "training_job" in launched:
         job_id = launched["training_job"]["id"]
-        return job_exit(follow(args, client.follow_job_log(job_id), what=f"Training job #{job_id}"), args)
+        return job_exit(follow(args, client.follow_job_log(job_id), what=f"Training job #{job_id}", key="job"), args)
     if args.json:
         emit_json(launched)
     return EXIT_OK
@@ -368,7 +368,7 @@ def cmd_jobs(args: argparse.Namespace, client: Paved) -> int:
     if args.action == "cancel":
         job = client.cancel_job(job_id)
         return show(args, job, lambda: out.print(f"Training job #{job_id}: {job['state']}"))
-    job = follow(args, client.follow_job_log(job_id, follow=args.follow), what=f"Training job #{job_id}")
+    job = follow(args, client.follow_job_log(job_id, follow=args.follow), what=f"Training job #{job_id}", key="job")
     return job_exit(job, args)
 
 
