@@ -4,7 +4,7 @@ walk all of them automatically."""
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
-from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
+from apps.accounts.api import ApiTokenViewSet, MeView, PasswordTokenView, TeamViewSet
 from apps.audit.api import AuditEventViewSet, EvidenceExportView
 from apps.catalog.api import (
     BackstageImportView,
@@ -59,6 +59,7 @@ router.register("feedback/prompts", SurveyPromptViewSet, basename="feedback-prom
 
 urlpatterns = [
     path("me", MeView.as_view(), name="me"),
+    re_path(r"^auth/token/?$", PasswordTokenView.as_view(), name="auth-token"),
     path("kpis/", KpiListView.as_view(), name="kpi-list"),
     path("kpis/<slug:key>/", KpiDetailView.as_view(), name="kpi-detail"),
     path("feedback/prompt", DuePromptView.as_view(), name="feedback-prompt-due"),

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 from apps.accounts import selectors, services
 from apps.accounts.models import ApiToken, Membership, Team
 from apps.accounts.selectors import authenticated
+from apps.core.openapi import problem_responses
 
 
 class MembershipSerializer(serializers.ModelSerializer[Membership]):
@@ -119,3 +121,31 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def revoke(self, request: Request, pk: str) -> Response:
         token = services.revoke_api_token(actor=authenticated(request.user), token_id=int(pk), request=request._request)
         return Response(ApiTokenSerializer(token).data)
+
+
+class PasswordTokenSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    name = serializers.CharField(max_length=100, default="paved-cli", help_text="What the token is for.")
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class PasswordTokenView(APIView):
+    """`paved login`: a username and password for a new personal token, with the browser sign-in's lockout."""
+
+    authentication_classes: list[type] = []  # the password is the credential; no session, so no CSRF
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=PasswordTokenSerializer,
+        responses={201: ApiTokenCreatedSerializer},
+        summary="Sign in with a username and password and get a new personal API token (shown once)",
+        auth=[],
+    )
+    @problem_responses(401, 429)
+    def post(self, request: Request) -> Response:
+        payload = PasswordTokenSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        token, raw = services.token_for_password(request=request._request, **payload.validated_data)
+        token.token = raw  # type: ignore[attr-defined]
+        return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)

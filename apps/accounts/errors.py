@@ -23,3 +23,11 @@ class TokenAlreadyRevoked(ApplicationError):
 
 class InvalidTokenName(ValidationFailed):
     code = "invalid_token_name"
+
+
+class InvalidCredentials(ApplicationError):
+    """A username and password that do not sign in (the same answer for an unknown user and a wrong password)."""
+
+    code = "invalid_credentials"
+    status = 401
+    title = "Invalid credentials"

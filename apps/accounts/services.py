@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts import tokens
-from apps.accounts.errors import InvalidTokenName, NotAMember, TokenAlreadyRevoked, TokenNotFound
+from apps.accounts.errors import InvalidCredentials, InvalidTokenName, NotAMember, TokenAlreadyRevoked, TokenNotFound
 from apps.accounts.models import ApiToken, Membership, Role, Team
 from apps.accounts.permissions import forget_memberships
 from apps.accounts.selectors import team_for, tokens_for
@@ -128,6 +128,22 @@ def create_api_token(
             data={"name": name, "expires_at": expires_at},
             request=request,
         )
+    return token, raw
+
+
+def token_for_password(
+    *, request: HttpRequest, username: str, password: str, name: str, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Trade a username and password for a new personal token (`paved login`): the browser sign-in's lockout
+    and failure audit apply, then the token limits of `create_api_token`."""
+    ensure_login_allowed(request=request, username=username)
+    user = auth.authenticate(request, username=username, password=password)
+    if not isinstance(user, User):
+        record_failed_login(request=request, username=username)
+        raise InvalidCredentials("The username or password is not right.")
+    token, raw = create_api_token(actor=user, name=name, expires_at=expires_at, request=request)
+    record(actor=user, team=None, verb="auth.token_login", target=token, data={"name": token.name}, request=request)
+    LoginFailuresPerAccount(user.get_username()).reset(request)
     return token, raw
 
 

@@ -11,11 +11,12 @@ from rest_framework.response import Response
 
 from apps.accounts.selectors import authenticated
 from apps.core.limits import MAX_TTL_HOURS
+from apps.core.logs import log_page
 from apps.core.query import MAX_OFFSET, read_query
 from apps.runs import services
 from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
 from apps.runs.models import Run, RunKind, Workspace
-from apps.runs.selectors import listed_workspaces_for, log_chunks_after, masked_outputs, runs_for, workspaces_for
+from apps.runs.selectors import listed_workspaces_for, masked_outputs, runs_for, workspaces_for
 
 
 class RunSerializer(serializers.ModelSerializer[Run]):
@@ -213,15 +214,5 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet[Run]):
     def log(self, request: Request, pk: str) -> Response:
         run = self.get_object()
         after = read_query(request, LogQuerySerializer)["after"]
-        chunks = log_chunks_after(run, after)
-        lines = [line for chunk in chunks for line in chunk.text.split("\n")]
-        if chunks:  # the first chunk may start before the offset
-            lines = lines[max(0, after + 1 - chunks[0].first_line) :]
-        next_line = after + len(lines)
-        body = {
-            "after": after,
-            "next": next_line,
-            "lines": lines,
-            "complete": run.is_terminal and next_line >= run.log_lines,
-        }
+        body = log_page(run.log_chunks.all(), after, finished=run.is_terminal, total_lines=run.log_lines)
         return Response(LogSerializer(body).data)

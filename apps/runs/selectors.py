@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 
 from apps.accounts.permissions import OVERSEE, AnyUser, can, restrict
 from apps.clusters.instance_catalog import load_catalog
 from apps.clusters.selectors import effective_quota, team_gpu_usage
+from apps.core.logs import chunks_after
 from apps.runs.models import (
     GONE_STATUSES,
     Approval,
@@ -63,17 +64,8 @@ def pending_approvals_for(user: AnyUser) -> QuerySet[Approval]:
 
 
 def log_chunks_after(run: Run, after_line: int, *, limit_lines: int = 2000) -> list[RunLogChunk]:
-    """Chunks holding lines after `after_line` (the first may start before it), oldest first, up to about
-    `limit_lines` lines. Rows are read lazily, so a 20,000-line log is never loaded whole."""
-    chunks: list[RunLogChunk] = []
-    total = 0
-    ends_after = run.log_chunks.annotate(end=F("first_line") + F("line_count")).filter(end__gt=after_line + 1)
-    for chunk in ends_after.order_by("seq").iterator(chunk_size=50):
-        chunks.append(chunk)
-        total += chunk.line_count
-        if total >= limit_lines:
-            break
-    return chunks
+    """The run's chunks holding lines after `after_line` (apps.core.logs.chunks_after), oldest first."""
+    return chunks_after(run.log_chunks.all(), after_line, limit_lines=limit_lines)
 
 
 def log_tail(run: Run, *, lines: int = 500) -> list[RunLogChunk]:

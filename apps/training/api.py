@@ -18,12 +18,22 @@ from apps.accounts.selectors import authenticated, teams_for
 from apps.catalog.selectors import latest_published, template_for, version_for
 from apps.clusters.selectors import cluster_for
 from apps.core.bodies import body_field, validated_body
+from apps.core.logs import log_page
+from apps.core.query import read_query
 from apps.registry.api import ModelVersionSerializer
 from apps.registry.models import Framework as ModelFramework
+from apps.runs.api import LogQuerySerializer, LogSerializer
 from apps.training import selectors
 from apps.training.errors import InvalidClusterTemplate, UnknownCluster
 from apps.training.filters import JobDefinitionFilterSet, TrainingJobFilterSet
-from apps.training.models import ConcurrencyPolicy, DefinitionFire, Framework, JobDefinition, TrainingJob
+from apps.training.models import (
+    UNFINISHED_JOB_STATES,
+    ConcurrencyPolicy,
+    DefinitionFire,
+    Framework,
+    JobDefinition,
+    TrainingJob,
+)
 from apps.training.services import definitions, jobs, outputs
 from apps.training.services.job_clusters import NewCluster
 from apps.training.spec import MAX_GPUS_PER_NODE, MAX_NODES, MAX_RETRIES, MAX_RUN_MINUTES
@@ -160,6 +170,17 @@ class TrainingJobViewSet(
     @action(detail=True, methods=["get"])
     def metrics(self, request: Request, pk: str) -> Response:
         return Response(selectors.job_metrics(self.get_object()))
+
+    @extend_schema(
+        responses=LogSerializer, parameters=[LogQuerySerializer], summary="The job's output, from a line offset"
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def log(self, request: Request, pk: str) -> Response:
+        job = self.get_object()
+        after = read_query(request, LogQuerySerializer)["after"]
+        finished = job.state not in UNFINISHED_JOB_STATES
+        body = log_page(job.log_chunks.all(), after, finished=finished, total_lines=selectors.next_log_line(job) - 1)
+        return Response(LogSerializer(body).data)
 
     @extend_schema(request=TrainingJobCreateSerializer, responses={201: TrainingJobSerializer},
                    summary="Submit a training job")  # fmt: skip

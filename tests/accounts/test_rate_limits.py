@@ -143,3 +143,38 @@ def test_the_tokens_page_shares_the_limit_and_says_why(client: Client, api: Any,
     assert response.status_code == 429
     assert "Too many new tokens for this account." in response.content.decode()
     assert not ApiToken.objects.filter(name="from-the-page").exists()
+
+
+# --- POST /api/v1/auth/token (`paved login`): the browser sign-in's rules, through the API ---------------------
+
+
+def token_login(username: str, password: str, address: str = "10.0.5.1") -> Any:
+    return Client(REMOTE_ADDR=address).post(
+        "/api/v1/auth/token", {"username": username, "password": password, "name": "laptop"}, "application/json"
+    )
+
+
+def test_a_password_buys_a_token_that_authenticates_and_is_audited(alice: Any) -> None:
+    response = token_login("alice", PASSWORD)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["name"] == "laptop"
+    me = Client().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {body['token']}")
+    assert me.json()["username"] == "alice"
+    assert ApiToken.objects.get(user=alice).name == "laptop"
+    assert {"token.created", "auth.token_login"} <= set(AuditEvent.objects.values_list("verb", flat=True))
+
+
+def test_a_wrong_password_is_a_401_problem_counted_like_a_failed_sign_in(alice: Any) -> None:
+    for _ in range(ACCOUNT_LIMIT):
+        response = token_login("alice", "wrong")
+        assert_problem(response, 401, "invalid_credentials")
+
+    locked = token_login("alice", PASSWORD, address="10.0.5.2")
+    browser = sign_in("alice", PASSWORD, "10.0.5.3")  # one lockout for both ways in
+
+    assert_problem(locked, 429, "throttled")
+    assert browser.status_code == 429
+    assert AuditEvent.objects.filter(verb="auth.login_failed").count() == ACCOUNT_LIMIT
+    assert not ApiToken.objects.exists()

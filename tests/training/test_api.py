@@ -6,7 +6,7 @@ from typing import Any
 
 from apps.audit.models import AuditEvent
 from apps.clusters.models import ClusterState
-from apps.training.models import JobState, TrainingJob
+from apps.training.models import JobLogChunk, JobState, TrainingJob
 from tests.factories import ClusterFactory, TrainingJobFactory
 
 URL = "/api/v1/training-jobs/"
@@ -140,12 +140,31 @@ def test_cancel_ends_the_job_and_a_second_cancel_is_a_conflict(api: Any, alice: 
     assert AuditEvent.objects.filter(verb="training_job.cancelled", actor=alice, target_id=str(job.pk)).count() == 1
 
 
+def test_the_log_is_paged_from_a_line_offset_and_complete_once_the_job_is_over(
+    api: Any, alice: Any, vision: Any
+) -> None:
+    job: TrainingJob = TrainingJobFactory(team=vision, owner=alice, state=JobState.RUNNING)
+    JobLogChunk.objects.create(job=job, seq=1, first_line=1, line_count=2, text="epoch 1\nepoch 2")
+    JobLogChunk.objects.create(job=job, seq=2, first_line=3, line_count=1, text="epoch 3")
+    api.force_authenticate(alice)
+
+    first = api.get(f"{URL}{job.pk}/log/").json()
+    rest = api.get(f"{URL}{job.pk}/log/", {"after": 1}).json()
+    TrainingJob.objects.filter(pk=job.pk).update(state=JobState.SUCCEEDED)
+    done = api.get(f"{URL}{job.pk}/log/", {"after": 3}).json()
+
+    assert first == {"after": 0, "next": 3, "lines": ["epoch 1", "epoch 2", "epoch 3"], "complete": False}
+    assert (rest["lines"], rest["next"]) == (["epoch 2", "epoch 3"], 3)
+    assert done == {"after": 3, "next": 3, "lines": [], "complete": True}
+
+
 def test_another_teams_job_cannot_be_read_or_cancelled(api: Any, alice: Any, bob: Any, nlp: Any) -> None:
     theirs = TrainingJobFactory(team=nlp, owner=bob)
     api.force_authenticate(alice)
 
     assert api.get(f"{URL}{theirs.pk}/").status_code == 404
     assert api.post(f"{URL}{theirs.pk}/cancel/", format="json").status_code == 404
+    assert api.get(f"{URL}{theirs.pk}/log/").status_code == 404
     theirs.refresh_from_db()
     assert theirs.state == JobState.QUEUED
 
