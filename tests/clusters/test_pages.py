@@ -350,7 +350,7 @@ def test_extend_from_the_page_raises_max_hours_within_the_team_limit(
     junk = client_alice.post(url, {"hours": "six"}, follow=True).content.decode()
 
     assert 'data-testid="extend-form"' in page
-    assert "2 h 00 min of running time left" in page or "1 h 59 min of running time left" in page
+    assert "2 h of running time left" in page or "1 h 59 min of running time left" in page
     assert "may now run for 10 hours in all" in extended
     assert "Extend by 1 to" in too_far
     assert "whole hours" in junk
