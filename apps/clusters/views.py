@@ -26,6 +26,7 @@ from apps.accounts.permissions import AnyUser, can
 from apps.accounts.selectors import authenticated, default_team_for, team_for, teams_for
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.clusters import selectors, services
+from apps.clusters.filters import ClusterFilterSet
 from apps.clusters.forms import ClusterRequestForm, SnoozeForm
 from apps.clusters.instance_catalog import InstanceType, load_catalog, price_for
 from apps.clusters.models import ALLOWED_CLUSTER_TRANSITIONS, Cluster, ClusterState, GpuSample, PurchaseOption
@@ -73,18 +74,25 @@ def _utilization_at_a_glance(samples: Iterable[GpuSample]) -> dict[int, dict[str
 
 @login_required
 def cluster_list_view(request: HttpRequest) -> HttpResponse:
-    show_all = request.GET.get("show") == "all"
+    show_all = request.GET.get("show") == "all" or request.GET.get("state") == ClusterState.TERMINATED
     clusters = selectors.clusters_for(request.user)
     if not show_all:
         clusters = clusters.exclude(state=ClusterState.TERMINATED)
-    page = Paginator(clusters, PAGE_SIZE).get_page(request.GET.get("page"))
+    filterset = ClusterFilterSet(request.GET or None, queryset=clusters)
+    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     glance = _utilization_at_a_glance(selectors.latest_gpu_samples(cluster.pk for cluster in page))
     rows = [
         {"cluster": cluster, "cost": selectors.running_cost(cluster, now), "glance": glance.get(cluster.pk)}
         for cluster in page
     ]
-    context = {"page": page, "rows": rows, "show_all": show_all, "can_manage_quotas": can(request.user, "quota.manage")}
+    context = {
+        "page": page,
+        "rows": rows,
+        "show_all": show_all,
+        "filterset": filterset,
+        "can_manage_quotas": can(request.user, "quota.manage"),
+    }
     return render(request, "clusters/cluster_list.html", context)
 
 

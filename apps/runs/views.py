@@ -18,7 +18,7 @@ from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
 from apps.costs.selectors import workspace_cost
 from apps.runs import selectors, services
-from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
+from apps.runs.filters import RunPageFilterSet, WorkspacePageFilterSet
 from apps.runs.models import Run, RunKind, RunLogChunk, Workspace
 from apps.runs.services.logs import iter_log_text
 
@@ -47,7 +47,7 @@ def _run_or_404(request: HttpRequest, run_id: int) -> Run:
 @login_required
 def workspace_list_view(request: HttpRequest) -> HttpResponse:
     listed = selectors.listed_workspaces_for(request.user, status=request.GET.get("status"))
-    filterset = WorkspaceFilterSet(request.GET or None, queryset=listed)
+    filterset = WorkspacePageFilterSet(request.GET or None, queryset=listed, request=request)
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "runs/partials/workspace_table.html" if htmx_partial(request) else "runs/workspace_list.html"
     return render(request, template, {"filterset": filterset, "page": page})
@@ -73,8 +73,10 @@ def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpRespon
 
 @login_required
 def run_list_view(request: HttpRequest) -> HttpResponse:
-    filterset = RunFilterSet(request.GET or None, queryset=selectors.runs_for(request.user))
+    filterset = RunPageFilterSet(request.GET or None, queryset=selectors.runs_for(request.user), request=request)
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    if htmx_partial(request):
+        return render(request, "runs/partials/run_table.html", {"filterset": filterset, "page": page})
     approvals = selectors.pending_approvals_for(request.user).exclude(run__created_by_id=request.user.pk)
     return render(request, "runs/run_list.html", {"filterset": filterset, "page": page, "approvals": approvals})
 
