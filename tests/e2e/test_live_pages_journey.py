@@ -53,6 +53,7 @@ def test_a_cluster_turning_running_shows_stop_without_a_reload(
 
 
 def _write(run: Run, first: int, count: int) -> None:
+    run.refresh_from_db()  # the writer numbers on from the run's stored line count
     writer = RunLogWriter(run)
     for number in range(first, first + count):
         writer.write(f"[{number:05d}] terraform_data.sandbox: Still creating...")
