@@ -99,7 +99,9 @@ def test_the_run_log_follows_new_output_until_the_reader_scrolls_up(
 def test_change_variables_shows_a_bad_value_then_a_good_one_makes_a_run(
     live_server: Any, page: Any, vision: Team, alice: Any, screenshot: Any
 ) -> None:
-    workspace = WorkspaceFactory(team=vision, created_by=alice, name="alice-vars", status=WorkspaceStatus.READY)
+    workspace: Workspace = WorkspaceFactory(
+        team=vision, created_by=alice, name="alice-vars", status=WorkspaceStatus.READY
+    )
     RunFactory(workspace=workspace, state=RunState.APPLIED)
     log_in(page, live_server, "alice")
     page.goto(f"{live_server.url}/workspaces/{workspace.pk}/")

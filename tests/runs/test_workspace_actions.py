@@ -188,7 +188,7 @@ def test_a_destroyed_workspace_shows_its_ending_not_live_data(
 
 
 def test_every_page_shows_the_freeze_and_the_held_runs_while_it_holds(alice_client: Client, ready: Workspace) -> None:
-    admin = UserFactory(is_superuser=True, is_staff=True)
+    admin: Any = UserFactory(is_superuser=True, is_staff=True)
     RunFactory(workspace=ready, state=RunState.QUEUED)
     assert 'data-testid="freeze-banner"' not in alice_client.get("/workspaces/").content.decode()
 
