@@ -14,6 +14,7 @@ from apps.catalog.api import (
     TemplateVersionValidationView,
     TemplateViewSet,
 )
+from apps.catalog.workspace_api import WorkspaceVariablesView
 from apps.clusters.api import ClusterViewSet, RegisterNodeView, TelemetryIngestView
 from apps.costs.api import BudgetViewSet, SharedCostRuleViewSet
 from apps.costs.urls import api_urlpatterns as cost_api_urlpatterns
@@ -71,6 +72,7 @@ urlpatterns = [
     # Named training-job-…: the tenancy walk (tests/test_api_scoping.py) finds the job model behind `pk`.
     path("training/agent/jobs/<int:pk>/logs", JobLogView.as_view(), name="training-job-agent-logs"),
     path("training/agent/jobs/<int:pk>/finish", JobExitView.as_view(), name="training-job-agent-finish"),
+    path("workspaces/<int:pk>/variables", WorkspaceVariablesView.as_view(), name="workspace-variables"),
     path("templates/import-backstage", BackstageImportView.as_view(), name="template-import-backstage"),
     path("templates/<slug:slug>/launch", LaunchTemplateView.as_view(), name="template-launch"),
     path("templates/<slug:slug>/estimate", EstimateView.as_view(), name="template-estimate"),

@@ -132,6 +132,7 @@ TEMPLATES = [
                 "apps.accounts.context_processors.teams",
                 "portal.navigation.navigation",
                 "apps.costs.context_processors.cost_alerts",
+                "apps.runs.context_processors.change_freeze",
             ],
         },
     },

@@ -15,6 +15,7 @@ from apps.audit.evidence import day_start, export_evidence, team_to_export
 from apps.audit.filters import AuditEventFilterSet
 from apps.audit.forms import EvidenceExportForm
 from apps.audit.selectors import audit_events_for, exportable_teams_for, verbs_for
+from apps.audit.targets import with_targets
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 
@@ -40,6 +41,7 @@ def _list_context(request: HttpRequest, evidence_form: EvidenceExportForm | None
     return {
         "filterset": filterset,
         "page": page,
+        "events": with_targets(page),
         "teams": teams_for(request.user),
         "verbs": verbs_for(request.user),
         "querystring": _without_page(request),

@@ -548,3 +548,21 @@ def _omit_empty_list(convert: Converter, required: bool) -> Converter:
         return OMIT if not converted and not required else converted
 
     return omit
+
+
+def prefilled_parameters_form(
+    schema: dict[str, Any],
+    ui: dict[str, Any] | None,
+    *,
+    values: dict[str, Any],
+    data: QueryDict | Mapping[str, Any] | None = None,
+    validate_url: str | None = None,
+) -> ParametersForm:
+    """The launch form of a version showing `values` (a workspace's current parameters) instead of the defaults,
+    for changing them; bound when `data` is given."""
+    form = build_parameters_form(schema, ui, data=data, validate_url=validate_url)
+    for name, form_field in form.fields.items():
+        if name in values:
+            hint = _as_dict(form.ui.get(name)).get("ui:widget")
+            form_field.initial = _initial(form._specs[name], hint, values[name])
+    return form

@@ -1,11 +1,16 @@
 from django.urls import path
 
-from apps.catalog import views
+from apps.catalog import views, workspace_views
 
 app_name = "catalog"
 
 urlpatterns = [
     path("", views.catalog_list_view, name="list"),
+    path(
+        "workspaces/<int:workspace_id>/variables/",
+        workspace_views.workspace_variables_view,
+        name="workspace-variables",
+    ),
     path("new/", views.template_create_view, name="create"),
     path("import/", views.backstage_import_view, name="import"),
     path("<slug:slug>/", views.template_detail_view, name="detail"),

@@ -26,11 +26,13 @@ from apps.accounts.permissions import AnyUser, can
 from apps.accounts.selectors import authenticated, default_team_for, team_for, teams_for
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.clusters import selectors, services
+from apps.clusters.filters import ClusterFilterSet
 from apps.clusters.forms import ClusterRequestForm, SnoozeForm
 from apps.clusters.instance_catalog import InstanceType, load_catalog, price_for
 from apps.clusters.models import ALLOWED_CLUSTER_TRANSITIONS, Cluster, ClusterState, GpuSample, PurchaseOption
 from apps.clusters.services.idle import MAX_AUTOSTOP_OVERRIDE, STOP_GRACE, effective_idle_policy
 from apps.clusters.services.limits import EXTENDABLE_STATES, extend_cluster
+from apps.core.durations import format_duration
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 from apps.costs.selectors import cluster_cost
@@ -70,28 +72,27 @@ def _utilization_at_a_glance(samples: Iterable[GpuSample]) -> dict[int, dict[str
     }
 
 
-def _duration(seconds: int) -> str:
-    hours, rest = divmod(seconds, 3600)
-    minutes = rest // 60
-    if hours >= 24:
-        return f"{hours // 24} d {hours % 24} h"
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
-
-
 @login_required
 def cluster_list_view(request: HttpRequest) -> HttpResponse:
-    show_all = request.GET.get("show") == "all"
+    show_all = request.GET.get("show") == "all" or request.GET.get("state") == ClusterState.TERMINATED
     clusters = selectors.clusters_for(request.user)
     if not show_all:
         clusters = clusters.exclude(state=ClusterState.TERMINATED)
-    page = Paginator(clusters, PAGE_SIZE).get_page(request.GET.get("page"))
+    filterset = ClusterFilterSet(request.GET or None, queryset=clusters)
+    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     glance = _utilization_at_a_glance(selectors.latest_gpu_samples(cluster.pk for cluster in page))
     rows = [
         {"cluster": cluster, "cost": selectors.running_cost(cluster, now), "glance": glance.get(cluster.pk)}
         for cluster in page
     ]
-    context = {"page": page, "rows": rows, "show_all": show_all, "can_manage_quotas": can(request.user, "quota.manage")}
+    context = {
+        "page": page,
+        "rows": rows,
+        "show_all": show_all,
+        "filterset": filterset,
+        "can_manage_quotas": can(request.user, "quota.manage"),
+    }
     return render(request, "clusters/cluster_list.html", context)
 
 
@@ -224,9 +225,9 @@ def _live_context(cluster: Cluster) -> dict[str, Any]:
     return {
         "cluster": cluster,
         "polling": cluster.state in POLLING_STATES,
-        "uptime": _duration(selectors.running_seconds(cluster, now)),
+        "uptime": format_duration(selectors.running_seconds(cluster, now)),
         "cost": selectors.running_cost(cluster, now, places=LIVE_COST_PLACES),
-        "hours_left": None if left is None else _duration(left),
+        "hours_left": None if left is None else format_duration(left),
         "stops_at": cluster.idle_warned_at + STOP_GRACE if cluster.idle_warned_at else None,
         "idle": _idle_countdown(cluster, now),
         "nodes": list(cluster.nodes.all()),
@@ -292,14 +293,14 @@ def _idle_countdown(cluster: Cluster, now: datetime) -> dict[str, Any] | None:
 @login_required
 def cluster_detail_view(request: HttpRequest, cluster_id: int) -> HttpResponse:
     cluster = _cluster_or_404(request, cluster_id)
-    context = _live_context(cluster)
+    # The live refresh carries the state-dependent controls too (out of band): they change with the state.
+    context = {**_live_context(cluster), **_action_flags(request.user, cluster)}
     if htmx_partial(request):
-        return render(request, "clusters/partials/cluster_live.html", context)
+        return render(request, "clusters/partials/cluster_live.html", {**context, "oob": True})
     context.update(
         {
             "hourly_estimate": Decimal(cluster.hourly_price),
             "estimate_vs_actual": cluster_cost(cluster=cluster, now=timezone.now()),
-            **_action_flags(request.user, cluster),
         }
     )
     return render(request, "clusters/cluster_detail.html", context)

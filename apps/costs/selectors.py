@@ -519,7 +519,7 @@ def workspace_costs(*, workspaces: list[Workspace], now: datetime) -> dict[int, 
     actual = _actuals_to_date("workspace_id", ids, now)
     result = {}
     for workspace in workspaces:
-        until = (gone.get(workspace.pk) or workspace.updated_at) if workspace.is_gone else now
+        until = (gone.get(workspace.pk) or workspace.updated_at) if workspace.has_ended else now
         currency = workspace.currency
         result[workspace.pk] = EstimateVsActual(
             kind="workspace",

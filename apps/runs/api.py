@@ -55,7 +55,10 @@ class WorkspaceSerializer(serializers.ModelSerializer[Workspace]):
 
 
 class RunRequestSerializer(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(choices=[RunKind.APPLY, RunKind.DESTROY, RunKind.DRIFT_CHECK])
+    kind = serializers.ChoiceField(
+        choices=[RunKind.APPLY, RunKind.PLAN, RunKind.DESTROY, RunKind.DRIFT_CHECK],
+        help_text="apply: plan and apply again; plan: a speculative plan that applies nothing; destroy; drift_check.",
+    )
     confirm = serializers.CharField(required=False, allow_blank=True, help_text="Destroy: the workspace name.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
 
@@ -102,7 +105,9 @@ class WorkspaceViewSet(viewsets.ReadOnlyModelViewSet[Workspace]):
         return workspaces_for(self.request.user)
 
     @extend_schema(
-        request=RunRequestSerializer, responses={201: RunSerializer}, summary="Queue a plan-and-apply or destroy"
+        request=RunRequestSerializer,
+        responses={201: RunSerializer},
+        summary="Queue a run: re-apply, a speculative plan, a destroy or a drift check",
     )
     @action(detail=True, methods=["post"])
     def runs(self, request: Request, pk: str) -> Response:

@@ -48,3 +48,9 @@ class InvalidExtension(ValidationFailed):
 
 class WorkspaceHasResources(Conflict):
     code = "workspace_has_resources"
+
+
+class NothingChanged(ValidationFailed):
+    """A change of variables that changes none: no run is queued for it."""
+
+    code = "parameters_unchanged"

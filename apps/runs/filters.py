@@ -1,28 +1,74 @@
-"""FilterSets shared by the workspace/run pages and the API."""
+"""FilterSets shared by the workspace/run pages and the API. The page sets add choice lists of the user's own
+teams and templates (labelled "Any ..." when empty, never `---------`); the API keeps plain slugs."""
 
 from __future__ import annotations
 
-import django_filters
+from typing import Any
 
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.accounts.models import Team
+from apps.accounts.selectors import teams_for
+from apps.catalog.models import Template
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 
 
 class WorkspaceFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
     team = django_filters.CharFilter(field_name="team__slug")
     template = django_filters.CharFilter(field_name="template_version__template__slug")
-    status = django_filters.ChoiceFilter(choices=WorkspaceStatus.choices)
+    status = django_filters.ChoiceFilter(choices=WorkspaceStatus.choices, empty_label="Any status")
 
     class Meta:
         model = Workspace
-        fields = ["team", "template", "status"]
+        fields = ["q", "team", "template", "status"]
 
 
 class RunFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(field_name="workspace__name", lookup_expr="icontains", label="Workspace contains")
     team = django_filters.CharFilter(field_name="team__slug")
     workspace = django_filters.NumberFilter(field_name="workspace_id")
-    state = django_filters.ChoiceFilter(choices=RunState.choices)
-    kind = django_filters.ChoiceFilter(choices=RunKind.choices)
+    state = django_filters.ChoiceFilter(choices=RunState.choices, empty_label="Any state")
+    kind = django_filters.ChoiceFilter(choices=RunKind.choices, empty_label="Any kind")
 
     class Meta:
         model = Run
-        fields = ["team", "workspace", "state", "kind"]
+        fields = ["q", "team", "workspace", "state", "kind"]
+
+
+def _my_teams(request: HttpRequest | None) -> QuerySet[Team]:
+    return teams_for(request.user).order_by("name") if request is not None else Team.objects.none()
+
+
+def _my_templates(request: HttpRequest | None) -> QuerySet[Template]:
+    """Templates the user's teams have workspaces of (the only ones a filter could find)."""
+    return (
+        Template.objects.filter(versions__workspaces__team__in=_my_teams(request)).distinct().order_by("name")
+        if request is not None
+        else Template.objects.none()
+    )
+
+
+def _team_choice() -> Any:
+    return django_filters.ModelChoiceFilter(
+        field_name="team", to_field_name="slug", queryset=_my_teams, empty_label="Any of my teams", label="Team"
+    )
+
+
+class WorkspacePageFilterSet(WorkspaceFilterSet):
+    team = _team_choice()
+    template = django_filters.ModelChoiceFilter(
+        field_name="template_version__template",
+        to_field_name="slug",
+        queryset=_my_templates,
+        empty_label="Any template",
+        label="Template",
+    )
+
+
+class RunPageFilterSet(RunFilterSet):
+    team = _team_choice()
+    workspace = django_filters.NumberFilter(field_name="workspace_id", widget=forms.HiddenInput)

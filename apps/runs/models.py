@@ -34,6 +34,7 @@ class RunKind(models.TextChoices):
     APPLY = "apply", "Plan and apply"
     DESTROY = "destroy", "Destroy"
     DRIFT_CHECK = "drift_check", "Drift check"
+    PLAN = "plan", "Plan only"
 
 
 # How a drift check that found drift starts its state_reason (it ends discarded either way): the drift KPI reads it.
@@ -118,6 +119,16 @@ class Workspace(BaseModel):
     @property
     def is_gone(self) -> bool:
         return self.status in GONE_STATUSES
+
+    @property
+    def has_ended(self) -> bool:
+        """Destroyed or gone: nothing of it runs any more, so its page shows history, not live data."""
+        return self.status == WorkspaceStatus.DESTROYED or self.is_gone
+
+    @property
+    def is_operable(self) -> bool:
+        """Whether plan, re-apply and change variables make sense: it holds (or tried to hold) resources."""
+        return self.status in {WorkspaceStatus.READY, WorkspaceStatus.DRIFTED, WorkspaceStatus.FAILED}
 
 
 class Run(BaseModel):

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
-from apps.accounts.permissions import OVERSEE, AnyUser, can, restrict
+from apps.accounts.permissions import OVERSEE, AnyUser, can, is_platform_admin, restrict, team_ids_for
+from apps.audit.models import AuditEvent
 from apps.clusters.instance_catalog import load_catalog
 from apps.clusters.selectors import effective_quota, team_gpu_usage
 from apps.core.logs import chunks_after
@@ -107,6 +108,61 @@ def active_freeze() -> ChangeFreeze | None:
     """The change freeze in force, if the newest switch turned it on."""
     latest = ChangeFreeze.objects.order_by("-created_at", "-id").first()
     return latest if latest is not None and latest.active else None
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a workspace ended: the run that destroyed it, who asked (None: the platform, e.g. its TTL) and when."""
+
+    run: Run | None
+    requested_by: str
+    at: Any
+    reason: str
+
+
+def ending_of(workspace: Workspace) -> Ending | None:
+    """For a destroyed workspace: its last applied destroy run and who requested it (from the audit trail, which
+    tells a person's destroy from the TTL's); for a forgotten or deleted one, when that happened."""
+    if not workspace.has_ended:
+        return None
+    run = (
+        workspace.runs.filter(kind=RunKind.DESTROY, state=RunState.APPLIED).order_by("-finished_at", "-pk").first()
+        if workspace.status == "destroyed"
+        else None
+    )
+    target = run if run is not None else workspace
+    verbs = (
+        ["run.requested_destroy", "run.scheduled_destroy"]
+        if run is not None
+        else ["workspace.forgotten", "workspace.deleted"]
+    )
+    event = (
+        AuditEvent.objects.filter(target_type=target._meta.label_lower, target_id=str(target.pk), verb__in=verbs)
+        .order_by("-created_at")
+        .first()
+    )
+    requested_by = (event.actor_label or "the platform") if event is not None else "the platform"
+    at = run.finished_at if run is not None else (event.created_at if event is not None else workspace.updated_at)
+    return Ending(run=run, requested_by=requested_by, at=at, reason=run.reason if run is not None else "")
+
+
+@dataclass(frozen=True)
+class FreezeNotice:
+    """What the change-freeze banner tells a user: the freeze in force and how many of their teams' runs wait."""
+
+    freeze: ChangeFreeze
+    held_runs: int
+
+
+def freeze_notice_for(user: AnyUser) -> FreezeNotice | None:
+    """The banner's data while a freeze holds runs of the user's teams (a freeze is platform-wide, so it holds
+    every team's), or None: no freeze, or a user in no team with nothing to hold."""
+    freeze = active_freeze()
+    if freeze is None or not user.is_authenticated:
+        return None
+    if not (is_platform_admin(user) or team_ids_for(user)):
+        return None
+    return FreezeNotice(freeze=freeze, held_runs=runs_for(user).filter(state=RunState.QUEUED).count())
 
 
 def _live_workspaces(team_id: int) -> QuerySet[Workspace]:

@@ -18,11 +18,16 @@ from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
 from apps.costs.selectors import workspace_cost
 from apps.runs import selectors, services
-from apps.runs.filters import RunFilterSet, WorkspaceFilterSet
+from apps.runs.filters import RunPageFilterSet, WorkspacePageFilterSet
 from apps.runs.models import Run, RunKind, RunLogChunk, Workspace
 from apps.runs.services.logs import iter_log_text
 
 PAGE_SIZE = 50
+# The workspace page's run buttons: action -> (run kind, reason shown on the run).
+WORKSPACE_RUNS = {
+    "plan": (RunKind.PLAN, "Speculative plan requested: nothing is applied."),
+    "apply": (RunKind.APPLY, "Re-apply requested."),
+}
 
 
 def _workspace_or_404(request: HttpRequest, workspace_id: int) -> Workspace:
@@ -42,7 +47,7 @@ def _run_or_404(request: HttpRequest, run_id: int) -> Run:
 @login_required
 def workspace_list_view(request: HttpRequest) -> HttpResponse:
     listed = selectors.listed_workspaces_for(request.user, status=request.GET.get("status"))
-    filterset = WorkspaceFilterSet(request.GET or None, queryset=listed)
+    filterset = WorkspacePageFilterSet(request.GET or None, queryset=listed, request=request)
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "runs/partials/workspace_table.html" if htmx_partial(request) else "runs/workspace_list.html"
     return render(request, template, {"filterset": filterset, "page": page})
@@ -51,11 +56,16 @@ def workspace_list_view(request: HttpRequest) -> HttpResponse:
 @login_required
 def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpResponse:
     workspace = _workspace_or_404(request, workspace_id)
+    runs = selectors.runs_for(request.user).filter(workspace=workspace)
+    latest = runs.first()
     context = {
         "workspace": workspace,
-        "runs": selectors.runs_for(request.user).filter(workspace=workspace),
+        "runs": runs,
         "outputs": selectors.masked_outputs(workspace),
         "can_force_delete": can(request.user, "workspace.force_delete", workspace) and not workspace.is_gone,
+        "can_operate": can(request.user, "workspace.operate", workspace),
+        "idle": latest is None or latest.is_terminal,
+        "ending": selectors.ending_of(workspace),
         "estimate_vs_actual": workspace_cost(workspace=workspace, now=timezone.now()),
     }
     return render(request, "runs/workspace_detail.html", context)
@@ -63,8 +73,10 @@ def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpRespon
 
 @login_required
 def run_list_view(request: HttpRequest) -> HttpResponse:
-    filterset = RunFilterSet(request.GET or None, queryset=selectors.runs_for(request.user))
+    filterset = RunPageFilterSet(request.GET or None, queryset=selectors.runs_for(request.user), request=request)
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    if htmx_partial(request):
+        return render(request, "runs/partials/run_table.html", {"filterset": filterset, "page": page})
     approvals = selectors.pending_approvals_for(request.user).exclude(run__created_by_id=request.user.pk)
     return render(request, "runs/run_list.html", {"filterset": filterset, "page": page, "approvals": approvals})
 
@@ -178,10 +190,9 @@ def workspace_action_view(request: HttpRequest, workspace_id: int, action: str) 
             run = services.request_destroy(
                 actor=actor, workspace=workspace, confirm_name=request.POST.get("confirm", ""), request=request
             )
-        elif action == "plan":
-            run = services.queue_run(
-                actor=actor, workspace=workspace, kind=RunKind.APPLY, reason="Re-plan requested.", request=request
-            )
+        elif action in WORKSPACE_RUNS:
+            kind, reason = WORKSPACE_RUNS[action]
+            run = services.queue_run(actor=actor, workspace=workspace, kind=kind, reason=reason, request=request)
         else:
             raise Http404("Unknown action.")
     except ApplicationError as exc:

@@ -15,6 +15,7 @@ from apps.accounts.models import Team
 from apps.clusters.models import Cluster, ClusterState, Node, NodeState
 from apps.clusters.services import ingest_telemetry, warn_or_stop_idle_clusters
 from tests.factories import ClusterFactory, NodeFactory
+from tests.runs.test_run_pages import must
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +131,22 @@ def test_htmx_poll_gets_only_the_live_partial(client_alice: Client, busy_cluster
     assert html.lstrip().startswith('<div id="cluster-live"')
     assert "12345 / 24576 MiB" in html
     assert 'hx-trigger="every 10s"' in html
-    assert "Terminate cluster" not in html
+    assert "<h1" not in html  # the page around the partial is not sent again
+
+
+def test_htmx_poll_carries_the_controls_that_follow_the_state_out_of_band(
+    client_alice: Client, busy_cluster: Cluster
+) -> None:
+    """A cluster that turned Running between two polls shows Stop (and loses nothing typed) without a reload."""
+    html = client_alice.get(reverse("clusters:detail", args=[busy_cluster.pk]), **HTMX).content.decode()
+
+    actions = must(html, "cluster-actions")
+    assert actions[0].get("hx-swap-oob") == "true"
+    assert "Stop" in actions[1]
+    controls = must(html, "cluster-controls")
+    assert controls[0].get("hx-swap-oob") == "true"
+    assert "Terminate cluster" in controls[1]
+    assert must(html, "confirm")[0].get("hx-preserve") == "true"
 
 
 def test_terminated_cluster_page_stops_polling(client_alice: Client, vision: Team, alice: Any) -> None:
@@ -350,7 +366,7 @@ def test_extend_from_the_page_raises_max_hours_within_the_team_limit(
     junk = client_alice.post(url, {"hours": "six"}, follow=True).content.decode()
 
     assert 'data-testid="extend-form"' in page
-    assert "2 h 00 min of running time left" in page or "1 h 59 min of running time left" in page
+    assert "2 h of running time left" in page or "1 h 59 min of running time left" in page
     assert "may now run for 10 hours in all" in extended
     assert "Extend by 1 to" in too_far
     assert "whole hours" in junk

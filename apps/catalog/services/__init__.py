@@ -31,6 +31,7 @@ from apps.catalog.services.launch import (
 )
 from apps.catalog.services.page_views import record_template_view
 from apps.catalog.services.sync import SyncReport, sync_manifest, sync_templates
+from apps.catalog.services.variables import VariablesChange, change_workspace_variables
 from apps.catalog.spec import VersionData, VersionReport
 from apps.catalog.spec.limits import SEMVER
 
@@ -41,11 +42,13 @@ __all__ = [
     "LaunchResult",
     "SyncReport",
     "TemplateData",
+    "VariablesChange",
     "VersionData",
     "VersionReport",
     "attach_module_archive",
     "attach_module_folder",
     "budget_check_for",
+    "change_workspace_variables",
     "create_draft_version",
     "create_template",
     "create_template_from_backstage",

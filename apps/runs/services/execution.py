@@ -242,7 +242,11 @@ def _finish_with_outputs(run: Run, runner: TerraformRunner) -> None:
 
 @transaction.atomic
 def _record_applied(run: Run, outputs: dict[str, Any]) -> None:
-    Workspace.objects.filter(pk=run.workspace_id).update(outputs=outputs)
+    """The outputs, and the parameters and estimate the workspace now runs with: an applied run's snapshot (a
+    change of variables takes effect on the workspace only once it is applied)."""
+    Workspace.objects.filter(pk=run.workspace_id).update(
+        outputs=outputs, parameters=run.parameters, estimated_hourly_cost=run.estimated_hourly_cost
+    )
     run_transition(run=run, to=RunState.APPLIED, reason="Applied." if run.kind != RunKind.DESTROY else "Destroyed.")
 
 
@@ -308,6 +312,12 @@ def execute_run(*, run_pk: int) -> None:
         )
         if run.kind == RunKind.DRIFT_CHECK:
             _record(run, "recording the drift check", lambda: _finish_drift_check(run, has_changes, summary))
+            return
+        if run.kind == RunKind.PLAN:  # speculative: show what an apply would do, change nothing
+            _record(run, "recording the plan", lambda: run_transition(run=run, to=RunState.DISCARDED, reason=(
+                f"Speculative plan, nothing applied: {summary.add} to add, {summary.change} to change, "
+                f"{summary.destroy} to destroy."
+            )))  # fmt: skip
             return
         if not has_changes:
             _finish_with_outputs(run, runner)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -13,7 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.permissions import can, require
 from apps.audit.services import record
-from apps.runs.errors import ConfirmationMismatch, InvalidExtension, NothingToRetry, WorkspaceBusy
+from apps.runs.errors import ConfirmationMismatch, InvalidExtension, NothingChanged, NothingToRetry, WorkspaceBusy
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 from apps.runs.services.execution import dispatch_run
 from apps.runs.services.transitions import run_transition
@@ -30,8 +32,18 @@ def require_typed_name(*, workspace: Workspace, confirm_name: str, what: str) ->
         raise ConfirmationMismatch(f"Type the workspace name '{workspace.name}' exactly to confirm the {what}.")
 
 
-def _new_run(workspace: Workspace, *, kind: str, reason: str, created_by: User) -> Run:
-    """A queued run on the workspace's pinned version and parameters (a snapshot: later edits never reach it)."""
+def _new_run(
+    workspace: Workspace,
+    *,
+    kind: str,
+    reason: str,
+    created_by: User,
+    parameters: dict[str, Any] | None = None,
+    hourly_cost: Decimal | None = None,
+    approval_reason: str = "",
+) -> Run:
+    """A queued run on the workspace's pinned version and parameters (or edited ones), a snapshot: later edits
+    never reach it."""
     return Run.objects.create(
         workspace=workspace,
         team=workspace.team,
@@ -40,11 +52,17 @@ def _new_run(workspace: Workspace, *, kind: str, reason: str, created_by: User) 
         state_reason="Waiting for a worker to pick it up.",
         template_version=workspace.template_version,
         module_path=workspace.module_path,
-        parameters=workspace.parameters,
-        estimated_hourly_cost=workspace.estimated_hourly_cost,
+        parameters=workspace.parameters if parameters is None else parameters,
+        estimated_hourly_cost=workspace.estimated_hourly_cost if hourly_cost is None else hourly_cost,
         reason=reason[:300],
         created_by=created_by,
+        approval_reason=approval_reason[:300],
     )
+
+
+def _require_operable(workspace: Workspace) -> None:
+    if workspace.has_ended:
+        raise WorkspaceBusy(f"{workspace.name} is {workspace.status}; launch a new workspace instead.")
 
 
 @transaction.atomic
@@ -54,8 +72,7 @@ def queue_run(
     """Queue a run of `kind` on the workspace's pinned version and parameters; it starts when the workspace
     is free (runs of one workspace go one at a time, in order)."""
     require_member(actor=actor, workspace=workspace)
-    if workspace.status == WorkspaceStatus.DESTROYED or workspace.is_gone:
-        raise WorkspaceBusy(f"{workspace.name} is {workspace.status}; launch a new workspace instead.")
+    _require_operable(workspace)
     run = _new_run(workspace, kind=kind, reason=reason, created_by=actor)
     record(
         actor=actor,
@@ -63,6 +80,52 @@ def queue_run(
         verb=f"run.requested_{kind}",
         target=run,
         data={"workspace": workspace.name},
+        request=request,
+    )
+    dispatch_run(run=run)
+    return run
+
+
+@transaction.atomic
+def queue_parameter_change(
+    *,
+    actor: User,
+    workspace: Workspace,
+    parameters: dict[str, Any],
+    hourly_cost: Decimal,
+    approval_reason: str = "",
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> Run:
+    """A plan-and-apply run with edited parameters (already validated against the workspace's pinned version by
+    the catalog). The workspace takes them when the run is applied; the template's and the team's approval
+    policy apply to it as to a launch (`approval_reason` adds a budget's)."""
+    require_member(actor=actor, workspace=workspace)
+    _require_operable(workspace)
+    changed = sorted(
+        key for key in {*parameters, *workspace.parameters} if parameters.get(key) != workspace.parameters.get(key)
+    )
+    if not changed:
+        raise NothingChanged("These are the parameters the workspace already has; change at least one value.")
+    run = _new_run(
+        workspace,
+        kind=RunKind.APPLY,
+        reason=reason or f"Change variables: {', '.join(changed)}.",
+        created_by=actor,
+        parameters=parameters,
+        hourly_cost=hourly_cost,
+        approval_reason=approval_reason,
+    )
+    record(
+        actor=actor,
+        team=workspace.team,
+        verb="workspace.variables_changed",
+        target=workspace,
+        data={
+            "run": run.pk,
+            "changes": {key: {"from": workspace.parameters.get(key), "to": parameters.get(key)} for key in changed},
+            "hourly": hourly_cost,
+        },
         request=request,
     )
     dispatch_run(run=run)
