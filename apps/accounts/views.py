@@ -109,4 +109,9 @@ def revoke_token_view(request: HttpRequest, token_id: int) -> HttpResponse:
 
 @login_required
 def profile_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/profile.html", {"memberships": selectors.memberships_for(request.user)})
+    context = {
+        "memberships": selectors.memberships_for(request.user),
+        "sso_identity": selectors.sso_identity_for(request.user),
+        "sso_provider": oidc.provider_name(),
+    }
+    return render(request, "accounts/profile.html", context)
