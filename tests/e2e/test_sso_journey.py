@@ -89,9 +89,10 @@ def test_a_provider_that_sends_no_groups_claim_gets_a_clear_refusal(
     assert page.locator("[data-testid=current-user]").count() == 0
 
 
-def test_local_accounts_sign_in_beside_sso(live_server: Any, page: Any, sso: Any, alice: Any) -> None:
+def test_local_accounts_sign_in_beside_sso(live_server: Any, page: Any, sso: Any, alice: Any, screenshot: Any) -> None:
     page.goto(f"{live_server.url}/accounts/login/")
     assert page.locator("[data-testid=sso-sign-in]").inner_text() == f"Sign in with {PROVIDER_NAME}"
+    screenshot("sso-login-page")
 
     page.fill("#id_username", "alice")
     page.fill("#id_password", PASSWORD)
