@@ -17,6 +17,7 @@ import requests
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation
@@ -141,6 +142,11 @@ class Backend(OIDCAuthenticationBackend):
                 f"The answer of {settings.OIDC_PROVIDER_NAME} did not verify, so you were not signed in.",
                 code="sso_unverified",
             ) from exc
+        return user
+
+    def get_user(self, user_id: int) -> User | None:
+        """ModelBackend's: a user deactivated in Paved loses the session they opened through the provider."""
+        user: User | None = ModelBackend.get_user(self, user_id)
         return user
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:

@@ -87,6 +87,16 @@ def test_a_later_sign_in_makes_the_memberships_what_the_claim_now_says(
     assert AuditEvent.objects.filter(verb="auth.platform_admin_revoked", actor=user).count() == 1
 
 
+def test_deactivating_an_sso_user_in_paved_ends_their_session(client: Client, sso: Any, vision: Any) -> None:
+    sso.person("dana", groups=["paved:vision:member"])
+    sign_in(client, sso, "dana")
+    assert client.get("/").status_code == 200
+
+    User.objects.filter(username="dana").update(is_active=False)
+
+    assert client.get("/").status_code == 302
+
+
 def test_no_groups_claim_refuses_the_sign_in_and_says_why(client: Client, sso: Any, vision: Any) -> None:
     sso.person("erin")  # the provider releases no groups claim
 
