@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.worker",
     "tests.fixtures.browser",
     "tests.fixtures.serving",
+    "tests.fixtures.oidc_provider",
 ]
 
 

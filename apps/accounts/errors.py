@@ -31,3 +31,11 @@ class InvalidCredentials(ApplicationError):
     code = "invalid_credentials"
     status = 401
     title = "Invalid credentials"
+
+
+class SsoSignInRefused(PermissionDenied):
+    """A single sign-on that cannot be honoured: claims Paved cannot read (no subject, no or a malformed groups
+    claim), a deactivated account, or a provider answer that did not verify. Nothing is written but the audit."""
+
+    code = "sso_sign_in_refused"
+    title = "Single sign-on refused"

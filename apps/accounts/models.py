@@ -63,3 +63,20 @@ class ApiToken(BaseModel):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class SsoIdentity(BaseModel):
+    """The OpenID Connect subject a user signs in as. A user who has one is managed by single sign-on: their team
+    memberships and platform-admin flag are what the provider's groups claim said at their last sign-in."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255, help_text="The provider's `sub` claim: stable, never reassigned.")
+    groups = models.JSONField(default=list, blank=True, help_text="The groups claim as last received.")
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="unique_sso_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"

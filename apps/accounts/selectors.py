@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
-from apps.accounts.models import ApiToken, Membership, Team
+from apps.accounts.models import ApiToken, Membership, SsoIdentity, Team
 from apps.accounts.permissions import AnyUser as AnyUser
 from apps.accounts.permissions import can, restrict
 from apps.accounts.permissions import role_in as role_in
@@ -63,3 +63,8 @@ def tokens_for(user: AnyUser) -> QuerySet[ApiToken]:
     if not user.is_authenticated:
         return ApiToken.objects.none()
     return ApiToken.objects.filter(user_id=user.pk)
+
+
+def sso_identity_for(user: AnyUser) -> SsoIdentity | None:
+    """The user's single sign-on identity (their memberships then come from the provider), None for local users."""
+    return SsoIdentity.objects.filter(user_id=user.pk).first() if user.is_authenticated else None

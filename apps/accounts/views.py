@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from apps.accounts import selectors, services
+from apps.accounts import oidc, selectors, services
 from apps.accounts.forms import ApiTokenForm
 from apps.accounts.selectors import authenticated
 from apps.core.errors import ApplicationError, Throttled
@@ -22,6 +22,9 @@ from apps.core.errors import ApplicationError, Throttled
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "sso_provider": oidc.provider_name()}
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = request.POST.get("username", "")
@@ -47,9 +50,11 @@ class LoginView(auth_views.LoginView):
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
+    """Ends the Paved session; a session opened through the provider goes on to end the provider's too."""
+    provider_sign_out = oidc.end_session_url(request)  # read before the session (and its id token) is gone
     services.log_out(request=request)
     messages.info(request, "You are signed out.")
-    return redirect("accounts:login")
+    return redirect(provider_sign_out or "accounts:login")
 
 
 @require_POST
@@ -104,4 +109,9 @@ def revoke_token_view(request: HttpRequest, token_id: int) -> HttpResponse:
 
 @login_required
 def profile_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/profile.html", {"memberships": selectors.memberships_for(request.user)})
+    context = {
+        "memberships": selectors.memberships_for(request.user),
+        "sso_identity": selectors.sso_identity_for(request.user),
+        "sso_provider": oidc.provider_name(),
+    }
+    return render(request, "accounts/profile.html", context)
