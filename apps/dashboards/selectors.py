@@ -1,15 +1,16 @@
-"""Reads of the dashboards: whose numbers a user sees (`scope_for`), the KPI rows of a page from the snapshots
-(or live for a custom range), with each row's target status and trend."""
+"""Reads of the dashboards: whose numbers a user sees (`scope_for`), the KPI rows of a page from the snapshots,
+with each row's target status and trend. A custom range or several teams together has no snapshot: a daily KPI
+merges its kept days for it (`kept_measure`), the others are computed live."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import AnyUser, is_platform_admin, team_ids_for
-from apps.dashboards.models import KpiSnapshot
-from apps.dashboards.registry import Area, Kpi, Measurement, Period, Scope, Status, all_kpis, target_of
+from apps.dashboards.models import KpiDay, KpiSnapshot
+from apps.dashboards.registry import Area, DailyKpi, Kpi, Measurement, Period, Scope, Status, all_kpis, target_of
 
 WINDOWS = (7, 30, 90, 365)  # the standard windows the beat keeps snapshots of
 
@@ -40,7 +41,8 @@ class KpiRow:
     no_data: str
     status: Status
     series: list[float | None]
-    live: bool  # computed for this request (a custom range or several teams), not read from a snapshot
+    live: bool  # computed from the records for this request (a custom range or several teams)
+    breakdown: dict[str, float] = field(default_factory=dict)  # the value by the KPI's split
 
     @property
     def trend(self) -> float | None:
@@ -50,7 +52,14 @@ class KpiRow:
         return self.value - self.previous
 
 
-def _row(kpi: Kpi, measured: Measurement, previous: Measurement, series: list[float | None], live: bool) -> KpiRow:
+def _row(
+    kpi: Kpi,
+    measured: Measurement,
+    previous: Measurement,
+    series: list[float | None],
+    live: bool,
+    breakdown: dict[str, float] | None = None,
+) -> KpiRow:
     target = target_of(kpi)
     return KpiRow(
         kpi=kpi,
@@ -61,6 +70,7 @@ def _row(kpi: Kpi, measured: Measurement, previous: Measurement, series: list[fl
         status=target.status(measured.value) if target else Status.NONE,
         series=series,
         live=live,
+        breakdown=breakdown or {},
     )
 
 
@@ -84,18 +94,38 @@ def kpi_rows(
         if snapshots or not live:
             return [_from_snapshot(kpi, snapshots.get(kpi.key)) for kpi in kpis]
     period = period or Period.last_days(window_days or 30)
-    return [
-        _row(kpi, kpi.measure(period=period, scope=scope), kpi.measure(period=period.previous(), scope=scope), [],
-             True)
-        for kpi in kpis
-    ]  # fmt: skip
+    found: list[KpiRow] = []
+    for kpi in kpis:
+        kept = kept_measure(kpi=kpi, period=period, scope=scope)
+        previous = kept_measure(kpi=kpi, period=period.previous(), scope=scope)
+        if kept is not None and previous is not None:
+            found.append(_row(kpi, kept, previous, [], False))
+        else:
+            found.append(_row(kpi, kpi.measure(period=period, scope=scope),
+                              kpi.measure(period=period.previous(), scope=scope), [], True))  # fmt: skip
+    return found
+
+
+def kept_measure(*, kpi: Kpi, period: Period, scope: Scope) -> Measurement | None:
+    """A daily KPI over whole UTC days that the refresh has all kept, merged from them for the scope (any teams
+    together); None when the KPI is not daily or a day is missing (the caller computes it live)."""
+    if not isinstance(kpi, DailyKpi) or period.tz != "UTC":
+        return None
+    first, end = period.start.astimezone(UTC), period.end.astimezone(UTC)
+    if first.time() != time.min or end.time() != time.min or end <= first:
+        return None
+    days = list(KpiDay.objects.filter(key=kpi.key, day__gte=first.date(), day__lt=end.date()).values_list("parts"))
+    if len(days) != (end - first).days:
+        return None
+    parts = [data for (day,) in days for team_id, _split, data in day if scope.teams is None or team_id in scope.teams]
+    return kpi.finish(kpi.merge(parts), period=period)
 
 
 def _from_snapshot(kpi: Kpi, snap: KpiSnapshot | None) -> KpiRow:
     if snap is None:
         return _row(kpi, Measurement.none("not computed yet: the next refresh adds it"), Measurement(None), [], False)
     measured = Measurement(value=snap.value, sample=snap.sample, no_data=snap.no_data)
-    return _row(kpi, measured, Measurement(value=snap.previous_value), list(snap.series), False)
+    return _row(kpi, measured, Measurement(value=snap.previous_value), list(snap.series), False, snap.breakdown)
 
 
 def snapshot_age(window_days: int) -> datetime | None:
