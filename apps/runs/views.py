@@ -65,7 +65,7 @@ def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpRespon
 def run_list_view(request: HttpRequest) -> HttpResponse:
     filterset = RunFilterSet(request.GET or None, queryset=selectors.runs_for(request.user))
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    approvals = selectors.pending_approvals_for(request.user).exclude(run__created_by_id=request.user.pk)
+    approvals = selectors.approvals_waiting_for(request.user)
     return render(request, "runs/run_list.html", {"filterset": filterset, "page": page, "approvals": approvals})
 
 

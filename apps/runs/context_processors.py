@@ -1,0 +1,20 @@
+"""The navigation's approvals badge (`portal.navigation`): how many pending approvals the user can decide."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from apps.accounts.permissions import can
+from apps.runs.selectors import approvals_waiting_for
+
+_MEMO = "_paved_approvals_waiting"
+
+
+def approvals_waiting_count(request: HttpRequest) -> int:
+    """One COUNT a request, kept on the request (like the membership memo): the badge and the home page that
+    shows it again read the same number. Users who manage no team ask nothing."""
+    if not hasattr(request, _MEMO):
+        user = request.user
+        count = approvals_waiting_for(user).count() if can(user, "audit.oversee") else 0
+        setattr(request, _MEMO, count)
+    return int(getattr(request, _MEMO))
