@@ -73,6 +73,11 @@ def active_quota_exceptions(team: Team) -> QuerySet[QuotaException]:
     return QuotaException.objects.filter(team=team, expires_at__gt=timezone.now())
 
 
+def team_quota(team: Team) -> TeamQuota | None:
+    """The team's own quota row (None: it runs under the platform defaults)."""
+    return TeamQuota.objects.filter(team=team).first()
+
+
 def effective_quota(team: Team) -> Quota:
     base = TeamQuota.objects.filter(team=team).first()
     max_gpus = base.max_gpus if base else settings.DEFAULT_GPU_QUOTA
