@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
 from apps.accounts.selectors import is_team_overseer
+from apps.runs.context_processors import approvals_waiting_count
 
 
 def _everyone(request: HttpRequest) -> bool:
@@ -22,6 +23,11 @@ def _overseers(request: HttpRequest) -> bool:
 def _staff(request: HttpRequest) -> bool:
     return bool(getattr(request.user, "is_staff", False))
 
+
+# The section whose item carries a count badge, and what it counts (memoized per request).
+BADGES: dict[str, tuple[Callable[[HttpRequest], int], str]] = {
+    "runs:run-list": (approvals_waiting_count, "approvals waiting for you"),
+}
 
 # (label, url name, who may open it, why not)
 SECTIONS: list[tuple[str, str, Callable[[HttpRequest], bool], str]] = [
@@ -55,7 +61,18 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         reason = "Arrives in a coming release" if url is None else why_not
         if url is not None and not allowed(request):
             url = None
+        count, what = (0, "")
+        if url is not None and url_name in BADGES:
+            counter, what = BADGES[url_name]
+            count = counter(request)
         items.append(
-            {"label": label, "url": url, "reason": reason, "active": url is not None and request.path.startswith(url)}
+            {
+                "label": label,
+                "url": url,
+                "reason": reason,
+                "active": url is not None and request.path.startswith(url),
+                "badge": count,
+                "badge_label": f"{count} {what}" if count else "",
+            }
         )
     return {"nav_items": items}

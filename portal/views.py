@@ -11,13 +11,19 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template import loader
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 
+from apps.accounts.models import Role
 from apps.accounts.permissions import can, is_platform_admin
-from apps.accounts.selectors import memberships_for, pick_current_membership
+from apps.accounts.selectors import authenticated, memberships_for, pick_current_membership
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
+from apps.clusters.selectors import own_clusters
 from apps.core.exceptions import problem_response
+from apps.costs.selectors import own_spend_this_month
 from apps.dashboards.selectors import kpi_rows, scope_for
-from apps.ops.selectors import live_workers
+from apps.ops.selectors import platform_health
+from apps.runs.context_processors import approvals_waiting_count
+from apps.runs.selectors import approvals_waiting_for, expiring_soon, own_runs_in_flight, own_workspaces, waiting_on
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -26,15 +32,37 @@ def _is_api(request: HttpRequest) -> bool:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Everyone's start page; for managers and platform admins it opens on the KPIs (30-day snapshots) of their
-    current team (platform admins: the whole platform), one snapshot read."""
-    memberships = list(memberships_for(request.user))
-    context: dict[str, Any] = {"memberships": memberships, "workers": live_workers(), "kpi_rows": [], "kpi_team": None}
-    if can(request.user, "dashboards.manager_home"):
+    """ "What is mine and what waits for me", one block per role the user holds (several roles: each block):
+    a team member's own workspaces, clusters, runs, spend, expiries and what waits on them; a manager's approvals
+    and the KPIs of their current team (platform admins: the whole platform); a platform admin's platform health.
+    Each block is one selector; the page's query count is bounded (tests/test_home.py)."""
+    user = authenticated(request.user)
+    now = timezone.now()
+    memberships = list(memberships_for(user))
+    context: dict[str, Any] = {"memberships": memberships, "kpi_rows": [], "kpi_team": None}
+    if memberships:
+        mine = {
+            "workspaces": own_workspaces(user),
+            "clusters": own_clusters(user),
+            "runs": own_runs_in_flight(user),
+            "expiring": expiring_soon(user, now=now),
+            "waiting": waiting_on(user),
+        }
+        # Members do the work; a manager or admin sees this block once they have work of their own.
+        is_member = any(membership.role == Role.MEMBER for membership in memberships)
+        if is_member or any(mine.values()):
+            mine["spend"] = own_spend_this_month(user=user, now=now)
+            context["mine"] = mine
+    if can(user, "audit.oversee"):
+        context["approvals"] = list(approvals_waiting_for(user)[:10])
+        context["approvals_count"] = approvals_waiting_count(request)
+    if can(user, "dashboards.manager_home"):
         current = pick_current_membership(memberships, request.session.get(CURRENT_TEAM_SESSION_KEY))
-        team = None if is_platform_admin(request.user) or current is None else current.team
+        team = None if is_platform_admin(user) or current is None else current.team
         context["kpi_team"] = team
-        context["kpi_rows"] = kpi_rows(scope=scope_for(request.user, team), window_days=30, live=False)
+        context["kpi_rows"] = kpi_rows(scope=scope_for(user, team), window_days=30, live=False)
+    if is_platform_admin(user):
+        context["health"] = platform_health(now=now)
     return render(request, "home.html", context)
 
 

@@ -145,7 +145,25 @@ class JsonField(forms.CharField):
         return parsed
 
     def prepare_value(self, value: Any) -> Any:
+        """Text as typed; an object as indented JSON; nothing (a new form) as an empty box, never `null`."""
+        if value is None:
+            return ""
         return value if isinstance(value, str) else json.dumps(value, indent=2)
+
+
+# A new template's first version starts from this: a small schema that passes the template contract (a choice,
+# a bounded number and a boolean, each with a title and a default), so the preview shows a working form at once.
+EXAMPLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["size"],
+    "additionalProperties": False,
+    "properties": {
+        "size": {"type": "string", "title": "Size", "enum": ["small", "medium", "large"], "default": "small"},
+        "replicas": {"type": "integer", "title": "Replicas", "minimum": 1, "maximum": 4, "default": 1},
+        "public": {"type": "boolean", "title": "Reachable from the internet", "default": False},
+    },
+}
+EXAMPLE_UI: dict[str, Any] = {"ui:order": ["size", "replicas", "public"]}
 
 
 def module_choices() -> list[tuple[str, str]]:
@@ -197,6 +215,23 @@ class VersionForm(forms.Form):
             plan_timeout_seconds=data["plan_timeout_seconds"],
             apply_timeout_seconds=data["apply_timeout_seconds"],
             changelog=data["changelog"],
+        )
+
+
+class SchemaPreviewForm(forms.Form):
+    """What the schema editor posts as the curator types: the version's JSON documents and the template's kind
+    (prefix "v" like VersionForm, so the editor sends its own fields)."""
+
+    parameters_schema = JsonField(required=False)
+    ui_schema = JsonField(required=False)
+    price_model = JsonField(required=False)
+
+    def to_data(self) -> VersionData:
+        data = self.cleaned_data
+        return VersionData(
+            parameters_schema=data["parameters_schema"],
+            ui_schema=data["ui_schema"] or {},
+            price_model=data["price_model"] or VersionData().price_model,
         )
 
 

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import AnyUser, can, restrict
 from apps.catalog.models import Lifecycle, Tag, Template, TemplateVersion
 from apps.catalog.schema import apply_defaults, conditional_properties
+from apps.runs.models import GONE_STATUSES, WorkspaceStatus
 
 SORTS = {"popular": ("-launch_count", "name"), "name": ("name",), "newest": ("-created_at",)}
 
@@ -162,3 +163,11 @@ def all_tags(user: AnyUser) -> list[str]:
     """The tags of the templates the user can see, by name: one query over the tag and template tables."""
     tags = Tag.objects.filter(templates__in=_visible_template_ids(user)).order_by("name")
     return list(tags.values_list("name", flat=True).distinct())
+
+
+def workspaces_on_version(version: TemplateVersion) -> list[tuple[str, int]]:
+    """(team slug, count) of the live workspaces created from `version`, every team's: what a curator's
+    deprecate or retire touches (they keep working on it), for the confirmation step."""
+    live = version.workspaces.exclude(status__in=[WorkspaceStatus.DESTROYED, *GONE_STATUSES])
+    rows = live.values_list("team__slug").annotate(count=Count("pk")).order_by("team__slug")
+    return [(slug, count) for slug, count in rows]

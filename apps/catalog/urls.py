@@ -13,6 +13,7 @@ urlpatterns = [
     ),
     path("new/", views.template_create_view, name="create"),
     path("import/", views.backstage_import_view, name="import"),
+    path("schema-preview/", views.schema_preview_view, name="schema-preview"),
     path("<slug:slug>/", views.template_detail_view, name="detail"),
     path("<slug:slug>/launch/", views.launch_view, name="launch"),
     path("<slug:slug>/launch/validate/", views.launch_validate_view, name="launch-validate"),

@@ -20,10 +20,19 @@ from apps.accounts.selectors import authenticated, default_team_for
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.catalog import selectors, services
 from apps.catalog.backstage import BackstageImportError, import_backstage_template
-from apps.catalog.forms import BackstageImportForm, LaunchForm, TemplateForm, VersionForm
+from apps.catalog.forms import (
+    EXAMPLE_SCHEMA,
+    EXAMPLE_UI,
+    BackstageImportForm,
+    LaunchForm,
+    SchemaPreviewForm,
+    TemplateForm,
+    VersionForm,
+)
 from apps.catalog.models import Template, TemplateKind, TemplateVersion
 from apps.catalog.schema import InvalidParameters
 from apps.catalog.schema_forms import ParametersForm, build_parameters_form
+from apps.catalog.spec import VersionData, validate_version_data
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 from apps.costs.selectors import template_typical_cost
@@ -233,7 +242,9 @@ def template_create_view(request: HttpRequest) -> HttpResponse:
     if not selectors.is_catalog_admin(request.user):
         raise PermissionDenied("Only admins curate templates.")
     form = TemplateForm(request.POST or None)
-    version_form = VersionForm(request.POST or None, request.FILES or None, prefix="v", initial={"version": "0.1.0"})
+    starting = {"version": "0.1.0", "parameters_schema": EXAMPLE_SCHEMA, "ui_schema": EXAMPLE_UI,
+                "price_model": VersionData().price_model}  # fmt: skip
+    version_form = VersionForm(request.POST or None, request.FILES or None, prefix="v", initial=starting)
     if request.method == "POST" and form.is_valid() and version_form.is_valid():
         try:
             draft = services.create_template(
@@ -340,15 +351,37 @@ def version_create_view(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("catalog:version-edit", slug=template.slug, version=draft.version)
 
 
-@require_POST
+# What each lifecycle move does, for its confirmation step (the services say the same in their docstrings).
+ACTION_EFFECTS = {
+    "publish": "New launches of {template} will use version {number}. Workspaces already running keep their own "
+    "version.",
+    "deprecate": "Version {number} is hidden from new launches. Workspaces created from it keep working and keep "
+    "showing it; you can re-publish it later.",
+    "retire": "Version {number} can never be launched again, and cannot be re-published. Workspaces created from "
+    "it keep running until they are destroyed.",
+}
+
+
 @login_required
 def version_action_view(request: HttpRequest, slug: str, version: str, action: str) -> HttpResponse:
+    """A lifecycle move in two steps: GET (or a POST without `confirmed`) shows what the move does, naming the
+    version and the workspaces on it; the confirmation page's POST makes the move."""
     template = _template_or_404(request, slug)
     found = _version_or_404(request, template, version)
     _require_curator(request, template)
     move = services.LIFECYCLE_ACTIONS.get(action)
     if move is None:
         raise Http404("Unknown action.")
+    if request.method != "POST" or request.POST.get("confirmed") != "1":
+        context = {
+            "template": template,
+            "version": found,
+            "action": action,
+            "effect": ACTION_EFFECTS[action].format(template=template.name, number=found.version),
+            "affected": selectors.workspaces_on_version(found),
+            "report": services.validate_version(version=found) if action == "publish" else None,
+        }
+        return render(request, "catalog/version_confirm.html", context)
     try:
         moved = move(actor=authenticated(request.user), version=found, request=request)
     except ApplicationError as exc:
@@ -356,3 +389,24 @@ def version_action_view(request: HttpRequest, slug: str, version: str, action: s
     else:
         messages.success(request, f"{moved} is now {moved.get_lifecycle_display().lower()}.")
     return redirect("catalog:version-detail", slug=template.slug, version=found.version)
+
+
+@require_POST
+@login_required
+def schema_preview_view(request: HttpRequest) -> HttpResponse:
+    """The schema editor's live preview, posted (debounced) as the curator types: the launch form the JSON
+    generates, rendered as the launch page renders it, and the template contract's findings
+    (`validate_version_data`, the check publishing runs; the module is checked on publish), each with its JSON
+    pointer, swapped in beside the JSON."""
+    if not selectors.is_catalog_admin(request.user):
+        raise PermissionDenied("Only admins curate templates.")
+    form = SchemaPreviewForm(request.POST, prefix="v")
+    context: dict[str, Any] = {"form": form, "findings": [], "params": None}
+    if form.is_valid():
+        data = form.to_data()
+        kind = request.POST.get("kind") or TemplateKind.TERRAFORM
+        report = validate_version_data(data, kind=kind, check_module=False)
+        context["findings"] = [finding for finding in report.findings if finding.document]
+        if not any(finding.error and finding.document == "parameters" for finding in report.findings):
+            context["params"] = build_parameters_form(data.parameters_schema, data.ui_schema)
+    return render(request, "catalog/partials/schema_preview.html", context)

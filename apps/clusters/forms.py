@@ -11,7 +11,8 @@ from django.db.models import QuerySet
 
 from apps.accounts.models import Team
 from apps.clusters.instance_catalog import InstanceType
-from apps.clusters.models import PurchaseOption
+from apps.clusters.models import PurchaseOption, TeamQuota
+from apps.clusters.selectors import Quota
 from apps.clusters.services.provisioning import CLUSTER_NAME, MAX_NODES, MIN_NODES
 
 
@@ -65,6 +66,18 @@ class TeamQuotaForm(forms.Form):
     max_cluster_hours = forms.IntegerField(label="Max hours per cluster", min_value=1)
     idle_window_minutes = forms.IntegerField(label="Idle window (minutes)", required=False, help_text="Empty: default.")
     idle_threshold_pct = forms.FloatField(label="Idle under (%)", required=False, help_text="Empty: default.")
+
+    @classmethod
+    def initial_for(cls, team: Team, quota: TeamQuota | None, effective: Quota) -> dict[str, Any]:
+        """The team's current values: its own quota row, else the platform defaults it runs under now (an
+        exception's extra GPUs are not part of the quota, so they are left out)."""
+        return {
+            "team": team.slug,
+            "max_gpus": quota.max_gpus if quota else effective.max_gpus - effective.extra_gpus,
+            "max_cluster_hours": effective.max_cluster_hours,
+            "idle_window_minutes": quota.idle_window_minutes if quota else None,
+            "idle_threshold_pct": quota.idle_threshold_pct if quota else None,
+        }
 
 
 class QuotaExceptionForm(forms.Form):

@@ -45,10 +45,22 @@ def _page(
     return render(request, "clusters/quotas.html", context, status=status)
 
 
+def _quota_form_for(team: Team | None) -> TeamQuotaForm:
+    """The quota form prefilled with `team`'s current values (no team: an empty form)."""
+    if team is None:
+        return TeamQuotaForm()
+    initial = TeamQuotaForm.initial_for(team, selectors.team_quota(team), selectors.effective_quota(team))
+    return TeamQuotaForm(initial=initial)
+
+
 @login_required
 def quota_list_view(request: HttpRequest) -> HttpResponse:
+    """`?team=slug` (each row's Edit link) prefills the quota form with that team's current quota; without it,
+    the first team's."""
     _require_superuser(request)
-    return _page(request, TeamQuotaForm(), QuotaExceptionForm())
+    teams = Team.objects.order_by("slug")
+    team = teams.filter(slug=request.GET.get("team", "")).first() or teams.first()
+    return _page(request, _quota_form_for(team), QuotaExceptionForm(initial={"team": team.slug if team else None}))
 
 
 @require_POST

@@ -22,6 +22,9 @@ GPU_HOLDING_STATES: frozenset[str] = frozenset(
     {ClusterState.REQUESTED, ClusterState.PROVISIONING, ClusterState.RUNNING, ClusterState.STOPPING}
 )
 CENT = Decimal("0.01")
+# Between the idle warning e-mail and the stop: long enough to read the mail and snooze (10 minutes unless
+# configured). Read once, when the worker or web process starts, like the rest of its settings.
+STOP_GRACE = timedelta(minutes=max(0, settings.IDLE_STOP_GRACE_MINUTES))
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ def instance_type_limit(team: Team, instance_type: str) -> int | None:
 
 def active_quota_exceptions(team: Team) -> QuerySet[QuotaException]:
     return QuotaException.objects.filter(team=team, expires_at__gt=timezone.now())
+
+
+def team_quota(team: Team) -> TeamQuota | None:
+    """The team's own quota row (None: it runs under the platform defaults)."""
+    return TeamQuota.objects.filter(team=team).first()
 
 
 def effective_quota(team: Team) -> Quota:
@@ -211,3 +219,38 @@ def extend_room(cluster: Cluster) -> int:
     """Hours the cluster's max_hours may still grow by, up to its team's maximum per cluster (0: none)."""
     limit = effective_quota(cluster.team).max_cluster_hours
     return max(0, limit - (cluster.max_hours or limit))
+
+
+def autostop_at(cluster: Cluster) -> datetime | None:
+    """When idle auto-stop stops the cluster: the warning's time plus the grace (None: not warned)."""
+    return cluster.idle_warned_at + STOP_GRACE if cluster.idle_warned_at is not None else None
+
+
+def own_clusters(user: AnyUser, *, limit: int = 10) -> list[Cluster]:
+    """The user's own clusters that are not terminated, newest first (their home page's "Your clusters")."""
+    mine = clusters_for(user).filter(owner_id=user.pk)
+    return list(mine.exclude(state=ClusterState.TERMINATED).order_by("-created_at", "-pk")[:limit])
+
+
+@dataclass(frozen=True)
+class ClusterDeadline:
+    """A running cluster of the user's that stops or terminates by itself soon, and why."""
+
+    cluster: Cluster
+    at: datetime
+    why: str
+
+
+def own_cluster_deadlines(user: AnyUser, *, now: datetime, within: timedelta) -> list[ClusterDeadline]:
+    """The user's running clusters that idle auto-stop stops (warned) or `max_hours` terminates within `within`,
+    soonest first."""
+    running = clusters_for(user).filter(owner_id=user.pk, state=ClusterState.RUNNING)
+    deadlines: list[ClusterDeadline] = []
+    for cluster in running.order_by("pk"):
+        stops = autostop_at(cluster)
+        if stops is not None and stops - now <= within:
+            deadlines.append(ClusterDeadline(cluster, stops, "idle auto-stop"))
+        left = seconds_left(cluster, now)
+        if left is not None and timedelta(seconds=left) <= within:
+            deadlines.append(ClusterDeadline(cluster, now + timedelta(seconds=left), "maximum hours reached"))
+    return sorted(deadlines, key=lambda deadline: deadline.at)

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.db.models import Max, Min, Q, QuerySet, Sum
 
 from apps.accounts.models import Team
-from apps.accounts.permissions import AnyUser, can, is_platform_admin, restrict
+from apps.accounts.permissions import AnyUser, can, is_platform_admin, restrict, team_ids_for
 from apps.catalog.models import Template
 from apps.clusters.models import Cluster, ClusterState
 from apps.clusters.selectors import running_seconds
@@ -1029,3 +1029,15 @@ def team_budget_status(*, team_id: int, now: datetime) -> BudgetStatus | None:
     """The team-wide budget's status (the approval box shows what is left of it), None when it has none."""
     budget = Budget.objects.filter(team_id=team_id, template__isnull=True, user__isnull=True).first()
     return budget_status(budget=budget, now=now) if budget is not None else None
+
+
+def own_spend_this_month(*, user: User, now: datetime) -> list[Money]:
+    """What the user's own workspaces and clusters cost this month so far (showback, in the user's teams), one
+    amount per currency; `[0 USD]` when nothing was spent."""
+    today = now.astimezone(UTC).date()
+    rows = showback_owner_months(start=month_start(today), end=next_month(today)).filter(
+        user_id=user.pk, team_id__in=team_ids_for(user)
+    )
+    sums = rows.values_list("currency").annotate(spent=Sum("net_cost")).order_by("currency")
+    found = [Money(spent or Decimal(0), currency) for currency, spent in sums]
+    return found or [Money.zero()]

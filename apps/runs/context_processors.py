@@ -1,4 +1,6 @@
-"""The change-freeze banner in base.html. Lazy: a response that never renders the banner runs no query."""
+"""What base.html shows about runs on every page: the change-freeze banner (a context processor, lazy: a
+response that never renders the banner runs no query) and the navigation's approvals badge
+(`portal.navigation`): how many pending approvals the user can decide."""
 
 from __future__ import annotations
 
@@ -7,9 +9,22 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from apps.runs.selectors import freeze_notice_for
+from apps.accounts.permissions import can
+from apps.runs.selectors import approvals_waiting_for, freeze_notice_for
+
+_MEMO = "_paved_approvals_waiting"
 
 
 def change_freeze(request: HttpRequest) -> dict[str, Any]:
     user = request.user
     return {"freeze_notice": SimpleLazyObject(lambda: freeze_notice_for(user) or False)}
+
+
+def approvals_waiting_count(request: HttpRequest) -> int:
+    """One COUNT a request, kept on the request (like the membership memo): the badge and the home page that
+    shows it again read the same number. Users who manage no team ask nothing."""
+    if not hasattr(request, _MEMO):
+        user = request.user
+        count = approvals_waiting_for(user).count() if can(user, "audit.oversee") else 0
+        setattr(request, _MEMO, count)
+    return int(getattr(request, _MEMO))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,10 +13,12 @@ from django.db.models import QuerySet, Sum
 from apps.accounts.permissions import OVERSEE, AnyUser, can, is_platform_admin, restrict, team_ids_for
 from apps.audit.models import AuditEvent
 from apps.clusters.instance_catalog import load_catalog
-from apps.clusters.selectors import effective_quota, team_gpu_usage
+from apps.clusters.models import Cluster
+from apps.clusters.selectors import effective_quota, own_cluster_deadlines, team_gpu_usage
 from apps.core.logs import chunks_after
 from apps.runs.models import (
     GONE_STATUSES,
+    TERMINAL_STATES,
     Approval,
     ApprovalStatus,
     ChangeFreeze,
@@ -24,6 +27,7 @@ from apps.runs.models import (
     RunLogChunk,
     RunState,
     Workspace,
+    WorkspaceStatus,
 )
 
 
@@ -62,6 +66,80 @@ def pending_approvals_for(user: AnyUser) -> QuerySet[Approval]:
     return restrict(approvals, user, OVERSEE).filter(
         status=ApprovalStatus.PENDING, run__state=RunState.AWAITING_APPROVAL
     )
+
+
+def approvals_waiting_for(user: AnyUser) -> QuerySet[Approval]:
+    """Pending approvals the user can decide: their teams' (as manager or admin), less the runs they requested
+    themselves (nobody approves their own run). The navigation's badge counts these."""
+    return pending_approvals_for(user).exclude(run__created_by_id=user.pk).order_by("expires_at", "pk")
+
+
+# Workspaces that hold nothing any more: left out of "your workspaces".
+_ENDED_WORKSPACE_STATUSES = [WorkspaceStatus.DESTROYED, *GONE_STATUSES]
+
+
+def own_workspaces(user: AnyUser, *, limit: int = 10) -> list[Workspace]:
+    """The user's own workspaces that still exist, newest first (their home page's "Your workspaces")."""
+    mine = workspaces_for(user).filter(created_by_id=user.pk).exclude(status__in=_ENDED_WORKSPACE_STATUSES)
+    return list(mine.order_by("-created_at", "-pk")[:limit])
+
+
+def own_runs_in_flight(user: AnyUser, *, limit: int = 10) -> list[Run]:
+    """Runs the user asked for that have not ended yet, newest first."""
+    mine = runs_for(user).filter(created_by_id=user.pk).exclude(state__in=TERMINAL_STATES)
+    return list(mine.order_by("-queued_at", "-pk")[:limit])
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """Something of the user's that goes away by itself soon: a workspace's TTL, or a cluster's auto-stop or
+    maximum hours. `target` is the Workspace or the Cluster."""
+
+    target: Workspace | Cluster
+    at: datetime
+    why: str
+
+    @property
+    def is_cluster(self) -> bool:
+        return isinstance(self.target, Cluster)
+
+
+def expiring_soon(user: AnyUser, *, now: datetime, within: timedelta = timedelta(hours=48)) -> list[Expiry]:
+    """The user's workspaces whose TTL ends and clusters that stop within `within`, soonest first."""
+    workspaces = (
+        workspaces_for(user)
+        .filter(created_by_id=user.pk, expires_at__isnull=False, expires_at__lte=now + within)
+        .exclude(status__in=[*_ENDED_WORKSPACE_STATUSES, WorkspaceStatus.DESTROYING])
+    )
+    found = [Expiry(ws, ws.expires_at, "time to live ends") for ws in workspaces if ws.expires_at is not None]
+    found += [Expiry(d.cluster, d.at, d.why) for d in own_cluster_deadlines(user, now=now, within=within)]
+    return sorted(found, key=lambda expiry: expiry.at)
+
+
+@dataclass(frozen=True)
+class WaitingOnYou:
+    """What only the user can move on: their runs awaiting someone's approval (to chase) and their workspaces
+    that drifted from their plan (to re-apply or destroy)."""
+
+    awaiting_approval: list[Run]
+    drifted: list[Workspace]
+
+    def __bool__(self) -> bool:
+        return bool(self.awaiting_approval or self.drifted)
+
+
+def waiting_on(user: AnyUser, *, limit: int = 10) -> WaitingOnYou:
+    mine = runs_for(user).filter(created_by_id=user.pk, state=RunState.AWAITING_APPROVAL)
+    drifted = workspaces_for(user).filter(created_by_id=user.pk, status=WorkspaceStatus.DRIFTED)
+    return WaitingOnYou(
+        awaiting_approval=list(mine.order_by("-queued_at", "-pk")[:limit]),
+        drifted=list(drifted.order_by("-updated_at", "-pk")[:limit]),
+    )
+
+
+def failed_runs_since(since: datetime) -> int:
+    """Runs of every team that failed or errored since `since` (the platform admin's health card)."""
+    return Run.objects.filter(state__in=[RunState.FAILED, RunState.ERRORED], finished_at__gte=since).count()
 
 
 def log_chunks_after(run: Run, after_line: int, *, limit_lines: int = 2000) -> list[RunLogChunk]:

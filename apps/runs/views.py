@@ -77,7 +77,7 @@ def run_list_view(request: HttpRequest) -> HttpResponse:
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     if htmx_partial(request):
         return render(request, "runs/partials/run_table.html", {"filterset": filterset, "page": page})
-    approvals = selectors.pending_approvals_for(request.user).exclude(run__created_by_id=request.user.pk)
+    approvals = selectors.approvals_waiting_for(request.user)
     return render(request, "runs/run_list.html", {"filterset": filterset, "page": page, "approvals": approvals})
 
 

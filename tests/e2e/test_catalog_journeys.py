@@ -86,7 +86,9 @@ def test_ada_imports_a_backstage_template_publishes_it_and_alice_sees_it(
     page.select_option("#id_v-module_path", label="sandbox-experiment")
     page.click("main button:has-text('Save draft')")
     page.wait_for_selector("[data-testid=validation] .ok")
-    page.click("main button:has-text('Publish')")
+    page.click("[data-testid=action-publish]")
+    page.wait_for_selector("[data-testid=confirm-publish]")
+    page.click("[data-testid=confirm-button]")
     page.wait_for_function("() => document.querySelector('[data-testid=lifecycle]').innerText.includes('Published')")
     screenshot("ada-published")
 

@@ -13,6 +13,9 @@ _SECTIONS = (
     ("cluster", "Cluster settings"),
 )
 
+# Keys whose root names one of the version's JSON documents (the editor's textareas).
+_DOCUMENTS = frozenset({"parameters", "ui", "price"})
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -22,6 +25,23 @@ class Finding:
     key: str
     message: str
     error: bool = True
+
+    @property
+    def pointer(self) -> str:
+        """Where in its JSON document the finding points, as a JSON Pointer (RFC 6901): `parameters.properties.size
+        .default` is `/properties/size/default` of the parameters schema, `price.components[0]` is `/components/0`
+        of the price model; "" for a finding about no JSON document (`version`, `module.variables`...)."""
+        root, _, rest = self.key.replace("[", ".").replace("]", "").partition(".")
+        if root not in _DOCUMENTS:
+            return ""
+        parts = [part for part in rest.split(".") if part]
+        return "/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+    @property
+    def document(self) -> str:
+        """The JSON document the pointer is into ("parameters", "ui", "price"), or ""."""
+        root = self.key.replace("[", ".").partition(".")[0]
+        return root if root in _DOCUMENTS else ""
 
     @property
     def sentence(self) -> str:

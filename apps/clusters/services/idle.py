@@ -42,11 +42,9 @@ from apps.clusters.errors import (
 )
 from apps.clusters.models import Cluster, ClusterState, GpuSample, NodeState
 from apps.clusters.selectors import MAX_IDLE_THRESHOLD_PCT
+from apps.clusters.selectors import STOP_GRACE as STOP_GRACE  # the warning-to-stop grace, defined with the reads
 from apps.core.errors import ApplicationError
 
-# Between the warning e-mail and the stop: long enough to read the mail and snooze (10 minutes unless configured).
-# Read once, when the worker or web process starts, like the rest of its settings.
-STOP_GRACE = timedelta(minutes=max(0, settings.IDLE_STOP_GRACE_MINUTES))
 MIN_COVERAGE = 0.8
 # A sample vouches for at most this much time before it (the agent samples every 10 s); longer gaps are silence.
 MAX_SAMPLE_GAP = timedelta(seconds=60)
