@@ -102,6 +102,8 @@ def area_view(request: HttpRequest, area: str) -> HttpResponse:
     if request.GET.get("format") == "csv":
         if request.GET.get("table") == "teams":
             return _teams_csv(breakdown, f"kpis-{chosen}-by-team.csv")
+        if request.GET.get("table") == "splits":
+            return _splits_csv(rows, f"kpis-{chosen}-by-split.csv")
         return _csv(rows, f"kpis-{chosen}.csv")
     return _page(request, filters, rows, chosen, breakdown=breakdown)
 
@@ -120,6 +122,7 @@ def _page(
         "area": area,
         "computed_at": snapshot_age(filters["window"]),
         "breakdown": breakdown or [],
+        "splits": [row for row in rows if row.breakdown] if area else [],
     }
     return render(request, "dashboards/overview.html", context)
 
@@ -138,6 +141,17 @@ def _teams_csv(breakdown: list[tuple[Team, list[KpiRow]]], filename: str) -> Htt
     for team, rows in breakdown:
         for row in rows:
             writer.writerow([team.slug, row.kpi.key, row.value, row.previous, row.sample, row.status, row.no_data])
+    return response
+
+
+def _splits_csv(rows: list[KpiRow], filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(["key", "split", "split_value", "value"])
+    for row in rows:
+        for split_value, value in row.breakdown.items():
+            writer.writerow([row.kpi.key, row.kpi.split, split_value, value])
     return response
 
 

@@ -216,7 +216,23 @@ def test_a_manager_of_several_teams_opens_on_the_current_team_and_may_ask_for_al
     assert not any(row.live for row in default.context["rows"])  # read from nlp's snapshots
     together = client.get(reverse("dashboards:overview"), {"days": 30, "team": "all"})
     assert together.context["team"] is None
-    assert all(row.live for row in together.context["rows"])
+    # Several teams have no snapshot: a daily KPI merges both teams' kept days, the others are computed now.
+    rows = {row.kpi.key: row for row in together.context["rows"]}
+    assert all(row.live != isinstance(row.kpi, DailyKpi) for row in rows.values())
+    assert (rows["training_success_rate"].value, rows["training_success_rate"].sample) == (60.0, 5)
+
+
+def test_a_custom_range_of_kept_days_is_merged_and_one_reaching_past_them_is_computed(
+    history: None, client: Client, mark: Any, vision: Team
+) -> None:
+    refresh_snapshots(now=NOW, windows=(30,))  # keeps the 60 days to March 31st
+    client.force_login(mark)
+    kept = client.get(reverse("dashboards:overview"), {"team": "vision", "start": "2026-03-10", "end": "2026-03-20"})
+    row = next(row for row in kept.context["rows"] if row.kpi.key == "training_success_rate")
+    assert (row.value, row.sample, row.live) == (75.0, 4, False)
+    older = client.get(reverse("dashboards:overview"), {"team": "vision", "start": "2025-12-01", "end": "2026-03-20"})
+    row = next(row for row in older.context["rows"] if row.kpi.key == "training_success_rate")
+    assert (row.value, row.sample, row.live) == (80.0, 5, True)  # February's job too, computed from the records
 
 
 def test_the_beat_refreshes_short_windows_often_and_long_ones_seldom(settings: Any) -> None:

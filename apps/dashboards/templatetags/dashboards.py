@@ -55,3 +55,9 @@ def query_with(request: HttpRequest, **changes: Any) -> str:
         else:
             query[key] = value
     return query.urlencode()
+
+
+@register.filter
+def split_label(split: str) -> str:
+    """"instance_type" -> "instance type"."""
+    return split.replace("_", " ")
