@@ -301,7 +301,7 @@ def test_the_backstage_import_renames_a_field_the_contract_reserves() -> None:
 
 def test_sync_publishes_through_validation_and_audits_the_publish(db: None) -> None:
     call_command("sync_templates", stdout=io.StringIO())
-    published = AuditEvent.objects.filter(verb="template.published", target_label="sandbox-experiment@1.0.0").get()
+    published = AuditEvent.objects.filter(verb="template.published", target_label="sandbox-experiment@1.1.0").get()
     assert published.actor is None
     assert published.data == {"from": "draft", "to": "published"}
     assert TemplateVersion.objects.get(template__slug="sandbox-experiment").lifecycle == Lifecycle.PUBLISHED
