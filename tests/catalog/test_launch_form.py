@@ -5,6 +5,7 @@ its default from the workspace name; launched parameters are listed by title."""
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -139,7 +140,7 @@ def test_after_a_failed_submit_the_estimate_prices_the_entered_values(
     response = launch(client, name="Bad Name", **{"p-gpu_count": "4", "p-experiment_name": "four-gpus"})
 
     assert response.status_code == 422
-    assert response.context["estimate"].hourly == pytest.approx(6.1)  # 0.10 + 4 x 1.50, not the default 1 GPU
+    assert response.context["estimate"].hourly == Decimal("6.1")  # 0.10 + 4 x 1.50, not the default 1 GPU
     assert "6.10 USD" in response.content.decode()
 
 
@@ -251,3 +252,8 @@ def test_workspace_page_lists_parameters_by_title(client: Client, alice: Any, vi
     body = client.get(reverse("runs:workspace-detail", args=[workspace.pk])).content.decode()
 
     assert '<td title="gpu_count">GPUs</td><td>2</td>' in body
+
+
+def test_a_bad_name_is_not_reported_again_on_the_parameter_it_would_fill(version: Any) -> None:
+    with pytest.raises(errors.InvalidWorkspaceName):
+        check_launch_input(version=version, name="X", ttl_hours=None, params={"gpu_count": 1})

@@ -25,7 +25,13 @@ from apps.catalog.models import (
     TemplateKind,
     TemplateVersion,
 )
-from apps.catalog.schema import InvalidParameters, apply_defaults, parameter_errors, validate_parameters
+from apps.catalog.schema import (
+    InvalidParameters,
+    apply_defaults,
+    derives_default,
+    parameter_errors,
+    validate_parameters,
+)
 from apps.catalog.selectors import launch_teams
 from apps.catalog.services.providers import require_installable_providers
 from apps.clusters.models import Cluster
@@ -101,6 +107,11 @@ def estimate_launch(*, version: TemplateVersion, params: Any) -> Estimate:
     return price_launch(version=version, parameters=parameters)
 
 
+def _as_properties(schema: dict[str, Any]) -> dict[str, Any]:
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return properties if isinstance(properties, dict) else {}
+
+
 def ttl_problem(*, version: TemplateVersion, ttl_hours: int | None) -> str | None:
     """Why a workspace TTL is refused for this version (None: fine, or the kind takes no TTL)."""
     if version.template.kind != TemplateKind.TERRAFORM or ttl_hours is None:
@@ -133,6 +144,9 @@ def check_launch_input(*, version: TemplateVersion, name: str, ttl_hours: int | 
     own = launch_input_errors(version=version, name=name, ttl_hours=ttl_hours)
     filled = apply_defaults(schema, params, workspace_name=name) if isinstance(params, dict) else params
     parameter_problems = parameter_errors(schema, filled, ui=version.ui_schema)
+    if "name" in own and isinstance(params, dict):  # a bad name is reported once, not again on what it filled in
+        derived = {key for key, spec in _as_properties(schema).items() if derives_default(spec) and key not in params}
+        parameter_problems = {key: found for key, found in parameter_problems.items() if key not in derived}
     if not own and not parameter_problems and isinstance(filled, dict):
         return filled
     if not own:
