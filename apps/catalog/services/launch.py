@@ -51,7 +51,7 @@ from apps.training.services.jobs import submit_job
 
 CLUSTER_PARAMETERS = REQUIRED_CLUSTER_SETTINGS
 # What a launch's name names, per kind (the name rule is the one of apps.core.names for all of them).
-NAME_NOUNS = {
+NAME_NOUNS: dict[str, str] = {
     TemplateKind.TERRAFORM: "A workspace name",
     TemplateKind.GPU_CLUSTER: "A cluster name",
     TemplateKind.TRAINING_JOB: "An experiment name",
