@@ -160,13 +160,13 @@
     return form ? form.querySelectorAll("[data-paved-default=workspace_name]") : [];
   }
 
-  /* Copy the name into each derived input the user has not edited; `announce` fires its change (htmx then
-   * validates it), which typing does not do on every key. */
+  /* Copy the name into each derived input the user has not edited; `announce` (the name field's own change,
+   * when the user leaves it) fires the derived input's change too, so htmx validates it once, not per key. */
   function followName(nameInput, announce) {
     var derived = derivedInputs(nameInput.form);
     for (var i = 0; i < derived.length; i++) {
       var input = derived[i];
-      if (input.dataset[EDITED_MARK] || input.value === nameInput.value) {
+      if (input.dataset[EDITED_MARK]) {
         continue;
       }
       input.value = nameInput.value;

@@ -36,6 +36,7 @@ from apps.catalog.selectors import launch_teams
 from apps.catalog.services.providers import require_installable_providers
 from apps.clusters.models import Cluster
 from apps.clusters.services.provisioning import request_cluster
+from apps.core.limits import MAX_TTL_HOURS
 from apps.core.names import name_problem
 from apps.costs.errors import BudgetExceeded
 from apps.costs.estimates import Estimate, estimate_hourly
@@ -118,8 +119,9 @@ def ttl_problem(*, version: TemplateVersion, ttl_hours: int | None) -> str | Non
         return None
     if ttl_hours < 1:
         return "The TTL must be at least 1 hour."
-    if version.max_ttl_hours is not None and ttl_hours > version.max_ttl_hours:
-        return f"The TTL may be at most {version.max_ttl_hours} hours for this template."
+    most = version.max_ttl_hours if version.max_ttl_hours is not None else MAX_TTL_HOURS
+    if ttl_hours > most:
+        return f"The TTL may be at most {most} hours for this template."
     return None
 
 
