@@ -28,6 +28,7 @@ from apps.catalog.models import (
     TemplateVersion,
 )
 from apps.catalog.spec.limits import ICONS, MAX_TIMEOUT_SECONDS, MAX_TTL_HOURS
+from apps.core.names import NAME_RULE
 from apps.core.parsers import BoundedJSONParser
 from apps.costs.estimates import Estimate
 from apps.runs.api import RunSerializer, WorkspaceSerializer
@@ -266,11 +267,15 @@ class TemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Tem
 
 class LaunchInputSerializer(serializers.Serializer[Any]):
     team = serializers.SlugField(help_text="Slug of one of your teams.")
-    name = serializers.CharField(max_length=40, help_text="Workspace name, unique in the team.")
+    name = serializers.CharField(
+        help_text=f"The workspace's (cluster's, experiment's, endpoint's) name: {NAME_RULE}; unique in the team."
+    )
     parameters = serializers.JSONField(help_text="Values for the version's JSON Schema.")
     version = serializers.RegexField(r"^\d+\.\d+\.\d+$", required=False, help_text="Default: newest published.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
-    ttl_hours = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_TTL_HOURS)
+    ttl_hours = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Workspaces: hours to live (the version's bounds apply)."
+    )  # its bounds are `ttl_problem`'s, so a bad TTL is reported together with the name and the parameters
     override_budget = serializers.BooleanField(
         default=False, help_text="Platform admins: launch past a budget's guardrail (audited)."
     )
@@ -367,6 +372,23 @@ class LaunchTemplateView(APIView):
                     "detail": "Some parameters are invalid; see `errors`.",
                     "code": "invalid_parameters",
                     "errors": {"gpu_count": ["Must be at most 8."]},
+                },
+            ),
+            OpenApiExample(
+                "Several parts invalid",
+                response_only=True,
+                status_codes=["400"],
+                value={
+                    "type": "https://paved.dev/problems/invalid_launch",
+                    "title": "Invalid input",
+                    "status": 400,
+                    "detail": "Some fields of the launch are invalid; see `errors`.",
+                    "code": "invalid_launch",
+                    "errors": {
+                        "name": [f"A workspace name is {NAME_RULE} (e.g. 'bert-finetune')."],
+                        "ttl_hours": ["The TTL may be at most 72 hours for this template."],
+                        "parameters.gpu_count": ["Must be at most 8."],
+                    },
                 },
             ),
         ],

@@ -34,6 +34,13 @@ class InvalidTtl(ValidationFailed):
     field = "ttl_hours"
 
 
+class InvalidLaunch(ValidationFailed):
+    """More than one part of a launch is wrong (its name, its TTL, its parameters): every error at once, keyed
+    `name`, `ttl_hours` and `parameters.<key>` like the request body."""
+
+    code = "invalid_launch"
+
+
 class InvalidTemplate(ValidationFailed):
     code = "invalid_template"
 

@@ -14,20 +14,28 @@ from apps.accounts.models import Team
 from apps.catalog import selectors
 from apps.catalog.models import ApprovalPolicy, Template, TemplateKind, TemplateVersion
 from apps.catalog.safe_yaml import MAX_YAML_BYTES as MAX_IMPORT_BYTES
-from apps.catalog.services import WORKSPACE_NAME, TemplateData, VersionData
+from apps.catalog.schema_forms import CHOICE_TRIGGER, TEXT_TRIGGER
+from apps.catalog.services import TemplateData, VersionData
 from apps.catalog.spec.limits import ICONS
+from apps.core.names import NAME_MAX_LENGTH, NAME_PATTERN, NAME_RULE
 from apps.core.parsers import loads_bounded
+
+# The fields of the launch form that are validated inline, as the user types or leaves them (the parameters are
+# too: `schema_forms`). The rules themselves are the launch service's (`launch_input_errors`), not the form's.
+INLINE_FIELDS = {"name": TEXT_TRIGGER, "ttl_hours": TEXT_TRIGGER, "team": CHOICE_TRIGGER}
 
 
 class LaunchForm(forms.Form):
+    """The fields around the parameters. It only parses them (a TTL that is not a number, a team that is not
+    yours); the name and TTL rules are `services.launch_input_errors`, which the view adds, all errors at once."""
+
     name = forms.CharField(
         label="Workspace name",
-        max_length=40,
-        help_text="3-40 lowercase letters, digits or dashes; unique in the team.",
-        widget=forms.TextInput(attrs={"pattern": WORKSPACE_NAME.pattern, "autocomplete": "off"}),
+        help_text=f"{NAME_RULE}; unique in the team.",
+        widget=forms.TextInput(attrs={"pattern": NAME_PATTERN, "maxlength": NAME_MAX_LENGTH, "autocomplete": "off"}),
     )
     team = forms.ModelChoiceField(queryset=Team.objects.none(), to_field_name="slug", empty_label=None)
-    ttl_hours = forms.IntegerField(label="Time to live (hours)", required=False, min_value=1)
+    ttl_hours = forms.IntegerField(label="Time to live (hours)", required=False, widget=forms.NumberInput({"min": 1}))
     reason = forms.CharField(
         required=False, max_length=300, help_text="Optional: why you need it (shown to approvers)."
     )
@@ -41,18 +49,19 @@ class LaunchForm(forms.Form):
         teams: QuerySet[Team],
         version: TemplateVersion,
         allow_override: bool = False,
+        validate_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         if not allow_override:
             del self.fields["override_budget"]
+        self._inline(validate_url)
         team_field = cast("forms.ModelChoiceField[Any]", self.fields["team"])
         team_field.queryset = teams
         if version.template.kind == TemplateKind.GPU_CLUSTER:
             # The cluster's own max_hours parameter bounds its life; a workspace TTL would not apply.
             del self.fields["ttl_hours"]
             self.fields["name"].label = "Cluster name"
-            self.fields["name"].help_text = "3-40 lowercase letters, digits or dashes; unique in the team."
             return
         if version.template.kind == TemplateKind.TRAINING_JOB:
             # A job stops by itself at its max run time; its name is its tracking experiment.
@@ -69,11 +78,30 @@ class LaunchForm(forms.Form):
         ttl = cast(forms.IntegerField, self.fields["ttl_hours"])
         ttl.initial = version.default_ttl_hours
         if version.max_ttl_hours:
-            ttl.max_value = version.max_ttl_hours
             ttl.widget.attrs["max"] = version.max_ttl_hours
             ttl.help_text = f"Destroyed automatically when it expires; at most {version.max_ttl_hours} hours."
         else:
             ttl.help_text = "Leave empty to keep it until you destroy it."
+
+    def _inline(self, validate_url: str | None) -> None:
+        """htmx attributes: each field posts the whole form to the launch's validation view as it changes, which
+        answers that field's errors (and refreshes the estimate out of band)."""
+        for name, trigger in INLINE_FIELDS.items():
+            if name not in self.fields:
+                continue
+            attrs = self.fields[name].widget.attrs
+            attrs["aria-describedby"] = f"meta-{name}-errors"
+            if validate_url:
+                attrs.update(
+                    {
+                        "hx-post": validate_url,
+                        "hx-trigger": trigger,
+                        "hx-target": f"#meta-{name}-errors",
+                        "hx-swap": "innerHTML",
+                        "hx-include": "closest form",
+                        "hx-vals": json.dumps({"_field": name, "_form": "meta"}),
+                    }
+                )
 
 
 class TemplateForm(forms.Form):

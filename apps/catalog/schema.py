@@ -35,6 +35,16 @@ NOT_AN_OBJECT_MESSAGE = "Parameters must be a JSON object."
 NOT_JSON_MESSAGE = "Parameters must contain only JSON values: strings, numbers, booleans and lists."
 TOO_LARGE_MESSAGE = f"Parameters are larger than the {MAX_PARAMETERS_BYTES}-byte limit."
 
+# A parameter's own words for its errors (ajv-errors' keyword): a string for every failed keyword of the property,
+# or {"pattern": "...", "maxLength": "..."} per keyword. Without one, a pattern error falls back to the property's
+# `ui:help` (in the UI hints or the property itself), so nobody is shown a raw regex when a human wrote a hint.
+ERROR_MESSAGE_KEY = "errorMessage"
+UI_HELP_KEY = "ui:help"
+# A parameter whose default is the launch's name (`"x-paved-default": "workspace_name"`): the form prefills it as
+# the name is typed and the launch fills it in when it is omitted, so nobody types the same name twice.
+DERIVED_DEFAULT_KEY = "x-paved-default"
+DERIVED_DEFAULTS = ("workspace_name",)
+
 TYPE_MESSAGES = {
     "string": "Must be a string.",
     "integer": "Must be a whole number.",
@@ -328,8 +338,27 @@ def _type_message(expected: object) -> str:
     return f"Must be one of these types: {names}."
 
 
-def _keyword_message(error: ValidationError) -> str:
-    """A sentence that says what is allowed, for one failed keyword."""
+def _custom_message(error: ValidationError, ui: dict[str, Any]) -> str | None:
+    """The template author's message for this failed keyword (`errorMessage`, else `ui:help` for a pattern)."""
+    spec = error.schema if isinstance(error.schema, dict) else {}
+    custom = spec.get(ERROR_MESSAGE_KEY)
+    if isinstance(custom, str) and custom.strip():
+        return custom.strip()
+    if isinstance(custom, dict) and isinstance(custom.get(str(error.validator)), str):
+        return str(custom[str(error.validator)]).strip()
+    if error.validator != "pattern":
+        return None
+    path = list(error.absolute_path)
+    hints = _as_dict(ui.get(str(path[0]))) if path else {}
+    hint = spec.get(UI_HELP_KEY) or hints.get(UI_HELP_KEY)
+    return f"Not in the expected format. {hint.strip()}" if isinstance(hint, str) and hint.strip() else None
+
+
+def _keyword_message(error: ValidationError, ui: dict[str, Any] | None = None) -> str:
+    """A sentence that says what is allowed, for one failed keyword: the author's own words when there are some."""
+    custom = _custom_message(error, ui or {})
+    if custom:
+        return custom
     keyword, value = error.validator, _validator_value(error)
     messages: dict[str, Callable[[], str]] = {
         "type": lambda: _type_message(value),
@@ -377,7 +406,7 @@ def _validator_value(error: ValidationError) -> Any:
     return error.validator_value
 
 
-def _collect(error: ValidationError, out: _Errors, top: dict[str, Any]) -> None:
+def _collect(error: ValidationError, out: _Errors, top: dict[str, Any], ui: dict[str, Any]) -> None:
     path = list(error.absolute_path)
     instance, value = error.instance, _validator_value(error)
     if error.validator == "required":
@@ -397,12 +426,12 @@ def _collect(error: ValidationError, out: _Errors, top: dict[str, Any]) -> None:
             if name not in declared:
                 out.add([*path, name], f"Unknown parameter '{name}'. {allowed}")
     elif error.validator in ("oneOf", "anyOf"):
-        _collect_alternatives(error, out, top)
+        _collect_alternatives(error, out, top, ui)
     else:
-        out.add(path, _keyword_message(error))
+        out.add(path, _keyword_message(error, ui))
 
 
-def _collect_alternatives(error: ValidationError, out: _Errors, top: dict[str, Any]) -> None:
+def _collect_alternatives(error: ValidationError, out: _Errors, top: dict[str, Any], ui: dict[str, Any]) -> None:
     """Report the errors of the arm the user picked (by its top-level selector), not of every arm."""
     path = list(error.absolute_path)
     if not error.context:
@@ -419,7 +448,7 @@ def _collect_alternatives(error: ValidationError, out: _Errors, top: dict[str, A
         if chosen:
             for sub in error.context:
                 if sub.relative_schema_path and sub.relative_schema_path[0] in chosen:
-                    _collect(sub, out, top)
+                    _collect(sub, out, top, ui)
             return
         out.add(path, "These values do not fit any of the allowed combinations.")
         return
@@ -465,9 +494,12 @@ def _effective_schema(schema: dict[str, Any], conditional: dict[str, Conditional
 # --- Public API ---------------------------------------------------------------------------------------------
 
 
-def parameter_errors(schema: dict[str, Any], params: object) -> dict[str, list[str]]:
+def parameter_errors(
+    schema: dict[str, Any], params: object, *, ui: dict[str, Any] | None = None
+) -> dict[str, list[str]]:
     """Every problem with `params`, keyed by parameter name (dotted for list items) or `__all__`; never raises
-    for bad parameters. An empty dict means the parameters may go to Terraform."""
+    for bad parameters. An empty dict means the parameters may go to Terraform. `ui` (the version's UI hints)
+    lends its `ui:help` to pattern errors that carry no `errorMessage`."""
     if not isinstance(params, dict):
         return {ROOT: [NOT_AN_OBJECT_MESSAGE]}
     try:
@@ -480,7 +512,7 @@ def parameter_errors(schema: dict[str, Any], params: object) -> dict[str, list[s
     top = _top_properties(schema)
     conditional = conditional_properties(schema)
     for error in _validator(_effective_schema(schema, conditional)).iter_errors(params):
-        _collect(error, out, top)
+        _collect(error, out, top, ui or {})
     _guard_strings(params, out)
     for name, prop in conditional.items():
         if name in params and not prop.applies_to(params):
@@ -488,12 +520,24 @@ def parameter_errors(schema: dict[str, Any], params: object) -> dict[str, list[s
     return out.by_key
 
 
-def apply_defaults(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def derives_default(spec: object) -> bool:
+    """True for a parameter whose default is the launch's name (`"x-paved-default": "workspace_name"`)."""
+    return isinstance(spec, dict) and spec.get(DERIVED_DEFAULT_KEY) in DERIVED_DEFAULTS
+
+
+def apply_defaults(
+    schema: dict[str, Any], params: dict[str, Any], *, workspace_name: str | None = None
+) -> dict[str, Any]:
     """A copy of `params` with the defaults filled in, so what Terraform gets is explicit: every top-level
-    default, and the defaults of conditional parameters whose branch is active (a hidden branch's are not)."""
+    default (the launch's `workspace_name` for a parameter that derives its default from it), and the defaults
+    of conditional parameters whose branch is active (a hidden branch's are not)."""
     filled = dict(params)
     for name, spec in _top_properties(schema).items():
-        if isinstance(spec, dict) and "default" in spec and name not in filled:
+        if name in filled or not isinstance(spec, dict):
+            continue
+        if derives_default(spec) and workspace_name:
+            filled[name] = workspace_name
+        elif "default" in spec:
             filled[name] = copy.deepcopy(spec["default"])
     pending = {name: prop for name, prop in conditional_properties(schema).items() if "default" in prop.schema}
     while pending:  # a default can switch on another branch; each pass settles at least one parameter or stops
@@ -506,11 +550,17 @@ def apply_defaults(schema: dict[str, Any], params: dict[str, Any]) -> dict[str, 
     return filled
 
 
-def validate_parameters(schema: dict[str, Any], params: object) -> dict[str, Any]:
+def validate_parameters(
+    schema: dict[str, Any],
+    params: object,
+    *,
+    ui: dict[str, Any] | None = None,
+    workspace_name: str | None = None,
+) -> dict[str, Any]:
     """The parameters with defaults, ready for `terraform.tfvars.json`; raises InvalidParameters otherwise."""
     if isinstance(params, dict):
-        params = apply_defaults(schema, params)
-    errors = parameter_errors(schema, params)
+        params = apply_defaults(schema, params, workspace_name=workspace_name)
+    errors = parameter_errors(schema, params, ui=ui)
     if errors or not isinstance(params, dict):
         raise InvalidParameters(errors or {ROOT: [NOT_AN_OBJECT_MESSAGE]})
     return params
@@ -523,6 +573,20 @@ def value_errors(spec: dict[str, Any], value: object) -> list[str]:
     """What is wrong with `value` (a default, an example) for one parameter's schema, the hard guards included."""
     out = _Errors()
     for error in _validator(spec).iter_errors(value):
-        _collect(error, out, {})
+        _collect(error, out, {}, {})
     _guard_strings(value, out)
     return [message for messages in out.by_key.values() for message in messages]
+
+
+def titled_parameters(schema: object, values: object) -> list[tuple[str, str, Any]]:
+    """`(key, title, value)` for each of `values`, titled by the schema (its `title`, else the key), in the
+    schema's order: how pages that list a launch's parameters name them."""
+    if not isinstance(values, dict):
+        return []
+    specs = {**_top_properties(schema), **{name: prop.schema for name, prop in conditional_properties(schema).items()}}
+    order = [name for name in specs if name in values] + [name for name in values if name not in specs]
+    rows = []
+    for name in order:
+        title = _as_dict(specs.get(name)).get("title")
+        rows.append((name, title.strip() if isinstance(title, str) and title.strip() else name, values[name]))
+    return rows

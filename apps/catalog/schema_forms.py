@@ -20,12 +20,14 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
 from apps.catalog.schema import (
+    DERIVED_DEFAULT_KEY,
     REQUIRED_MESSAGE,
     ROOT,
     TYPE_MESSAGES,
     ConditionalProperty,
     apply_defaults,
     conditional_properties,
+    derives_default,
     parameter_errors,
 )
 from apps.catalog.spec.limits import MAX_STRING_LENGTH
@@ -130,12 +132,14 @@ class ParametersForm(forms.Form):
         ui: dict[str, Any] | None = None,
         validate_url: str | None = None,
         prefix: str = "p",
+        workspace_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(data, prefix=prefix, **kwargs)
         self.schema = schema
         self.ui = ui or {}
         self.validate_url = validate_url
+        self.workspace_name = workspace_name
         self.parameters: dict[str, Any] = {}
         self.conditional: dict[str, ConditionalProperty] = conditional_properties(schema)
         self.show_when: dict[str, dict[str, Any]] = {}
@@ -156,7 +160,8 @@ class ParametersForm(forms.Form):
         self._specs = specs
         for name in self._field_order(specs):
             spec = specs[name]
-            django_required = name in required and name in top and "default" not in spec
+            has_default = "default" in spec or derives_default(spec)
+            django_required = name in required and name in top and not has_default
             self.fields[name] = self._make_field(name, spec, _as_dict(self.ui.get(name)), django_required)
 
     # --- Building -------------------------------------------------------------------------------------------
@@ -315,6 +320,8 @@ class ParametersForm(forms.Form):
             self._number_attrs(spec, attrs)
         if ui.get("ui:placeholder"):
             attrs["placeholder"] = str(ui["ui:placeholder"])
+        if derives_default(spec):  # paved-forms.js fills it from the name field until the user edits it
+            attrs["data-paved-default"] = spec[DERIVED_DEFAULT_KEY]
         if field.widget.is_hidden:
             return
         described = [f"{self.prefix}-{name}-errors"]
@@ -360,12 +367,12 @@ class ParametersForm(forms.Form):
                 value = convert(cleaned[name])
                 if value is not OMIT:
                     params[name] = value
-        params = apply_defaults(self.schema, params)
+        params = apply_defaults(self.schema, params, workspace_name=self.workspace_name)
         for name, prop in self.conditional.items():
             if not prop.applies_to(params):
                 params.pop(name, None)
                 self.errors.pop(name, None)  # a hidden field's input problems do not count
-        errors = parameter_errors(self.schema, params)
+        errors = parameter_errors(self.schema, params, ui=self.ui)
         for key, messages in errors.items():
             name = key.split(".", 1)[0]
             for message in messages:
@@ -446,9 +453,13 @@ def build_parameters_form(
     data: QueryDict | Mapping[str, Any] | None = None,
     validate_url: str | None = None,
     prefix: str = "p",
+    workspace_name: str | None = None,
 ) -> ParametersForm:
-    """The launch form of a template version; bound when `data` is given."""
-    return ParametersForm(data, schema=schema, ui=ui, validate_url=validate_url, prefix=prefix)
+    """The launch form of a template version; bound when `data` is given. `workspace_name` (the launch's name as
+    typed) fills the parameters that derive their default from it."""
+    return ParametersForm(
+        data, schema=schema, ui=ui, validate_url=validate_url, prefix=prefix, workspace_name=workspace_name
+    )
 
 
 # --- Converters: cleaned form value -> JSON value (or OMIT) ---------------------------------------------------

@@ -120,16 +120,56 @@ def _launch_forms(
 ) -> tuple[LaunchForm, ParametersForm]:
     teams = selectors.launch_teams(request.user, template)
     current = default_team_for(request.user, request.session.get(CURRENT_TEAM_SESSION_KEY))
+    validate_url = reverse("catalog:launch-validate", args=[template.slug])
     meta = LaunchForm(
         data,
         teams=teams,
         version=version,
         initial={"team": current.slug if current else None},
         allow_override=is_platform_admin(request.user),
+        validate_url=validate_url,
     )
-    validate_url = reverse("catalog:launch-validate", args=[template.slug])
-    params = build_parameters_form(version.parameters_schema, version.ui_schema, data=data, validate_url=validate_url)
+    params = build_parameters_form(
+        version.parameters_schema,
+        version.ui_schema,
+        data=data,
+        validate_url=validate_url,
+        workspace_name=str(data.get("name", "")).strip() if data is not None else None,
+    )
     return meta, params
+
+
+def _validate_launch(meta: LaunchForm, params: ParametersForm, version: TemplateVersion) -> bool:
+    """Every field of a bound launch form at once: what the forms parse, the parameters' schema (in
+    ParametersForm) and the name and TTL rules of the launch service (`launch_input_errors`, which
+    `launch_template` applies to API launches too). True when the launch may be submitted."""
+    meta_ok, params_ok = meta.is_valid(), params.is_valid()
+    name = meta.cleaned_data.get("name")
+    if name is not None:
+        ttl = meta.cleaned_data.get("ttl_hours") if "ttl_hours" not in meta.errors else None
+        for field, problems in services.launch_input_errors(version=version, name=name, ttl_hours=ttl).items():
+            for problem in problems:
+                meta.add_error(field, problem)
+        meta_ok = not meta.errors
+    return meta_ok and params_ok
+
+
+def _estimate_panel(
+    request: HttpRequest, meta: LaunchForm, params: ParametersForm, version: TemplateVersion
+) -> dict[str, Any]:
+    """The estimate of the values on screen: the defaults the unbound form shows, or the entered values once
+    they are valid (none while a parameter is wrong, never the defaults behind the user's back), with the
+    launch's budget verdict for the chosen team."""
+    if params.is_bound:
+        parameters = params.parameters if params.is_valid() else None
+    else:
+        parameters = selectors.schema_defaults(version)
+    estimate = services.price_launch(version=version, parameters=parameters) if parameters is not None else None
+    return {
+        "estimate": estimate,
+        "version": version,
+        "budget_check": _budget_check(request, meta, version, parameters or {}, estimate),
+    }
 
 
 @login_required
@@ -139,7 +179,7 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
     meta, params = _launch_forms(request, template, version, request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
-        if meta.is_valid() and params.is_valid():
+        if _validate_launch(meta, params, version):
             try:
                 result = services.launch_template(
                     actor=authenticated(request.user),
@@ -173,13 +213,12 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
                 messages.success(request, f"Workspace {result.workspace.name} launched; its first run is queued.")
                 return redirect("runs:workspace-detail", workspace_id=result.workspace.pk)
         status = 422
-    defaults = selectors.schema_defaults(version)
     context = {
         "template": template,
         "version": version,
         "meta": meta,
         "params": params,
-        **_estimate_context(version, params.parameters if params.is_bound and params.is_valid() else defaults),
+        **_estimate_panel(request, meta, params, version),
     }
     return render(request, "catalog/launch.html", context, status=status)
 
@@ -187,16 +226,18 @@ def launch_view(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @login_required
 def launch_validate_view(request: HttpRequest, slug: str) -> HttpResponse:
-    """Inline validation of one field as the user types; the estimate is refreshed out of band."""
+    """Inline validation of one field as the user types or leaves it (`_field`, of the parameters or, with
+    `_form=meta`, of the name, team or TTL), by the same checks as a submit; the estimate is refreshed out of band."""
     template = _template_or_404(request, slug)
     version = _launch_version(request, template)
-    _, params = _launch_forms(request, template, version, request.POST)
-    valid = params.is_valid()
-    context = {
-        "problems": params.field_errors(request.POST.get("_field", "")),
-        "version": version,
-        "estimate": services.price_launch(version=version, parameters=params.parameters) if valid else None,
-    }
+    meta, params = _launch_forms(request, template, version, request.POST)
+    _validate_launch(meta, params, version)
+    field = request.POST.get("_field", "")
+    if request.POST.get("_form") == "meta":
+        problems = [str(message) for message in meta.errors.get(field, [])] if field in meta.fields else []
+    else:
+        problems = params.field_errors(field)
+    context = {"problems": problems, **_estimate_panel(request, meta, params, version)}
     return render(request, "catalog/partials/field_errors.html", context)
 
 
@@ -206,29 +247,19 @@ def estimate_view(request: HttpRequest, slug: str) -> HttpResponse:
     template = _template_or_404(request, slug)
     version = _launch_version(request, template)
     meta, params = _launch_forms(request, template, version, request.POST)
-    estimate = services.price_launch(version=version, parameters=params.parameters) if params.is_valid() else None
-    return render(
-        request,
-        "catalog/partials/estimate.html",
-        {
-            "estimate": estimate,
-            "version": version,
-            "budget_check": _budget_check(request, meta, version, params, estimate),
-        },
-    )
+    return render(request, "catalog/partials/estimate.html", _estimate_panel(request, meta, params, version))
 
 
 def _budget_check(
-    request: HttpRequest, meta: LaunchForm, version: TemplateVersion, params: Any, estimate: Any
+    request: HttpRequest, meta: LaunchForm, version: TemplateVersion, parameters: dict[str, Any], estimate: Any
 ) -> BudgetCheck | None:
     """The launch's budget verdict, shown before submit (the service checks again on launch)."""
-    team = meta.fields["team"].queryset.filter(slug=request.POST.get("team", "")).first()  # type: ignore[attr-defined]
+    slug = meta.data.get("team", "") if meta.is_bound else meta.initial.get("team")
+    team = meta.fields["team"].queryset.filter(slug=slug or "").first()  # type: ignore[attr-defined]
     if estimate is None or team is None:
         return None
-    ttl = request.POST.get("ttl_hours", "")
-    hours = services.launch_hours(
-        version=version, parameters=params.parameters, ttl_hours=int(ttl) if ttl.isdigit() else None
-    )
+    ttl = str(meta.data.get("ttl_hours", "")) if meta.is_bound else ""  # unbound: the version's default TTL
+    hours = services.launch_hours(version=version, parameters=parameters, ttl_hours=int(ttl) if ttl.isdigit() else None)
     return services.budget_check_for(
         actor=authenticated(request.user), team=team, version=version, estimate=estimate, hours=hours
     )

@@ -13,20 +13,21 @@ from apps.accounts.models import Team
 from apps.clusters.instance_catalog import InstanceType
 from apps.clusters.models import PurchaseOption, TeamQuota
 from apps.clusters.selectors import Quota
-from apps.clusters.services.provisioning import CLUSTER_NAME, MAX_NODES, MIN_NODES
+from apps.clusters.services.provisioning import MAX_NODES, MIN_NODES
+from apps.core.money import format_money
+from apps.core.names import NAME_PATTERN, NAME_RULE
 
 
 def instance_type_label(instance: InstanceType) -> str:
     cheapest = min(price.on_demand_hourly for price in instance.prices.values())
-    return f"{instance.type} ({instance.gpus} x {instance.gpu_model}, from ${cheapest}/h on-demand)"
+    return f"{instance.type} ({instance.gpus} x {instance.gpu_model}, from {format_money(cheapest)} / hour on-demand)"
 
 
 class ClusterRequestForm(forms.Form):
     team = forms.ModelChoiceField(queryset=Team.objects.none(), to_field_name="slug", empty_label=None)
     name = forms.CharField(
-        max_length=40,
-        help_text="1-40 lowercase letters, digits or hyphens; unique in the team.",
-        widget=forms.TextInput(attrs={"pattern": CLUSTER_NAME.pattern, "autocomplete": "off"}),
+        help_text=f"{NAME_RULE}; unique in the team.",
+        widget=forms.TextInput(attrs={"pattern": NAME_PATTERN, "maxlength": 40, "autocomplete": "off"}),
     )
     region = forms.ChoiceField()
     instance_type = forms.ChoiceField(label="Instance type")

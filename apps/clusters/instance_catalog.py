@@ -63,10 +63,15 @@ class InstanceType:
     type: str
     gpus: int
     gpu_model: str
-    gpu_memory_gib: int
+    gpu_memory_per_gpu_gib: int  # one GPU's memory (an A10G has 24 GiB), never the instance's RAM
     vcpus: int
-    memory_gib: int
+    memory_gib: int  # the instance's RAM
     prices: Mapping[str, RegionPrice]
+
+    @property
+    def gpu_memory_gib(self) -> int:
+        """All the instance's GPU memory together (a g5.12xlarge: 4 x 24 GiB)."""
+        return self.gpus * self.gpu_memory_per_gpu_gib
 
     @property
     def regions(self) -> list[str]:
@@ -113,7 +118,7 @@ def _parse_entry(entry: Mapping[str, Any]) -> InstanceType:
         type=name,
         gpus=_positive_int(entry, "gpus", name),
         gpu_model=gpu_model,
-        gpu_memory_gib=_positive_int(entry, "gpu_memory_gib", name),
+        gpu_memory_per_gpu_gib=_positive_int(entry, "gpu_memory_per_gpu_gib", name),
         vcpus=_positive_int(entry, "vcpus", name),
         memory_gib=_positive_int(entry, "memory_gib", name),
         prices=prices,

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import models
 
 from apps.core.errors import ValidationFailed
+from apps.core.money import format_money
 
 # The currencies CUR bills in (AWS invoices in USD and, for some accounts, these); others are refused on import.
 CURRENCIES = frozenset(
@@ -113,7 +114,7 @@ class Money:
 
     def __str__(self) -> str:
         """`1,234.57 USD`: one way to print money on every page, the CLI and CSV exports."""
-        return f"{self.rounded():,} {self.currency}"
+        return format_money(self.amount, self.currency)
 
 
 def total(amounts: Iterable[Money], currency: str = DEFAULT_CURRENCY) -> Money:

@@ -17,6 +17,7 @@ from apps.accounts.models import Team
 from apps.accounts.permissions import require
 from apps.audit.services import record
 from apps.clusters.models import Cluster
+from apps.core.names import name_problem
 from apps.core.transitions import Machine, transition
 from apps.registry.errors import (
     ApprovalDenied,
@@ -31,7 +32,6 @@ from apps.training.models import TrainingJob
 
 ARTIFACT_URI = re.compile(r"^(file:///[^\s]{1,1000}|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]{1,900})$")
 COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
-NAME = re.compile(r"^[a-z][a-z0-9-]{1,59}$")
 ALIAS = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 MAX_JSON_KEYS = 100
 
@@ -91,10 +91,9 @@ def validate_version(
 
 def register_model(*, actor: User, team: Team, name: str, description: str = "") -> Model:
     require(actor, "model.register", team, message="Only members of the team register its models.")
-    if not NAME.match(name or ""):
-        raise InvalidModelVersion(
-            "A model name is 2 to 60 lowercase letters, digits and dashes, starting with a letter.", field="name"
-        )
+    problem = name_problem(name, what="A model name")
+    if problem:
+        raise InvalidModelVersion(problem, field="name")
     try:
         with transaction.atomic():
             model = Model.objects.create(team=team, name=name, description=description, created_by=actor)

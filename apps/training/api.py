@@ -19,6 +19,7 @@ from apps.catalog.selectors import latest_published, template_for, version_for
 from apps.clusters.selectors import cluster_for
 from apps.core.bodies import body_field, validated_body
 from apps.core.logs import log_page
+from apps.core.names import NAME_RULE
 from apps.core.query import read_query
 from apps.registry.api import ModelVersionSerializer
 from apps.registry.models import Framework as ModelFramework
@@ -301,7 +302,7 @@ class JobDefinitionInputSerializer(JobFieldsSerializer):
 
 class JobDefinitionCreateSerializer(JobDefinitionInputSerializer):
     team = serializers.SlugField()
-    name = serializers.CharField(help_text="Unique in the team: 2 to 60 lowercase letters, digits and dashes.")
+    name = serializers.CharField(help_text=f"Unique in the team: {NAME_RULE}.")
 
 
 class DefinitionFireSerializer(serializers.ModelSerializer[DefinitionFire]):

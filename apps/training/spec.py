@@ -24,7 +24,7 @@ from typing import Any
 
 from croniter import CroniterBadDateError, croniter
 
-from apps.registry.services import NAME as MODEL_NAME
+from apps.core.names import name_problem
 from apps.training.errors import (
     ImageNotAllowed,
     InvalidCommand,
@@ -230,7 +230,6 @@ def _size(name: str, value: Any) -> int:
 
 # -- job definitions: the schedule around a job contract ----------------------------------------------------------
 
-DEFINITION_NAME = re.compile(r"^[a-z][a-z0-9-]{1,59}$")
 CRON_ALIASES = frozenset({"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"})
 MAX_SCHEDULE_LENGTH = 100
 
@@ -245,10 +244,9 @@ class ScheduleSpec:
 
 def validate_schedule_spec(*, name: Any, schedule: Any, concurrency_policy: Any, register_model: Any) -> ScheduleSpec:
     """A definition's own fields; its job fields go through `validate_job_spec` like a single job's."""
-    if not isinstance(name, str) or not DEFINITION_NAME.match(name):
-        raise InvalidDefinitionName(
-            "A definition's name is 2 to 60 lowercase letters, digits and dashes, starting with a letter."
-        )
+    problem = name_problem(name, what="A definition's name")
+    if problem or not isinstance(name, str):
+        raise InvalidDefinitionName(problem or "A definition's name must be a string.")
     return ScheduleSpec(
         name=name,
         schedule=_schedule(schedule),
@@ -288,8 +286,9 @@ def _concurrency_policy(policy: Any) -> str:
 def _register_model(model: Any) -> str:
     if model is None or model == "":
         return ""
-    if not isinstance(model, str) or not MODEL_NAME.match(model):
-        raise InvalidRegisterModel("register_model names a model: 2 to 60 lowercase letters, digits and dashes.")
+    problem = name_problem(model, what="register_model names a model, so it")
+    if problem or not isinstance(model, str):
+        raise InvalidRegisterModel(problem or "register_model must be a model name.")
     return model
 
 

@@ -4,6 +4,8 @@
  * its rule holds for the current values of the same form. Rules: equals, in, truthy (with numeric: "0" is
  * falsy), not, all, any.
  * A hidden field's inputs are disabled so the browser does not submit them (the server drops them too).
+ * An input with data-paved-default="workspace_name" follows the form's name field as it is typed, until the user
+ * edits it (the server fills it from the name too when it is left empty), so nobody types the same name twice.
  * Vanilla JS, no dependencies: the portal must work air-gapped.
  */
 (function () {
@@ -152,7 +154,68 @@
     }
   }
 
+  var EDITED_MARK = "pavedEdited";
+
+  function derivedInputs(form) {
+    return form ? form.querySelectorAll("[data-paved-default=workspace_name]") : [];
+  }
+
+  /* Copy the name into each derived input the user has not edited; `announce` (the name field's own change,
+   * when the user leaves it) fires the derived input's change too, so htmx validates it once, not per key. */
+  function followName(nameInput, announce) {
+    var derived = derivedInputs(nameInput.form);
+    for (var i = 0; i < derived.length; i++) {
+      var input = derived[i];
+      if (input.dataset[EDITED_MARK]) {
+        continue;
+      }
+      input.value = nameInput.value;
+      if (announce) {
+        input.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+    }
+  }
+
+  function startDerivedDefaults() {
+    var derived = document.querySelectorAll("[data-paved-default=workspace_name]");
+    for (var i = 0; i < derived.length; i++) {
+      var input = derived[i];
+      var nameInput = input.form && input.form.elements.namedItem("name");
+      if (input.value && (!nameInput || input.value !== nameInput.value)) {
+        input.dataset[EDITED_MARK] = "1"; /* a value the user chose (a re-rendered form keeps it) */
+      }
+      input.addEventListener("input", function (event) {
+        var own = event.target;
+        var name = own.form && own.form.elements.namedItem("name");
+        if (!name || own.value !== name.value) {
+          own.dataset[EDITED_MARK] = "1";
+        } else {
+          delete own.dataset[EDITED_MARK];
+        }
+      });
+    }
+    document.addEventListener("input", function (event) {
+      if (event.target && event.target.name === "name" && event.target.form) {
+        followName(event.target, false);
+      }
+    });
+    document.addEventListener("change", function (event) {
+      if (event.target && event.target.name === "name" && event.target.form) {
+        followName(event.target, true);
+      }
+    });
+    var forms = {};
+    for (var j = 0; j < derived.length; j++) {
+      var field = derived[j].form && derived[j].form.elements.namedItem("name");
+      if (field && field.value && !forms[field.id]) {
+        forms[field.id] = true;
+        followName(field, false);
+      }
+    }
+  }
+
   function start() {
+    startDerivedDefaults();
     refresh(document);
     document.addEventListener("change", function () { refresh(document); });
     document.addEventListener("input", function () { refresh(document); });

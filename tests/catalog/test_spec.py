@@ -301,7 +301,7 @@ def test_the_backstage_import_renames_a_field_the_contract_reserves() -> None:
 
 def test_sync_publishes_through_validation_and_audits_the_publish(db: None) -> None:
     call_command("sync_templates", stdout=io.StringIO())
-    published = AuditEvent.objects.filter(verb="template.published", target_label="sandbox-experiment@1.0.0").get()
+    published = AuditEvent.objects.filter(verb="template.published", target_label="sandbox-experiment@1.1.0").get()
     assert published.actor is None
     assert published.data == {"from": "draft", "to": "published"}
     assert TemplateVersion.objects.get(template__slug="sandbox-experiment").lifecycle == Lifecycle.PUBLISHED
@@ -319,7 +319,7 @@ def test_sync_refuses_a_shipped_version_whose_module_does_not_fit_and_stores_not
     with pytest.raises(CommandError, match="1 shipped template version"):
         call_command("sync_templates", "--root", str(tmp_path), stdout=io.StringIO(), stderr=err)
 
-    assert "contract-unfit@1.0.0" in err.getvalue()
+    assert "contract-unfit@1.1.0" in err.getvalue()
     assert "Schema property 'extra_flag' has no Terraform variable of that name in the module." in err.getvalue()
     assert not TemplateVersion.objects.filter(template__slug="contract-unfit").exists()
 

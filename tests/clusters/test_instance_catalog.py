@@ -116,7 +116,10 @@ def test_catalog_hardware_matches_known_figures() -> None:
     catalog = load_catalog()
 
     assert (catalog["p5.48xlarge"].gpus, catalog["p5.48xlarge"].gpu_model) == (8, "H100 80GB")
-    assert catalog["g5.12xlarge"].gpu_memory_gib == 96
+    assert catalog["g5.12xlarge"].gpu_memory_per_gpu_gib == 24  # one A10G
+    assert catalog["g5.12xlarge"].gpu_memory_gib == 96  # its four together
+    assert catalog["g5.12xlarge"].memory_gib == 192  # the instance's RAM, a separate figure
+    assert catalog["p4d.24xlarge"].gpu_memory_per_gpu_gib == 40
     assert "eu-west-1" not in catalog["p5.48xlarge"].regions
 
 

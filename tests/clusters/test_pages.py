@@ -84,7 +84,7 @@ def test_list_shows_own_clusters_with_utilization_at_a_glance_and_idle_flag(
     assert "3% (2 GPUs)" in html
     assert 'data-testid="idle-flag"' in html
     assert "g5.xlarge × 1" in html
-    assert "$2.01" in html  # two hours at 1.006/h
+    assert "2.01 USD" in html  # two hours at 1.006/h, in the one money format
     assert reverse("clusters:create") in html
 
 
@@ -219,8 +219,17 @@ def test_summary_partial_follows_the_chosen_options(client_alice: Client) -> Non
 
     html = response.content.decode()
     assert "<html" not in html
-    assert "<strong>8</strong> × A10G" in html
+    assert "<strong>8</strong> × A10G (24 GiB each)" in html  # one A10G's memory, not the instance's 96 GiB
     assert "has <strong>16</strong> of 16 GPUs left" in html
+    assert "<strong>11.34 USD</strong> / hour" in html  # 2 x 5.672, in the one money format
+
+
+def test_request_form_takes_the_one_name_rule(client_alice: Client, vision: Team) -> None:
+    response = client_alice.post(reverse("clusters:create"), form_data(vision, name="ab"))
+
+    assert response.status_code in {400, 422}
+    assert "3-40 lowercase letters, digits or dashes, starting with a letter" in response.content.decode()
+    assert not Cluster.objects.filter(name="ab").exists()
 
 
 def form_data(team: Team, **overrides: Any) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def test_admin_sets_a_quota_with_an_idle_policy_and_new_clusters_follow_it(
          "idle_threshold_pct": "10"},
         follow=True,
     )  # fmt: skip
-    cluster = request_cluster(actor=alice, team=vision, name="a", region="us-east-1", instance_type="g5.xlarge",
+    cluster = request_cluster(actor=alice, team=vision, name="quota-box", region="us-east-1", instance_type="g5.xlarge",
                               node_count=1, purchase_option="spot")  # fmt: skip
 
     assert "Quota of team vision saved" in response.content.decode()

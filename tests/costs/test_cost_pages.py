@@ -55,7 +55,7 @@ def test_the_workspace_page_shows_estimate_actual_and_error(client: Client, alic
     client.force_login(alice)
     page = client.get(f"/workspaces/{workspace.pk}/").content.decode()
     assert 'data-testid="estimate-vs-actual"' in page
-    assert "2.00 USD/hour" in page
+    assert "2.00 USD / hour" in page
     assert "25.00 USD" in page  # actual to date
     assert "(25.0%)" in page
 
@@ -82,7 +82,7 @@ def test_the_cluster_page_shows_estimate_from_running_time(client: Client, alice
     page = client.get(f"/clusters/{cluster.pk}/").content.decode()
     assert 'data-testid="actual-to-date"' in page
     assert "10.00 USD" in page
-    assert "4.00 USD/hour" in page
+    assert "4.00 USD / hour" in page
 
 
 def test_the_template_page_shows_the_median_actual_cost_per_launch(client: Client, alice: Any, vision: Team) -> None:

@@ -28,6 +28,7 @@ from apps.clusters.agent.sources import ReplaySource
 from apps.clusters.models import Cluster, ClusterState, Node, NodeState
 from apps.clusters.services.idle import idle_assessment
 from apps.clusters.tasks import stop_idle_clusters
+from apps.core.money import format_money
 from tests.e2e.test_run_journey import WorkerTap, log_in, mark_page, still_the_same_page
 from tests.waiting import wait_for
 
@@ -77,8 +78,8 @@ def replay_idle_telemetry(portal_url: str, node: Node, token: str, *, minutes: i
 
 def dollars(text: str | None) -> Decimal:
     assert text is not None
-    assert text.startswith("$"), text
-    return Decimal(text.removeprefix("$"))
+    assert text.endswith(" USD"), text  # the one money format: 1,234.5678 USD
+    return Decimal(text.removesuffix(" USD").replace(",", ""))
 
 
 def test_alice_runs_a_spot_cluster_that_idles_until_paved_stops_it(
@@ -105,7 +106,7 @@ def test_alice_runs_a_spot_cluster_that_idles_until_paved_stops_it(
     page.select_option("#id_purchase_option", "spot")
     expect(summary).to_contain_text("2 × g5.xlarge: 2 × A10G")
     expect(page.locator("[data-testid=quota]")).to_contain_text("Team vision has 16 of 16 GPUs left")
-    expect(page.locator("[data-testid=hourly-estimate]")).to_have_text("$0.86 / hour")  # 2 x $0.432 typical spot
+    expect(page.locator("[data-testid=hourly-estimate]")).to_have_text("0.86 USD / hour")  # 2 x 0.432 typical spot
     screenshot("cluster-journey-01-request")
 
     # Submitted while the worker is paused: the detail page opens on the queued request.
@@ -183,7 +184,7 @@ def test_alice_runs_a_spot_cluster_that_idles_until_paved_stops_it(
     page.reload()
     expect(page.locator("[data-testid=idle-warning]")).to_have_count(0)
     expect(page.locator("[data-testid=start]")).to_be_visible()
-    expect(cost).to_have_text(f"${stopped_cost}")  # the clock stopped with the cluster
+    expect(cost).to_have_text(format_money(stopped_cost, "USD", places=4))  # the clock stopped with the cluster
     screenshot("cluster-journey-04-stopped")
 
     cluster.refresh_from_db()

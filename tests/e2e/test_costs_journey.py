@@ -71,7 +71,7 @@ def test_mark_sees_vision_over_budget_and_exports_it(
 
     page.click("[data-testid=estimate-link-visionresnet]")
     expect(page.locator("[data-testid=workspace-name]")).to_contain_text("resnet")
-    expect(page.locator("[data-testid=estimate-hourly]")).to_have_text("3.00 USD/hour")
+    expect(page.locator("[data-testid=estimate-hourly]")).to_have_text("3.00 USD / hour")
     expect(page.locator("[data-testid=actual-to-date]")).to_have_text("85.00 USD")
     expect(page.locator("[data-testid=estimate-to-date]")).to_contain_text("20.0 h live")
     screenshot("costs-journey-02-workspace-estimate-vs-actual")

@@ -84,7 +84,7 @@ def test_mark_filters_to_vision_and_finds_the_cost_page_total(
     log_in(page, live_server, "mark")
     home = page.locator("[data-testid=home-kpis]")
     expect(home).to_contain_text("Team nlp: the last 30 days")
-    expect(home.locator("[data-testid=kpi-spend_total] [data-testid=kpi-value]")).to_have_text("$77.00")
+    expect(home.locator("[data-testid=kpi-spend_total] [data-testid=kpi-value]")).to_have_text("77.00 USD")
     expect(home.locator("[data-testid=kpi-training_success_rate] [data-testid=kpi-value]")).to_have_text("100.0%")
     screenshot("dashboards-home")
 
@@ -98,7 +98,7 @@ def test_mark_filters_to_vision_and_finds_the_cost_page_total(
     grid = page.locator("[data-testid=kpi-grid]")
     expect(grid.locator("[data-testid=kpi-training_success_rate] [data-testid=kpi-value]")).to_have_text("66.7%")
     expect(grid.locator("[data-testid=kpi-run_success_rate] [data-testid=kpi-value]")).to_have_text("50.0%")
-    expect(grid.locator("[data-testid=kpi-spend_total] [data-testid=kpi-value]")).to_have_text("$1,234.56")
+    expect(grid.locator("[data-testid=kpi-spend_total] [data-testid=kpi-value]")).to_have_text("1,234.56 USD")
     screenshot("dashboards-overview-vision")
 
     # Spend tab: the filter carries over; read the spend card.
@@ -125,7 +125,7 @@ def test_mark_filters_to_vision_and_finds_the_cost_page_total(
     screenshot("dashboards-costs-vision")
 
     page.goto(spend_url)
-    expect(spend_card).to_have_text("$1,234.56")
+    expect(spend_card).to_have_text("1,234.56 USD")
     screenshot("dashboards-spend")
 
     with page.expect_download() as download_info:

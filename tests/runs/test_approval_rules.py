@@ -75,7 +75,7 @@ def test_approval_box_shows_the_teams_current_footprint(client: Any, vision: Tea
 
     body = client.get(f"/runs/{run.pk}/").content.decode()
 
-    assert "runs 1 live workspace at about 2.00 USD/h; this run adds about 3.10 USD/h" in body
+    assert "runs 1 live workspace at about 2.00 USD / hour; this run adds about 3.10 USD / hour" in body
 
 
 # --- GPU quota impact in the approval box ---------------------------------------------------------------------

@@ -21,11 +21,12 @@ from apps.catalog.services.curation import (
     version_data_of,
 )
 from apps.catalog.services.launch import (
-    WORKSPACE_NAME,
     LaunchResult,
     budget_check_for,
+    check_launch_input,
     estimate_launch,
     launch_hours,
+    launch_input_errors,
     launch_template,
     price_launch,
 )
@@ -38,7 +39,6 @@ from apps.catalog.spec.limits import SEMVER
 __all__ = [
     "LIFECYCLE_ACTIONS",
     "SEMVER",
-    "WORKSPACE_NAME",
     "LaunchResult",
     "SyncReport",
     "TemplateData",
@@ -49,6 +49,7 @@ __all__ = [
     "attach_module_folder",
     "budget_check_for",
     "change_workspace_variables",
+    "check_launch_input",
     "create_draft_version",
     "create_template",
     "create_template_from_backstage",
@@ -56,6 +57,7 @@ __all__ = [
     "diff_versions",
     "estimate_launch",
     "launch_hours",
+    "launch_input_errors",
     "launch_template",
     "price_launch",
     "publish_version",

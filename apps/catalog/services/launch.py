@@ -4,7 +4,6 @@ cluster (clusters). All of it, or nothing."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -26,11 +25,19 @@ from apps.catalog.models import (
     TemplateKind,
     TemplateVersion,
 )
-from apps.catalog.schema import validate_parameters
+from apps.catalog.schema import (
+    InvalidParameters,
+    apply_defaults,
+    derives_default,
+    parameter_errors,
+    validate_parameters,
+)
 from apps.catalog.selectors import launch_teams
 from apps.catalog.services.providers import require_installable_providers
 from apps.clusters.models import Cluster
 from apps.clusters.services.provisioning import request_cluster
+from apps.core.limits import MAX_TTL_HOURS
+from apps.core.names import name_problem
 from apps.costs.errors import BudgetExceeded
 from apps.costs.estimates import Estimate, estimate_hourly
 from apps.costs.models import Guardrail
@@ -43,8 +50,14 @@ from apps.training.errors import UnknownCluster
 from apps.training.models import TrainingJob
 from apps.training.services.jobs import submit_job
 
-WORKSPACE_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 CLUSTER_PARAMETERS = REQUIRED_CLUSTER_SETTINGS
+# What a launch's name names, per kind (the name rule is the one of apps.core.names for all of them).
+NAME_NOUNS: dict[str, str] = {
+    TemplateKind.TERRAFORM: "A workspace name",
+    TemplateKind.GPU_CLUSTER: "A cluster name",
+    TemplateKind.TRAINING_JOB: "An experiment name",
+    TemplateKind.DEPLOYMENT: "An endpoint name",
+}
 
 
 # --- Launch -------------------------------------------------------------------------------------------------
@@ -91,7 +104,60 @@ def price_launch(*, version: TemplateVersion, parameters: dict[str, Any]) -> Est
 
 def estimate_launch(*, version: TemplateVersion, params: Any) -> Estimate:
     """Validate `params` as a launch would and price them."""
-    return price_launch(version=version, parameters=validate_parameters(version.parameters_schema, params))
+    parameters = validate_parameters(version.parameters_schema, params, ui=version.ui_schema)
+    return price_launch(version=version, parameters=parameters)
+
+
+def _as_properties(schema: dict[str, Any]) -> dict[str, Any]:
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return properties if isinstance(properties, dict) else {}
+
+
+def ttl_problem(*, version: TemplateVersion, ttl_hours: int | None) -> str | None:
+    """Why a workspace TTL is refused for this version (None: fine, or the kind takes no TTL)."""
+    if version.template.kind != TemplateKind.TERRAFORM or ttl_hours is None:
+        return None
+    if ttl_hours < 1:
+        return "The TTL must be at least 1 hour."
+    most = version.max_ttl_hours if version.max_ttl_hours is not None else MAX_TTL_HOURS
+    if ttl_hours > most:
+        return f"The TTL may be at most {most} hours for this template."
+    return None
+
+
+def launch_input_errors(*, version: TemplateVersion, name: str, ttl_hours: int | None) -> dict[str, list[str]]:
+    """The launch's own fields (its name, its TTL) that are wrong, keyed like the form and the request body.
+    The launch form's inline validation and `launch_template` both ask this, so they never disagree."""
+    errors: dict[str, list[str]] = {}
+    named = name_problem(name, what=NAME_NOUNS.get(version.template.kind, "A name"))
+    if named:
+        errors["name"] = [named]
+    ttl = ttl_problem(version=version, ttl_hours=ttl_hours)
+    if ttl:
+        errors["ttl_hours"] = [ttl]
+    return errors
+
+
+def check_launch_input(*, version: TemplateVersion, name: str, ttl_hours: int | None, params: Any) -> dict[str, Any]:
+    """Every input of a launch at once (name, TTL, parameters); the parameters with their defaults (a parameter
+    deriving its default from the workspace name gets `name`), or the errors. One part wrong raises that part's
+    error (`invalid_workspace_name`, `invalid_ttl`, `invalid_parameters`); several raise InvalidLaunch with all."""
+    schema = version.parameters_schema
+    own = launch_input_errors(version=version, name=name, ttl_hours=ttl_hours)
+    filled = apply_defaults(schema, params, workspace_name=name) if isinstance(params, dict) else params
+    parameter_problems = parameter_errors(schema, filled, ui=version.ui_schema)
+    if "name" in own and isinstance(params, dict):  # a bad name is reported once, not again on what it filled in
+        derived = {key for key, spec in _as_properties(schema).items() if derives_default(spec) and key not in params}
+        parameter_problems = {key: found for key, found in parameter_problems.items() if key not in derived}
+    if not own and not parameter_problems and isinstance(filled, dict):
+        return filled
+    if not own:
+        raise InvalidParameters(parameter_problems)
+    if not parameter_problems and len(own) == 1:
+        message = next(iter(own.values()))[0]
+        raise errors.InvalidWorkspaceName(message) if "name" in own else errors.InvalidTtl(message)
+    combined = {**own, **{f"parameters.{key}": messages for key, messages in parameter_problems.items()}}
+    raise errors.InvalidLaunch("Some fields of the launch are invalid; see `errors`.", extra={"errors": combined})
 
 
 def _check_launchable(version: TemplateVersion) -> None:
@@ -103,14 +169,9 @@ def _check_launchable(version: TemplateVersion) -> None:
 
 
 def _expiry(version: TemplateVersion, ttl_hours: int | None) -> Any:
+    """When the workspace expires; `ttl_hours` was checked by `check_launch_input` (`ttl_problem`)."""
     hours = ttl_hours if ttl_hours is not None else version.default_ttl_hours
-    if hours is None:
-        return None
-    if hours < 1:
-        raise errors.InvalidTtl("The TTL must be at least 1 hour.")
-    if version.max_ttl_hours is not None and hours > version.max_ttl_hours:
-        raise errors.InvalidTtl(f"The TTL may be at most {version.max_ttl_hours} hours for this template.")
-    return timezone.now() + timedelta(hours=hours)
+    return None if hours is None else timezone.now() + timedelta(hours=hours)
 
 
 @dataclass(frozen=True)
@@ -290,9 +351,9 @@ def launch_template(
     request: HttpRequest | None = None,
     override_budget: bool = False,
 ) -> LaunchResult:
-    """Validate what every launch shares (the version is launchable, the team may launch it, the name, the
-    parameters, the team's budgets: `apps.costs.services.guardrails`), then hand over to the launcher of the
-    template's kind (`LAUNCHERS`): all of it, or nothing."""
+    """Validate what every launch shares (the version is launchable, the team may launch it, its name, TTL and
+    parameters all at once by `check_launch_input`, the team's budgets: `apps.costs.services.guardrails`), then
+    hand over to the launcher of the template's kind (`LAUNCHERS`): all of it, or nothing."""
     _check_launchable(version)
     if not launch_teams(actor, version.template).filter(pk=team.pk).exists():
         raise errors.TemplateNotVisible(
@@ -306,12 +367,7 @@ def launch_template(
         )
     if version.template.kind == TemplateKind.TERRAFORM:
         require_installable_providers(version=version)
-    if not WORKSPACE_NAME.match(name or ""):
-        raise errors.InvalidWorkspaceName(
-            "Workspace names are 3-40 lowercase letters, digits or dashes, starting with a letter "
-            "(e.g. 'bert-finetune')."
-        )
-    parameters = validate_parameters(version.parameters_schema, params)
+    parameters = check_launch_input(version=version, name=name, ttl_hours=ttl_hours, params=params)
     estimate = price_launch(version=version, parameters=parameters)
     launch = Launch(
         actor=actor,

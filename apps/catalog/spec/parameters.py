@@ -174,12 +174,53 @@ def _title_findings(name: str, spec: dict[str, Any], key: str) -> list[Finding]:
     return [error(f"{key}.title", f"The title of '{name}' must be one non-empty line (it labels the form field).")]
 
 
-def _property_findings(name: str, spec: object, key: str) -> list[Finding]:
+def _message_findings(name: str, spec: dict[str, Any], key: str) -> list[Finding]:
+    """`errorMessage` (ajv-errors' shape: one string, or one per keyword the property uses) and `ui:help`."""
+    schema = _validator()
+    found: list[Finding] = []
+    custom = spec.get(schema.ERROR_MESSAGE_KEY)
+    where = f"{key}.{schema.ERROR_MESSAGE_KEY}"
+    if isinstance(custom, dict):
+        for keyword, message in custom.items():
+            if keyword not in spec:
+                found.append(error(where, f"errorMessage of '{name}' words '{keyword}', which '{name}' does not use."))
+            elif not isinstance(message, str) or not message.strip():
+                found.append(error(where, f"errorMessage.{keyword} of '{name}' must be a non-empty sentence."))
+    elif custom is not None and (not isinstance(custom, str) or not custom.strip()):
+        found.append(
+            error(where, f'errorMessage of \'{name}\' must be a sentence, or one per keyword ({{"pattern": "..."}}).')
+        )
+    hint = spec.get(schema.UI_HELP_KEY)
+    if hint is not None and (not isinstance(hint, str) or not hint.strip()):
+        found.append(error(f"{key}.{schema.UI_HELP_KEY}", f"ui:help of '{name}' must be a non-empty sentence."))
+    return found
+
+
+def _derived_default_findings(name: str, spec: dict[str, Any], key: str, *, top_level: bool) -> list[Finding]:
+    """`x-paved-default`: a top-level string parameter defaulting to the launch's name, with no other default."""
+    schema = _validator()
+    if schema.DERIVED_DEFAULT_KEY not in spec:
+        return []
+    where = f"{key}.{schema.DERIVED_DEFAULT_KEY}"
+    if spec[schema.DERIVED_DEFAULT_KEY] not in schema.DERIVED_DEFAULTS:
+        allowed = ", ".join(schema.DERIVED_DEFAULTS)
+        return [error(where, f"x-paved-default of '{name}' must be one of: {allowed}.")]
+    if spec.get("type") != "string":
+        return [error(where, f"'{name}' derives its default from the workspace name, so it must be a string.")]
+    if "default" in spec:
+        return [error(where, f"'{name}' has both a default and x-paved-default; keep one.")]
+    if not top_level:
+        return [error(where, f"'{name}' is conditional; only top-level parameters may derive their default.")]
+    return []
+
+
+def _property_findings(name: str, spec: object, key: str, *, top_level: bool = True) -> list[Finding]:
     found = _name_findings(name, key)
     if not isinstance(spec, dict):
         return [*found, error(key, f"Parameter '{name}' must be described by a schema object with a type.")]
     kinds = _type_findings(name, spec, key)
-    found += kinds + _title_findings(name, spec, key)
+    found += kinds + _title_findings(name, spec, key) + _message_findings(name, spec, key)
+    found += _derived_default_findings(name, spec, key, top_level=top_level)
     if not kinds:
         found += _value_findings(name, spec, key)
     return found
@@ -289,7 +330,7 @@ def schema_findings(schema: object) -> list[Finding]:
     for name, spec in top.items():
         found += _property_findings(name, spec, f"{ROOT_KEY}.properties.{name}")
     for name, prop in _validator().conditional_properties(schema).items():
-        found += _property_findings(name, prop.schema, f"{CONDITIONAL_KEY}.{name}")
+        found += _property_findings(name, prop.schema, f"{CONDITIONAL_KEY}.{name}", top_level=False)
     for name in schema.get("required", []):
         if name not in top:
             found.append(

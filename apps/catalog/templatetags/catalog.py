@@ -1,12 +1,16 @@
-"""Template filters of the catalog pages: sanitized Markdown and the template icons."""
+"""Template filters of the catalog pages: sanitized Markdown, the template icons and titled parameters."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import markdown as markdown_lib
 import nh3
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+
+from apps.catalog.schema import titled_parameters
 
 register = template.Library()
 
@@ -25,3 +29,10 @@ def template_icon(name: str) -> SafeString:
     return format_html(
         '<span class="tpl-icon tpl-icon-{}" aria-hidden="true">{}</span>', name, ICON_GLYPHS.get(name, "◆")
     )
+
+
+@register.filter
+def parameter_rows(launched: Any) -> list[tuple[str, str, Any]]:
+    """`(key, title, value)` of a workspace's or a run's parameters, titled by its template version's schema."""
+    version = getattr(launched, "template_version", None)
+    return titled_parameters(getattr(version, "parameters_schema", {}), getattr(launched, "parameters", {}))

@@ -10,7 +10,6 @@ session; by default one is built from settings.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,12 +44,12 @@ from apps.clusters.services.quotas import check_cluster_request
 from apps.clusters.services.registration import new_bootstrap_token, node_user_data
 from apps.clusters.services.states import cluster_transition, node_transition, nodes_transition
 from apps.clusters.services.telemetry import new_node_token
+from apps.core.names import name_problem
 from apps.core.tasks import send_on_commit
 
 logger = logging.getLogger(__name__)
 
 MIN_NODES, MAX_NODES = 1, 16
-CLUSTER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 WAIT_TIMEOUT_SECONDS = 900.0
 WAIT_POLL_SECONDS = 5.0
 STUCK_REQUESTED = timedelta(minutes=2)
@@ -114,11 +113,9 @@ def request_cluster(
         message=f"You are not a member of team {team.slug}; ask one of its managers to add you.",
         field="team",
     )
-    if not CLUSTER_NAME.match(name):
-        raise InvalidClusterName(
-            f"{name!r} is not a valid cluster name: use 1-40 lowercase letters, digits and hyphens, "
-            "starting with a letter or digit."
-        )
+    problem = name_problem(name, what="A cluster name")
+    if problem:
+        raise InvalidClusterName(problem)
     if purchase_option not in PurchaseOption.values:
         raise InvalidPurchaseOption(
             f"Unknown purchase option {purchase_option!r}; choose one of {', '.join(PurchaseOption.values)}.",

@@ -9,15 +9,23 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from apps.core.money import format_money
+
 register = template.Library()
 
-UNITS = {"percent": "{:.1f}%", "minutes": "{:.1f} min", "hours": "{:.1f} h", "count": "{:,.0f}", "usd": "${:,.2f}",
-         "score": "{:.2f} / 5"}  # fmt: skip
+UNITS = {"percent": "{:.1f}%", "minutes": "{:.1f} min", "hours": "{:.1f} h", "count": "{:,.0f}", "score": "{:.2f} / 5"}
+MONEY_UNITS = {"usd": "USD"}  # printed by apps.core.money, like money on every other page
+
+
+def _format(value: float, unit: str) -> str:
+    if unit in MONEY_UNITS:
+        return format_money(value, MONEY_UNITS[unit])
+    return UNITS.get(unit, "{:.2f}").format(value)
 
 
 @register.filter
 def kpi_value(value: float | None, unit: str) -> str:
-    return "—" if value is None else UNITS.get(unit, "{:.2f}").format(value)
+    return "—" if value is None else _format(value, unit)
 
 
 @register.filter
@@ -25,7 +33,7 @@ def kpi_trend(delta: float | None, unit: str) -> str:
     if delta is None:
         return ""
     sign = "+" if delta >= 0 else "-"
-    return sign + UNITS.get(unit, "{:.2f}").format(abs(delta))
+    return sign + _format(abs(delta), unit)
 
 
 @register.simple_tag
@@ -59,5 +67,5 @@ def query_with(request: HttpRequest, **changes: Any) -> str:
 
 @register.filter
 def split_label(split: str) -> str:
-    """"instance_type" -> "instance type"."""
+    """ "instance_type" -> "instance type"."""
     return split.replace("_", " ")

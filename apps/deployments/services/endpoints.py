@@ -3,7 +3,6 @@ says so). An endpoint with a rollout in flight cannot be torn down: abort the ro
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,12 +13,12 @@ from django.utils import timezone
 from apps.accounts.models import Team
 from apps.accounts.permissions import require
 from apps.audit.services import record
+from apps.core.names import name_problem
 from apps.deployments.errors import EndpointBusy, InvalidDeployment
 from apps.deployments.models import ACTIVE_DEPLOYMENT_STATES, Endpoint, Environment, TargetKind
 from apps.deployments.services.backends import target_for
 from apps.registry.models import Model
 
-NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 SAGEMAKER_CONFIG_KEYS = frozenset({"image_uri", "instance_type", "instance_count", "execution_role_arn"})
 
 
@@ -52,8 +51,9 @@ def create_endpoint(
     require(actor, "deployment.operate", team, message="Only members of the team create its endpoints.")
     if model.team_id != team.pk:
         raise InvalidDeployment("The model belongs to another team.", field="model")
-    if not NAME.match(name or ""):
-        raise InvalidDeployment("An endpoint name is 2 to 40 lowercase letters, digits and dashes.", field="name")
+    problem = name_problem(name, what="An endpoint name")
+    if problem:
+        raise InvalidDeployment(problem, field="name")
     if target not in TargetKind.values:
         raise InvalidDeployment(f"Target is one of {', '.join(TargetKind.values)}.", field="target")
     if environment not in Environment.values:
