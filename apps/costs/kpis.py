@@ -24,10 +24,21 @@ from apps.costs.selectors import (
     budget_status,
     estimates_vs_actuals,
     explore,
-    gpu_time,
+    gpu_time_by_day,
 )
-from apps.dashboards.registry import Area, Better, Kpi, Measurement, Period, Scope, Target, Unit, register
-from apps.dashboards.stats import share
+from apps.dashboards.registry import (
+    Area,
+    Better,
+    Kpi,
+    Measurement,
+    PartialRow,
+    Period,
+    Scope,
+    SumsKpi,
+    Target,
+    Unit,
+    register,
+)
 
 NO_SPEND = "no data yet: no spend in the ledger for this period"
 NO_BUDGET = "no data yet: team has no budget"
@@ -184,31 +195,33 @@ class BudgetForecastRatio(_BudgetRatio):
 # --- GPU time -----------------------------------------------------------------------------------------------------
 
 
-class _GpuKpi(Kpi):
-    """Base of the GPU KPIs: the waste page's `gpu_time` (telemetry rollups, plus raw samples not folded yet), per
-    cluster, in one read for every team."""
+class _GpuKpi(SumsKpi):
+    """Base of the GPU KPIs: the waste page's GPU time (telemetry rollups, plus raw samples not folded yet) per
+    cluster and day of its buckets, kept by team and instance type. The sample is the GPU-hours covered."""
 
     area = Area.SPEND
     source = "GPU telemetry rollups (apps/clusters) and cluster prices (apps/costs waste)"
     dimensions = ("team", "instance_type")
+    split = "instance_type"
 
     @abstractmethod
-    def _value(self, times: list[GpuTime]) -> Measurement:
-        """The KPI from the clusters' GPU time in the period."""
+    def _partial(self, time: GpuTime) -> list[float]:
+        """[the KPI's amount, GPU seconds covered] of one cluster's day."""
 
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        times = gpu_time(team_ids=team_ids_of(scope), start=period.start, end=period.end)
-        return self._value(times) if times else Measurement.none(NO_TELEMETRY)
+    @abstractmethod
+    def _value(self, amount: float, gpu_seconds: float) -> float | None:
+        """The KPI from a scope's summed amount and GPU seconds."""
 
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        per_team: dict[int, list[GpuTime]] = defaultdict(list)
-        for time in gpu_time(team_ids=wanted, start=period.start, end=period.end):
-            per_team[time.cluster.team_id].append(time)
-        return {
-            team_id: self._value(per_team[team_id]) if per_team.get(team_id) else Measurement.none(NO_TELEMETRY)
-            for team_id in wanted
-        }
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
+        ids = team_ids if team_ids is not None else team_ids_of(Scope(teams=None))
+        for day, time in gpu_time_by_day(team_ids=ids, start=period.start, end=period.end, tz=period.tz):
+            yield PartialRow(time.cluster.team_id, time.cluster.instance_type, day, self._partial(time))
+
+    def finish(self, merged: list[float] | None, *, period: Period) -> Measurement:
+        if not merged or not merged[1]:
+            return Measurement.none(NO_TELEMETRY)
+        amount, gpu_seconds = merged
+        return Measurement(value=self._value(amount, gpu_seconds), sample=round(gpu_seconds / 3600))
 
 
 @register
@@ -222,10 +235,11 @@ class GpuUtilizationEfficiency(_GpuKpi):
     unit = Unit.PERCENT
     target = None  # seed: improve 10-30% (a trend, not a level)
 
-    def _value(self, times: list[GpuTime]) -> Measurement:
-        busy = sum(time.busy_seconds for time in times)
-        total = sum(time.gpu_seconds for time in times)
-        return Measurement(value=share(busy, total), sample=len(times))
+    def _partial(self, time: GpuTime) -> list[float]:
+        return [float(time.busy_seconds), float(time.gpu_seconds)]
+
+    def _value(self, amount: float, gpu_seconds: float) -> float | None:
+        return 100.0 * amount / gpu_seconds
 
 
 @register
@@ -238,8 +252,11 @@ class IdleGpuCostKpi(_GpuKpi):
     unit = Unit.USD
     target = None  # lower is better; no seed level
 
-    def _value(self, times: list[GpuTime]) -> Measurement:
-        return Measurement(value=float(sum((time.idle_cost for time in times), Decimal(0))), sample=len(times))
+    def _partial(self, time: GpuTime) -> list[float]:
+        return [float(time.idle_cost), float(time.gpu_seconds)]
+
+    def _value(self, amount: float, gpu_seconds: float) -> float | None:
+        return amount
 
 
 # --- Serving and estimates ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import User
 from django.db.models import Max, Min, Q, QuerySet, Sum
@@ -719,6 +720,16 @@ def gpu_buckets(*, cluster_ids: list[int], start: datetime, end: datetime) -> di
     from apps.clusters.models import GpuRollup, GpuSample
 
     found: dict[int, list[GpuBucket]] = {pk: [] for pk in cluster_ids}
+    raw = list(
+        GpuSample.objects.filter(node__cluster_id__in=cluster_ids, sampled_at__gte=start, sampled_at__lt=end)
+        .annotate(slot=Floor(Cast(Extract("sampled_at", "epoch"), FloatField()) / 300))
+        .values("node__cluster_id", "node_id", "gpu_index", "slot")
+        .annotate(avg=Avg("utilization_pct"), peak=Max("utilization_pct"), memory=Max("memory_used_mib"), n=Count("pk"))
+        .order_by()
+    )
+    # Raw samples are kept a day: only rollups that reach their time can cover them (a year of rollups would
+    # otherwise fill this set with millions of 5-minute slots).
+    raw_from = min((datetime.fromtimestamp(int(row["slot"]) * 300, tz=UTC) for row in raw), default=None)
     covered: set[tuple[int, int, datetime]] = set()
     rollups = GpuRollup.objects.filter(
         node__cluster_id__in=cluster_ids, bucket_start__gte=start, bucket_start__lt=end
@@ -734,14 +745,8 @@ def gpu_buckets(*, cluster_ids: list[int], start: datetime, end: datetime) -> di
     )
     for cluster_id, node_id, gpu, at, seconds, avg, peak, memory in rollups:
         found[cluster_id].append(GpuBucket(node_id, gpu, at, seconds, avg, peak, memory))
-        covered.update((node_id, gpu, at + timedelta(seconds=s)) for s in range(0, seconds, 300))
-    raw = (
-        GpuSample.objects.filter(node__cluster_id__in=cluster_ids, sampled_at__gte=start, sampled_at__lt=end)
-        .annotate(slot=Floor(Cast(Extract("sampled_at", "epoch"), FloatField()) / 300))
-        .values("node__cluster_id", "node_id", "gpu_index", "slot")
-        .annotate(avg=Avg("utilization_pct"), peak=Max("utilization_pct"), memory=Max("memory_used_mib"), n=Count("pk"))
-        .order_by()
-    )
+        if raw_from is not None and at + timedelta(seconds=seconds) > raw_from:
+            covered.update((node_id, gpu, at + timedelta(seconds=s)) for s in range(0, seconds, 300))
     for row in raw:
         at = datetime.fromtimestamp(int(row["slot"]) * 300, tz=UTC)
         if (row["node_id"], row["gpu_index"], at) not in covered:
@@ -811,13 +816,30 @@ def gpu_time(*, team_ids: list[int], start: datetime, end: datetime) -> list[Gpu
     queries, whatever the number of clusters)."""
     clusters = _team_clusters(team_ids)
     buckets = gpu_buckets(cluster_ids=[c.pk for c in clusters], start=start, end=end)
-    found = []
+    return [time for cluster in clusters if (time := _gpu_time(cluster, buckets[cluster.pk])) is not None]
+
+
+def gpu_time_by_day(*, team_ids: list[int], start: datetime, end: datetime, tz: str) -> list[tuple[date, GpuTime]]:
+    """`gpu_time` per day (in `tz`) of the buckets' starts, in the same queries: the dashboards keep the GPU KPIs
+    by day."""
+    zone = ZoneInfo(tz)
+    clusters = _team_clusters(team_ids)
+    buckets = gpu_buckets(cluster_ids=[c.pk for c in clusters], start=start, end=end)
+    found: list[tuple[date, GpuTime]] = []
     for cluster in clusters:
-        rows = buckets[cluster.pk]
-        if rows:
-            idle = sum(b.seconds for b in rows if b.utilization_max < cluster.idle_threshold_pct)
-            found.append(GpuTime(cluster=cluster, gpu_seconds=sum(b.seconds for b in rows), idle_seconds=idle))
+        per_day: dict[date, list[GpuBucket]] = defaultdict(list)
+        for bucket in buckets[cluster.pk]:
+            per_day[bucket.start.astimezone(zone).date()].append(bucket)
+        found += [(day, time) for day, rows in sorted(per_day.items()) if (time := _gpu_time(cluster, rows))]
     return found
+
+
+def _gpu_time(cluster: Cluster, rows: list[GpuBucket]) -> GpuTime | None:
+    """A bucket is idle when its peak stayed under the cluster's idle threshold (the idle auto-stop's rule)."""
+    if not rows:
+        return None
+    idle = sum(b.seconds for b in rows if b.utilization_max < cluster.idle_threshold_pct)
+    return GpuTime(cluster=cluster, gpu_seconds=sum(b.seconds for b in rows), idle_seconds=idle)
 
 
 def idle_gpu_costs(*, team_ids: list[int], start: datetime, end: datetime) -> list[IdleGpuCost]:

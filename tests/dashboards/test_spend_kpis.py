@@ -199,7 +199,7 @@ def test_gpu_efficiency_is_busy_over_reported_gpu_hours(
     telemetry: Cluster, vision: Team, nlp: Team, speech: Team
 ) -> None:
     vision_efficiency = measure("gpu_utilization_efficiency", [vision])
-    assert (vision_efficiency.value, vision_efficiency.sample) == (50.0, 1)  # 2 busy of 4 GPU-hours
+    assert (vision_efficiency.value, vision_efficiency.sample) == (50.0, 4)  # 2 busy of 4 GPU-hours
     assert measure("gpu_utilization_efficiency", [nlp]).value == 0.0
     assert measure("gpu_utilization_efficiency", None).value == 40.0  # 2 of 5
     assert measure("gpu_utilization_efficiency", [speech]).no_data == "no data yet: no GPU telemetry in this period"
