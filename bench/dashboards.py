@@ -8,10 +8,10 @@ stays minutes) sets the size; 1.0 is the full year (100,000 workspaces, 1,000,00
 `BENCH_HISTORY_SCALE=1.0 make bench` or `... python -m bench --only dashboards`. The full year takes long to
 generate, so it can be made once (`DATABASE_URL=... manage.py generate_history --end YYYY-MM-DD`) and measured as
 it is: `BENCH_HISTORY_END=YYYY-MM-DD DATABASE_URL=... python -c "import django; django.setup(); import
-bench.dashboards as b; print(*b.run(), sep=chr(10))"` (with DJANGO_SETTINGS_MODULE=portal.settings). Measured with Django's test
-Client in-process (one kept connection, warm), round-robin, `BENCH_DASHBOARD_REQUESTS` (40) requests each after
-a warm-up, for the manager of the largest team; `GET /healthz` (no database) is the baseline. Goal: p95 under
-150 ms each.
+bench.dashboards as b; print(*b.run(), sep=chr(10))"` (with DJANGO_SETTINGS_MODULE=portal.settings).
+Measured with Django's test Client in-process (one kept connection, warm), round-robin,
+`BENCH_DASHBOARD_REQUESTS` (40) requests each after a warm-up, for the manager of the largest team; `GET /healthz`
+(no database) is the baseline. Goal: p95 under 150 ms each.
 """
 
 from __future__ import annotations
