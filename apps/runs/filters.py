@@ -12,7 +12,6 @@ from django.http import HttpRequest
 
 from apps.accounts.models import Team
 from apps.accounts.selectors import teams_for
-from apps.catalog.models import Template
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 
 
@@ -43,13 +42,18 @@ def _my_teams(request: HttpRequest | None) -> QuerySet[Team]:
     return teams_for(request.user).order_by("name") if request is not None else Team.objects.none()
 
 
-def _my_templates(request: HttpRequest | None) -> QuerySet[Template]:
-    """Templates the user's teams have workspaces of (the only ones a filter could find)."""
-    return (
-        Template.objects.filter(versions__workspaces__team__in=_my_teams(request)).distinct().order_by("name")
-        if request is not None
-        else Template.objects.none()
+def _my_templates(request: HttpRequest | None) -> list[tuple[str, str]]:
+    """(slug, name) of the templates the user's teams have workspaces of (the only ones a filter could find),
+    read through the workspaces: the run engine does not import the catalog."""
+    if request is None:
+        return []
+    rows = (
+        Workspace.objects.filter(team__in=_my_teams(request))
+        .values_list("template_version__template__slug", "template_version__template__name")
+        .distinct()
+        .order_by("template_version__template__name")
     )
+    return list(rows)
 
 
 def _team_choice() -> Any:
@@ -60,13 +64,13 @@ def _team_choice() -> Any:
 
 class WorkspacePageFilterSet(WorkspaceFilterSet):
     team = _team_choice()
-    template = django_filters.ModelChoiceFilter(
-        field_name="template_version__template",
-        to_field_name="slug",
-        queryset=_my_templates,
-        empty_label="Any template",
-        label="Template",
+    template = django_filters.ChoiceFilter(
+        field_name="template_version__template__slug", choices=[], empty_label="Any template", label="Template"
     )
+
+    def __init__(self, *args: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, request=request, **kwargs)
+        self.filters["template"].extra["choices"] = _my_templates(request)
 
 
 class RunPageFilterSet(RunFilterSet):

@@ -321,7 +321,7 @@ def test_reconcile_reports_instances_of_unknown_clusters_as_orphans_without_term
         ({"instance_type": "g6.xlarge", "region": "eu-west-1"}, RegionNotOfferedForType, "offered in: us-east-1"),
         ({"node_count": 17}, InvalidNodeCount, "1 to 16 nodes"),
         ({"node_count": 0}, InvalidNodeCount, "1 to 16 nodes"),
-        ({"name": "Not A Slug"}, InvalidClusterName, "not a valid cluster name"),
+        ({"name": "Not A Slug"}, InvalidClusterName, "A cluster name is 3-40 lowercase letters"),
     ],
 )
 def test_invalid_requests_say_what_is_wrong_and_create_nothing(
