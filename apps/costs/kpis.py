@@ -18,7 +18,6 @@ from apps.costs.models import Budget
 from apps.costs.money import DEFAULT_CURRENCY
 from apps.costs.selectors import (
     BudgetStatus,
-    CostGroup,
     EstimateVsActual,
     GpuTime,
     budget_status,
@@ -77,15 +76,12 @@ def team_ids_of(scope: Scope) -> list[int]:
 # --- Spend --------------------------------------------------------------------------------------------------------
 
 
-def _usd(groups: Iterable[CostGroup]) -> Decimal:
-    return sum((g.total.amount for g in groups if g.total.currency == DEFAULT_CURRENCY), Decimal(0))
-
-
 @register
-class SpendTotal(Kpi):
+class SpendTotal(SumsKpi):
     """Allocated spend in the period, in USD: the cost explorer's total for the same teams and days (each team's
     own ledger lines plus its shares of shared costs; unallocated spend is no team's). A ledger day counts when
-    its midnight falls in the period."""
+    its midnight falls in the period. Split by template: a team's spend of no template (storage, shared costs)
+    is in its total but in no template's line."""
 
     key = "spend_total"
     name = "Spend"
@@ -94,29 +90,26 @@ class SpendTotal(Kpi):
     source = "cost ledger daily rollups (apps/costs, the cost explorer)"
     target = None
     dimensions = ("team", "template", "instance_type")
+    split = "template"
 
-    def _groups(self, period: Period, team_ids: list[int]) -> list[CostGroup]:
+    def partials(self, *, period: Period, team_ids: list[int] | None) -> Iterable[PartialRow]:
+        """The explorer by template over the period, one read: each group's spend per ledger day."""
         first, last = ledger_days(period)
-        return explore(team_ids=team_ids, start=first, end=last, group_by="team").groups
+        ids = team_ids if team_ids is not None else team_ids_of(Scope(teams=None))
+        result = explore(team_ids=ids, start=first, end=last, group_by="template")
+        for group in result.groups:
+            if group.team_id is None or group.total.currency != DEFAULT_CURRENCY:
+                continue
+            template = group.label if group.kind == "own" else ""
+            for day, amount in zip(result.days, group.daily, strict=True):
+                if amount:
+                    yield PartialRow(group.team_id, template, day, [float(amount), 1.0])
 
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        groups = self._groups(period, team_ids_of(scope))
-        if not groups:
+    def finish(self, merged: list[float] | None, *, period: Period) -> Measurement:
+        if not merged:
             return Measurement.none(NO_SPEND)
-        return Measurement(value=float(_usd(groups)), sample=len(groups))
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        wanted = list(team_ids)
-        per_team: dict[int, list[CostGroup]] = defaultdict(list)
-        for group in self._groups(period, wanted):
-            if group.team_id is not None:
-                per_team[group.team_id].append(group)
-        return {
-            team_id: Measurement(value=float(_usd(per_team[team_id])), sample=len(per_team[team_id]))
-            if per_team.get(team_id)
-            else Measurement.none(NO_SPEND)
-            for team_id in wanted
-        }
+        usd, group_days = merged
+        return Measurement(value=round(usd, 4), sample=int(group_days))
 
 
 # --- Budgets ------------------------------------------------------------------------------------------------------
