@@ -64,9 +64,10 @@ class KpiHistory(models.Model):
 
 
 class KpiDay(models.Model):
-    """One UTC day's partials of a `DailyKpi`: `parts` is [[team id or null, split value, partial], ...]. The row
-    exists once the day was computed (an empty list: nothing happened that day), so a refresh computes the days
-    it has never seen and the few recent ones that can still change, and merges the rest."""
+    """One UTC day's partials of a `DailyKpi`, under its `kept_key` (a P50 and a P95 share theirs): `parts` is
+    [[team id or null, split value, partial], ...]. The row exists once the day was computed (an empty list:
+    nothing happened that day), so a refresh computes the days it has never seen and the few recent ones that
+    can still change, and merges the rest."""
 
     key = models.CharField(max_length=64)
     day = models.DateField()

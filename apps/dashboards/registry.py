@@ -163,6 +163,9 @@ class DailyKpi(Kpi):
     by `split`, the KPI's dimension besides the team, which gives the by-template (instance type, endpoint)
     breakdown."""
 
+    # The name its kept days are stored under (`KpiDay.key`): KPIs with the same partials (a P50 and a P95 of the
+    # same samples) share one, so the refresh computes and stores them once. Defaults to the key.
+    kept_as: ClassVar[str] = ""
     # The most recent days whose partials can still change (records land late, an outcome counts once known):
     # every refresh recomputes them.
     settle_days: ClassVar[int] = 2
@@ -179,6 +182,10 @@ class DailyKpi(Kpi):
     @abstractmethod
     def finish(self, merged: list[float] | None, *, period: Period) -> Measurement:
         """The KPI's measurement from the merged partial of a scope over `period`."""
+
+    @property
+    def kept_key(self) -> str:
+        return self.kept_as or self.key
 
     def measure(self, *, period: Period, scope: Scope) -> Measurement:
         rows = self.partials(period=period, team_ids=None if scope.teams is None else sorted(scope.teams))

@@ -114,7 +114,8 @@ def kept_measure(*, kpi: Kpi, period: Period, scope: Scope) -> Measurement | Non
     first, end = period.start.astimezone(UTC), period.end.astimezone(UTC)
     if first.time() != time.min or end.time() != time.min or end <= first:
         return None
-    days = list(KpiDay.objects.filter(key=kpi.key, day__gte=first.date(), day__lt=end.date()).values_list("parts"))
+    kept = KpiDay.objects.filter(key=kpi.kept_key, day__gte=first.date(), day__lt=end.date())
+    days = list(kept.values_list("parts"))
     if len(days) != (end - first).days:
         return None
     parts = [data for (day,) in days for team_id, _split, data in day if scope.teams is None or team_id in scope.teams]

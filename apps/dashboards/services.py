@@ -63,8 +63,10 @@ def refresh_snapshots(*, now: datetime | None = None, windows: tuple[int, ...] =
     team_ids = list(Team.objects.order_by("pk").values_list("pk", flat=True))
     scopes: list[int | None] = [None, *team_ids]
     today = _today(now)
-    kept = {kpi.key: keep_days(kpi=kpi, today=today, days=_span(windows), now=now)
-            for kpi in all_kpis() if isinstance(kpi, DailyKpi)}  # fmt: skip
+    kept: dict[str, DayParts] = {}
+    for kpi in all_kpis():
+        if isinstance(kpi, DailyKpi) and kpi.kept_key not in kept:
+            kept[kpi.kept_key] = keep_days(kpi=kpi, today=today, days=_span(windows), now=now)
     rows: list[KpiSnapshot] = []
     history: list[KpiHistory] = []
     for window in windows:
@@ -73,9 +75,9 @@ def refresh_snapshots(*, now: datetime | None = None, windows: tuple[int, ...] =
         known = _known_history(window, [previous_day, *series_days])
         for kpi in all_kpis():
             if isinstance(kpi, DailyKpi):
-                current, breakdowns = _merged(kpi, kept[kpi.key], today, window, team_ids, breakdown=True)
+                current, breakdowns = _merged(kpi, kept[kpi.kept_key], today, window, team_ids, breakdown=True)
                 past = {day: {scope: measured.value for scope, measured in
-                              _merged(kpi, kept[kpi.key], day, window, team_ids)[0].items()}
+                              _merged(kpi, kept[kpi.kept_key], day, window, team_ids)[0].items()}
                         for day in [previous_day, *series_days]}  # fmt: skip
             else:
                 current = _measure_all(kpi, period, team_ids)
@@ -111,14 +113,14 @@ def keep_days(*, kpi: DailyKpi, today: date, days: int, now: datetime) -> DayPar
     last `settle_days` are computed (one pass over the records of each run of consecutive days) and kept."""
     first = today - timedelta(days=days - 1)
     kept: DayParts = dict(
-        KpiDay.objects.filter(key=kpi.key, day__gte=first, day__lte=today).values_list("day", "parts")
+        KpiDay.objects.filter(key=kpi.kept_key, day__gte=first, day__lte=today).values_list("day", "parts")
     )
     stale = {today - timedelta(days=offset) for offset in range(kpi.settle_days)}
     todo = [day for day in _days(first, today) if day not in kept or day in stale]
     for run_first, run_last in _consecutive(todo):
         computed = _compute_days(kpi, run_first, run_last)
         KpiDay.objects.bulk_create(
-            [KpiDay(key=kpi.key, day=day, parts=parts, computed_at=now) for day, parts in computed.items()],
+            [KpiDay(key=kpi.kept_key, day=day, parts=parts, computed_at=now) for day, parts in computed.items()],
             batch_size=500, update_conflicts=True, unique_fields=["key", "day"], update_fields=["parts", "computed_at"],
         )  # fmt: skip
         kept.update(computed)

@@ -256,14 +256,17 @@ def test_a_refresh_keeps_daily_partials_and_recomputes_only_the_days_that_can_ch
     daily = [kpi for kpi in all_kpis() if isinstance(kpi, DailyKpi)]
     whole = [kpi for kpi in all_kpis() if not isinstance(kpi, DailyKpi)]
     assert len(daily) >= 20  # shares, counts and durations are kept by day
+    kept = {kpi.kept_key for kpi in daily}
+    assert len(kept) < len(daily)  # P50 and P95 of the same durations keep one set of days
     refresh_snapshots(now=NOW, windows=(30,))
-    assert KpiDay.objects.count() == len(daily) * 60
+    assert KpiDay.objects.count() == len(kept) * 60
     assert KpiHistory.objects.count() == len(whole) * 3 * 9  # today, 7 sparkline days, the previous window
     later = NOW + timedelta(hours=1)
     refresh_snapshots(now=later, windows=(30,))
-    assert KpiDay.objects.filter(computed_at=later).count() == sum(kpi.settle_days for kpi in daily)
+    settle = {kpi.kept_key: kpi.settle_days for kpi in daily}
+    assert KpiDay.objects.filter(computed_at=later).count() == sum(settle.values())
     refresh_snapshots(now=NOW + timedelta(days=1), windows=(30,))
-    assert KpiDay.objects.count() == len(daily) * 61
+    assert KpiDay.objects.count() == len(kept) * 61
     assert KpiHistory.objects.filter(day=(NOW + timedelta(days=1)).date()).count() == len(whole) * 3
     snap = KpiSnapshot.objects.get(key="training_success_rate", team=vision, window_days=30)
     assert snap.value == 75.0
