@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.models import BaseModel
+from apps.deployments.slo import Slo
 
 
 class TargetKind(models.TextChoices):
@@ -46,6 +47,13 @@ class Endpoint(BaseModel):
     url = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     torn_down_at = models.DateTimeField(null=True, blank=True)
+    # The endpoint's SLO (apps/deployments/slo.py validates it): both set, or both empty for none.
+    slo_availability_percent = models.FloatField(
+        null=True, blank=True, help_text="Share of requests promised good (not 5xx, not slow), e.g. 99.5."
+    )
+    slo_latency_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A request slower than this counts against the SLO."
+    )
 
     class Meta:
         ordering = ["team_id", "name"]
@@ -58,6 +66,39 @@ class Endpoint(BaseModel):
     def target_name(self) -> str:
         """The endpoint's name on the target, unique across teams."""
         return f"{self.team.slug}-{self.name}"[:63]
+
+    @property
+    def slo(self) -> Slo | None:
+        if self.slo_availability_percent is None or self.slo_latency_ms is None:
+            return None
+        return Slo(availability_percent=self.slo_availability_percent, latency_ms=self.slo_latency_ms)
+
+
+class EndpointTraffic(models.Model):
+    """What an endpoint answered over [start, end): one row per pass of the traffic beat
+    (`services.traffic.record_traffic`), from the target's counters. `slow` are answers that were not 5xx but
+    slower than the endpoint's latency objective at the time (0 without an SLO); `counters` is the cumulative
+    reading taken at `end` (HAProxy's exporter), which the next pass subtracts. A pass that finds no earlier
+    reading writes a row with start == end and no requests: it only takes the baseline."""
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="traffic_rows")
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0, help_text="Answered 5xx.")
+    slow = models.PositiveBigIntegerField(default=0, help_text="Not 5xx, slower than the latency objective.")
+    counters = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["endpoint_id", "start"]
+        indexes = [
+            models.Index(fields=["start"], name="deployments_traffic_start"),
+            models.Index(fields=["endpoint", "-end"], name="deployments_traffic_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id}: {self.requests} requests from {self.start:%Y-%m-%d %H:%M}"
 
 
 class Strategy(models.TextChoices):
