@@ -25,6 +25,11 @@ class Environment(models.TextChoices):
     STAGING = "staging", "Staging"
 
 
+def target_name(team_slug: str, name: str) -> str:
+    """An endpoint's name on its target (and in its `paved:endpoint` tag), unique across teams."""
+    return f"{team_slug}-{name}"[:63]
+
+
 class Endpoint(BaseModel):
     """Where callers send predictions. `traffic` is what Paved last told the target (percent by variant name);
     `stable_version` is what serves when no rollout is in flight. Production endpoints only take approved
@@ -64,8 +69,7 @@ class Endpoint(BaseModel):
 
     @property
     def target_name(self) -> str:
-        """The endpoint's name on the target, unique across teams."""
-        return f"{self.team.slug}-{self.name}"[:63]
+        return target_name(self.team.slug, self.name)
 
     @property
     def slo(self) -> Slo | None:
