@@ -110,7 +110,8 @@ class CloudWatchMetrics(MetricsProvider):
     ) -> TrafficCounts:
         """CloudWatch keeps windowed sums, not running counters: each variant's `Invocations` and
         `Invocation5XXErrors` over [start, end), and as slow the requests behind each raw `ModelLatency` point
-        whose mean is over the objective (a point is one second of one instance: the finest CloudWatch has)."""
+        whose mean is over the objective, less that point's 5xx (a point is one second of the variant: the finest
+        CloudWatch has)."""
         if start is None or start >= end:
             return TrafficCounts()
         requests = errors = slow = 0
@@ -123,15 +124,17 @@ class CloudWatchMetrics(MetricsProvider):
                     [
                         self._stat("mean", variant, "ModelLatency", "Average", RAW_PERIOD),
                         self._stat("samples", variant, "ModelLatency", "SampleCount", RAW_PERIOD),
+                        self._stat("errors", variant, "Invocation5XXErrors", "Sum", RAW_PERIOD),
                     ],
                     start=start,
                     end=end,
                 )
-                counts = dict(raw.get("samples", []))
+                samples, failed = dict(raw.get("samples", [])), dict(raw.get("errors", []))
                 slow += sum(
-                    int(counts.get(at, 0)) for at, mean in raw.get("mean", []) if mean / MICROSECONDS > slow_seconds
+                    max(0, int(samples.get(at, 0)) - int(failed.get(at, 0)))
+                    for at, mean in raw.get("mean", [])
+                    if mean / MICROSECONDS > slow_seconds
                 )
-        # A slow point's 5xx answers are already errors: slow never exceeds the good answers.
         return TrafficCounts(requests=requests, errors=errors, slow=min(slow, max(0, requests - errors)))
 
     def _latency(self, *, variant: str, start: datetime, end: datetime, percentile: float | None) -> MetricResult:
