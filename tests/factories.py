@@ -244,7 +244,7 @@ class EndpointTrafficFactory(factory.django.DjangoModelFactory):
     endpoint = factory.SubFactory(EndpointFactory)
     team = factory.LazyAttribute(lambda row: row.endpoint.team)
     start = factory.LazyFunction(lambda: timezone.now().replace(minute=0, second=0, microsecond=0))
-    end = factory.LazyAttribute(lambda row: row.start + timedelta(hours=1))
+    read_at = factory.LazyAttribute(lambda row: row.start + timedelta(minutes=55))
 
 
 def deployment_for(team: Team, owner: Any) -> Deployment:

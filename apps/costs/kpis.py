@@ -251,7 +251,7 @@ class CostPer1kInferences(Kpi):
     spend attributed to them. An endpoint's spend: ledger lines that started in the period whose `paved:endpoint`
     tag names it (Paved's SageMaker target tags what it creates with the endpoint's target name), or, untagged,
     whose resource id is its SageMaker endpoint's ARN; the month's showback source (bill, else metering),
-    whichever team the line is allocated to. Its requests: the traffic beat's rollups starting in the period. An
+    whichever team the line is allocated to. Its requests: the traffic beat's hourly rollups of the period. An
     endpoint with requests but no attributed spend (a local endpoint, or a bill not in yet) is left out rather
     than counted free; spend without requests cannot be divided and is left out too. A scope's value is its
     endpoints' spend summed / their requests summed / 1000."""

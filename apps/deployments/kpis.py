@@ -285,8 +285,8 @@ class SloAttainment(Kpi):
     """Per endpoint with an SLO: good requests / requests answered in the period, in percent, where a request is
     good when it was not answered 5xx and not slower than the endpoint's latency objective (its objective when
     the traffic beat counted it); a scope's value is weighted by requests (all its endpoints' good requests / all
-    their requests). Traffic rows count in the period their interval starts in; endpoints without an SLO are left
-    out."""
+    their requests). The traffic beat's hourly rows count in the period their hour starts in; endpoints without
+    an SLO are left out."""
 
     key = "slo_attainment"
     name = "SLO attainment"

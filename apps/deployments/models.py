@@ -79,16 +79,17 @@ class Endpoint(BaseModel):
 
 
 class EndpointTraffic(models.Model):
-    """What an endpoint answered over [start, end): one row per pass of the traffic beat
-    (`services.traffic.record_traffic`), from the target's counters. `slow` are answers that were not 5xx but
-    slower than the endpoint's latency objective at the time (0 without an SLO); `counters` is the cumulative
-    reading taken at `end` (HAProxy's exporter), which the next pass subtracts. A pass that finds no earlier
-    reading writes a row with start == end and no requests: it only takes the baseline."""
+    """What an endpoint answered in one hour (`start`, on the hour, UTC): the traffic beat
+    (`services.traffic.record_traffic`) reads the target's counters every few minutes and adds what each pass read
+    to the hour it read it in. `slow` are answers that were not 5xx but slower than the endpoint's latency
+    objective at the time (0 without an SLO). `read_at` and `counters` are the latest reading folded in (the
+    cumulative counters of HAProxy's exporter; empty for CloudWatch's windowed sums): the next pass counts from
+    there. An endpoint's first pass only takes that reading (an hour with no requests yet)."""
 
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="traffic_rows")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="traffic_hours")
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
-    start = models.DateTimeField()
-    end = models.DateTimeField()
+    start = models.DateTimeField(help_text="The hour, on the hour.")
+    read_at = models.DateTimeField(help_text="The latest reading added to this hour.")
     requests = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0, help_text="Answered 5xx.")
     slow = models.PositiveBigIntegerField(default=0, help_text="Not 5xx, slower than the latency objective.")
@@ -96,13 +97,13 @@ class EndpointTraffic(models.Model):
 
     class Meta:
         ordering = ["endpoint_id", "start"]
-        indexes = [
-            models.Index(fields=["start"], name="deployments_traffic_start"),
-            models.Index(fields=["endpoint", "-end"], name="deployments_traffic_latest"),
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "start"], name="deployments_traffic_one_row_per_hour")
         ]
+        indexes = [models.Index(fields=["start"], name="deployments_traffic_start")]
 
     def __str__(self) -> str:
-        return f"{self.endpoint_id}: {self.requests} requests from {self.start:%Y-%m-%d %H:%M}"
+        return f"{self.endpoint_id}: {self.requests} requests in the hour of {self.start:%Y-%m-%d %H:00}"
 
 
 class Strategy(models.TextChoices):

@@ -103,8 +103,8 @@ class EndpointCounts:
 def endpoint_traffic(
     *, start: datetime, end: datetime, team_ids: list[int] | None, slo_only: bool = False
 ) -> list[EndpointCounts]:
-    """Per endpoint that answered requests, its traffic rows starting in [start, end) summed (a row counts in the
-    range its interval starts in); `slo_only`: endpoints that declare an SLO. One grouped query."""
+    """Per endpoint that answered requests, its hourly traffic rows whose hour starts in [start, end) summed;
+    `slo_only`: endpoints that declare an SLO. One grouped query."""
     rows = EndpointTraffic.objects.filter(start__gte=start, start__lt=end)
     if slo_only:
         rows = rows.filter(endpoint__slo_availability_percent__isnull=False)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db.models import Sum
 from django.utils import timezone
 
 from apps.accounts.models import Team
@@ -270,19 +271,25 @@ def test_a_cloud_error_mid_step_is_recorded_and_the_deployment_says_where_traffi
 def test_the_traffic_beat_reads_cloudwatch_windows_after_they_settle(
     serving: Endpoint, sagemaker_client: Any, cloudwatch_client: Any
 ) -> None:
-    """The first pass takes the baseline; the next reads [its end, now - 2 min): 40 requests, a quarter 5xx, every
-    other one slower than the default 500 ms objective (what CloudWatch publishes late is read a pass later)."""
+    """The first pass takes the baseline reading; the next reads [it, now - 2 min) into that moment's hour: 40
+    requests, a quarter 5xx, every good one slower than the default 500 ms objective (what CloudWatch publishes
+    late is read a pass later)."""
     now = timezone.now()
     assert record_traffic(now=now) == 1
     baseline = EndpointTraffic.objects.get(endpoint=serving)
-    assert (baseline.start, baseline.end, baseline.requests) == (now - timedelta(minutes=2),) * 2 + (0,)
+    assert (baseline.start, baseline.read_at, baseline.requests) == (
+        now.replace(minute=0, second=0, microsecond=0),
+        now - timedelta(minutes=2),
+        0,
+    )
     written = send_traffic(
         sagemaker=sagemaker_client, cloudwatch=cloudwatch_client, endpoint=serving.target_name, requests=40,
-        start=baseline.end, end=baseline.end + timedelta(seconds=40),
+        start=baseline.read_at, end=baseline.read_at + timedelta(seconds=40),
         behaviour={"v1": Behaviour(fail_share=0.25, latency_ms=600)},
     )  # fmt: skip
     assert record_traffic(now=now + timedelta(minutes=1)) == 1
-    row = EndpointTraffic.objects.filter(endpoint=serving).latest("end")
-    assert (row.start, row.end) == (baseline.end, now - timedelta(minutes=1))
-    assert (row.requests, row.errors, row.slow) == (40, written.errors["v1"], 40 - written.errors["v1"])
+    latest = EndpointTraffic.objects.filter(endpoint=serving).latest("start")
+    assert latest.read_at == now - timedelta(minutes=1)
+    totals = EndpointTraffic.objects.filter(endpoint=serving).aggregate(Sum("requests"), Sum("errors"), Sum("slow"))
+    assert list(totals.values()) == [40, written.errors["v1"], 40 - written.errors["v1"]]  # one hour, or two
     assert written.errors["v1"] == 10

@@ -67,7 +67,7 @@ def traffic(vision: Team, nlp: Team) -> None:
     hour(MARCH.end, a, 100, errors=100)
     hour(datetime(2026, 3, 10, tzinfo=UTC), b, 1000, errors=25, slow=5)
     hour(datetime(2026, 3, 10, tzinfo=UTC), c, 5000, errors=100)
-    EndpointTrafficFactory(endpoint=d, start=MARCH.start, end=MARCH.start)  # a first pass's baseline
+    EndpointTrafficFactory(endpoint=d, start=MARCH.start, read_at=MARCH.start)  # a first pass's baseline
     hour(datetime(2026, 3, 5, tzinfo=UTC), n, 10000, errors=5)
 
 

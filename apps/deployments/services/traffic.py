@@ -1,15 +1,17 @@
-"""The traffic beat: each pass reads every live endpoint's answers since the previous pass from its target (the
-metrics provider the rollout gates use: HAProxy's counters and request log, or CloudWatch) and writes one
-`EndpointTraffic` row per endpoint, the rollup the SLO, error budget and cost-per-inference KPIs read. An endpoint
-whose backend cannot answer is skipped this pass; the next pass's window starts where its last row ended, so
-nothing is counted twice and nothing is lost but what a counter reset took."""
+"""The traffic beat: each pass reads every live endpoint's answers since its previous reading from its target (the
+metrics provider the rollout gates use: HAProxy's counters and request log, or CloudWatch) and adds them to the
+endpoint's `EndpointTraffic` row of the hour, the rollup the SLO, error budget and cost-per-inference KPIs read
+(hourly rows: a 30-day KPI sums 720 per endpoint, whatever the beat's cadence). An endpoint whose backend cannot
+answer is skipped this pass; the next pass reads from where its latest reading ended, so nothing is counted
+twice and nothing is lost but what a counter reset took. A window is counted in the hour it was read in."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.deployments.errors import MetricsUnavailable
@@ -33,31 +35,38 @@ def record_traffic(*, now: datetime | None = None) -> int:
 
 
 def record_endpoint_traffic(*, endpoint_id: int, now: datetime) -> EndpointTraffic | None:
-    """The endpoint's row for [its last row's end, now - the backend's settle time), or its first (baseline) row;
-    None when that window is empty. The endpoint's row is locked meanwhile: two passes at once cannot both
-    count the same window."""
+    """Read the endpoint's answers from its latest reading up to now (less the backend's settle time) and add them
+    to that moment's hour; the endpoint's first pass only takes the reading. None when there is nothing new to
+    read. The endpoint's row is locked meanwhile: two passes at once cannot both count the same window."""
     with transaction.atomic():
         endpoint = Endpoint.objects.select_for_update().select_related("team").get(pk=endpoint_id)
         provider = metrics_for(endpoint)
         end = now - provider.settle
-        last = EndpointTraffic.objects.filter(endpoint=endpoint).order_by("-end").first()
-        if last is not None and last.end >= end:
+        last = EndpointTraffic.objects.filter(endpoint=endpoint).order_by("-start").first()
+        if last is not None and last.read_at >= end:
             return None
         slo = endpoint.slo
         counts = provider.traffic(
             variants=sorted(endpoint.traffic),
-            start=last.end if last else None,
+            start=last.read_at if last else None,
             end=end,
             previous=last.counters if last else {},
             slow_seconds=slo.latency_ms / 1000 if slo else None,
         )
-        return EndpointTraffic.objects.create(
+        hour = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        row, created = EndpointTraffic.objects.get_or_create(
             endpoint=endpoint,
-            team=endpoint.team,
-            start=last.end if last else end,
-            end=end,
-            requests=counts.requests,
-            errors=counts.errors,
-            slow=counts.slow,
-            counters=dict(counts.counters),
-        )
+            start=hour,
+            defaults={"team": endpoint.team, "read_at": end, "requests": counts.requests, "errors": counts.errors,
+                      "slow": counts.slow, "counters": dict(counts.counters)},
+        )  # fmt: skip
+        if not created:
+            EndpointTraffic.objects.filter(pk=row.pk).update(
+                read_at=end,
+                requests=F("requests") + counts.requests,
+                errors=F("errors") + counts.errors,
+                slow=F("slow") + counts.slow,
+                counters=dict(counts.counters),
+            )
+            row.refresh_from_db()
+        return row
