@@ -64,7 +64,8 @@ class DeployForm(forms.Form):
     analysis = JSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Empty: the default checks (error rate and p95 latency, against SLOs and the stable version).",
+        help_text="Empty: the default checks (error rate and p95 latency, against SLOs and the stable version). "
+        'Declare a drift or quality monitor for the version with e.g. {"monitors": [{"kind": "drift"}]}.',
     )
 
     def __init__(self, *args: Any, versions: QuerySet[ModelVersion], **kwargs: Any) -> None:

@@ -136,7 +136,10 @@ def test_the_endpoint_form_sets_the_slo_and_puts_refusals_on_the_field(
     assert not Endpoint.objects.exists()
     made = client.post(url, {**base, "name": "iris", "slo_availability_percent": "99.9", "slo_latency_ms": "250"})
     assert made.status_code == 302
-    assert Endpoint.objects.get(name="iris").slo == Slo(availability_percent=99.9, latency_ms=250)
+    made_endpoint = Endpoint.objects.get(name="iris")
+    assert made_endpoint.slo == Slo(availability_percent=99.9, latency_ms=250)
+    page = client.get(reverse("deployments:endpoint", kwargs={"endpoint_id": made_endpoint.pk}))
+    assert b"99.9% of requests good (not 5xx, within 250 ms)" in page.content
     client.post(url, {**base, "name": "bare", "slo_availability_percent": "", "slo_latency_ms": ""})
     assert Endpoint.objects.get(name="bare").slo is None
 
