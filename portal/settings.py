@@ -347,6 +347,13 @@ CELERY_BEAT_SCHEDULE["evaluate-experiments"] = {
     "task": "apps.deployments.tasks.evaluate_experiments",
     "schedule": float(DEPLOYMENT_RESUME_SECONDS),
 }
+# Endpoint traffic (requests, 5xx, slow answers) is rolled up from each target's counters this often: the SLO,
+# error budget and cost-per-inference KPIs read the rows.
+ENDPOINT_TRAFFIC_SECONDS = env_int("ENDPOINT_TRAFFIC_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["record-endpoint-traffic"] = {
+    "task": "apps.deployments.tasks.record_endpoint_traffic",
+    "schedule": float(ENDPOINT_TRAFFIC_SECONDS),
+}
 CELERY_BEAT_SCHEDULE["resume-deployments"] = {
     "task": "apps.deployments.tasks.resume_deployments",
     "schedule": float(DEPLOYMENT_RESUME_SECONDS),

@@ -20,7 +20,7 @@ from apps.catalog.models import Lifecycle, Template, TemplateVersion
 from apps.clusters.models import Cluster, GpuRollup, Node, PurchaseOption
 from apps.clusters.services import new_node_token
 from apps.costs.models import Budget, CostLineItem, CostSource, SharedCostRule
-from apps.deployments.models import Deployment, Endpoint, Experiment
+from apps.deployments.models import Deployment, Endpoint, EndpointTraffic, Experiment
 from apps.feedback.models import SurveyPrompt, SurveyResponse
 from apps.registry.models import Model as RegisteredModel
 from apps.registry.models import ModelVersion
@@ -235,6 +235,18 @@ class EndpointFactory(factory.django.DjangoModelFactory):
     created_by = factory.LazyAttribute(lambda endpoint: endpoint.model.created_by)
 
 
+class EndpointTrafficFactory(factory.django.DjangoModelFactory):
+    """An hour of an endpoint's traffic; pass endpoint, start and the counts."""
+
+    class Meta:
+        model = EndpointTraffic
+
+    endpoint = factory.SubFactory(EndpointFactory)
+    team = factory.LazyAttribute(lambda row: row.endpoint.team)
+    start = factory.LazyFunction(lambda: timezone.now().replace(minute=0, second=0, microsecond=0))
+    read_at = factory.LazyAttribute(lambda row: row.start + timedelta(minutes=55))
+
+
 def deployment_for(team: Team, owner: Any) -> Deployment:
     """A finished (succeeded) deployment in `team`, written directly: the engine is not what is under test."""
     endpoint: Endpoint = EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner))
@@ -328,6 +340,9 @@ TEAM_SCOPED_FACTORIES: dict[type[Model], Callable[[Team, Any], Model]] = {
     ModelVersion: lambda team, owner: ModelVersionFactory(model=RegisteredModelFactory(team=team, created_by=owner)),
     Endpoint: lambda team, owner: EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner)),
     Deployment: deployment_for,
+    EndpointTraffic: lambda team, owner: EndpointTrafficFactory(
+        endpoint=EndpointFactory(model=RegisteredModelFactory(team=team, created_by=owner))
+    ),
     Experiment: experiment_for,
     SurveyPrompt: lambda team, owner: SurveyPromptFactory(workspace=WorkspaceFactory(team=team, created_by=owner)),
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from apps.costs.selectors import (
     EstimateVsActual,
     GpuTime,
     budget_status,
+    endpoint_spend,
     estimates_vs_actuals,
     explore,
     gpu_time_by_day,
@@ -38,16 +40,14 @@ from apps.dashboards.registry import (
     Unit,
     register,
 )
+from apps.deployments.selectors import endpoint_traffic
+from apps.deployments.targets.sagemaker import resource_name
 
 NO_SPEND = "no data yet: no spend in the ledger for this period"
 NO_BUDGET = "no data yet: team has no budget"
 NO_BUDGETS = "no data yet: no team has a budget"
 NO_TELEMETRY = "no data yet: no GPU telemetry in this period"
 NO_ESTIMATES = "no data yet: no workspace or cluster with an estimate spent in this period"
-NO_ENDPOINT_COST = (
-    "no data yet: the costs app attributes no spend to endpoints (no paved:endpoint tag) and the deployments app "
-    "records no request counts (only the requests behind each rollout gate's measurement)"
-)
 
 
 def ledger_days(period: Period) -> tuple[date, date]:
@@ -257,22 +257,32 @@ class IdleGpuCostKpi(_GpuKpi):
 
 @register
 class CostPer1kInferences(Kpi):
-    """Serving spend of an endpoint / (its inferences / 1000), in USD. Needs spend attributed to endpoints and
-    request counts per endpoint; Paved records neither yet, so it answers "no data yet"."""
+    """Serving spend / (requests / 1000), in USD, over the endpoints that answered requests in the period and have
+    spend attributed to them. An endpoint's spend: ledger lines that started in the period whose `paved:endpoint`
+    tag names it (Paved's SageMaker target tags what it creates with the endpoint's target name), or, untagged,
+    whose resource id is its SageMaker endpoint's ARN; the month's showback source (bill, else metering),
+    whichever team the line is allocated to. Its requests: the traffic beat's hourly rollups of the period. An
+    endpoint with requests but no attributed spend (a local endpoint, or a bill not in yet) is left out rather
+    than counted free; spend without requests cannot be divided and is left out too. A scope's value is its
+    endpoints' spend summed / their requests summed / 1000."""
 
     key = "cost_per_1k_inferences"
     name = "Cost per 1k inferences"
     area = Area.SPEND
     unit = Unit.USD
-    source = "endpoints (apps/deployments) and the cost ledger (apps/costs)"
+    source = "endpoint traffic rollups (apps/deployments) and the cost ledger's endpoint-tagged lines (apps/costs)"
     target = None  # seed: downward (a trend, not a level)
     dimensions = ("endpoint",)
 
     def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        return Measurement.none(NO_ENDPOINT_COST)
+        return _per_1k(_serving_costs(period, None if scope.teams is None else sorted(scope.teams)))
 
     def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        return {team_id: Measurement.none(NO_ENDPOINT_COST) for team_id in team_ids}
+        wanted = list(team_ids)
+        per_team: dict[int, list[ServingCost]] = defaultdict(list)
+        for cost in _serving_costs(period, wanted):
+            per_team[cost.team_id].append(cost)
+        return {team_id: _per_1k(per_team.get(team_id, [])) for team_id in wanted}
 
 
 @register
@@ -309,3 +319,43 @@ class EstimateAccuracy(Kpi):
         for row in self._rows(period, wanted):
             per_team[row.team_id].append(row)
         return {team_id: self._value(per_team.get(team_id, [])) for team_id in wanted}
+
+
+# --- Helpers of cost per 1k inferences ----------------------------------------------------------------------------
+
+NO_ENDPOINT_COST = "no data yet: no endpoint with spend attributed to it answered requests in this period"
+
+
+@dataclass(frozen=True)
+class ServingCost:
+    team_id: int
+    endpoint: str  # "team-slug/endpoint-name"
+    spend: Decimal
+    requests: int
+
+
+def _serving_costs(period: Period, team_ids: list[int] | None) -> list[ServingCost]:
+    """Endpoints with both requests and attributed spend in the period: one grouped query each for traffic and
+    spend."""
+    traffic = endpoint_traffic(start=period.start, end=period.end, team_ids=team_ids)
+    names = {row.target_name: resource_name(row.target_name) for row in traffic}
+    spend = endpoint_spend(resource_names=names, start=period.start, end=period.end)
+    return [
+        ServingCost(team_id=row.team_id, endpoint=row.label, spend=spend[row.target_name], requests=row.requests)
+        for row in traffic
+        if row.target_name in spend
+    ]
+
+
+def _per_1k(costs: list[ServingCost]) -> Measurement:
+    if not costs:
+        return Measurement.none(NO_ENDPOINT_COST)
+
+    def per_1k(spend: Decimal, requests: int) -> float:
+        return float(spend) * 1000 / requests
+
+    return Measurement(
+        value=per_1k(sum((cost.spend for cost in costs), Decimal(0)), sum(cost.requests for cost in costs)),
+        sample=sum(cost.requests for cost in costs),
+        breakdown={cost.endpoint: per_1k(cost.spend, cost.requests) for cost in costs},
+    )

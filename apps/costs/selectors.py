@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import User
 from django.db.models import Max, Min, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
 
 from apps.accounts.models import Team
 from apps.accounts.permissions import AnyUser, can, is_platform_admin, restrict, team_ids_for
@@ -27,6 +30,7 @@ from apps.costs.models import (
     CostAllocation,
     CostDaily,
     CostImport,
+    CostLineItem,
     CostOwnerMonthly,
     CostSource,
     ImportStatus,
@@ -1063,3 +1067,40 @@ def own_spend_this_month(*, user: User, now: datetime) -> list[Money]:
     sums = rows.values_list("currency").annotate(spent=Sum("net_cost")).order_by("currency")
     found = [Money(spent or Decimal(0), currency) for currency, spent in sums]
     return found or [Money.zero()]
+
+
+# --- Serving: spend per endpoint ------------------------------------------------------------------------------
+
+# The `paved:endpoint` tag Paved's SageMaker target writes on what it creates (apps/deployments/targets/sagemaker.py),
+# as the three sources spell it (see apps/costs/attribution.py).
+ENDPOINT_TAG_SPELLINGS = ("paved:endpoint", "user_paved_endpoint", "resourceTags/user:paved:endpoint")
+SAGEMAKER_ENDPOINT_ARN = ":endpoint/"
+
+
+def endpoint_spend(*, resource_names: Mapping[str, str], start: datetime, end: datetime) -> dict[str, Decimal]:
+    """Spend in USD per endpoint whose ledger lines started in [start, end), for endpoints given as target name
+    (the `paved:endpoint` tag's value) -> SageMaker resource name. A line is an endpoint's when its endpoint tag
+    names it, or, untagged, when its resource id is that SageMaker endpoint's ARN (`...:endpoint/<name>`, which
+    SageMaker writes in lower case). The showback source of each month counts (the bill where imported, else
+    metering), whichever team the line is allocated to. One grouped query."""
+    if not resource_names:
+        return {}
+    tag = Coalesce(*(KeyTextTransform(spelling, "tags") for spelling in ENDPOINT_TAG_SPELLINGS))
+    rows = (
+        CostLineItem.objects.filter(
+            _showback_filter("billing_period"), usage_start__gte=start, usage_start__lt=end, currency=DEFAULT_CURRENCY
+        )
+        .annotate(endpoint_tag=tag)
+        .filter(Q(endpoint_tag__in=list(resource_names)) | Q(resource_id__icontains=SAGEMAKER_ENDPOINT_ARN))
+        .values("endpoint_tag", "resource_id")
+        .annotate(cost=Sum("net_cost"))
+        .order_by()
+    )
+    by_arn = {name.lower(): target for target, name in resource_names.items()}
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        tail = row["resource_id"].lower().rpartition(SAGEMAKER_ENDPOINT_ARN)[2] if row["resource_id"] else ""
+        target = row["endpoint_tag"] if row["endpoint_tag"] in resource_names else by_arn.get(tail)
+        if target is not None and (row["endpoint_tag"] in (None, "", target)):
+            spend[target] += row["cost"]
+    return dict(spend)

@@ -31,6 +31,7 @@ from apps.deployments.models import (
 )
 from apps.deployments.services import endpoints as endpoint_services
 from apps.deployments.services import experiments, rollouts
+from apps.deployments.slo import DEFAULT_AVAILABILITY_PERCENT, DEFAULT_LATENCY_MS
 from apps.registry.selectors import models_for, versions_for
 
 
@@ -44,12 +45,26 @@ class EndpointSerializer(serializers.ModelSerializer[Endpoint]):
         model = Endpoint
         fields = [
             "id", "team", "model", "name", "target", "environment", "region", "config", "require_approval",
-            "stable_version", "traffic", "url", "created_at", "torn_down_at",
+            "slo_availability_percent", "slo_latency_ms", "stable_version", "traffic", "url", "created_at",
+            "torn_down_at",
         ]  # fmt: skip
         read_only_fields = fields
 
 
-class EndpointCreateSerializer(serializers.Serializer[Any]):
+class SloSerializer(serializers.Serializer[Any]):
+    """Shape only: apps/deployments/slo.py is the contract (both objectives, or both null for no SLO)."""
+
+    slo_availability_percent = serializers.FloatField(
+        allow_null=True,
+        default=DEFAULT_AVAILABILITY_PERCENT,
+        help_text="Percent of requests promised good (not 5xx, not slower than the latency objective); null: no SLO.",
+    )
+    slo_latency_ms = serializers.IntegerField(
+        allow_null=True, default=DEFAULT_LATENCY_MS, help_text="A request slower than this counts as bad."
+    )
+
+
+class EndpointCreateSerializer(SloSerializer):
     team = serializers.SlugField()
     model = serializers.IntegerField(min_value=1, help_text="The registered model's id.")
     name = serializers.CharField(max_length=40)
@@ -159,6 +174,20 @@ class EndpointViewSet(
     @problem_responses(502)
     def teardown(self, request: Request, pk: str) -> Response:
         endpoint = endpoint_services.teardown_endpoint(actor=authenticated(request.user), endpoint=self.get_object())
+        return Response(EndpointSerializer(endpoint).data)
+
+    @extend_schema(request=SloSerializer, responses={200: EndpointSerializer},
+                   summary="Set the endpoint's SLO (both objectives null: no SLO)")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def slo(self, request: Request, pk: str) -> Response:
+        endpoint = self.get_object()
+        data = validated_body(request, SloSerializer)
+        endpoint = endpoint_services.set_endpoint_slo(
+            actor=authenticated(request.user),
+            endpoint=endpoint,
+            availability_percent=data["slo_availability_percent"],
+            latency_ms=data["slo_latency_ms"],
+        )
         return Response(EndpointSerializer(endpoint).data)
 
     @extend_schema(

@@ -1,5 +1,5 @@
-"""Forms of the deployment pages. They check shape only; the plan and analysis contracts are
-`apps/deployments/plan.py` and `analysis/spec.py`, whose errors the views put back on these forms."""
+"""Forms of the deployment pages. They check shape only; the plan, analysis and SLO contracts are
+`apps/deployments/plan.py`, `analysis/spec.py` and `slo.py`, whose errors the views put back on these forms."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from apps.accounts.models import Team
 from apps.core.parsers import loads_bounded
 from apps.deployments.models import Environment, Strategy, TargetKind
+from apps.deployments.slo import DEFAULT_AVAILABILITY_PERCENT, DEFAULT_LATENCY_MS
 from apps.registry.models import Model, ModelVersion
 
 
@@ -34,6 +35,16 @@ class EndpointForm(forms.Form):
     target = forms.ChoiceField(choices=TargetKind.choices, initial=TargetKind.LOCAL)
     environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.PRODUCTION)
     require_approval = forms.BooleanField(required=False, help_text="Each rollout waits for a manager's go.")
+    slo_availability_percent = forms.FloatField(
+        required=False,
+        initial=DEFAULT_AVAILABILITY_PERCENT,
+        label="SLO: availability (%)",
+        help_text="Share of requests promised good: not 5xx and not slower than the latency objective. Leave both "
+        "SLO fields empty for no SLO.",
+    )
+    slo_latency_ms = forms.IntegerField(
+        required=False, initial=DEFAULT_LATENCY_MS, label="SLO: latency (ms)", help_text="Slower counts as bad."
+    )
 
     def __init__(self, *args: Any, teams: QuerySet[Team], models: QuerySet[Model], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -53,7 +64,8 @@ class DeployForm(forms.Form):
     analysis = JSONField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Empty: the default checks (error rate and p95 latency, against SLOs and the stable version).",
+        help_text="Empty: the default checks (error rate and p95 latency, against SLOs and the stable version). "
+        'Declare a drift or quality monitor for the version with e.g. {"monitors": [{"kind": "drift"}]}.',
     )
 
     def __init__(self, *args: Any, versions: QuerySet[ModelVersion], **kwargs: Any) -> None:

@@ -1,15 +1,19 @@
 """Deployment KPIs: success rate, DORA's four keys for model deployments (frequency, lead time, change failure
 rate, time to restore) and the rollback MTTR, from the DORA record each finished deployment leaves
-(`DoraRecord`, written by `services.dora.record_dora`). SLO attainment, error budget and drift-monitor coverage
-answer "no data yet" with the reason: Paved stores no SLO, request counts or monitor declaration per endpoint."""
+(`DoraRecord`, written by `services.dora.record_dora`). SLO attainment and error budget come from the endpoints'
+SLOs and the traffic beat's rollups (`EndpointTraffic`), drift-monitor coverage from the monitors deployment
+policies declare."""
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from apps.dashboards.registry import (
@@ -29,6 +33,7 @@ from apps.dashboards.registry import (
     register,
 )
 from apps.deployments.models import Deployment, DeploymentState, DoraOutcome, DoraRecord, Endpoint, Environment
+from apps.deployments.selectors import EndpointCounts, endpoint_traffic
 
 NO_FINISHED = "no data yet: no deployment finished in this period"
 NO_PRODUCTION_FINISHED = "no data yet: no production deployment finished in this period"
@@ -36,14 +41,6 @@ NO_PRODUCTION_ENDPOINT = "no data yet: no production endpoint in this period"
 NO_LEAD_TIME = "no data yet: no production deployment of a new version succeeded in this period"
 NO_RESTORE = "no data yet: no failed production deployment was followed by a success in this period"
 NO_ROLLBACK = "no data yet: no production rollout was rolled back after a breach in this period"
-NO_SLO = (
-    "no data yet: endpoints declare no SLO (only a rollout's post-promotion watch has an SLO target) and Paved "
-    "keeps no request or error counts per endpoint (HAProxy and CloudWatch are read live during rollouts)"
-)
-NO_DRIFT_MONITOR = (
-    "no data yet: deployment policies declare no drift or quality monitor yet (endpoints and rollouts have no "
-    "such setting)"
-)
 
 # What counts against a deployment: it failed, or it was rolled back (during the canary, after serving 100%, or
 # later by an endpoint rollback, which turns its record into a change failure). Aborted ones are a person
@@ -273,60 +270,168 @@ class RollbackMttr(_Hours):
                 for team_id, endpoint, restored, seconds in rows if seconds is not None]  # fmt: skip
 
 
-class _NoData(Kpi):
-    """Base of the KPIs whose records Paved does not keep yet: every scope answers `reason`."""
-
-    reason: str
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        return Measurement.none(self.reason)
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        return {team_id: Measurement.none(self.reason) for team_id in team_ids}
-
-
 @register
-class SloAttainment(_NoData):
-    """Per endpoint: the share of the period's requests answered within its SLO (not 5xx, within its latency
-    objective), in percent, weighted by requests. Not computed yet: endpoints declare no SLO and Paved keeps no
-    request or error counts per endpoint."""
+class SloAttainment(Kpi):
+    """Per endpoint with an SLO: good requests / requests answered in the period, in percent, where a request is
+    good when it was not answered 5xx and not slower than the endpoint's latency objective (its objective when
+    the traffic beat counted it); a scope's value is weighted by requests (all its endpoints' good requests / all
+    their requests). The traffic beat's hourly rows count in the period their hour starts in; endpoints without
+    an SLO are left out."""
 
     key = "slo_attainment"
     name = "SLO attainment"
     area = Area.DELIVERY
     unit = Unit.PERCENT
-    source = "endpoints (apps/deployments): no SLO or request counts recorded yet"
+    source = "endpoint traffic rollups and SLOs (apps/deployments traffic beat)"
     target = Target(green=99.5, amber=99.0, note="seed: SLO attainment 99.5-99.9%")
     dimensions = ("team", "endpoint")
-    reason = NO_SLO
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        return self._measure(slo_traffic(period=period, team_ids=_team_list(scope)))
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        return _per_team_measurements(self._measure, slo_traffic(period=period, team_ids=list(team_ids)), team_ids)
+
+    def _measure(self, rows: list[EndpointCounts]) -> Measurement:
+        return _traffic_measurement(rows, self.value)
+
+    @staticmethod
+    def value(rows: list[EndpointCounts]) -> float:
+        requests = sum(row.requests for row in rows)
+        return 100.0 * (requests - sum(row.bad for row in rows)) / requests
 
 
 @register
-class ErrorBudgetLeft(_NoData):
-    """Per endpoint: 100 x (1 - errors in the period / the errors its SLO allows over the period's requests), in
-    percent. Not computed yet: endpoints declare no SLO and Paved keeps no request or error counts per
-    endpoint."""
+class ErrorBudgetLeft(Kpi):
+    """Per endpoint with an SLO: 100 x (1 - bad requests / the bad requests its SLO allows), in percent, where the
+    allowance is requests x (1 - availability objective / 100) and bad is 5xx or slower than the latency
+    objective. 100 is untouched, 0 spent exactly; negative means overspent (-100: twice the allowance), floored
+    at -100 so one outage does not flatten the chart. A scope's value is 100 x (1 - its bad requests / its
+    endpoints' allowances summed). Periods and endpoints as for SLO attainment."""
 
     key = "error_budget_left"
     name = "Error budget left"
     area = Area.DELIVERY
     unit = Unit.PERCENT
-    source = "endpoints (apps/deployments): no SLO or request counts recorded yet"
+    source = "endpoint traffic rollups and SLOs (apps/deployments traffic beat)"
     dimensions = ("team", "endpoint")
-    reason = NO_SLO
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        return self._measure(slo_traffic(period=period, team_ids=_team_list(scope)))
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        return _per_team_measurements(self._measure, slo_traffic(period=period, team_ids=list(team_ids)), team_ids)
+
+    def _measure(self, rows: list[EndpointCounts]) -> Measurement:
+        return _traffic_measurement(rows, self.value)
+
+    @staticmethod
+    def value(rows: list[EndpointCounts]) -> float:
+        allowed = sum(row.requests * (1 - (row.objective or 0) / 100) for row in rows)
+        return max(BUDGET_FLOOR, 100.0 * (1 - sum(row.bad for row in rows) / allowed))
 
 
 @register
-class DriftDetectionCoverage(_NoData):
+class DriftDetectionCoverage(Kpi):
     """Production endpoints serving a version whose deployment policy declares a drift or quality monitor /
-    production endpoints serving a version, in percent. Not computed yet: no deployment policy declares such a
-    monitor."""
+    production endpoints serving a version, in percent, as of the period's end. An endpoint serves a version when
+    a deployment onto it succeeded before the period's end and it was not torn down by then (the version is the
+    latest such deployment's); that version's policy is the analysis of its latest successful deployment onto
+    the endpoint that was not an endpoint rollback (a rollback puts the version back under its own policy).
+    Breakdown: 100 or 0 per endpoint."""
 
     key = "drift_detection_coverage"
     name = "Drift detection coverage"
     area = Area.GOVERNANCE
     unit = Unit.PERCENT
-    source = "endpoints and rollouts (apps/deployments): no drift or quality monitor declared yet"
+    source = "endpoints and the monitors their deployments' policies declare (apps/deployments)"
     target = Target(green=80, amber=60, note="seed: drift detection coverage 80-100%")
     dimensions = ("team", "endpoint")
-    reason = NO_DRIFT_MONITOR
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        return self._measure(serving_endpoints(period=period, team_ids=_team_list(scope)))
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        found = serving_endpoints(period=period, team_ids=list(team_ids))
+        return _per_team_measurements(self._measure, found, team_ids)
+
+    def _measure(self, rows: list[ServingEndpoint]) -> Measurement:
+        if not rows:
+            return Measurement.none(NO_SERVING_ENDPOINT)
+        return Measurement(
+            value=100.0 * sum(row.monitored for row in rows) / len(rows),
+            sample=len(rows),
+            breakdown={row.endpoint: 100.0 if row.monitored else 0.0 for row in rows},
+        )
+
+
+# --- Helpers of the SLO, error budget and drift coverage KPIs --------------------------------------------------------
+
+NO_SLO_TRAFFIC = "no data yet: no endpoint with an SLO answered requests in this period"
+NO_SERVING_ENDPOINT = "no data yet: no production endpoint served a version at the end of this period"
+BUDGET_FLOOR = -100.0
+# A deployment policy declares a monitor when its analysis lists one of these kinds (analysis/spec.py validates).
+MONITORED = Q(analysis__monitors__contains=[{"kind": "drift"}]) | Q(analysis__monitors__contains=[{"kind": "quality"}])
+
+
+@dataclass(frozen=True)
+class ServingEndpoint:
+    team_id: int
+    endpoint: str  # "team-slug/endpoint-name", as EndpointCounts.label
+    monitored: bool
+
+
+def _team_list(scope: Scope) -> list[int] | None:
+    return None if scope.teams is None else sorted(scope.teams)
+
+
+def slo_traffic(*, period: Period, team_ids: list[int] | None) -> list[EndpointCounts]:
+    return endpoint_traffic(start=period.start, end=period.end, team_ids=team_ids, slo_only=True)
+
+
+def _traffic_measurement(rows: list[EndpointCounts], value: Callable[[list[EndpointCounts]], float]) -> Measurement:
+    if not rows:
+        return Measurement.none(NO_SLO_TRAFFIC)
+    return Measurement(
+        value=value(rows),
+        sample=sum(row.requests for row in rows),
+        breakdown={row.label: value([row]) for row in rows},
+    )
+
+
+def _per_team_measurements(
+    measure: Callable[[list[Any]], Measurement], rows: list[Any], team_ids: Iterable[int]
+) -> dict[int, Measurement]:
+    """`measure` of each team's share of `rows` (records with a `team_id`)."""
+    per_team: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        per_team[row.team_id].append(row)
+    return {team_id: measure(per_team.get(team_id, [])) for team_id in team_ids}
+
+
+def serving_endpoints(*, period: Period, team_ids: list[int] | None) -> list[ServingEndpoint]:
+    """Production endpoints serving a version at the period's end, each with whether that version's policy
+    declares a monitor: one query (two correlated subqueries)."""
+    end = period.end
+    succeeded = Deployment.objects.filter(endpoint=OuterRef("pk"), state=DeploymentState.SUCCEEDED, finished_at__lt=end)
+    policy = (
+        succeeded.filter(version=OuterRef("serving_version"), reverts__isnull=True)
+        .annotate(monitored=ExpressionWrapper(MONITORED, output_field=BooleanField()))
+        .order_by("-finished_at")
+    )
+    endpoints = Endpoint.objects.filter(
+        Q(torn_down_at__isnull=True) | Q(torn_down_at__gte=end), environment=Environment.PRODUCTION
+    )
+    if team_ids is not None:
+        endpoints = endpoints.filter(team_id__in=team_ids)
+    rows = (
+        endpoints.annotate(serving_version=Subquery(succeeded.order_by("-finished_at").values("version_id")[:1]))
+        .filter(serving_version__isnull=False)
+        .annotate(monitored=Subquery(policy.values("monitored")[:1]))
+        .order_by("team__slug", "name")
+        .values_list("team_id", "team__slug", "name", "monitored")
+    )
+    return [
+        ServingEndpoint(team_id=team_id, endpoint=f"{slug}/{name}", monitored=bool(monitored))
+        for team_id, slug, name, monitored in rows
+    ]

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.models import BaseModel
+from apps.deployments.slo import Slo
 
 
 class TargetKind(models.TextChoices):
@@ -22,6 +23,11 @@ class TargetKind(models.TextChoices):
 class Environment(models.TextChoices):
     PRODUCTION = "production", "Production"
     STAGING = "staging", "Staging"
+
+
+def target_name(team_slug: str, name: str) -> str:
+    """An endpoint's name on its target (and in its `paved:endpoint` tag), unique across teams."""
+    return f"{team_slug}-{name}"[:63]
 
 
 class Endpoint(BaseModel):
@@ -46,6 +52,13 @@ class Endpoint(BaseModel):
     url = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     torn_down_at = models.DateTimeField(null=True, blank=True)
+    # The endpoint's SLO (apps/deployments/slo.py validates it): both set, or both empty for none.
+    slo_availability_percent = models.FloatField(
+        null=True, blank=True, help_text="Share of requests promised good (not 5xx, not slow), e.g. 99.5."
+    )
+    slo_latency_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A request slower than this counts against the SLO."
+    )
 
     class Meta:
         ordering = ["team_id", "name"]
@@ -56,8 +69,41 @@ class Endpoint(BaseModel):
 
     @property
     def target_name(self) -> str:
-        """The endpoint's name on the target, unique across teams."""
-        return f"{self.team.slug}-{self.name}"[:63]
+        return target_name(self.team.slug, self.name)
+
+    @property
+    def slo(self) -> Slo | None:
+        if self.slo_availability_percent is None or self.slo_latency_ms is None:
+            return None
+        return Slo(availability_percent=self.slo_availability_percent, latency_ms=self.slo_latency_ms)
+
+
+class EndpointTraffic(models.Model):
+    """What an endpoint answered in one hour (`start`, on the hour, UTC): the traffic beat
+    (`services.traffic.record_traffic`) reads the target's counters every few minutes and adds what each pass read
+    to the hour it read it in. `slow` are answers that were not 5xx but slower than the endpoint's latency
+    objective at the time (0 without an SLO). `read_at` and `counters` are the latest reading folded in (the
+    cumulative counters of HAProxy's exporter; empty for CloudWatch's windowed sums): the next pass counts from
+    there. An endpoint's first pass only takes that reading (an hour with no requests yet)."""
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="traffic_hours")
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    start = models.DateTimeField(help_text="The hour, on the hour.")
+    read_at = models.DateTimeField(help_text="The latest reading added to this hour.")
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0, help_text="Answered 5xx.")
+    slow = models.PositiveBigIntegerField(default=0, help_text="Not 5xx, slower than the latency objective.")
+    counters = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["endpoint_id", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "start"], name="deployments_traffic_one_row_per_hour")
+        ]
+        indexes = [models.Index(fields=["start"], name="deployments_traffic_start")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id}: {self.requests} requests in the hour of {self.start:%Y-%m-%d %H:00}"
 
 
 class Strategy(models.TextChoices):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Prefetch, QuerySet, Sum
 
 from apps.accounts.permissions import AnyUser, restrict
 from apps.deployments.models import (
@@ -12,8 +15,10 @@ from apps.deployments.models import (
     DeploymentState,
     DoraRecord,
     Endpoint,
+    EndpointTraffic,
     Experiment,
     Measurement,
+    target_name,
 )
 
 
@@ -67,3 +72,59 @@ def experiments_for(user: AnyUser) -> QuerySet[Experiment]:
     return restrict(
         Experiment.objects.select_related("team", "endpoint", "version_a", "version_b", "started_by"), user, "view"
     ).order_by("-created_at")
+
+
+@dataclass(frozen=True)
+class EndpointCounts:
+    """One endpoint's answers over a time range, with its availability objective (None: no SLO)."""
+
+    team_id: int
+    team_slug: str
+    name: str
+    objective: float | None
+    requests: int
+    errors: int
+    slow: int
+
+    @property
+    def label(self) -> str:
+        """How KPI breakdowns name it: endpoint names are unique only within a team."""
+        return f"{self.team_slug}/{self.name}"
+
+    @property
+    def bad(self) -> int:
+        return self.errors + self.slow
+
+    @property
+    def target_name(self) -> str:
+        return target_name(self.team_slug, self.name)
+
+
+def endpoint_traffic(
+    *, start: datetime, end: datetime, team_ids: list[int] | None, slo_only: bool = False
+) -> list[EndpointCounts]:
+    """Per endpoint that answered requests, its hourly traffic rows whose hour starts in [start, end) summed;
+    `slo_only`: endpoints that declare an SLO. One grouped query."""
+    rows = EndpointTraffic.objects.filter(start__gte=start, start__lt=end)
+    if slo_only:
+        rows = rows.filter(endpoint__slo_availability_percent__isnull=False)
+    if team_ids is not None:
+        rows = rows.filter(team_id__in=team_ids)
+    grouped = (
+        rows.values("team_id", "endpoint__team__slug", "endpoint__name", "endpoint__slo_availability_percent")
+        .annotate(requests=Sum("requests"), errors=Sum("errors"), slow=Sum("slow"))
+        .filter(requests__gt=0)
+        .order_by("endpoint__team__slug", "endpoint__name")
+    )
+    return [
+        EndpointCounts(
+            team_id=row["team_id"],
+            team_slug=row["endpoint__team__slug"],
+            name=row["endpoint__name"],
+            objective=row["endpoint__slo_availability_percent"],
+            requests=row["requests"],
+            errors=row["errors"],
+            slow=row["slow"],
+        )
+        for row in grouped
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.core.tasks import task
-from apps.deployments.services import experiments, rollouts
+from apps.deployments.services import experiments, rollouts, traffic
 from apps.deployments.targets.local import supervise_all
 
 
@@ -31,3 +31,8 @@ def evaluate_experiments() -> None:
 @task(ignore_result=True)
 def supervise_model_servers() -> None:
     supervise_all()
+
+
+@task(ignore_result=True)
+def record_endpoint_traffic() -> None:
+    traffic.record_traffic()

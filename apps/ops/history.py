@@ -15,6 +15,7 @@ slugs and usernames start with `hist-`, line ids with `hist-`.
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import random
 import time
@@ -40,6 +41,8 @@ INSTANCE_TYPES = [  # (type, GPUs a node, USD an hour a node, weight)
     ("g6.2xlarge", 1, "0.978", 3),
     ("p4d.24xlarge", 8, "32.773", 1),
 ]
+# The policy of seven rollouts in ten: a drift monitor (the drift detection coverage KPI counts it).
+MONITORED_ANALYSIS = {"monitors": [{"kind": "drift", "name": "feature-drift", "threshold": 0.2}]}
 WORKSPACE_SERVICES = [
     ("AmazonEC2", "m6i.large", "BoxUsage"),
     ("AmazonEBS", "", "EBS:VolumeUsage.gp3"),
@@ -226,6 +229,8 @@ class History:
         self.workspaces: list[WorkspaceRef] = []
         self.clusters: list[ClusterRef] = []
         self.spend: dict[int, Decimal] = defaultdict(Decimal)  # team pk -> cost line total
+        # endpoint pk -> (team pk, target name, when its first rollout succeeded)
+        self.serving: dict[int, tuple[int, str, datetime]] = {}
 
     # --- time ---------------------------------------------------------------------------------------------------
 
@@ -676,6 +681,7 @@ class History:
             Endpoint,
             Environment,
             Strategy,
+            target_name,
         )
         from apps.registry.models import Framework, Model, ModelVersion
 
@@ -704,8 +710,11 @@ class History:
                     environment=Environment.PRODUCTION,
                     created_at=self.start,
                     updated_at=self.start,
+                    # Most endpoints keep the default SLO, every fourth promises 99.9%, every tenth declares none.
+                    slo_availability_percent=None if k % 10 == 9 else 99.9 if k % 4 == 0 else 99.5,
+                    slo_latency_ms=None if k % 10 == 9 else 300 if k % 4 == 0 else 500,
                 )
-                for m in registered
+                for k, m in enumerate(registered)
             ],
         )
         outcomes = [
@@ -741,6 +750,7 @@ class History:
         )
         rollouts, records = [], []
         at_version = 0
+        slugs = {team.pk: team.slug for team in self.teams}
         for _model, endpoint, times in plans:
             stable = None
             for _ in times:
@@ -768,6 +778,7 @@ class History:
                         baseline_version=stable,
                         strategy=Strategy.CANARY if self.rng.random() < 0.8 else Strategy.BLUE_GREEN,
                         steps=[{"weight": 10, "bake_seconds": 600}, {"weight": 50, "bake_seconds": 600}],
+                        analysis=MONITORED_ANALYSIS if at_version % 10 < 7 else {},
                         state=state,
                         requested_by_id=version.registered_by_id,
                         started_at=started,
@@ -783,6 +794,9 @@ class History:
                 records.append((outcome, version, requested, promoted, breach, restored, finished))
                 if outcome == DeploymentState.SUCCEEDED:
                     stable = version
+                    self.serving.setdefault(
+                        endpoint.pk, (endpoint.team_id, target_name(slugs[endpoint.team_id], endpoint.name), finished)
+                    )
             endpoint.stable_version = stable
         made = bulk(Deployment, rollouts)
         dora = {
@@ -965,6 +979,50 @@ class History:
                     n += 1
         return n
 
+    def build_endpoint_traffic(self) -> int:
+        """Each production endpoint's hourly traffic rollups from its first successful rollout to the year's end
+        (busier by day, growing; errors and slow answers mostly well inside a 99.5% SLO, with an incident hour now
+        and then), and a day's SageMaker hosting line per endpoint tagged `paved:endpoint` (the cost per 1k
+        inferences reads both). Written with COPY; its own random stream, so the other builders' draws are the
+        same with or without it."""
+        from apps.costs.models import CostLineItem
+        from apps.deployments.models import EndpointTraffic
+
+        rng = random.Random(f"{self.seed}-traffic")  # noqa: S311 - reproducible data, not secrets
+        columns = ["endpoint_id", "team_id", "start", "read_at", "requests", "errors", "slow", "counters"]
+        n = 0
+        with self._line_writer(EndpointTraffic, columns) as write:
+            for endpoint_id, (team_id, _, since) in sorted(self.serving.items()):
+                base = _lognormal(rng, 2000, 1.0, 50_000)
+                hour = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+                while hour < self.end:
+                    grown = 0.5 + (hour - self.start) / (self.end - self.start)
+                    daily = 0.4 + 0.6 * math.sin(math.pi * hour.hour / 24)
+                    requests = max(0, round(base * grown * daily * rng.uniform(0.8, 1.2)))
+                    incident = rng.random() < 0.002
+                    errors = round(requests * (rng.uniform(0.02, 0.2) if incident else rng.uniform(0, 0.002)))
+                    slow = round((requests - errors) * rng.uniform(0, 0.003))
+                    write((endpoint_id, team_id, hour, hour + timedelta(minutes=55), requests, errors, slow, "{}"))
+                    hour += timedelta(hours=1)
+                    n += 1
+        line_columns = ["source", "line_id", "billing_period", "usage_start", "usage_end", "payer_account",
+                        "usage_account", "product_code", "usage_type", "operation", "line_item_type", "usage_amount",
+                        "pricing_unit", "unblended_cost", "net_cost", "currency", "resource_id", "tags",
+                        "instance_type", "team_id"]  # fmt: skip
+        with self._line_writer(CostLineItem, line_columns) as write:
+            for endpoint_id, (team_id, target, since) in sorted(self.serving.items()):
+                cost = Decimal(str(round(rng.uniform(20, 120), 4)))  # an ml.* instance or two, a day
+                day = since.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+                while day < self.end:
+                    self.spend[team_id] += cost
+                    write(("metering", f"{PREFIX}{self.seed}-endpoint-{endpoint_id}-{day:%Y%m%d}",
+                           day.date().replace(day=1), day, day + timedelta(days=1), "", "", "AmazonSageMaker",
+                           "Host:ml.m5.large", "", "Usage", 24, "Hrs", cost, cost, "USD", f"endpoint/{target}",
+                           json.dumps({"paved:endpoint": target}), "", team_id))  # fmt: skip
+                    day += timedelta(days=1)
+                    n += 1
+        return n
+
     @contextmanager
     def _line_writer(
         self, model: type[models.Model], columns: list[str]
@@ -977,9 +1035,12 @@ class History:
             return
         pending: list[models.Model] = []
 
+        json_columns = [c for c in columns if isinstance(model._meta.get_field(c), models.JSONField)]
+
         def write(row: tuple[Any, ...]) -> None:
             values = dict(zip(columns, row, strict=True))
-            values["tags"] = {}
+            for column in json_columns:
+                values[column] = json.loads(values[column])
             pending.append(model(**values))
             if len(pending) >= BATCH:
                 model.objects.bulk_create(pending)  # type: ignore[attr-defined]
@@ -1120,6 +1181,7 @@ def generate(
         ),
         ("survey prompts and answers", lambda: history.build_survey(sizes.prompts)),
         ("cost line items (COPY)", lambda: history.build_cost_lines(sizes.cost_lines)),
+        ("endpoint traffic and hosting lines (COPY)", history.build_endpoint_traffic),
         ("cost rollups (rebuild_days)", history.rebuild_cost_rollups),
         ("budgets", history.build_budgets),
         ("ANALYZE (tables)", history.analyze),

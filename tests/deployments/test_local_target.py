@@ -18,7 +18,7 @@ from apps.deployments.metrics.base import MetricName
 from apps.deployments.metrics.haproxy import HAProxyMetrics
 from apps.deployments.targets.base import EndpointRef, VariantSpec
 from apps.deployments.targets.local import LocalTarget, alive, stop, stop_all, supervise_all
-from tests.deployments.local_serving import predict
+from tests.deployments.local_serving import RequestLog, predict
 from tests.waiting import wait_for
 
 REF = EndpointRef(name="vision-iris")
@@ -28,40 +28,6 @@ def _spec(name: str, artifact: Path, **parameters: float) -> VariantSpec:
     return VariantSpec(
         name=name, model_name="iris", version=name.lstrip("v"), artifact_uri=f"file://{artifact}", parameters=parameters
     )
-
-
-class RequestLog:
-    """HAProxy's request log as this test sent to it: it counts what it sent and waits until that many lines
-    are logged (HAProxy writes a request's line after the client has its answer, so the last few trail), then
-    hands back the lines of the latest batch. Counting lines, not comparing clocks: HAProxy stamps a request
-    with its own cached clock, which may read a few milliseconds behind this process's."""
-
-    def __init__(self, target: LocalTarget) -> None:
-        self.target = target
-        self.sent = 0
-
-    def lines(self) -> list[list[str]]:
-        return [line.split() for line in self.target.log_path.read_text().splitlines() if line[:1].isdigit()]
-
-    def send(self, url: str, count: int, caller: str | None = None) -> Counter[int]:
-        self.sent += count
-        return Counter(predict(url, "iris", caller=caller)[0] for _ in range(count))
-
-    def batch(self, count: int) -> list[list[str]]:
-        """The lines of the last `count` requests sent, once every request sent is logged."""
-
-        def all_logged() -> list[list[str]] | None:
-            found = self.lines()
-            return found if len(found) >= self.sent else None
-
-        lines = wait_for(
-            all_logged, timeout=5, message=lambda: f"{self.sent} logged requests (saw {len(self.lines())})"
-        )
-        assert len(lines) == self.sent, (len(lines), self.sent)
-        return lines[len(lines) - count :]
-
-    def served_by(self, count: int) -> Counter[str]:
-        return Counter(parts[1] for parts in self.batch(count))
 
 
 def test_weights_change_without_a_reload_and_callers_stay_put(serving_root: Path, demo_models: dict[str, Path]) -> None:

@@ -14,13 +14,22 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db.models import Sum
 from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.costs.services.budgets import create_budget
-from apps.deployments.models import Deployment, DeploymentState, DoraOutcome, Endpoint, MeasurementPhase
+from apps.deployments.models import (
+    Deployment,
+    DeploymentState,
+    DoraOutcome,
+    Endpoint,
+    EndpointTraffic,
+    MeasurementPhase,
+)
 from apps.deployments.services import rollouts
 from apps.deployments.services.endpoints import create_endpoint
+from apps.deployments.services.traffic import record_traffic
 from apps.registry.models import ModelVersion
 from tests.costs.budget_helpers import Receiver, webhook_receiver
 from tests.deployments.traffic import Behaviour, send_traffic
@@ -257,3 +266,30 @@ def test_a_cloud_error_mid_step_is_recorded_and_the_deployment_says_where_traffi
     assert errors == [f"SageMaker endpoint {serving.target_name} does not exist."] * 2
     serving.refresh_from_db()
     assert serving.traffic == {}  # what the cloud says now, not the split the engine last set
+
+
+def test_the_traffic_beat_reads_cloudwatch_windows_after_they_settle(
+    serving: Endpoint, sagemaker_client: Any, cloudwatch_client: Any
+) -> None:
+    """The first pass takes the baseline reading; the next reads [it, now - 2 min) into that moment's hour: 40
+    requests, a quarter 5xx, every good one slower than the default 500 ms objective (what CloudWatch publishes
+    late is read a pass later)."""
+    now = timezone.now()
+    assert record_traffic(now=now) == 1
+    baseline = EndpointTraffic.objects.get(endpoint=serving)
+    assert (baseline.start, baseline.read_at, baseline.requests) == (
+        now.replace(minute=0, second=0, microsecond=0),
+        now - timedelta(minutes=2),
+        0,
+    )
+    written = send_traffic(
+        sagemaker=sagemaker_client, cloudwatch=cloudwatch_client, endpoint=serving.target_name, requests=40,
+        start=baseline.read_at, end=baseline.read_at + timedelta(seconds=40),
+        behaviour={"v1": Behaviour(fail_share=0.25, latency_ms=600)},
+    )  # fmt: skip
+    assert record_traffic(now=now + timedelta(minutes=1)) == 1
+    latest = EndpointTraffic.objects.filter(endpoint=serving).latest("start")
+    assert latest.read_at == now - timedelta(minutes=1)
+    totals = EndpointTraffic.objects.filter(endpoint=serving).aggregate(Sum("requests"), Sum("errors"), Sum("slow"))
+    assert list(totals.values()) == [40, written.errors["v1"], 40 - written.errors["v1"]]  # one hour, or two
+    assert written.errors["v1"] == 10

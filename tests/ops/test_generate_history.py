@@ -18,7 +18,7 @@ from apps.clusters.models import Cluster, GpuRollup, Node
 from apps.costs.models import Budget, CostDaily, CostLineItem, CostOwnerMonthly
 from apps.dashboards.models import KpiSnapshot
 from apps.dashboards.registry import all_kpis
-from apps.deployments.models import Deployment, DoraRecord, Endpoint
+from apps.deployments.models import Deployment, DoraRecord, Endpoint, EndpointTraffic
 from apps.feedback.models import SurveyPrompt
 from apps.runs.models import Run, Workspace
 from apps.training.models import TrainingJob
@@ -26,7 +26,7 @@ from apps.training.models import TrainingJob
 pytestmark = pytest.mark.django_db
 ARGS = ["--teams", "3", "--scale", "0.0005", "--seed", "7", "--end", "2026-03-31"]
 KINDS: list[Any] = [Team, Workspace, Run, AuditEvent, Cluster, Node, GpuRollup, TrainingJob, Endpoint, Deployment,
-                    DoraRecord, SurveyPrompt, CostLineItem, CostDaily, CostOwnerMonthly, Budget]  # fmt: skip
+                    DoraRecord, EndpointTraffic, SurveyPrompt, CostLineItem, CostDaily, CostOwnerMonthly, Budget]  # fmt: skip
 
 
 class _Undo(Exception):
@@ -48,6 +48,7 @@ def _fingerprint() -> dict[str, Any]:
         "deployment states": Counter(Deployment.objects.values_list("state", flat=True)),
         "run times": sorted(Run.objects.values_list("created_at", "finished_at")),
         "spend": sorted(CostLineItem.objects.values_list("usage_start", "net_cost", "product_code")),
+        "traffic": sorted(EndpointTraffic.objects.values_list("start", "requests", "errors", "slow")),
     }
 
 
@@ -82,7 +83,8 @@ def test_it_makes_every_kind_of_record_and_then_every_kpis_snapshot() -> None:
         )
     )
     for key in ("run_success_rate", "training_success_rate", "deployment_success_rate", "spend_total",
-                "gpu_utilization_efficiency", "monthly_active_users", "csat"):  # fmt: skip
+                "gpu_utilization_efficiency", "monthly_active_users", "csat", "slo_attainment", "error_budget_left",
+                "drift_detection_coverage", "cost_per_1k_inferences"):  # fmt: skip
         assert key in valued, f"{key} has no value over the generated year"
 
 

@@ -7,13 +7,17 @@
                  "failure_limit": 0, "inconclusive_limit": 1,
                  "baseline": {"kind": "two_proportion", "alpha": 0.05, "min_samples": 50}}],
      "post_promotion": {"seconds": 120, "slo_target": 0.99, "burn_rate_factor": 14.4,
-                        "long_seconds": 3600, "short_seconds": 300, "interval_seconds": 10}}
+                        "long_seconds": 3600, "short_seconds": 300, "interval_seconds": 10},
+     "monitors": [{"kind": "drift", "name": "feature-drift", "threshold": 0.2}]}
 
 The semantics follow Argo Rollouts' AnalysisTemplate run in the background of each canary step: each check is
 measured `count` times, `interval_seconds` apart, from the moment the step's weight is set (during its bake, and
 after it if the bake is shorter); it fails once more than `failure_limit` measurements failed (at once, even
 mid-bake) and is inconclusive once more than `inconclusive_limit` were inconclusive or errored. A step passes
-when its bake is over and every check succeeded."""
+when its bake is over and every check succeeded.
+
+`monitors` declare what watches the version once it serves (a drift or a quality monitor, run by the team's own
+tooling): Paved does not run them, it records the declaration, which the drift detection coverage KPI counts."""
 
 from __future__ import annotations
 
@@ -49,6 +53,9 @@ POST_PROMOTION_KEYS = frozenset(
     {"seconds", "slo_target", "burn_rate_factor", "long_seconds", "short_seconds", "interval_seconds"}
 )
 MAX_CHECKS = 10
+MONITOR_KINDS = ("drift", "quality")
+MONITOR_KEYS = frozenset({"kind", "name", "threshold"})
+MAX_MONITORS = 10
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,16 @@ class MetricCheck:
 
 
 @dataclass(frozen=True)
+class Monitor:
+    kind: str  # one of MONITOR_KINDS
+    name: str
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
 class AnalysisSpec:
     checks: tuple[MetricCheck, ...]
+    monitors: tuple[Monitor, ...] = ()
     post_promotion_seconds: int = DEFAULT_POST_PROMOTION_SECONDS
     slo_target: float = DEFAULT_SLO_TARGET
     burn_rate_factor: float = DEFAULT_BURN_RATE_FACTOR
@@ -217,10 +232,35 @@ def _check(raw: Any, index: int) -> MetricCheck:
     )
 
 
+def _monitor(raw: Any, index: int) -> Monitor:
+    field = f"analysis.monitors[{index}]"
+    reader = _Reader(raw, field)
+    reader.unknown(MONITOR_KEYS)
+    kind = raw.get("kind")
+    if kind not in MONITOR_KINDS:
+        raise InvalidDeployment(f"kind is one of {', '.join(MONITOR_KINDS)}.", field=f"{field}.kind")
+    name = raw.get("name", kind)
+    if not isinstance(name, str) or not 0 < len(name) <= 60:
+        raise InvalidDeployment("A monitor's name is 1 to 60 characters.", field=f"{field}.name")
+    threshold = reader.number("threshold", 0.0, 0.0, 1e12) if raw.get("threshold") is not None else None
+    return Monitor(kind=kind, name=name, threshold=threshold)
+
+
+def _monitors(raw: Any) -> tuple[Monitor, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_MONITORS:
+        raise InvalidDeployment(f"monitors is a list of at most {MAX_MONITORS}.", field="analysis.monitors")
+    monitors = tuple(_monitor(item, index) for index, item in enumerate(raw))
+    if len({monitor.name for monitor in monitors}) != len(monitors):
+        raise InvalidDeployment("Monitor names must differ.", field="analysis.monitors")
+    return monitors
+
+
 def parse_analysis(config: Mapping[str, Any]) -> AnalysisSpec:
     """The one validator of a deployment's analysis config (API, form, catalog, engine)."""
     root = _Reader(config, "analysis")
-    root.unknown(frozenset({"checks", "post_promotion"}))
+    root.unknown(frozenset({"checks", "post_promotion", "monitors"}))
     if "checks" in config:
         raw_checks = config["checks"]
         if not isinstance(raw_checks, list) or len(raw_checks) > MAX_CHECKS:
@@ -240,6 +280,7 @@ def parse_analysis(config: Mapping[str, Any]) -> AnalysisSpec:
         raise InvalidDeployment("short_seconds is at most long_seconds.", field="analysis.post_promotion.short_seconds")
     return AnalysisSpec(
         checks=checks,
+        monitors=_monitors(config.get("monitors")),
         post_promotion_seconds=post.integer("seconds", DEFAULT_POST_PROMOTION_SECONDS, 0, 86_400),
         slo_target=slo,
         burn_rate_factor=post.number("burn_rate_factor", DEFAULT_BURN_RATE_FACTOR, 1.0, 1000.0),

@@ -11,15 +11,15 @@ docs/deployments-sagemaker.md."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from apps.deployments import aws
 from apps.deployments.errors import MetricsUnavailable
-from apps.deployments.metrics.base import MetricName, MetricResult, MetricsProvider
+from apps.deployments.metrics.base import MetricName, MetricResult, MetricsProvider, TrafficCounts
 from apps.deployments.targets.base import EndpointRef
 from apps.deployments.targets.sagemaker import resource_name
 
@@ -60,6 +60,8 @@ def expand(points: Sequence[Point]) -> tuple[float, ...]:
 class CloudWatchMetrics(MetricsProvider):
     """Read-only CloudWatch queries for one SageMaker endpoint; its name is the SageMaker target's name for it."""
 
+    settle = timedelta(seconds=2 * COUNT_PERIOD)
+
     def __init__(self, endpoint: EndpointRef) -> None:
         super().__init__(endpoint)
         # One attempt: a refused or failed query is an inconclusive measurement, and the engine measures again.
@@ -96,6 +98,44 @@ class CloudWatchMetrics(MetricsProvider):
         if not requests or errors is None:
             return MetricResult(value=None, count=int(requests or 0))
         return MetricResult(value=errors / requests, count=int(requests))
+
+    def traffic(
+        self,
+        *,
+        variants: Sequence[str],
+        start: datetime | None,
+        end: datetime,
+        previous: Mapping[str, Any],
+        slow_seconds: float | None,
+    ) -> TrafficCounts:
+        """CloudWatch keeps windowed sums, not running counters: each variant's `Invocations` and
+        `Invocation5XXErrors` over [start, end), and as slow the requests behind each raw `ModelLatency` point
+        whose mean is over the objective, less that point's 5xx (a point is one second of the variant: the finest
+        CloudWatch has)."""
+        if start is None or start >= end:
+            return TrafficCounts()
+        requests = errors = slow = 0
+        for variant in variants:
+            counted = self.query(variant=variant, metric=MetricName.ERRORS, start=start, end=end)
+            requests += counted.count
+            errors += int(counted.value or 0)
+            if slow_seconds is not None:
+                raw = self._fetch(
+                    [
+                        self._stat("mean", variant, "ModelLatency", "Average", RAW_PERIOD),
+                        self._stat("samples", variant, "ModelLatency", "SampleCount", RAW_PERIOD),
+                        self._stat("errors", variant, "Invocation5XXErrors", "Sum", RAW_PERIOD),
+                    ],
+                    start=start,
+                    end=end,
+                )
+                samples, failed = dict(raw.get("samples", [])), dict(raw.get("errors", []))
+                slow += sum(
+                    max(0, int(samples.get(at, 0)) - int(failed.get(at, 0)))
+                    for at, mean in raw.get("mean", [])
+                    if mean / MICROSECONDS > slow_seconds
+                )
+        return TrafficCounts(requests=requests, errors=errors, slow=min(slow, max(0, requests - errors)))
 
     def _latency(self, *, variant: str, start: datetime, end: datetime, percentile: float | None) -> MetricResult:
         raw = [

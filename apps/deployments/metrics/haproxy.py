@@ -5,7 +5,10 @@
 - HAProxy's per-request log (one line per request: accept time in ms, server, status, response times), which
   `query` reads for a window: the exporter has only running totals and averages over the last 1024 requests,
   while the analysis needs counts over [now - interval, now) and every latency for percentiles and the
-  Mann-Whitney comparison. Only the last SERVING_LOG_TAIL_BYTES of the log are read."""
+  Mann-Whitney comparison. Only the last SERVING_LOG_TAIL_BYTES of the log are read.
+
+The traffic rollup (`traffic`) takes requests and 5xx from the exporter's counters, which survive a trimmed log,
+and the slow answers from the log."""
 
 from __future__ import annotations
 
@@ -13,13 +16,16 @@ import math
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
 from apps.deployments.errors import MetricsUnavailable
-from apps.deployments.metrics.base import MetricName, MetricResult, MetricsProvider
+from apps.deployments.metrics.base import MetricName, MetricResult, MetricsProvider, TrafficCounts
 from apps.deployments.targets.base import EndpointRef
 from apps.deployments.targets.local import BACKEND, LocalTarget
 
@@ -51,6 +57,21 @@ def read_requests(path: Path, *, tail_bytes: int) -> list[tuple[float, str, int,
         except ValueError:
             continue  # HAProxy's own notices share the stream
     return found
+
+
+def increase(previous: Mapping[str, Any], reading: ExporterReading) -> dict[str, dict[str, int]]:
+    """Answers per server and status class since the `previous` reading ({"started", "totals"}). A counter that
+    went down, or a HAProxy that started again in between, was reset: its increase is its whole value now (what
+    it counted before the reset, after the previous reading, is lost), never a negative count. Prometheus'
+    `increase()` treats resets the same way."""
+    restarted = previous.get("started") != reading.started
+    before: Mapping[str, Mapping[str, int]] = {} if restarted else previous.get("totals") or {}
+    grown: dict[str, dict[str, int]] = {}
+    for server, codes in reading.totals.items():
+        old = before.get(server, {})
+        grown[server] = {code: value - old.get(code, 0) if value >= old.get(code, 0) else value
+                         for code, value in codes.items()}  # fmt: skip
+    return grown
 
 
 class HAProxyMetrics(MetricsProvider):
@@ -89,8 +110,49 @@ class HAProxyMetrics(MetricsProvider):
         value = nearest_rank(latencies, percentile) if percentile else sum(latencies) / requests
         return MetricResult(value=value, count=requests, samples=tuple(latencies))
 
+    def traffic(
+        self,
+        *,
+        variants: Sequence[str],
+        start: datetime | None,
+        end: datetime,
+        previous: Mapping[str, Any],
+        slow_seconds: float | None,
+    ) -> TrafficCounts:
+        """Requests and 5xx from the exporter's counters (the increase since `previous`), slow answers from the
+        request log's lines in [start, end). Every server counts, whatever `variants` says: the counters are the
+        backend's."""
+        if not self.target.haproxy_running():
+            raise MetricsUnavailable(f"HAProxy of {self.endpoint.name} is not running.")
+        reading = self.counters()
+        saved = {"started": reading.started, "totals": reading.totals}
+        if start is None:
+            return TrafficCounts(counters=saved)
+        grown = increase(previous, reading)
+        slow = 0
+        if slow_seconds is not None:
+            low, high = start.timestamp(), end.timestamp()
+            slow = sum(
+                1
+                for at, _, status, seconds in read_requests(
+                    self.target.log_path, tail_bytes=settings.SERVING_LOG_TAIL_BYTES
+                )
+                if low <= at < high and status < 500 and seconds > slow_seconds
+            )
+        return TrafficCounts(
+            requests=sum(sum(codes.values()) for codes in grown.values()),
+            errors=sum(codes.get("5xx", 0) for codes in grown.values()),
+            slow=slow,
+            counters=saved,
+        )
+
     def exporter_totals(self) -> dict[str, dict[str, int]]:
         """server -> status class ("2xx", "5xx", ...) -> answers since HAProxy started."""
+        return self.counters().totals
+
+    def counters(self) -> ExporterReading:
+        """The exporter's cumulative answers per server and status class, with when this HAProxy process started
+        (a restart zeroes every counter: the traffic pass needs to know)."""
         port = self.target.ports().get("exporter")
         if not port:
             raise MetricsUnavailable(f"{self.endpoint.name} has no HAProxy exporter.")
@@ -100,10 +162,19 @@ class HAProxyMetrics(MetricsProvider):
         except (OSError, urllib.error.URLError) as exc:
             raise MetricsUnavailable(f"HAProxy's exporter did not answer: {exc}") from exc
         totals: dict[str, dict[str, int]] = defaultdict(dict)
+        started = None
         for line in text.splitlines():
+            if line.startswith("haproxy_process_start_time_seconds "):
+                started = float(line.rpartition(" ")[2])
             if not line.startswith("haproxy_server_http_responses_total{") or f'proxy="{BACKEND}"' not in line:
                 continue
             labels, _, value = line.rpartition(" ")
             fields = dict(part.split("=", 1) for part in labels[labels.index("{") + 1 : -1].split(","))
             totals[fields["server"].strip('"')][fields["code"].strip('"')] = int(float(value))
-        return dict(totals)
+        return ExporterReading(started=started, totals=dict(totals))
+
+
+@dataclass(frozen=True)
+class ExporterReading:
+    started: float | None  # epoch seconds the HAProxy process started (its exporter says)
+    totals: dict[str, dict[str, int]]  # server -> status class -> answers since then

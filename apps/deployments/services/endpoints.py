@@ -1,5 +1,6 @@
-"""Endpoints: create one for a registered model, and tear it down (every variant on the target, then the row
-says so). An endpoint with a rollout in flight cannot be torn down: abort the rollout first."""
+"""Endpoints: create one for a registered model (with its SLO: the defaults unless told otherwise), change its SLO,
+and tear it down (every variant on the target, then the row says so). An endpoint with a rollout in flight cannot
+be torn down: abort the rollout first."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from apps.core.names import name_problem
 from apps.deployments.errors import EndpointBusy, InvalidDeployment
 from apps.deployments.models import ACTIVE_DEPLOYMENT_STATES, Endpoint, Environment, TargetKind
 from apps.deployments.services.backends import target_for
+from apps.deployments.slo import DEFAULT_AVAILABILITY_PERCENT, DEFAULT_LATENCY_MS, Slo, parse_slo
 from apps.registry.models import Model
 
 SAGEMAKER_CONFIG_KEYS = frozenset({"image_uri", "instance_type", "instance_count", "execution_role_arn"})
@@ -47,6 +49,8 @@ def create_endpoint(
     region: str = "",
     config: Mapping[str, Any] | None = None,
     require_approval: bool = False,
+    slo_availability_percent: float | None = DEFAULT_AVAILABILITY_PERCENT,
+    slo_latency_ms: int | None = DEFAULT_LATENCY_MS,
 ) -> Endpoint:
     require(actor, "deployment.operate", team, message="Only members of the team create its endpoints.")
     if model.team_id != team.pk:
@@ -58,6 +62,7 @@ def create_endpoint(
         raise InvalidDeployment(f"Target is one of {', '.join(TargetKind.values)}.", field="target")
     if environment not in Environment.values:
         raise InvalidDeployment(f"Environment is one of {', '.join(Environment.values)}.", field="environment")
+    slo = parse_slo(availability_percent=slo_availability_percent, latency_ms=slo_latency_ms)
     try:
         with transaction.atomic():
             endpoint = Endpoint.objects.create(
@@ -70,6 +75,7 @@ def create_endpoint(
                 config=_config(target, config),
                 require_approval=require_approval,
                 created_by=actor,
+                **_slo_fields(slo),
             )
     except IntegrityError as exc:
         raise InvalidDeployment(f"Your team already has an endpoint named {name}.", field="name") from exc
@@ -78,8 +84,30 @@ def create_endpoint(
         team=team,
         verb="endpoint.created",
         target=endpoint,
-        data={"model": model.name, "target": target, "environment": environment},
+        data={"model": model.name, "target": target, "environment": environment, "slo": _slo_fields(slo)},
     )
+    return endpoint
+
+
+def _slo_fields(slo: Slo | None) -> dict[str, Any]:
+    return {
+        "slo_availability_percent": slo.availability_percent if slo else None,
+        "slo_latency_ms": slo.latency_ms if slo else None,
+    }
+
+
+def set_endpoint_slo(
+    *, actor: User, endpoint: Endpoint, availability_percent: float | None, latency_ms: int | None
+) -> Endpoint:
+    """Declare, change or (both None) drop the endpoint's SLO. Traffic already recorded keeps the slow count the
+    objective of its time gave it."""
+    require(actor, "deployment.operate", endpoint, message="Only members of the team change its endpoints' SLO.")
+    fields = _slo_fields(parse_slo(availability_percent=availability_percent, latency_ms=latency_ms))
+    before = {"slo_availability_percent": endpoint.slo_availability_percent, "slo_latency_ms": endpoint.slo_latency_ms}
+    Endpoint.objects.filter(pk=endpoint.pk).update(**fields, updated_at=timezone.now())
+    endpoint.refresh_from_db()
+    record(actor=actor, team=endpoint.team, verb="endpoint.slo_changed", target=endpoint,
+           data={"before": before, "after": fields})  # fmt: skip
     return endpoint
 
 

@@ -113,5 +113,15 @@ class Command(BaseCommand):
         for version in versions:
             approve_version(actor=manager, version=version)
         if not Endpoint.objects.filter(team=team, name="iris").exists():
-            endpoint = create_endpoint(actor=alice, team=team, model=model, name="iris")
-            start_deployment(actor=alice, endpoint=endpoint, version=versions[0], reason="Demo: first version")
+            # An SLO and a drift monitor, so the SLO, error budget and drift coverage KPIs have numbers once the
+            # traffic beat has read some predictions (`manage.py send_predictions iris`).
+            endpoint = create_endpoint(
+                actor=alice, team=team, model=model, name="iris", slo_availability_percent=99.5, slo_latency_ms=300
+            )
+            start_deployment(
+                actor=alice,
+                endpoint=endpoint,
+                version=versions[0],
+                reason="Demo: first version",
+                analysis={"monitors": [{"kind": "drift", "name": "feature-drift", "threshold": 0.2}]},
+            )
