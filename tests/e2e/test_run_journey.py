@@ -158,7 +158,9 @@ def test_alice_follows_her_sandbox_live_from_launch_to_destroy(
 
     page.click(f".crumbs a[href='/workspaces/{workspace.pk}/']")
     expect(page.locator("[data-testid=workspace-status]")).to_have_text("Destroyed")
-    expect(page.locator("[data-testid=outputs]")).to_contain_text("No outputs yet")
+    # A destroyed workspace shows how it ended, not live-looking outputs.
+    expect(page.locator("[data-testid=outputs]")).to_have_count(0)
+    expect(page.locator("[data-testid=ending]")).to_contain_text("Destroyed")
     expect(page.locator("[data-testid=destroy]")).to_have_count(0)
     assert Workspace.objects.get(pk=workspace.pk).status == WorkspaceStatus.DESTROYED
     screenshot("run-journey-08-workspace-destroyed")
