@@ -23,7 +23,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 .PHONY: FORCE run install serving test lint typecheck audit pytest services chromium bench load fuzz clean vendor-chartjs
 
 # "3.13" for an interpreter (or a venv's python) that runs, nothing otherwise.
-minor_version = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+minor_version = $(if $(1),$(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
 # FORCE when the venv's Python is not the chosen one's version (or the venv's interpreter is gone): rebuild it.
 stale_venv = $(if $(filter $(call minor_version,$(2)),$(call minor_version,$(1)/bin/python)),,FORCE)
 # Checks that $(1) is a Python from 3.11 to 3.$(3), says which one is used, and makes a fresh venv $(2) with it.
