@@ -1,6 +1,16 @@
 # Paved: `make run` serves the portal with demo data; `make test` runs the whole suite. See README.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The newest Python from 3.13 down to 3.11 that actually runs (a pyenv shim for a version not selected is on PATH
+# but fails); `make run PYTHON=python3.11` picks another. MLServer 1.7.1 supports only up to 3.12, so the serving venv
+# has its own pick (SERVING_PYTHON). A venv made by another Python version than its pick is rebuilt.
+supported = -c 'import sys; sys.exit(not (3, 11) <= sys.version_info < (3, $(1)))'
+pick_python = $(shell for p in $(2); do $$p $(call supported,$(1)) >/dev/null 2>&1 && { echo $$p; break; }; done)
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(call pick_python,14,python3.13 python3.12 python3.11)
+endif
+ifeq ($(origin SERVING_PYTHON),undefined)
+SERVING_PYTHON := $(call pick_python,13,python3.12 python3.11)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
@@ -10,11 +20,23 @@ export PORT
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/paved
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run install serving test lint typecheck audit pytest services chromium bench load fuzz clean vendor-chartjs
+.PHONY: FORCE run install serving test lint typecheck audit pytest services chromium bench load fuzz clean vendor-chartjs
 
-$(BIN)/.installed: pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+# "3.13" for an interpreter (or a venv's python) that runs, nothing otherwise.
+minor_version = $(if $(1),$(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+# FORCE when the venv's Python is not the chosen one's version (or the venv's interpreter is gone): rebuild it.
+stale_venv = $(if $(filter $(call minor_version,$(2)),$(call minor_version,$(1)/bin/python)),,FORCE)
+# Checks that $(1) is a Python from 3.11 to 3.$(3), says which one is used, and makes a fresh venv $(2) with it.
+define make_venv
+	@[ -n "$(1)" ] || { echo "error: no Python 3.11-3.$(3) that runs found on PATH; install one or pass $(4)=..."; exit 1; }
+	@$(1) $(call supported,$(shell echo $$(($(3) + 1)))) 2>/dev/null \
+		|| { echo "error: $(4)=$(1) is not a Python 3.11-3.$(3) that runs"; exit 1; }
+	@echo "Using $(1) ($$($(1) --version 2>&1)) for $(2)"
+	$(1) -m venv --clear $(2)
+endef
+
+$(BIN)/.installed: pyproject.toml $(call stale_venv,$(VENV),$(PYTHON))
+	$(call make_venv,$(PYTHON),$(VENV),13,PYTHON)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
@@ -24,8 +46,8 @@ install: $(BIN)/.installed
 # The local deployment target's model servers: MLServer in a venv of its own (528 MB, kept out of the portal's),
 # and the demo scikit-learn model it serves (var/models/iris/, written by apps/deployments/serving/).
 SERVING_VENV := .venv-serving
-$(SERVING_VENV)/.installed: apps/deployments/serving/requirements.txt
-	$(PYTHON) -m venv $(SERVING_VENV)
+$(SERVING_VENV)/.installed: apps/deployments/serving/requirements.txt $(call stale_venv,$(SERVING_VENV),$(SERVING_PYTHON))
+	$(call make_venv,$(SERVING_PYTHON),$(SERVING_VENV),12,SERVING_PYTHON)
 	$(SERVING_VENV)/bin/pip install -q --upgrade pip
 	$(SERVING_VENV)/bin/pip install -q -r apps/deployments/serving/requirements.txt
 	touch $@
@@ -54,6 +76,7 @@ run: install serving
 	@echo "  Paved: http://127.0.0.1:$(PORT)  (web + worker + beat; Ctrl-C stops all)"
 	@echo "  Database: $${DATABASE_URL:-SQLite in var/paved.sqlite3}   Broker: $${REDIS_URL:-SQLite (server-less) in var/}"
 	@echo "  Cloud: $${AWS_ENDPOINT_URL:-AWS (your credentials)}"
+	@echo "  Python: $$($(BIN)/python --version) ($(VENV)), model servers: $$($(SERVING_VENV)/bin/python --version)"
 	@echo
 	@DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_stack --port $(PORT) || [ $$? -eq 130 ]
 
@@ -103,3 +126,5 @@ clean:
 
 vendor-chartjs:
 	scripts/vendor-chartjs.sh
+
+FORCE:
