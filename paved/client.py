@@ -387,9 +387,11 @@ class Paved:
     # --- approvals --------------------------------------------------------------------------------------------
 
     def approvals(self, *, limit: int | None = 50) -> list[JSON]:
-        """What waits for an approval in your teams: runs and rollouts, each tagged with its `kind`."""
-        runs = [{"kind": "run", **run} for run in self.runs(state="awaiting_approval", limit=limit)]
-        rollouts = [{"kind": "deployment", **d} for d in self.deployments(state="awaiting_approval", limit=limit)]
+        """What waits for an approval in your teams: runs and rollouts, each tagged with `approval_for` ("run" or
+        "deployment"; a run keeps its own `kind`, apply or destroy)."""
+        runs = [{**run, "approval_for": "run"} for run in self.runs(state="awaiting_approval", limit=limit)]
+        waiting = self.deployments(state="awaiting_approval", limit=limit)
+        rollouts = [{**deployment, "approval_for": "deployment"} for deployment in waiting]
         return runs + rollouts
 
     def approve(self, item_id: int, *, kind: str = "run", comment: str = "") -> JSON:
