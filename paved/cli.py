@@ -192,7 +192,7 @@ RUN_COLUMNS = ["id", "workspace", "team", "kind", "state", "template", "created_
 WORKSPACE_COLUMNS = ["id", "name", "team", "template", "version", "status", "expires_at", "estimated_hourly_cost"]
 CLUSTER_COLUMNS = ["id", "name", "team", "instance_type", "node_count", "state", "hourly_price", "cost_so_far"]
 JOB_COLUMNS = ["id", "team", "owner", "cluster_name", "gpus", "state", "state_reason", "submitted_at"]
-APPROVAL_COLUMNS = ["kind", "id", "team", "state", "template", "workspace", "created_by", "estimated_hourly_cost"]
+APPROVAL_COLUMNS = ["approval_for", "id", "kind", "team", "state", "template", "workspace", "created_by"]
 MODEL_COLUMNS = ["id", "name", "team", "version_count", "aliases", "created_by"]
 DEPLOYMENT_COLUMNS = ["id", "team", "endpoint", "model", "version", "strategy", "state", "created_at"]
 KPI_COLUMNS = ["key", "name", "area", "value", "unit", "status", "no_data"]
@@ -312,7 +312,7 @@ def cmd_workspaces(args: argparse.Namespace, client: Paved) -> int:
 
 def cmd_clusters(args: argparse.Namespace, client: Paved) -> int:
     if args.action == "list":
-        found = client.clusters(state=args.state, limit=args.limit)
+        found = client.clusters(state=args.state, search=args.search, limit=args.limit)
         return show(args, found, lambda: table(found, CLUSTER_COLUMNS, title="Clusters"))
     if args.action == "request":
         if not (args.name and args.instance_type):
@@ -348,7 +348,7 @@ def cmd_approvals(args: argparse.Namespace, client: Paved) -> int:
 
 def cmd_jobs(args: argparse.Namespace, client: Paved) -> int:
     if args.action == "list":
-        found = client.jobs(state=args.state, limit=args.limit)
+        found = client.jobs(state=args.state, cluster=args.cluster, limit=args.limit)
         return show(args, found, lambda: table(found, JOB_COLUMNS, title="Training jobs"))
     if args.action == "submit":
         command = list(args.rest)
@@ -358,7 +358,8 @@ def cmd_jobs(args: argparse.Namespace, client: Paved) -> int:
             image=args.image, command=command, gpus_per_node=args.gpus, max_run_minutes=args.minutes, team=args.team,
             node_count=args.nodes, cluster=args.cluster, framework=args.framework,
             environment=parse_mapping(args.env, typed=False), hyperparameters=parse_mapping(args.hp, typed=True),
-            dataset_uri=args.dataset_uri, output_uri=args.output_uri,
+            dataset_uri=args.dataset_uri, output_uri=args.output_uri, new_cluster=args.new_cluster,
+            cluster_template=args.cluster_template, cluster_template_version=args.cluster_template_version,
         )  # fmt: skip
         return show(args, job, lambda: out.print(f"Training job #{job['id']}: {job['state']} ({job['state_reason']})"))
     job_id = need_id(args, "jobs")
@@ -374,8 +375,15 @@ def cmd_jobs(args: argparse.Namespace, client: Paved) -> int:
 
 def cmd_costs(args: argparse.Namespace, client: Paved) -> int:
     if args.estimates:
-        data = client.cost_estimates(group_by=args.group_by, start=args.start, end=args.end, team=args.team)
-        return show(args, data, lambda: details(data, title="Estimates vs actuals"))
+        rows = client.cost_estimates(group_by=args.group_by, start=args.start, end=args.end, team=args.team)
+        shown = [
+            {"kind": row["kind"], "id": row["id"], "name": row["label"], "hours": row["hours"],
+             **{key: money(row[key]) for key in ("hourly", "estimate", "actual", "error")},
+             "error_percent": row["error_percent"]}
+            for row in rows
+        ]  # fmt: skip
+        columns = ["kind", "id", "name", "hourly", "hours", "estimate", "actual", "error", "error_percent"]
+        return show(args, rows, lambda: table(shown, columns, title="Estimates vs actuals"))
     data = client.costs(group_by=args.group_by, start=args.start, end=args.end, team=args.team)
 
     def render() -> None:
@@ -500,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     clusters.add_argument("--max-hours", type=int)
     clusters.add_argument("--team")
     clusters.add_argument("--state")
+    clusters.add_argument("--search", help="list: name or instance type contains")
     clusters.add_argument("--confirm", metavar="NAME", help="terminate: the cluster's name")
     clusters.add_argument("--yes", action="store_true", help="terminate without typing the name")
     clusters.add_argument("--limit", type=int, default=50)
@@ -520,7 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--gpus", type=int, help="GPUs per node")
     jobs.add_argument("--minutes", type=int, help="maximum run time")
     jobs.add_argument("--nodes", type=int, default=1)
-    jobs.add_argument("--cluster", type=int)
+    jobs.add_argument("--cluster", type=int, help="submit: one of your team's clusters; list: only its jobs")
+    jobs.add_argument("--new-cluster", metavar="INSTANCE_TYPE", help="submit: on a cluster made for the job")
+    jobs.add_argument("--cluster-template", metavar="SLUG", help="submit: the new cluster's gpu_cluster template")
+    jobs.add_argument("--cluster-template-version", metavar="VERSION", help="default: its newest published")
     jobs.add_argument("--framework", default="pytorch")
     jobs.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE")
     jobs.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter (JSON-typed)")
@@ -533,8 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     costs = command("costs", "spend by team, template, workspace, user, instance type or service", cmd_costs)
     costs.add_argument("--group-by", default="team",
                        choices=["team", "template", "workspace", "user", "instance_type", "service"])  # fmt: skip
-    costs.add_argument("--start", help="YYYY-MM-DD")
-    costs.add_argument("--end", help="YYYY-MM-DD")
+    costs.add_argument("--start", help="YYYY-MM-DD, the first day (default: this month's first)")
+    costs.add_argument("--end", help="YYYY-MM-DD, the day after the last (default: the next month's first)")
     costs.add_argument("--team")
     costs.add_argument("--estimates", action="store_true", help="estimate vs actual of each workspace and cluster")
 

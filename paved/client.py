@@ -387,9 +387,11 @@ class Paved:
     # --- approvals --------------------------------------------------------------------------------------------
 
     def approvals(self, *, limit: int | None = 50) -> list[JSON]:
-        """What waits for an approval in your teams: runs and rollouts, each tagged with its `kind`."""
-        runs = [{"kind": "run", **run} for run in self.runs(state="awaiting_approval", limit=limit)]
-        rollouts = [{"kind": "deployment", **d} for d in self.deployments(state="awaiting_approval", limit=limit)]
+        """What waits for an approval in your teams: runs and rollouts, each tagged with `approval_for` ("run" or
+        "deployment"; a run keeps its own `kind`, apply or destroy)."""
+        runs = [{**run, "approval_for": "run"} for run in self.runs(state="awaiting_approval", limit=limit)]
+        waiting = self.deployments(state="awaiting_approval", limit=limit)
+        rollouts = [{**deployment, "approval_for": "deployment"} for deployment in waiting]
         return runs + rollouts
 
     def approve(self, item_id: int, *, kind: str = "run", comment: str = "") -> JSON:
@@ -406,8 +408,8 @@ class Paved:
 
     # --- training jobs ----------------------------------------------------------------------------------------
 
-    def jobs(self, *, state: str | None = None, limit: int | None = 50) -> list[JSON]:
-        return self._list("training-jobs/", {"state": state}, limit=limit)
+    def jobs(self, *, state: str | None = None, cluster: int | None = None, limit: int | None = 50) -> list[JSON]:
+        return self._list("training-jobs/", {"state": state, "cluster": cluster}, limit=limit)
 
     def job(self, job_id: int) -> JSON:
         return dict(self._request("GET", f"training-jobs/{job_id}/"))
@@ -428,8 +430,18 @@ class Paved:
         dataset_uri: str = "",
         output_uri: str = "",
         max_retries: int = 0,
+        new_cluster: str | None = None,
+        cluster_template: str | None = None,
+        cluster_template_version: str | None = None,
     ) -> JSON:
-        """Submit a training job to one of the team's clusters (`cluster`, or any that fits)."""
+        """Submit a training job to one of the team's clusters (`cluster`, or any that fits), or, with
+        `new_cluster` (an instance type), to a cluster made for it and terminated when it ends; that cluster takes
+        the settings of the gpu_cluster template `cluster_template` (its latest published version unless
+        `cluster_template_version`) when one is named."""
+        if (cluster_template or cluster_template_version) and not new_cluster:
+            raise local_error(
+                "new_cluster_required", "A cluster template needs a new cluster", "Name its instance type too."
+            )
         body = {
             "team": team or self.default_team(), "image": image, "command": list(command),
             "gpus_per_node": gpus_per_node, "max_run_minutes": max_run_minutes, "node_count": node_count,
@@ -437,6 +449,11 @@ class Paved:
             "hyperparameters": dict(hyperparameters or {}), "dataset_uri": dataset_uri, "output_uri": output_uri,
             "max_retries": max_retries,
         }  # fmt: skip
+        if new_cluster:
+            body["new_cluster"] = {
+                "instance_type": new_cluster, "template": cluster_template or "",
+                "version": cluster_template_version or "",
+            }  # fmt: skip
         return dict(self._request("POST", "training-jobs/", json=body))
 
     def cancel_job(self, job_id: int) -> JSON:
@@ -465,9 +482,9 @@ class Paved:
 
     def cost_estimates(
         self, *, group_by: str = "team", start: str | None = None, end: str | None = None, team: str | None = None
-    ) -> JSON:
-        """Estimate vs actual to date of each workspace and cluster that spent in the range."""
-        return dict(self._request("GET", "costs/estimates", params=_range(group_by, start, end, team)))
+    ) -> list[JSON]:
+        """Estimate vs actual to date of each workspace and cluster that spent in the range (a plain list)."""
+        return list(self._request("GET", "costs/estimates", params=_range(group_by, start, end, team)))
 
     def budgets(self, *, limit: int | None = 50) -> list[JSON]:
         return self._list("costs/budgets/", limit=limit)

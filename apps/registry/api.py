@@ -110,6 +110,7 @@ class ModelViewSet(
     lookup_value_regex = r"\d+"
     ordering_fields = ["name", "created_at"]
     filterset_fields = ["name"]
+    search_fields = ["name", "description"]
 
     def get_queryset(self) -> QuerySet[Model]:
         return selectors.models_for(self.request.user).prefetch_related("aliases__version")

@@ -5,57 +5,21 @@ and the same calls made from Python with the client."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 
-from apps.accounts.services import create_api_token
 from apps.runs.models import Run, RunState, Workspace, WorkspaceStatus
 from paved.client import Paved, PavedError
+from tests.cli.running import as_user, paved
 from tests.factories import PASSWORD, RunFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "sandbox-experiment"
-CLI_TIMEOUT = 120
-
-
-@pytest.fixture
-def catalog(transactional_db: None) -> None:
-    call_command("sync_templates", stdout=io.StringIO())
-
-
-@pytest.fixture
-def token(alice: Any) -> str:
-    return create_api_token(actor=alice, name="cli-tests")[1]
-
-
-def paved(*argv: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI; the environment is the caller's only (no PAVED_* leaks in from the machine)."""
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("PAVED_")}
-    return subprocess.run(
-        [sys.executable, "-m", "paved", *argv],
-        cwd=ROOT,
-        env={**clean, **env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
-
-
-def as_user(live_server: Any, token: str, tmp_path: Path) -> dict[str, str]:
-    return {"PAVED_URL": live_server.url, "PAVED_TOKEN": token, "XDG_CONFIG_HOME": str(tmp_path / "config")}
 
 
 def test_login_stores_a_token_readable_by_the_user_only_and_later_commands_use_it(
