@@ -252,7 +252,9 @@ def test_a_job_waiting_for_its_cluster_is_cancelled_from_the_cli(
     assert cancelled["state"] == JobState.CANCELLED
     saved = TrainingJob.objects.get(pk=job["id"])
     assert saved.state == JobState.CANCELLED
-    assert verbs(saved) == ["training_job.submitted", "training_job.cancelled"]
+    found = verbs(saved)  # the worker's scheduling pass may have looked at it first: it waited either way
+    assert (found[0], found[-1]) == ("training_job.submitted", "training_job.cancelled")
+    assert set(found) <= {"training_job.submitted", "training_job.scheduling", "training_job.cancelled"}
     assert again.startswith("Error: ")
 
 
