@@ -3,15 +3,12 @@ teams and templates (labelled "Any ..." when empty, never `---------`); the API 
 
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 from django import forms
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.accounts.models import Team
-from apps.accounts.selectors import teams_for
+from apps.accounts.filters import my_teams, team_choice
 from apps.catalog.models import Template
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 
@@ -39,27 +36,17 @@ class RunFilterSet(django_filters.FilterSet):
         fields = ["q", "team", "workspace", "state", "kind"]
 
 
-def _my_teams(request: HttpRequest | None) -> QuerySet[Team]:
-    return teams_for(request.user).order_by("name") if request is not None else Team.objects.none()
-
-
 def _my_templates(request: HttpRequest | None) -> QuerySet[Template]:
     """Templates the user's teams have workspaces of (the only ones a filter could find)."""
     return (
-        Template.objects.filter(versions__workspaces__team__in=_my_teams(request)).distinct().order_by("name")
+        Template.objects.filter(versions__workspaces__team__in=my_teams(request)).distinct().order_by("name")
         if request is not None
         else Template.objects.none()
     )
 
 
-def _team_choice() -> Any:
-    return django_filters.ModelChoiceFilter(
-        field_name="team", to_field_name="slug", queryset=_my_teams, empty_label="Any of my teams", label="Team"
-    )
-
-
 class WorkspacePageFilterSet(WorkspaceFilterSet):
-    team = _team_choice()
+    team = team_choice()
     template = django_filters.ModelChoiceFilter(
         field_name="template_version__template",
         to_field_name="slug",
@@ -70,5 +57,5 @@ class WorkspacePageFilterSet(WorkspaceFilterSet):
 
 
 class RunPageFilterSet(RunFilterSet):
-    team = _team_choice()
+    team = team_choice()
     workspace = django_filters.NumberFilter(field_name="workspace_id", widget=forms.HiddenInput)
