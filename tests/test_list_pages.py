@@ -16,6 +16,7 @@ from apps.costs.models import Budget, Guardrail, SharedCostRule, SplitMethod
 from apps.deployments.models import Deployment, DeploymentState, Environment
 from apps.training.models import JobState
 from tests.factories import (
+    AuditEventFactory,
     EndpointFactory,
     JobDefinitionFactory,
     ModelVersionFactory,
@@ -265,3 +266,23 @@ def test_shared_rules_keep_filters_in_pagination(client: Client, admin: Any) -> 
     second = table(client.get("/costs/shared-rules/?active=true&page=2").content.decode(), "shared-rules-table")
     assert "Rule 50" in second
     assert "Dormant" not in second
+
+
+# --- audit ----------------------------------------------------------------------------------------------------
+
+
+def test_audit_page_labels_its_empty_choices_and_keeps_filters_in_pagination(
+    client: Client, vision: Team, nlp: Team, mark: Any
+) -> None:
+    for _ in range(MORE_THAN_A_PAGE):
+        AuditEventFactory(team=vision, verb="run.created", actor_label="alice")
+    AuditEventFactory(team=nlp, verb="run.created", actor_label="alice")
+    client.force_login(mark)
+
+    html = client.get("/audit/?team=vision").content.decode()
+
+    assert "---------" not in html
+    assert '<option value="">Any of my teams</option>' in html
+    assert '<option value="">Any verb</option>' in html
+    assert 'href="?team=vision&page=2"' in html
+    assert [event.team for event in client.get("/audit/?team=vision&page=2").context["page"]] == [vision]
