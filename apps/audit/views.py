@@ -4,7 +4,6 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
@@ -18,8 +17,7 @@ from apps.audit.selectors import audit_events_for, exportable_teams_for, verbs_f
 from apps.audit.targets import with_targets
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
-
-PAGE_SIZE = 50
+from apps.core.lists import list_page
 
 
 def _without_page(request: HttpRequest) -> str:
@@ -35,7 +33,7 @@ def _require_overseer(request: HttpRequest) -> None:
 
 def _list_context(request: HttpRequest, evidence_form: EvidenceExportForm | None = None) -> dict[str, Any]:
     filterset = AuditEventFilterSet(request.GET or None, queryset=audit_events_for(request.user))
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = list_page(request, filterset.qs)
     if evidence_form is None and exportable_teams_for(request.user).exists():
         evidence_form = EvidenceExportForm(user=request.user)
     return {

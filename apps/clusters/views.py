@@ -15,7 +15,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -35,9 +34,9 @@ from apps.clusters.services.limits import EXTENDABLE_STATES, extend_cluster
 from apps.core.durations import format_duration
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
+from apps.core.lists import list_page
 from apps.costs.selectors import cluster_cost
 
-PAGE_SIZE = 50
 # The detail page polls while the cluster may still change on its own (a worker or the idle check moves it).
 POLLING_STATES = frozenset(
     {
@@ -79,7 +78,7 @@ def cluster_list_view(request: HttpRequest) -> HttpResponse:
     if not show_all:
         clusters = clusters.exclude(state=ClusterState.TERMINATED)
     filterset = ClusterFilterSet(request.GET or None, queryset=clusters)
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = list_page(request, filterset.qs)
     now = timezone.now()
     glance = _utilization_at_a_glance(selectors.latest_gpu_samples(cluster.pk for cluster in page))
     rows = [

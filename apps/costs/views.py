@@ -25,8 +25,11 @@ from apps.accounts.models import OVERSIGHT_ROLES, Team
 from apps.accounts.permissions import can, is_platform_admin, team_ids_for
 from apps.accounts.selectors import authenticated
 from apps.core.errors import ApplicationError, InvalidQuery, add_to_form
+from apps.core.lists import list_page
+from apps.core.query import harden
 from apps.costs import selectors
 from apps.costs.api import ExplorerQuerySerializer, explore_for
+from apps.costs.filters import BudgetPageFilterSet, SharedRulePageFilterSet
 from apps.costs.forms import BudgetForm, ReconciliationForm, SharedCostRuleForm, WasteForm
 from apps.costs.models import Budget, CostAlert, SharedCostRule
 from apps.costs.selectors import (
@@ -197,7 +200,9 @@ def _require_rule_admin(request: HttpRequest) -> None:
 
 
 def _rules_page(request: HttpRequest, form: SharedCostRuleForm, status: int = 200) -> HttpResponse:
-    context = {"rules": shared_rules_for(request.user), "form": form}
+    filterset = SharedRulePageFilterSet(request.GET or None, queryset=shared_rules_for(request.user))
+    harden(filterset)
+    context = {"filterset": filterset, "page": list_page(request, filterset.qs), "form": form}
     return render(request, "costs/shared_rules.html", context, status=status)
 
 
@@ -348,8 +353,11 @@ def budgets_view(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Budget {budget.name} created.")
                 return redirect("costs:budgets")
         status = 422
+    budgets = selectors.budgets_for(request.user)
+    filterset = BudgetPageFilterSet(request.GET or None, queryset=budgets, request=request)
+    page = list_page(request, filterset.qs)
     rows = []
-    for budget in selectors.budgets_for(request.user):
+    for budget in page:
         budget_status = selectors.budget_status(budget=budget, now=now)
         rows.append(
             {
@@ -363,6 +371,8 @@ def budgets_view(request: HttpRequest) -> HttpResponse:
             }
         )
     context = {
+        "filterset": filterset,
+        "page": page,
         "rows": rows,
         "form": form if teams.exists() else None,
         "alerts": selectors.open_alerts_for(request.user),

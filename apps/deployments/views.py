@@ -17,7 +17,9 @@ from apps.accounts.selectors import authenticated, default_team_for, teams_for
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
+from apps.core.lists import list_page
 from apps.deployments import selectors
+from apps.deployments.filters import EndpointPageFilterSet
 from apps.deployments.forms import DeployForm, EndpointForm, ExperimentForm
 from apps.deployments.models import (
     ALLOWED_DEPLOYMENT_TRANSITIONS,
@@ -83,9 +85,15 @@ def deployment_list_view(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Endpoint {endpoint.name} created; deploy a version to it.")
                 return redirect("deployments:endpoint", endpoint_id=endpoint.pk)
         status = 422
+    live = selectors.endpoints_for(request.user).filter(torn_down_at=None)
+    filterset = EndpointPageFilterSet(request.GET or None, queryset=live, request=request)
+    deployments = selectors.deployments_for(request.user)
+    if filterset.is_bound:  # the rollouts of the endpoints the filters keep
+        deployments = deployments.filter(endpoint__in=filterset.qs)
     context = {
-        "endpoints": selectors.endpoints_for(request.user).filter(torn_down_at=None),
-        "deployments": selectors.deployments_for(request.user)[:RECENT],
+        "filterset": filterset,
+        "page": list_page(request, filterset.qs),
+        "deployments": deployments[:RECENT],
         "form": form,
     }
     return render(request, "deployments/list.html", context, status=status)

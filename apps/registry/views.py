@@ -15,7 +15,9 @@ from apps.accounts.permissions import can
 from apps.accounts.selectors import authenticated, default_team_for, teams_for
 from apps.accounts.services import CURRENT_TEAM_SESSION_KEY
 from apps.core.errors import ApplicationError, add_to_form
+from apps.core.lists import list_page
 from apps.registry import selectors, services
+from apps.registry.filters import ModelPageFilterSet
 from apps.registry.forms import AliasForm, ModelForm, VersionForm
 from apps.registry.models import Model, VersionStatus
 
@@ -49,7 +51,8 @@ def model_list_view(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Model {model.name} registered; register its first version next.")
                 return redirect("registry:detail", model_id=model.pk)
         status = 422
-    context = {"models": selectors.models_for(request.user), "form": form}
+    filterset = ModelPageFilterSet(request.GET or None, queryset=selectors.models_for(request.user), request=request)
+    context = {"filterset": filterset, "page": list_page(request, filterset.qs), "form": form}
     return render(request, "registry/model_list.html", context, status=status)
 
 

@@ -7,11 +7,9 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.accounts.models import Team
-from apps.accounts.selectors import teams_for
+from apps.accounts.filters import my_teams, team_choice
 from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
 
 
@@ -38,17 +36,13 @@ class RunFilterSet(django_filters.FilterSet):
         fields = ["q", "team", "workspace", "state", "kind"]
 
 
-def _my_teams(request: HttpRequest | None) -> QuerySet[Team]:
-    return teams_for(request.user).order_by("name") if request is not None else Team.objects.none()
-
-
 def _my_templates(request: HttpRequest | None) -> list[tuple[str, str]]:
     """(slug, name) of the templates the user's teams have workspaces of (the only ones a filter could find),
     read through the workspaces: the run engine does not import the catalog."""
     if request is None:
         return []
     rows = (
-        Workspace.objects.filter(team__in=_my_teams(request))
+        Workspace.objects.filter(team__in=my_teams(request))
         .values_list("template_version__template__slug", "template_version__template__name")
         .distinct()
         .order_by("template_version__template__name")
@@ -56,14 +50,8 @@ def _my_templates(request: HttpRequest | None) -> list[tuple[str, str]]:
     return list(rows)
 
 
-def _team_choice() -> Any:
-    return django_filters.ModelChoiceFilter(
-        field_name="team", to_field_name="slug", queryset=_my_teams, empty_label="Any of my teams", label="Team"
-    )
-
-
 class WorkspacePageFilterSet(WorkspaceFilterSet):
-    team = _team_choice()
+    team = team_choice()
     template = django_filters.ChoiceFilter(
         field_name="template_version__template__slug", choices=[], empty_label="Any template", label="Template"
     )
@@ -74,5 +62,5 @@ class WorkspacePageFilterSet(WorkspaceFilterSet):
 
 
 class RunPageFilterSet(RunFilterSet):
-    team = _team_choice()
+    team = team_choice()
     workspace = django_filters.NumberFilter(field_name="workspace_id", widget=forms.HiddenInput)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -16,13 +15,13 @@ from apps.accounts.permissions import can
 from apps.accounts.selectors import authenticated
 from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
+from apps.core.lists import list_page
 from apps.costs.selectors import workspace_cost
 from apps.runs import selectors, services
 from apps.runs.filters import RunPageFilterSet, WorkspacePageFilterSet
 from apps.runs.models import Run, RunKind, RunLogChunk, Workspace
 from apps.runs.services.logs import iter_log_text
 
-PAGE_SIZE = 50
 # The workspace page's run buttons: action -> (run kind, reason shown on the run).
 WORKSPACE_RUNS = {
     "plan": (RunKind.PLAN, "Speculative plan requested: nothing is applied."),
@@ -48,7 +47,7 @@ def _run_or_404(request: HttpRequest, run_id: int) -> Run:
 def workspace_list_view(request: HttpRequest) -> HttpResponse:
     listed = selectors.listed_workspaces_for(request.user, status=request.GET.get("status"))
     filterset = WorkspacePageFilterSet(request.GET or None, queryset=listed, request=request)
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = list_page(request, filterset.qs)
     template = "runs/partials/workspace_table.html" if htmx_partial(request) else "runs/workspace_list.html"
     return render(request, template, {"filterset": filterset, "page": page})
 
@@ -74,7 +73,7 @@ def workspace_detail_view(request: HttpRequest, workspace_id: int) -> HttpRespon
 @login_required
 def run_list_view(request: HttpRequest) -> HttpResponse:
     filterset = RunPageFilterSet(request.GET or None, queryset=selectors.runs_for(request.user), request=request)
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = list_page(request, filterset.qs)
     if htmx_partial(request):
         return render(request, "runs/partials/run_table.html", {"filterset": filterset, "page": page})
     approvals = selectors.approvals_waiting_for(request.user)

@@ -16,16 +16,17 @@ from apps.accounts.permissions import can
 from apps.accounts.selectors import authenticated
 from apps.core.errors import ApplicationError
 from apps.core.htmx import htmx_partial
+from apps.core.lists import list_page
+from apps.core.query import harden
 from apps.registry.models import Framework as ModelFramework
 from apps.registry.selectors import model_names
 from apps.tracking import selectors as tracking
 from apps.training import selectors
+from apps.training.filters import JobDefinitionPageFilterSet, TrainingJobPageFilterSet
 from apps.training.models import ENDED_JOB_STATES, ConcurrencyPolicy, Framework, JobDefinition, JobState, TrainingJob
 from apps.training.services import definitions
 from apps.training.services.jobs import cancel_job
 from apps.training.services.outputs import MODEL_FRAMEWORK, register_job_output
-
-RECENT = 100
 
 
 def _job_or_404(request: HttpRequest, job_id: int) -> TrainingJob:
@@ -37,8 +38,10 @@ def _job_or_404(request: HttpRequest, job_id: int) -> TrainingJob:
 
 @login_required
 def job_list_view(request: HttpRequest) -> HttpResponse:
-    jobs = selectors.jobs_for(request.user).order_by("-submitted_at", "-pk")[:RECENT]
-    return render(request, "training/list.html", {"jobs": jobs})
+    jobs = selectors.jobs_for(request.user).order_by("-submitted_at", "-pk")
+    filterset = TrainingJobPageFilterSet(request.GET or None, queryset=jobs, request=request)
+    harden(filterset)
+    return render(request, "training/list.html", {"filterset": filterset, "page": list_page(request, filterset.qs)})
 
 
 @login_required
@@ -167,8 +170,12 @@ def _definition_or_404(request: HttpRequest, definition_id: int) -> JobDefinitio
 
 @login_required
 def definition_list_view(request: HttpRequest) -> HttpResponse:
-    rows = [(d, selectors.last_fire(d)) for d in selectors.definitions_for(request.user).order_by("team", "name")]
-    return render(request, "training/definitions.html", {"rows": rows})
+    definitions = selectors.definitions_for(request.user).order_by("team", "name")
+    filterset = JobDefinitionPageFilterSet(request.GET or None, queryset=definitions, request=request)
+    harden(filterset)
+    page = list_page(request, filterset.qs)
+    rows = [(definition, selectors.last_fire(definition)) for definition in page]
+    return render(request, "training/definitions.html", {"filterset": filterset, "page": page, "rows": rows})
 
 
 @login_required
