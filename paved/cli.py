@@ -286,6 +286,14 @@ def cmd_runs(args: argparse.Namespace, client: Paved) -> int:
     return run_exit(run, args)
 
 
+def confirmed(args: argparse.Namespace, name_of: Callable[[], str], warning: str) -> str:
+    """The name that confirms a destructive action: `--confirm NAME`, or the object's own name with `--yes`."""
+    confirm = (args.confirm or name_of()) if args.yes else args.confirm
+    if not confirm:
+        raise UsageError(f"{warning}: confirm with --confirm NAME (or --yes).")
+    return str(confirm)
+
+
 def cmd_workspaces(args: argparse.Namespace, client: Paved) -> int:
     if args.action == "list":
         found = client.workspaces(status=args.status, search=args.search, limit=args.limit)
@@ -301,9 +309,8 @@ def cmd_workspaces(args: argparse.Namespace, client: Paved) -> int:
         return show(
             args, workspace, lambda: out.print(f"{workspace['name']} now expires at {workspace['expires_at']}.")
         )
-    confirm = (args.confirm or client.workspace(workspace_id)["name"]) if args.yes else args.confirm
-    if not confirm:
-        raise UsageError("Destroying deletes everything the workspace made: confirm with --confirm NAME (or --yes).")
+    confirm = confirmed(args, lambda: client.workspace(workspace_id)["name"],
+                        "Destroying deletes everything the workspace made")  # fmt: skip
     run = client.destroy_workspace(workspace_id, confirm=confirm)
     if args.wait:
         return run_exit(follow(args, client.follow_run_log(run["id"]), what=f"Run #{run['id']}"), args)
@@ -327,9 +334,7 @@ def cmd_clusters(args: argparse.Namespace, client: Paved) -> int:
         cluster = client.cluster(cluster_id)
         return show(args, cluster, lambda: details(cluster, title=cluster["name"]))
     if args.action == "terminate":
-        confirm = (args.confirm or client.cluster(cluster_id)["name"]) if args.yes else args.confirm
-        if not confirm:
-            raise UsageError("Terminating deletes the cluster's disks: confirm with --confirm NAME (or --yes).")
+        confirm = confirmed(args, lambda: client.cluster(cluster_id)["name"], "Terminating deletes the cluster's disks")
         cluster = client.terminate_cluster(cluster_id, confirm=confirm)
     else:
         cluster = client.stop_cluster(cluster_id) if args.action == "stop" else client.start_cluster(cluster_id)

@@ -270,8 +270,32 @@ class RollbackMttr(_Hours):
                 for team_id, endpoint, restored, seconds in rows if seconds is not None]  # fmt: skip
 
 
+class _SloTraffic(Kpi):
+    """Base of the KPIs of the endpoints with an SLO, from their traffic rows: `value` folds an endpoint's (or a
+    scope's) counts; the breakdown is per endpoint."""
+
+    area = Area.DELIVERY
+    unit = Unit.PERCENT
+    source = "endpoint traffic rollups and SLOs (apps/deployments traffic beat)"
+    dimensions = ("team", "endpoint")
+
+    @staticmethod
+    @abstractmethod
+    def value(rows: list[EndpointCounts]) -> float:
+        """The KPI over the rows' summed counts."""
+
+    def measure(self, *, period: Period, scope: Scope) -> Measurement:
+        return self._measure(slo_traffic(period=period, team_ids=_team_list(scope)))
+
+    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
+        return _per_team_measurements(self._measure, slo_traffic(period=period, team_ids=list(team_ids)), team_ids)
+
+    def _measure(self, rows: list[EndpointCounts]) -> Measurement:
+        return _traffic_measurement(rows, self.value)
+
+
 @register
-class SloAttainment(Kpi):
+class SloAttainment(_SloTraffic):
     """Per endpoint with an SLO: good requests / requests answered in the period, in percent, where a request is
     good when it was not answered 5xx and not slower than the endpoint's latency objective (its objective when
     the traffic beat counted it); a scope's value is weighted by requests (all its endpoints' good requests / all
@@ -280,20 +304,7 @@ class SloAttainment(Kpi):
 
     key = "slo_attainment"
     name = "SLO attainment"
-    area = Area.DELIVERY
-    unit = Unit.PERCENT
-    source = "endpoint traffic rollups and SLOs (apps/deployments traffic beat)"
     target = Target(green=99.5, amber=99.0, note="seed: SLO attainment 99.5-99.9%")
-    dimensions = ("team", "endpoint")
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        return self._measure(slo_traffic(period=period, team_ids=_team_list(scope)))
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        return _per_team_measurements(self._measure, slo_traffic(period=period, team_ids=list(team_ids)), team_ids)
-
-    def _measure(self, rows: list[EndpointCounts]) -> Measurement:
-        return _traffic_measurement(rows, self.value)
 
     @staticmethod
     def value(rows: list[EndpointCounts]) -> float:
@@ -302,7 +313,7 @@ class SloAttainment(Kpi):
 
 
 @register
-class ErrorBudgetLeft(Kpi):
+class ErrorBudgetLeft(_SloTraffic):
     """Per endpoint with an SLO: 100 x (1 - bad requests / the bad requests its SLO allows), in percent, where the
     allowance is requests x (1 - availability objective / 100) and bad is 5xx or slower than the latency
     objective. 100 is untouched, 0 spent exactly; negative means overspent (-100: twice the allowance), floored
@@ -311,19 +322,6 @@ class ErrorBudgetLeft(Kpi):
 
     key = "error_budget_left"
     name = "Error budget left"
-    area = Area.DELIVERY
-    unit = Unit.PERCENT
-    source = "endpoint traffic rollups and SLOs (apps/deployments traffic beat)"
-    dimensions = ("team", "endpoint")
-
-    def measure(self, *, period: Period, scope: Scope) -> Measurement:
-        return self._measure(slo_traffic(period=period, team_ids=_team_list(scope)))
-
-    def by_team(self, *, period: Period, team_ids: Iterable[int]) -> dict[int, Measurement]:
-        return _per_team_measurements(self._measure, slo_traffic(period=period, team_ids=list(team_ids)), team_ids)
-
-    def _measure(self, rows: list[EndpointCounts]) -> Measurement:
-        return _traffic_measurement(rows, self.value)
 
     @staticmethod
     def value(rows: list[EndpointCounts]) -> float:
