@@ -58,7 +58,7 @@ class BudgetForm(forms.Form):
     notify_emails = forms.CharField(
         label="Notify", widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Empty: the managers."
     )
-    webhook_url = forms.URLField(label="Webhook URL", required=False)
+    webhook_url = forms.URLField(label="Webhook URL", required=False, assume_scheme="https")
     webhook_secret = forms.CharField(label="Webhook secret", max_length=128, required=False)
 
     def __init__(self, *args: Any, teams: QuerySet[Team], **kwargs: Any) -> None:
