@@ -428,9 +428,9 @@ def cmd_kpis(args: argparse.Namespace, client: Paved) -> int:
     if args.action == "show":
         if not args.key:
             raise UsageError("Say which KPI: paved kpis show KEY.")
-        kpi = client.kpi(args.key, days=args.days, team=args.team)
+        kpi = client.kpi(args.key, days=args.days, start=args.start, end=args.end, team=args.team)
         return show(args, kpi, lambda: details(kpi, title=kpi["name"]))
-    found = client.kpis(area=args.area, days=args.days, team=args.team)
+    found = client.kpis(area=args.area, days=args.days, start=args.start, end=args.end, team=args.team)
     return show(args, found, lambda: table(found, KPI_COLUMNS, title="KPIs"))
 
 
@@ -568,7 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     kpis = command("kpis", "platform KPIs: list, show KEY", cmd_kpis, ["list", "show"])
     kpis.add_argument("key", nargs="?")
     kpis.add_argument("--area", choices=["adoption", "delivery", "spend", "satisfaction", "governance"])
-    kpis.add_argument("--days", type=int)
+    kpis.add_argument("--days", type=int, help="a standard window: 7, 30, 90 or 365 days")
+    kpis.add_argument("--start", help="YYYY-MM-DD, the first day of a custom range (with --end)")
+    kpis.add_argument("--end", help="YYYY-MM-DD, the range's last day, included (as on the dashboards)")
     kpis.add_argument("--team")
     return parser
 

@@ -507,12 +507,32 @@ class Paved:
     def endpoints(self, *, limit: int | None = 50) -> list[JSON]:
         return self._list("endpoints/", limit=limit)
 
-    def kpis(self, *, area: str | None = None, days: int | None = None, team: str | None = None) -> list[JSON]:
-        """Every KPI for your teams (or one team) over the last `days`."""
-        return list(self._request("GET", "kpis/", params={"area": area, "days": days, "team": team}))
+    def kpis(
+        self,
+        *,
+        area: str | None = None,
+        days: int | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        team: str | None = None,
+    ) -> list[JSON]:
+        """Every KPI for your teams (or one team) over the last `days`, or from `start` to `end` (YYYY-MM-DD, both
+        days included, as on the dashboards' date-range filter)."""
+        params = {"area": area, "days": days, "start": start, "end": end, "team": team}
+        return list(self._request("GET", "kpis/", params=params))
 
-    def kpi(self, key: str, *, days: int | None = None, team: str | None = None) -> JSON:
-        return dict(self._request("GET", f"kpis/{key}/", params={"days": days, "team": team}))
+    def kpi(
+        self,
+        key: str,
+        *,
+        days: int | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        team: str | None = None,
+    ) -> JSON:
+        """One KPI by key, over the same window or range as `kpis`."""
+        params = {"days": days, "start": start, "end": end, "team": team}
+        return dict(self._request("GET", f"kpis/{key}/", params=params))
 
 
 def _range(group_by: str, start: str | None, end: str | None, team: str | None) -> JSON:

@@ -3,7 +3,7 @@ as subprocesses against the live portal, each checked against what the server ho
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,12 +12,14 @@ import pytest
 
 from apps.costs.models import CostSource
 from apps.costs.services.rollups import rebuild_days
+from apps.training.models import JobState
 from tests.cli.running import as_user, ok_json, paved, refused
 from tests.factories import (
     CostLineItemFactory,
     ModelVersionFactory,
     RegisteredModelFactory,
     TemplateVersionFactory,
+    TrainingJobFactory,
     WorkspaceFactory,
     deployment_for,
 )
@@ -106,3 +108,24 @@ def test_kpis_are_listed_by_area_and_one_is_shown(live_server: Any, alice: Any, 
     assert one["no_data"]
     assert "No KPI 'no_such_kpi'" in unknown
     assert "days" in bad_window
+
+
+def test_kpis_take_a_custom_date_range_with_both_days_included(
+    live_server: Any, alice: Any, vision: Any, token: str, tmp_path: Path
+) -> None:
+    for finished, state in ((datetime(2026, 3, 1, 0, 30, tzinfo=UTC), JobState.SUCCEEDED),
+                            (datetime(2026, 3, 31, 23, 30, tzinfo=UTC), JobState.FAILED),
+                            (datetime(2026, 4, 1, 0, 30, tzinfo=UTC), JobState.FAILED)):  # fmt: skip
+        TrainingJobFactory(team=vision, owner=alice, state=state, submitted_at=finished - timedelta(hours=2),
+                           started_at=finished - timedelta(hours=1), finished_at=finished)  # fmt: skip
+    env = as_user(live_server, token, tmp_path)
+
+    march = ok_json(paved("kpis", "show", "training_success_rate", "--start", "2026-03-01", "--end", "2026-03-31",
+                          "--json", env=env))  # fmt: skip
+    first_day = ok_json(paved("kpis", "--area", "delivery", "--start", "2026-03-01", "--end", "2026-03-01",
+                              "--json", env=env))  # fmt: skip
+    half = refused(paved("kpis", "--start", "2026-03-01", env=env))
+
+    assert (march["value"], march["sample"]) == (50.0, 2)  # the job of April 1st is outside
+    assert {row["key"]: row["value"] for row in first_day}["training_success_rate"] == 100.0
+    assert "Give both start and end" in half
