@@ -18,10 +18,11 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.clusters.models import Cluster, ClusterState, Node
+from apps.deployments.models import Deployment
 from apps.runs.models import Approval, ApprovalStatus, Run, RunState, Workspace, WorkspaceStatus
 from apps.training.models import JobState, TrainingJob
 from tests.cli.running import as_user, ok_json, paved, refused
-from tests.factories import ClusterFactory, RunFactory, WorkspaceFactory
+from tests.factories import ClusterFactory, RunFactory, WorkspaceFactory, deployment_for
 from tests.runs.fixtures import approval_version, sandbox_version
 from tests.waiting import wait_for
 
@@ -139,6 +140,36 @@ def test_a_manager_lists_and_approves_a_run_from_the_cli_and_the_worker_applies_
     event = AuditEvent.objects.get(verb="approval.approved", target_id=str(run_id))
     assert (event.actor, event.data["comment"]) == (mark, "within budget")
     assert ok_json(paved("approvals", "list", "--json", env=as_mark)) == []
+
+
+def test_a_rollout_waiting_for_approval_is_listed_refused_to_a_member_and_rejected_by_the_manager(
+    live_server: Any, alice: Any, mark: Any, vision: Any, token_for: Callable[[Any], str], tmp_path: Path
+) -> None:
+    """`approvals approve|reject ID --kind deployment`: only a team manager decides, and rejecting aborts it."""
+    rollout = deployment_for(vision, alice)
+    Deployment.objects.filter(pk=rollout.pk).update(state="awaiting_approval")
+    as_alice = as_user(live_server, token_for(alice), tmp_path)
+    as_mark = as_user(live_server, token_for(mark), tmp_path)
+
+    waiting = ok_json(paved("approvals", "list", "--json", env=as_mark))
+    member = refused(paved("approvals", "approve", str(rollout.pk), "--kind", "deployment", env=as_alice))
+    rejected = ok_json(paved("approvals", "reject", str(rollout.pk), "--kind", "deployment", "--json", env=as_mark))
+    again = refused(paved("approvals", "approve", str(rollout.pk), "--kind", "deployment", env=as_mark))
+
+    assert [(item["approval_for"], item["id"]) for item in waiting] == [("deployment", rollout.pk)]
+    assert member.splitlines()[:2] == [
+        "Error: Permission denied (403)",
+        "Only a manager of the team approves its rollouts.",
+    ]
+    assert rejected["state"] == "aborted"
+    assert Deployment.objects.get(pk=rollout.pk).state == "aborted"
+    assert again.splitlines()[:2] == [
+        "Error: Conflict (409)",
+        f"Deployment #{rollout.pk} is aborted; it cannot become provisioning.",
+    ]
+    assert AuditEvent.objects.filter(
+        actor=mark, target_id=str(rollout.pk), target_type="deployments.deployment"
+    ).exists()
 
 
 def test_a_manager_rejects_a_run_from_the_cli(
