@@ -37,6 +37,7 @@ from apps.core.errors import ApplicationError, add_to_form
 from apps.core.htmx import htmx_partial
 from apps.costs.selectors import template_typical_cost
 from apps.costs.services.guardrails import BudgetCheck
+from apps.runs.selectors import workspace_name_problem
 
 
 def _template_or_404(request: HttpRequest, slug: str) -> Template:
@@ -150,6 +151,11 @@ def _validate_launch(meta: LaunchForm, params: ParametersForm, version: Template
         for field, problems in services.launch_input_errors(version=version, name=name, ttl_hours=ttl).items():
             for problem in problems:
                 meta.add_error(field, problem)
+        team = meta.cleaned_data.get("team")
+        if "name" not in meta.errors and team is not None and version.template.kind == TemplateKind.TERRAFORM:
+            taken = workspace_name_problem(team_slug=team.slug, name=name)  # before submit too, as the user types
+            if taken:
+                meta.add_error("name", taken)
         meta_ok = not meta.errors
     return meta_ok and params_ok
 

@@ -43,6 +43,14 @@ def listed_workspaces_for(user: AnyUser, *, status: str | None = None) -> QueryS
     return workspaces if status in GONE_STATUSES else workspaces.exclude(status__in=GONE_STATUSES)
 
 
+def workspace_name_problem(*, team_slug: str, name: str) -> str:
+    """Why `name` cannot name a new workspace of the team ("" when it is free): names are unique among the team's
+    workspaces that still exist (a forgotten or deleted one frees its name). The launch form asks as the user
+    types; `create_workspace` asks again on submit, and the unique constraint settles a race between the two."""
+    taken = Workspace.objects.filter(team__slug=team_slug, name=name).exclude(status__in=GONE_STATUSES).exists()
+    return f"Team '{team_slug}' already has a workspace named '{name}'. Pick another name." if taken else ""
+
+
 def runs_for(user: AnyUser) -> QuerySet[Run]:
     runs = Run.objects.select_related("workspace", "team", "template_version__template", "created_by")
     return restrict(runs, user)

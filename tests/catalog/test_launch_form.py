@@ -120,6 +120,28 @@ def test_name_and_ttl_are_validated_inline(
     assert message not in good.content.decode()
 
 
+def test_a_name_the_team_already_uses_is_refused_as_the_user_types_and_a_gone_one_is_free_again(
+    client: Client, alice: Any, vision: Team, version: Any
+) -> None:
+    WorkspaceFactory(team=vision, name="form-sweep")
+    WorkspaceFactory(team=vision, name="old-sweep", status="deleted")
+    client.force_login(alice)
+    url = reverse("catalog:launch-validate", args=[SLUG])
+
+    def inline(name: str) -> str:
+        data = form_data(name=name, _field="name", _form="meta")
+        return client.post(url, data, HTTP_HX_REQUEST="true").content.decode()
+
+    taken = "Team &#x27;vision&#x27; already has a workspace named &#x27;form-sweep&#x27;. Pick another name."
+    assert taken in inline("form-sweep")
+    assert "already has a workspace" not in inline("old-sweep")  # a deleted workspace frees its name
+    assert "already has a workspace" not in inline("new-sweep")
+    submitted = launch(client)
+    assert submitted.status_code == 422
+    assert submitted.content.decode().count(taken) == 1  # said once, not by the form and again by the service
+    assert Workspace.objects.filter(name="form-sweep").count() == 1
+
+
 def test_the_launch_page_wires_name_and_ttl_to_inline_validation(client: Client, alice: Any, version: Any) -> None:
     client.force_login(alice)
     body = client.get(reverse("catalog:launch", args=[SLUG])).content.decode()

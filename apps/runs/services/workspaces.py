@@ -15,7 +15,8 @@ from django.http import HttpRequest
 from apps.accounts.models import Team
 from apps.audit.services import record
 from apps.runs.errors import WorkspaceNameTaken
-from apps.runs.models import GONE_STATUSES, Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.models import Run, RunKind, RunState, Workspace, WorkspaceStatus
+from apps.runs.selectors import workspace_name_problem
 from apps.runs.services.execution import dispatch_run
 
 
@@ -39,8 +40,9 @@ def create_workspace(
     parameters are already validated; `template_version` is pinned, `module_path` is the folder it was created
     with. `approval_reason` (e.g. a budget guardrail's) makes the first run wait for a manager's approval after
     its plan, whatever the template's policy says."""
-    if Workspace.objects.filter(team=team, name=name).exclude(status__in=GONE_STATUSES).exists():
-        raise WorkspaceNameTaken(f"Team '{team.slug}' already has a workspace named '{name}'. Pick another name.")
+    taken = workspace_name_problem(team_slug=team.slug, name=name)
+    if taken:
+        raise WorkspaceNameTaken(taken)
     try:
         with transaction.atomic():
             workspace = Workspace.objects.create(
