@@ -223,7 +223,8 @@ RULES: dict[str, Rule] = {
     # catalog and oversight
     "template.curate": _curator,
     "catalog.curate_any": _curates_something,
-    "audit.oversee": _oversees_something,
+    "audit.oversee": _oversees_something,  # manages or administers a team: approvals, oversight blocks
+    "audit.read": _manager_or_platform_admin,  # the audit page and API; a platform admin in no team too
     "dashboards.manager_home": _manager_or_platform_admin,  # the home page opens on the teams' KPIs
     "audit.export": _overseer_or_platform_admin,  # a team's audit evidence bundle (obj: team); members cannot
     # costs

@@ -54,8 +54,9 @@ def default_team_for(user: AnyUser, preferred_team_id: int | None = None) -> Tea
 
 
 def is_team_overseer(user: AnyUser) -> bool:
-    """Managers and admins of at least one team may open oversight pages such as the audit log."""
-    return can(user, "audit.oversee")
+    """Managers and admins of at least one team, and platform admins, may open oversight pages such as the audit
+    log (a platform admin reads the events of no team and of the teams they oversee: audit_events_for)."""
+    return can(user, "audit.read")
 
 
 def tokens_for(user: AnyUser) -> QuerySet[ApiToken]:

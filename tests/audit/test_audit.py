@@ -167,6 +167,23 @@ def test_platform_admin_also_sees_events_without_a_team(api: Any, vision: Team) 
     assert "auth.login_failed" not in manager_verbs
 
 
+def test_a_platform_admin_in_no_team_reads_the_platform_events_on_the_page_and_the_api(
+    client: Client, api: Any, vision: Team
+) -> None:
+    admin = UserFactory(is_superuser=True, is_staff=True)  # e.g. signed in through SSO with only the admin group
+    record(actor=None, team=None, verb="auth.login_failed", data={"username": "x"})
+    record(actor=None, team=vision, verb="team.renamed", data={})
+    client.force_login(admin)
+    api.force_authenticate(admin)
+
+    page = client.get(reverse("audit:list"))
+    verbs = [event["verb"] for event in api.get("/api/v1/audit-events/").json()["results"]]
+
+    assert page.status_code == 200
+    assert "auth.login_failed" in page.content.decode()
+    assert verbs == ["auth.login_failed"]  # a team's events are its overseers' (and the evidence export's)
+
+
 def test_events_of_no_team_are_listed_with_a_null_team_as_the_schema_says(api: Any, vision: Team) -> None:
     admin = member(vision, Role.ADMIN, is_superuser=True, is_staff=True)
     record(actor=None, team=None, verb="auth.login_failed", data={"username": "x"})
