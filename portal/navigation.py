@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
 from apps.accounts.selectors import is_team_overseer
+from apps.deployments.context_processors import rollouts_waiting_count
 from apps.runs.context_processors import approvals_waiting_count
 
 
@@ -24,9 +25,14 @@ def _staff(request: HttpRequest) -> bool:
     return bool(getattr(request.user, "is_staff", False))
 
 
-# The section whose item carries a count badge, and what it counts (memoized per request).
-BADGES: dict[str, tuple[Callable[[HttpRequest], int], str]] = {
-    "runs:run-list": (approvals_waiting_count, "approvals waiting for you"),
+# The sections whose item carries a count badge, and what it counts (memoized per request): one and several.
+BADGES: dict[str, tuple[Callable[[HttpRequest], int], str, str]] = {
+    "runs:run-list": (approvals_waiting_count, "approval waiting for you", "approvals waiting for you"),
+    "deployments:list": (
+        rollouts_waiting_count,
+        "rollout waiting for your approval",
+        "rollouts waiting for your approval",
+    ),
 }
 
 # (label, url name, who may open it, why not)
@@ -63,8 +69,9 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
             url = None
         count, what = (0, "")
         if url is not None and url_name in BADGES:
-            counter, what = BADGES[url_name]
+            counter, one, several = BADGES[url_name]
             count = counter(request)
+            what = one if count == 1 else several
         items.append(
             {
                 "label": label,

@@ -21,6 +21,8 @@ from apps.clusters.selectors import own_clusters
 from apps.core.exceptions import problem_response
 from apps.costs.selectors import own_spend_this_month
 from apps.dashboards.selectors import kpi_rows, scope_for
+from apps.deployments.context_processors import rollouts_waiting_count
+from apps.deployments.selectors import rollouts_awaiting_approval_for
 from apps.ops.selectors import platform_health
 from apps.runs.context_processors import approvals_waiting_count
 from apps.runs.selectors import approvals_waiting_for, expiring_soon, own_runs_in_flight, own_workspaces, waiting_on
@@ -34,8 +36,8 @@ def _is_api(request: HttpRequest) -> bool:
 def home(request: HttpRequest) -> HttpResponse:
     """ "What is mine and what waits for me", one block per role the user holds (several roles: each block):
     a team member's own workspaces, clusters, runs, spend, expiries and what waits on them; a manager's approvals
-    and the KPIs of their current team (platform admins: the whole platform); a platform admin's platform health.
-    Each block is one selector; the page's query count is bounded (tests/test_home.py)."""
+    (runs and rollouts) and the KPIs of their current team (platform admins: the whole platform); a platform
+    admin's platform health. Each block is one selector; the page's query count is bounded (tests/test_home.py)."""
     user = authenticated(request.user)
     now = timezone.now()
     memberships = list(memberships_for(user))
@@ -56,6 +58,8 @@ def home(request: HttpRequest) -> HttpResponse:
     if can(user, "audit.oversee"):
         context["approvals"] = list(approvals_waiting_for(user)[:10])
         context["approvals_count"] = approvals_waiting_count(request)
+        context["rollouts"] = list(rollouts_awaiting_approval_for(user)[:10])
+        context["rollouts_count"] = rollouts_waiting_count(request)
     if can(user, "dashboards.manager_home"):
         current = pick_current_membership(memberships, request.session.get(CURRENT_TEAM_SESSION_KEY))
         team = None if is_platform_admin(user) or current is None else current.team

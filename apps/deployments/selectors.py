@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet, Sum
 
-from apps.accounts.permissions import AnyUser, restrict
+from apps.accounts.permissions import OVERSEE, AnyUser, restrict
 from apps.deployments.models import (
     ACTIVE_DEPLOYMENT_STATES,
     Deployment,
@@ -36,6 +36,13 @@ def deployments_for(user: AnyUser) -> QuerySet[Deployment]:
         user,
         "view",
     ).order_by("-created_at")
+
+
+def rollouts_awaiting_approval_for(user: AnyUser) -> QuerySet[Deployment]:
+    """Rollouts waiting for a go the user may give: their managed teams', less the ones they requested (another
+    manager approves those, services.rollouts.approve), oldest first."""
+    waiting = restrict(deployments_for(user), user, OVERSEE).filter(state=DeploymentState.AWAITING_APPROVAL)
+    return waiting.exclude(requested_by_id=user.pk).order_by("created_at", "pk")
 
 
 def deployment_detail(user: AnyUser) -> QuerySet[Deployment]:

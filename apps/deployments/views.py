@@ -90,8 +90,14 @@ def deployment_list_view(request: HttpRequest) -> HttpResponse:
     deployments = selectors.deployments_for(request.user)
     if filterset.is_bound:  # the rollouts of the endpoints the filters keep
         deployments = deployments.filter(endpoint__in=filterset.qs)
+    # `?state=awaiting_approval` (the home page's link): the rollouts in one state, whatever their endpoint.
+    state = request.GET.get("state", "")
+    rollout_state = DeploymentState(state) if state in DeploymentState.values else None
+    if rollout_state is not None:
+        deployments = selectors.deployments_for(request.user).filter(state=rollout_state)
     context = {
         "filterset": filterset,
+        "rollout_state": rollout_state,
         "page": list_page(request, filterset.qs),
         "deployments": deployments[:RECENT],
         "form": form,

@@ -10,9 +10,8 @@ from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from apps.accounts.permissions import can
+from apps.core.memo import once_per_request
 from apps.runs.selectors import approvals_waiting_for, freeze_notice_for
-
-_MEMO = "_paved_approvals_waiting"
 
 
 def change_freeze(request: HttpRequest) -> dict[str, Any]:
@@ -21,10 +20,9 @@ def change_freeze(request: HttpRequest) -> dict[str, Any]:
 
 
 def approvals_waiting_count(request: HttpRequest) -> int:
-    """One COUNT a request, kept on the request (like the membership memo): the badge and the home page that
-    shows it again read the same number. Users who manage no team ask nothing."""
-    if not hasattr(request, _MEMO):
-        user = request.user
-        count = approvals_waiting_for(user).count() if can(user, "audit.oversee") else 0
-        setattr(request, _MEMO, count)
-    return int(getattr(request, _MEMO))
+    """One COUNT a request: the badge and the home page that shows it again read the same number. Users who
+    manage no team ask nothing."""
+    user = request.user
+    return once_per_request(
+        request, "approvals_waiting", lambda: approvals_waiting_for(user).count() if can(user, "audit.oversee") else 0
+    )

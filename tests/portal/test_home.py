@@ -17,6 +17,7 @@ from apps.accounts.models import Role, Team
 from apps.clusters.models import ClusterState
 from apps.costs.models import CostSource
 from apps.costs.services.rollups import rebuild_days
+from apps.deployments.models import Deployment, DeploymentState
 from apps.ops.services import record_worker_heartbeat
 from apps.runs.models import Approval, RunKind, RunState, WorkspaceStatus
 from apps.runs.services import set_change_freeze
@@ -30,6 +31,7 @@ from tests.factories import (
     TrainingJobFactory,
     UserFactory,
     WorkspaceFactory,
+    deployment_for,
     member,
 )
 
@@ -158,6 +160,40 @@ def test_a_manager_sees_the_approvals_waiting_for_them_and_the_badge_counts_them
     approvals = client.get(reverse("runs:run-list")).content.decode().split('data-testid="pending-approvals"')[1]
     approvals = approvals.split("</section>")[0]
     assert [f">#{run.pk}</a>" in approvals for run in (*for_mark, marks_own, elsewhere)] == [True, True, False, False]
+
+
+def _rollout_waiting(team: Team, requester: Any) -> Any:
+    rollout = deployment_for(team, requester)
+    Deployment.objects.filter(pk=rollout.pk).update(state=DeploymentState.AWAITING_APPROVAL)
+    return rollout
+
+
+def test_a_manager_sees_the_rollouts_waiting_for_their_go_next_to_the_runs_with_a_badge_on_deployments(
+    client: Client, mark: Any, alice: Any, vision: Team
+) -> None:
+    run = _awaiting(WorkspaceFactory(team=vision, created_by=alice), alice)
+    waiting = _rollout_waiting(vision, alice)
+    marks_own = _rollout_waiting(vision, mark)  # another manager approves it
+    outsider_team = TeamFactory(slug="audio")
+    elsewhere = _rollout_waiting(outsider_team, member(outsider_team, username="olga"))
+    done = deployment_for(vision, alice)  # succeeded: nothing to decide
+
+    page = _home(client, mark)
+
+    assert f'data-testid="approval-{run.pk}"' in page
+    assert f'data-testid="rollout-{waiting.pk}"' in page
+    assert f'href="/deployments/{waiting.pk}/"' in page
+    for other in (marks_own, elsewhere, done):
+        assert f'data-testid="rollout-{other.pk}"' not in page
+    assert '<span class="badge badge-manager" data-testid="approvals-count">2</span>' in page  # 1 run + 1 rollout
+    assert 'title="1 rollout waiting for your approval"' in page
+    assert 'title="1 approval waiting for you"' in page
+    assert 'data-testid="approvals-empty"' not in page
+    listed = client.get(reverse("deployments:list"), {"state": "awaiting_approval"}).content.decode()  # the link
+    assert f'href="/deployments/{waiting.pk}/">#{waiting.pk}</a>' in listed
+    assert f'href="/deployments/{done.pk}/">#{done.pk}</a>' not in listed
+    client.force_login(alice)  # a member decides nothing
+    assert 'data-testid="home-rollouts"' not in client.get(reverse("home")).content.decode()
 
 
 def test_a_manager_without_work_of_their_own_sees_no_member_blocks(client: Client, mark: Any, vision: Team) -> None:
