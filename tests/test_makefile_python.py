@@ -43,9 +43,10 @@ def project(tmp_path: Path) -> Path:
 
 def _make(project: Path, *targets: str, dry_run: bool = True) -> subprocess.CompletedProcess[str]:
     # Only the stand-ins on PATH (the machine's own python3.X stay out): the recipes run here use builtins.
+    # Nor what an outer `make test PYTHON=...` hands its children: its command-line variables ride in MAKEFLAGS.
     env = {**os.environ, "PATH": str(project / "bin")}
-    env.pop("PYTHON", None)
-    env.pop("SERVING_PYTHON", None)
+    for name in ("PYTHON", "SERVING_PYTHON", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(name, None)
     command = [MAKE, "-f", str(MAKEFILE), "-C", str(project), *(["-n"] if dry_run else []), *targets]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 

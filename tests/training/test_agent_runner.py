@@ -9,6 +9,9 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +125,67 @@ def test_a_command_that_cannot_start_fails_the_job_with_the_reason_in_its_log(
 
     assert JobRunner(client, claimed, threading.Event()).run() == 127
 
+    job.refresh_from_db()
+    assert (job.state, job.exit_code) == (JobState.FAILED, 127)
+    [line] = iter_job_log(job)
+    assert line.startswith("paved agent: cannot start /nonexistent/train:")
+
+
+class FlakyFront:
+    """A real HTTP front for the live portal that answers 502 to the first `failures` log posts and forwards
+    everything else: the portal being away for a moment, as a load balancer shows it."""
+
+    def __init__(self, upstream: str, failures: int) -> None:
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.endswith("/logs") and front.failures > 0:
+                    front.failures -= 1
+                    self.send_response(502)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
+                request = urllib.request.Request(upstream + self.path, data=body, headers=headers, method="POST")
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as answer:
+                        status, payload = answer.status, answer.read()
+                except urllib.error.HTTPError as error:
+                    status, payload = error.code, error.read()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.failures = failures
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_cannot_start_keeps_its_reason_until_the_portal_takes_it_then_reports_the_exit(
+    live_server: Any, node: tuple[Node, str]
+) -> None:
+    job = scheduled_job(node[0], "")
+    TrainingJob.objects.filter(pk=job.pk).update(command=["/nonexistent/train"])
+    front = FlakyFront(live_server.url, failures=2)
+    client = JobClient(front.url, node[1])
+    claimed = client.claim()
+    assert claimed is not None
+
+    try:
+        assert JobRunner(client, claimed, threading.Event(), post_interval=0.1).run() == 127
+    finally:
+        front.server.shutdown()
+
+    assert front.failures == 0  # both refused posts happened, and the line still arrived
     job.refresh_from_db()
     assert (job.state, job.exit_code) == (JobState.FAILED, 127)
     [line] = iter_job_log(job)

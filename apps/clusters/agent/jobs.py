@@ -388,8 +388,7 @@ class JobRunner:
             self.container = None
             with self.lock:
                 self.pending.append(f"paved agent: cannot start {what}: {exc}")
-            self._post_lines()
-            return self._finish(127)
+            return self._report(127)
         assert process.stdout is not None  # noqa: S101 - stdout=PIPE
         reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
         reader.start()
@@ -407,8 +406,12 @@ class JobRunner:
                 logger.info("job #%s: stopping it (%s)", job.id, self.stop_reason.replace("_", " "))
                 self._terminate(process)
         reader.join(timeout=self.grace)
-        code = process.returncode
-        while True:  # every line before the exit code: the log is complete once the job has ended
+        return self._report(process.returncode)
+
+    def _report(self, code: int) -> int:
+        """Every line before the exit code, however often the portal is away: the log is complete once the job
+        has ended (a job that could not start too: its one line says why)."""
+        while True:
             self._post_lines()
             with self.lock:
                 left = bool(self.pending)
