@@ -18,7 +18,7 @@ class KpiSnapshot(models.Model):
     period_end = models.DateTimeField()
     value = models.FloatField(null=True, blank=True)
     previous_value = models.FloatField(null=True, blank=True, help_text="The same KPI over the window before.")
-    sample = models.PositiveIntegerField(default=0)
+    sample = models.PositiveBigIntegerField(default=0)  # a year of inferences passes 2**31
     no_data = models.CharField(max_length=300, blank=True)
     series = models.JSONField(
         default=list, blank=True, help_text="Sparkline: the window's value on 7 earlier days and today."

@@ -304,3 +304,12 @@ def test_snapshots_split_a_kpi_by_its_dimension_and_metrics_export_it(vision: Te
     body = client.get("/metrics").content.decode()
     assert 'paved_kpi_training_success_rate_by_template{team="vision",template="notebook"} 50.0' in body
     assert 'paved_kpi_training_success_rate_by_template{team="all",template="trainer"} 100.0' in body
+
+
+def test_a_snapshot_holds_a_sample_past_two_to_the_31(vision: Team) -> None:
+    """The KPIs that count inferences (SLO attainment, cost per 1k) had a sample of 2,375,181,049 in the full-scale
+    history: the sample is a big integer, so the refresh's one bulk insert does not fail the whole pass."""
+    now = datetime(2026, 3, 31, tzinfo=UTC)
+    KpiSnapshot.objects.create(key="cost_per_1k_inferences", team=None, window_days=365, period_start=now,
+                               period_end=now, value=0.02, sample=2_375_181_049, computed_at=now)  # fmt: skip
+    assert KpiSnapshot.objects.get(key="cost_per_1k_inferences").sample == 2_375_181_049

@@ -133,7 +133,8 @@ def test_a_command_that_cannot_start_fails_the_job_with_the_reason_in_its_log(
 
 class FlakyFront:
     """A real HTTP front for the live portal that answers 502 to the first `failures` log posts and forwards
-    everything else: the portal being away for a moment, as a load balancer shows it."""
+    everything else (502 too when the portal drops the connection): the portal being away for a moment, as a
+    load balancer shows it."""
 
     def __init__(self, upstream: str, failures: int) -> None:
         front = self
@@ -154,6 +155,8 @@ class FlakyFront:
                         status, payload = answer.status, answer.read()
                 except urllib.error.HTTPError as error:
                     status, payload = error.code, error.read()
+                except urllib.error.URLError:  # the portal dropped the connection: a front says 502 then
+                    status, payload = 502, b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -175,13 +178,12 @@ def test_a_job_that_cannot_start_keeps_its_reason_until_the_portal_takes_it_then
 ) -> None:
     job = scheduled_job(node[0], "")
     TrainingJob.objects.filter(pk=job.pk).update(command=["/nonexistent/train"])
-    front = FlakyFront(live_server.url, failures=2)
-    client = JobClient(front.url, node[1])
-    claimed = client.claim()
+    claimed = JobClient(live_server.url, node[1]).claim()
     assert claimed is not None
+    front = FlakyFront(live_server.url, failures=2)
 
-    try:
-        assert JobRunner(client, claimed, threading.Event(), post_interval=0.1).run() == 127
+    try:  # the job's log and exit code go through the front
+        assert JobRunner(JobClient(front.url, node[1]), claimed, threading.Event(), post_interval=0.1).run() == 127
     finally:
         front.server.shutdown()
 
