@@ -55,6 +55,7 @@ def run() -> list[str]:
         started = time.perf_counter()
         # seed_demo's teams are in the bench database: --force, as `generate_history --force` would be.
         _made, report = history.generate(teams=TEAMS, scale=SCALE, seed=1, end=end, force=True)
+        history.vacuum()
         lines.append(f"generate_history --teams {TEAMS} --scale {SCALE}: {time.perf_counter() - started:.1f} s")
         lines += table(["part", "rows", "seconds"], [[n, f"{c:,}", f"{s:.1f}"] for n, c, s in report.parts])
     else:

@@ -166,6 +166,12 @@ class Run(BaseModel):
             # The run list (API and page) of a user's teams filtered by state, newest first: serves both the
             # page's rows and its pagination COUNT without reading the team's heap.
             models.Index(fields=["team", "state", "created_at"], name="runs_run_team_state_created"),
+            # A user's runs in flight (the home page): a few rows among a year of ended ones.
+            models.Index(
+                fields=["created_by", "-queued_at"],
+                condition=~models.Q(state__in=sorted(TERMINAL_STATES)),
+                name="runs_run_in_flight_by_user",
+            ),
         ]
 
     def __str__(self) -> str:

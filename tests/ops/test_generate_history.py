@@ -127,3 +127,19 @@ def test_over_a_generated_year_every_kept_daily_kpi_equals_its_live_measure() ->
     split = KpiSnapshot.objects.get(key="run_success_rate", team=None, window_days=90).breakdown
     assert split
     assert all(0 <= value <= 100 for value in split.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vacuum_runs_on_the_generated_tables_after_the_commit_and_not_inside_a_transaction() -> None:
+    from django.db import connection
+
+    from apps.ops import history
+
+    with transaction.atomic():
+        assert history.vacuum() == 0  # VACUUM cannot run in a transaction block: left to autovacuum
+
+    assert history.vacuum() == len(history.GENERATED_MODELS)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'runs_run'")
+        assert cursor.fetchone() == (True,)

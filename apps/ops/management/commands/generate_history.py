@@ -54,6 +54,9 @@ class Command(BaseCommand):
             raise CommandError(f"{exc}; generate into a fresh database, or pass --force") from exc
         self.stdout.write(f"  {'generated in':<50} {'':>12}  {report.seconds:8.1f} s")
         started = time.perf_counter()
+        vacuumed = history.vacuum()
+        progress("VACUUM (tables, after the commit)", vacuumed, time.perf_counter() - started)
+        started = time.perf_counter()
         refreshed = refresh_snapshots(now=history.day_end(last_day) - timedelta(seconds=1))
         self.stdout.write(
             f"KPI snapshot refresh (the beat's work at this size): {refreshed.rows:,} rows in"
