@@ -113,15 +113,21 @@ def test_the_runner_stops_a_job_past_its_max_run_time_and_reports_it_timed_out(
     assert iter_job_log(job) == ["step 1"]
 
 
+def claimed_unstartable_job(live_server: Any, node: tuple[Node, str]) -> tuple[TrainingJob, ClaimedJob]:
+    """A job whose command does not exist, claimed by the node straight from the portal."""
+    job = scheduled_job(node[0], "")
+    TrainingJob.objects.filter(pk=job.pk).update(command=["/nonexistent/train"])
+    claimed = JobClient(live_server.url, node[1]).claim()
+    assert claimed is not None
+    return job, claimed
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_command_that_cannot_start_fails_the_job_with_the_reason_in_its_log(
     live_server: Any, node: tuple[Node, str]
 ) -> None:
-    job = scheduled_job(node[0], "")
-    TrainingJob.objects.filter(pk=job.pk).update(command=["/nonexistent/train"])
+    job, claimed = claimed_unstartable_job(live_server, node)
     client = JobClient(live_server.url, node[1])
-    claimed = client.claim()
-    assert claimed is not None
 
     assert JobRunner(client, claimed, threading.Event()).run() == 127
 
@@ -176,10 +182,7 @@ class FlakyFront:
 def test_a_job_that_cannot_start_keeps_its_reason_until_the_portal_takes_it_then_reports_the_exit(
     live_server: Any, node: tuple[Node, str]
 ) -> None:
-    job = scheduled_job(node[0], "")
-    TrainingJob.objects.filter(pk=job.pk).update(command=["/nonexistent/train"])
-    claimed = JobClient(live_server.url, node[1]).claim()
-    assert claimed is not None
+    job, claimed = claimed_unstartable_job(live_server, node)
     front = FlakyFront(live_server.url, failures=2)
 
     try:  # the job's log and exit code go through the front
