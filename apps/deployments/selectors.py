@@ -28,20 +28,20 @@ def endpoints_for(user: AnyUser) -> QuerySet[Endpoint]:
     ).order_by("team__slug", "name")
 
 
+def _deployments() -> QuerySet[Deployment]:
+    return Deployment.objects.select_related(
+        "team", "endpoint", "version", "version__model", "baseline_version", "requested_by", "approved_by"
+    )
+
+
 def deployments_for(user: AnyUser) -> QuerySet[Deployment]:
-    return restrict(
-        Deployment.objects.select_related(
-            "team", "endpoint", "version", "version__model", "baseline_version", "requested_by", "approved_by"
-        ),
-        user,
-        "view",
-    ).order_by("-created_at")
+    return restrict(_deployments(), user, "view").order_by("-created_at")
 
 
 def rollouts_awaiting_approval_for(user: AnyUser) -> QuerySet[Deployment]:
     """Rollouts waiting for a go the user may give: their managed teams', less the ones they requested (another
     manager approves those, services.rollouts.approve), oldest first."""
-    waiting = restrict(deployments_for(user), user, OVERSEE).filter(state=DeploymentState.AWAITING_APPROVAL)
+    waiting = restrict(_deployments(), user, OVERSEE).filter(state=DeploymentState.AWAITING_APPROVAL)
     return waiting.exclude(requested_by_id=user.pk).order_by("created_at", "pk")
 
 

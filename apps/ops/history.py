@@ -1087,10 +1087,11 @@ class History:
         """Fresh planner statistics for the tables just filled (autovacuum would get there, later)."""
         if connection.vendor != "postgresql":
             return 0
+        tables = generated_tables()
         with connection.cursor() as cursor:
-            for table in generated_tables():
+            for table in tables:
                 cursor.execute(f"ANALYZE {table}")
-        return len(generated_tables())
+        return len(tables)
 
 
 GENERATED_MODELS = (
@@ -1128,10 +1129,11 @@ def vacuum() -> int:
     Inside a caller's transaction (a test's) VACUUM cannot run, and it is left to autovacuum: returns 0."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return 0
+    tables = generated_tables()
     with connection.cursor() as cursor:
-        for table in generated_tables():
+        for table in tables:
             cursor.execute(f"VACUUM {table}")
-    return len(generated_tables())
+    return len(tables)
 
 
 class HistoryRefused(Exception):
